@@ -31,7 +31,9 @@ RUNS = [Run(total_steps=340, steps_per_epoch=34), Run(total_steps=97, steps_per_
 
 
 def _torch_step(opt: torch.optim.Optimizer, run: Run, k: dict[str, Any]) -> lr_scheduler.LRScheduler:
-    return lr_scheduler.StepLR(opt, step_size=steps_from_fraction(k["step_fraction"], run.total_steps), gamma=k["gamma"])
+    return lr_scheduler.StepLR(
+        opt, step_size=steps_from_fraction(k["step_fraction"], run.total_steps), gamma=k["gamma"]
+    )
 
 
 def _torch_multistep(opt: torch.optim.Optimizer, run: Run, k: dict[str, Any]) -> lr_scheduler.LRScheduler:
@@ -54,7 +56,9 @@ def _torch_cyclic(mode: str) -> Callable[..., lr_scheduler.LRScheduler]:
     return build
 
 
-def _torch_warmup_then(decay: Callable[..., lr_scheduler.LRScheduler]) -> Callable[..., lr_scheduler.LRScheduler]:
+def _torch_warmup_then(
+    decay: Callable[..., lr_scheduler.LRScheduler],
+) -> Callable[..., lr_scheduler.LRScheduler]:
     def build(opt: torch.optim.Optimizer, run: Run, k: dict[str, Any]) -> lr_scheduler.LRScheduler:
         warmup = round(k["warmup_fraction"] * run.total_steps)
         rest = run.total_steps - warmup
@@ -66,12 +70,18 @@ def _torch_warmup_then(decay: Callable[..., lr_scheduler.LRScheduler]) -> Callab
     return build
 
 
-TORCH_EQUIVALENT: dict[str, Callable[[torch.optim.Optimizer, Run, dict[str, Any]], lr_scheduler.LRScheduler]] = {
+TORCH_EQUIVALENT: dict[
+    str, Callable[[torch.optim.Optimizer, Run, dict[str, Any]], lr_scheduler.LRScheduler]
+] = {
     "constant": lambda opt, run, k: lr_scheduler.ConstantLR(opt, factor=1.0),
     "step": _torch_step,
     "multistep": _torch_multistep,
-    "exponential": lambda opt, run, k: lr_scheduler.ExponentialLR(opt, gamma=k["gamma"] ** (1 / run.steps_per_epoch)),
-    "polynomial": lambda opt, run, k: lr_scheduler.PolynomialLR(opt, total_iters=run.total_steps, power=k["power"]),
+    "exponential": lambda opt, run, k: lr_scheduler.ExponentialLR(
+        opt, gamma=k["gamma"] ** (1 / run.steps_per_epoch)
+    ),
+    "polynomial": lambda opt, run, k: lr_scheduler.PolynomialLR(
+        opt, total_iters=run.total_steps, power=k["power"]
+    ),
     "cosine": lambda opt, run, k: lr_scheduler.CosineAnnealingLR(
         opt, T_max=run.total_steps, eta_min=LR * k["final_fraction"]
     ),
@@ -92,7 +102,9 @@ TORCH_EQUIVALENT: dict[str, Callable[[torch.optim.Optimizer, Run, dict[str, Any]
         cycle_momentum=False,
     ),
     "warmup_cosine": _torch_warmup_then(lambda opt, rest: lr_scheduler.CosineAnnealingLR(opt, T_max=rest)),
-    "warmup_linear": _torch_warmup_then(lambda opt, rest: lr_scheduler.PolynomialLR(opt, total_iters=rest, power=1.0)),
+    "warmup_linear": _torch_warmup_then(
+        lambda opt, rest: lr_scheduler.PolynomialLR(opt, total_iters=rest, power=1.0)
+    ),
 }
 
 
@@ -125,7 +137,9 @@ def test_matches_torch_scheduler_at_every_step(name: str, run: Run) -> None:
         if "warmup_shape" in kwargs:
             kwargs["warmup_shape"] = "linear"  # PyTorch has no exponential warmup
         ours = LR * FAMILIES[name].build(run, **kwargs)(np.arange(run.total_steps))
-        np.testing.assert_allclose(ours, _torch_lrs(name, run, kwargs), rtol=1e-6, atol=0, err_msg=str(kwargs))
+        np.testing.assert_allclose(
+            ours, _torch_lrs(name, run, kwargs), rtol=1e-6, atol=0, err_msg=str(kwargs)
+        )
 
 
 @pytest.mark.parametrize(
@@ -145,7 +159,9 @@ def test_cyclic_exp_range_edges_match_torch(kwargs: dict[str, Any]) -> None:
 def test_plateau_matches_reduce_lr_on_plateau(factor: float, patience: int) -> None:
     rng = np.random.default_rng(patience)
     # A loss that improves, stalls for a while, improves a little (below threshold), and jumps.
-    losses = np.concatenate([np.linspace(2.0, 1.0, 8), np.full(6, 1.0), 1.0 - 1e-6 * np.arange(4), rng.uniform(0.5, 3, 30)])
+    losses = np.concatenate(
+        [np.linspace(2.0, 1.0, 8), np.full(6, 1.0), 1.0 - 1e-6 * np.arange(4), rng.uniform(0.5, 3, 30)]
+    )
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
     reference = lr_scheduler.ReduceLROnPlateau(optimizer, factor=factor, patience=patience)
     ours = Plateau(factor=factor, patience=patience)
@@ -190,7 +206,9 @@ def test_warmup_composes_with_any_decay(decay_name: str, shape: str) -> None:
     decay, kwargs = DECAYS[decay_name]
     run = Run(total_steps=200, steps_per_epoch=20)
     warmup = 40
-    warmed = with_warmup(decay)(run, warmup_fraction=warmup / run.total_steps, warmup_shape=shape, **kwargs)(np.arange(200))
+    warmed = with_warmup(decay)(run, warmup_fraction=warmup / run.total_steps, warmup_shape=shape, **kwargs)(
+        np.arange(200)
+    )
     ramp, rest = warmed[:warmup], warmed[warmup:]
     assert np.all(np.diff(ramp) > 0) and ramp[-1] < 1.0
     first = 1 / (warmup + 1) if shape == "linear" else EXPONENTIAL_WARMUP_START ** (warmup / (warmup + 1))
@@ -209,12 +227,18 @@ def test_warmup_composes_with_any_decay(decay_name: str, shape: str) -> None:
         ("polynomial", {"power": -1.0}, "power=-1.0"),
         ("cosine_restarts", {"cycle_fraction": 0.2, "cycle_mult": 1.5}, "cycle_mult=1.5"),
         ("cyclic_triangular", {"max_ratio": 0.5, "cycle_fraction": 0.2}, "max_ratio=0.5"),
-        ("one_cycle", {"pct_start": 1.0, "div_factor": 25, "final_div_factor": 1e4, "anneal": "cos"}, "pct_start=1.0"),
+        (
+            "one_cycle",
+            {"pct_start": 1.0, "div_factor": 25, "final_div_factor": 1e4, "anneal": "cos"},
+            "pct_start=1.0",
+        ),
         ("warmup_cosine", {"warmup_fraction": 1.0}, "warmup_fraction=1.0"),
         ("plateau", {"factor": 1.0, "patience": 2}, "factor=1.0"),
     ],
 )
-def test_out_of_range_hyperparameters_raise_with_the_value(name: str, kwargs: dict[str, Any], message: str) -> None:
+def test_out_of_range_hyperparameters_raise_with_the_value(
+    name: str, kwargs: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValueError, match=message.replace(".", r"\.").replace("(", r"\(")):
         get_family(name).build(RUNS[0], **kwargs)
 

@@ -1,0 +1,127 @@
+"""The Optuna side of a trial: suggest a member, report its epochs, record its result.
+
+Written for ask-and-tell: the sweep asks trials, ``run_trials`` trains them through the
+Optuna-free training loop and says how each ended, and the sweep tells the study. Every
+trial stores its whole learning curve as user attributes, so the dashboard and the reports
+need nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from objectives.optimizers import get_optimizer
+from objectives.schedules import get_family
+from objectives.training import MemberConfig, MemberResult, train
+from objectives.workloads import get_workload, load_splits
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What stays fixed within one study: everything but the searched hyperparameters."""
+
+    workload: str
+    optimizer: str
+    family: str
+    epochs: int
+    batch_size: int
+    early_stopping: int | None  # patience in epochs; None trains every epoch
+    seed: int  # fixes the data split; each trial's own seed derives from it
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.workload}-{self.optimizer}-{self.family}"
+
+    @property
+    def target(self) -> float:
+        return get_workload(self.workload).target
+
+    def to_attrs(self) -> dict[str, Any]:
+        """Study user attributes: the settings, plus the target they are judged against."""
+        return {**asdict(self), "target": self.target}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> Experiment:
+        return cls(**{name: attrs[name] for name in cls.__dataclass_fields__})
+
+
+def derive_seed(*keys: int) -> int:
+    """A well-mixed 32-bit seed from integers (the sweep seed, a trial number, ...)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+def trial_seed(sweep_seed: int, trial_number: int) -> int:
+    """The seed of trial k; shared by trial k of every family: same init, same data order."""
+    return derive_seed(sweep_seed, trial_number)
+
+
+def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:
+    """Suggest the base LR (log scale, from the optimizer's range) and the family's own knobs."""
+    lr = trial.suggest_float("lr", *get_optimizer(experiment.optimizer).lr_range, log=True)
+    kwargs = get_family(experiment.family).suggest(trial)
+    return MemberConfig(
+        optimizer=experiment.optimizer, lr=lr, family=experiment.family, schedule_kwargs=kwargs, seed=seed
+    )
+
+
+def _json_safe(values: list[float]) -> list[float | None]:
+    """NaN and inf become null: they are not JSON, and the dashboard must parse the attributes."""
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def _record(trial: optuna.Trial, result: MemberResult, target: float) -> None:
+    curve = result.curve
+    reached = curve.first_reaching(target)
+    attrs = {
+        "curve": {name: _json_safe(values) for name, values in curve.as_dict().items()},
+        "epochs_to_target": None if reached is None else curve.epoch[reached],
+        "seconds_to_target": None if reached is None else curve.seconds[reached],
+        "diverged": result.stop_reason == "diverged",
+        "seed": result.config.seed,
+    }
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a trial ended, ready for ``study.tell``."""
+
+    state: TrialState
+    value: float | None
+
+
+def run_trials(trials: Sequence[optuna.Trial], experiment: Experiment) -> list[Outcome]:
+    """Train the trials' members together, reporting each epoch so the pruner can stop them."""
+    members = [
+        member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number)) for trial in trials
+    ]
+
+    def report_and_check(index: int, curve: Any) -> bool:
+        trials[index].report(curve.val_acc[-1], step=curve.epoch[-1])
+        return trials[index].should_prune()
+
+    results = train(
+        get_workload(experiment.workload),
+        load_splits(experiment.workload, experiment.seed),
+        members,
+        epochs=experiment.epochs,
+        batch_size=experiment.batch_size,
+        early_stopping=experiment.early_stopping,
+        on_epoch=report_and_check,
+    )
+    outcomes = []
+    for trial, result in zip(trials, results):
+        _record(trial, result, experiment.target)
+        pruned = result.stop_reason == "stopped"
+        outcomes.append(
+            Outcome(TrialState.PRUNED, None) if pruned else Outcome(TrialState.COMPLETE, result.final_val_acc)
+        )
+    return outcomes

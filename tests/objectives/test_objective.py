@@ -1,0 +1,93 @@
+"""The Optuna side of a trial, driven with ask / tell on an in-memory study."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from objectives.objective import Experiment, member_from_trial, run_trials, trial_seed
+from objectives.optimizers import OPTIMIZERS
+
+EXPERIMENT = Experiment(
+    workload="moons", optimizer="sgd", family="cosine", epochs=3, batch_size=32, early_stopping=None, seed=0
+)
+
+
+def _tell_one(study: optuna.Study, experiment: Experiment = EXPERIMENT) -> optuna.trial.FrozenTrial:
+    trial = study.ask()
+    [outcome] = run_trials([trial], experiment)
+    return study.tell(trial, outcome.value, state=outcome.state)
+
+
+def test_trial_reports_every_epoch_and_stores_its_curve() -> None:
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = _tell_one(study)
+    curve = trial.user_attrs["curve"]
+    assert trial.state == TrialState.COMPLETE
+    assert set(curve) == {"epoch", "train_loss", "val_loss", "val_acc", "lr", "seconds"}
+    assert curve["epoch"] == [1, 2, 3]
+    assert trial.intermediate_values == dict(zip(curve["epoch"], curve["val_acc"]))
+    assert trial.value == curve["val_acc"][-1]
+    assert trial.user_attrs["seed"] == trial_seed(0, trial.number)
+    assert trial.user_attrs["diverged"] is False
+    reached = trial.user_attrs["epochs_to_target"]
+    if reached is None:
+        assert max(curve["val_acc"]) < EXPERIMENT.target and trial.user_attrs["seconds_to_target"] is None
+    else:
+        assert (
+            curve["val_acc"][reached - 1]
+            >= EXPERIMENT.target
+            > max(curve["val_acc"][: reached - 1], default=0)
+        )
+        assert trial.user_attrs["seconds_to_target"] == curve["seconds"][reached - 1]
+    assert set(trial.params) == {"lr", "final_fraction"}
+
+
+def test_target_bookkeeping_when_the_target_is_reached() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"lr": 0.5, "final_fraction": 0.01})
+    trial = _tell_one(study, Experiment(**{**EXPERIMENT.__dict__, "epochs": 10}))
+    curve = trial.user_attrs["curve"]
+    epoch = trial.user_attrs["epochs_to_target"]
+    assert epoch is not None, curve["val_acc"]
+    assert curve["val_acc"][epoch - 1] >= EXPERIMENT.target
+    assert all(acc < EXPERIMENT.target for acc in curve["val_acc"][: epoch - 1])
+
+
+def test_pruned_trial_keeps_its_partial_curve() -> None:
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
+    trial = _tell_one(study)
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["curve"]["epoch"] == [1]
+    assert list(trial.intermediate_values) == [1]
+
+
+def test_diverged_trial_is_complete_scored_worst_and_json_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+    sgd = OPTIMIZERS["sgd"]
+    monkeypatch.setitem(OPTIMIZERS, "sgd", dataclasses.replace(sgd, lr_range=(1e10, 1e11)))  # NaN at once
+    study = optuna.create_study(direction="maximize")
+    trial = _tell_one(study, Experiment(**{**EXPERIMENT.__dict__, "workload": "digits"}))
+    assert trial.state == TrialState.COMPLETE and trial.value == 0.0
+    assert trial.user_attrs["diverged"] is True
+    assert trial.user_attrs["curve"]["val_acc"] == [None]
+    json.loads(json.dumps(trial.user_attrs, allow_nan=False))  # strict JSON, as the dashboard reads it
+
+
+def test_member_from_a_fixed_trial_matches_the_suggested_one() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    trial = study.ask()
+    suggested = member_from_trial(trial, EXPERIMENT, seed=11)
+    assert member_from_trial(optuna.trial.FixedTrial(trial.params), EXPERIMENT, seed=11) == suggested
+
+
+@pytest.mark.parametrize("attrs_change", [{}, {"early_stopping": 3}])
+def test_experiment_round_trips_through_study_attributes(attrs_change: dict) -> None:
+    experiment = Experiment(**{**EXPERIMENT.__dict__, **attrs_change})
+    attrs = json.loads(json.dumps(experiment.to_attrs()))
+    assert attrs["target"] == 0.93 and attrs["family"] == "cosine"
+    assert Experiment.from_attrs(attrs) == experiment
+    assert experiment.study_name == "moons-sgd-cosine"
