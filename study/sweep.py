@@ -1,0 +1,131 @@
+"""The sweep: one Optuna study per (workload, optimizer, family), each run to N finished trials.
+
+Resuming is the default, not a mode: every run opens the studies that exist, fails the trials
+that a dead process left RUNNING, and tops each study up to ``--trials`` finished trials.
+
+Reproducibility: the sampler is re-seeded before every ask from (seed, study, trial number), and
+each trial's training seed derives from (seed, trial number), so the same command with the same
+seed asks the same trials and gets the same numbers, in one go or resumed after a clean stop.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from objectives.objective import Experiment, derive_seed, run_trials
+from study.cli import UsageError
+from study.storage import WORKER, fail_dead_trials, finished_count
+
+PRUNERS = ("median", "hyperband", "none")
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """Pruners compare trials of the same family, so slow-starting schedules are not punished."""
+    if name == "median":
+        # Let a quarter of the run pass first: warmups and cycles start slowly by design.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
+
+
+def check_stored_settings(storage: optuna.storages.BaseStorage, experiment: Experiment) -> None:
+    """An existing study must have been made with the same settings; say which differ if not."""
+    try:
+        stored = storage.get_study_user_attrs(storage.get_study_id_from_name(experiment.study_name))
+    except KeyError:
+        return  # not made yet
+    wanted = experiment.to_attrs()
+    if stored != wanted:
+        differences = ", ".join(
+            f"{k}={stored.get(k)!r} (now {v!r})" for k, v in wanted.items() if stored.get(k) != v
+        )
+        raise UsageError(
+            f"study {experiment.study_name!r} in this storage was made with {differences}; "
+            "rerun with the stored settings or use another --out/--storage"
+        )
+
+
+def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pruner: str) -> optuna.Study:
+    """Load the experiment's study, or create it with its settings as user attributes."""
+    try:
+        return optuna.load_study(
+            study_name=experiment.study_name, storage=storage, pruner=make_pruner(pruner, experiment.epochs)
+        )
+    except KeyError:
+        pass
+    study = optuna.create_study(
+        storage=storage,
+        study_name=experiment.study_name,
+        direction="maximize",
+        load_if_exists=True,  # another worker may have created it a moment ago
+        pruner=make_pruner(pruner, experiment.epochs),
+    )
+    if not study.user_attrs:
+        for key, value in experiment.to_attrs().items():
+            study.set_user_attr(key, value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(["val_acc"])  # the dashboard's label for the objective
+    return study
+
+
+def _sampler(experiment: Experiment, trial_number: int) -> optuna.samplers.TPESampler:
+    return optuna.samplers.TPESampler(
+        seed=derive_seed(experiment.seed, zlib.crc32(experiment.study_name.encode()), trial_number)
+    )
+
+
+def _run_one_trial(study: optuna.Study, experiment: Experiment) -> optuna.trial.FrozenTrial:
+    study.sampler = _sampler(experiment, trial_number=len(study.get_trials(deepcopy=False)))
+    trial = study.ask()
+    trial.set_user_attr("worker", WORKER)
+    try:
+        [outcome] = run_trials([trial], experiment)
+    except KeyboardInterrupt:
+        trial.set_user_attr("interrupted", True)  # redone on resume, not counted
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as error:  # noqa: BLE001 -- one broken trial must not end the sweep; it is recorded
+        message = f"{type(error).__name__}: {error}"
+        trial.set_user_attr("error", message)
+        tqdm.write(f"warning: {experiment.study_name} trial {trial.number} failed: {message}")
+        return study.tell(trial, state=TrialState.FAIL)
+    return study.tell(trial, outcome.value, state=outcome.state)
+
+
+def run_sweep(
+    storage: optuna.storages.BaseStorage,
+    experiments: Sequence[Experiment],
+    *,
+    trials: int,
+    pruner: str,
+) -> list[optuna.Study]:
+    """Top every experiment's study up to ``trials`` finished trials; return the studies."""
+    for experiment in experiments:  # every check before anything is written
+        check_stored_settings(storage, experiment)
+    studies = [open_study(storage, experiment, pruner) for experiment in experiments]
+    for study in studies:
+        if dead := fail_dead_trials(storage, study):
+            print(
+                f"{study.study_name}: {dead} trial(s) left running by a stopped process marked failed; redoing them"
+            )
+    done = [min(finished_count(study), trials) for study in studies]
+    with tqdm(total=trials * len(studies), initial=sum(done), unit="trial", disable=None) as bar:
+        for study, experiment in zip(studies, experiments):
+            bar.set_description(study.study_name)
+            while finished_count(study) < trials:
+                _run_one_trial(study, experiment)
+                bar.update(1)
+                best = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+                if best:
+                    bar.set_postfix(best=f"{max(best):.4f}")
+    return studies

@@ -1,0 +1,136 @@
+"""Bad input: one clear line on stderr, exit code 2, no traceback, nothing stored touched.
+
+``{stored}`` stands for an out directory holding a finished tiny sweep; ``{tmp}`` for a fresh
+directory with ``a_file`` (a plain file), ``garbage.journal`` (not a journal) and ``dir.journal``
+(a directory) in it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY, run_subprocess
+
+TRAIN_STEP = ["--family", "step", "--lr", "0.1"]
+CASES: dict[str, tuple[str, list[str], str]] = {
+    "unknown family": (
+        "run",
+        ["--families", "cosine,linear"],
+        "unknown schedule family 'linear'; choose from: all, constant, step",
+    ),
+    "empty family list": ("run", ["--families", ","], "unknown schedule family ','"),
+    "unknown workload": ("run", ["--workload", "mnst"], "argument --workload: invalid choice: 'mnst'"),
+    "unknown optimizer": ("run", ["--optimizer", "lion"], "argument --optimizer: invalid choice: 'lion'"),
+    "unknown pruner": ("run", ["--pruner", "asha"], "argument --pruner: invalid choice: 'asha'"),
+    "zero trials": ("run", ["--trials", "0"], "argument --trials: must be a positive integer, got 0"),
+    "text trials": (
+        "run",
+        ["--trials", "many"],
+        "argument --trials: expected a positive integer, got 'many'",
+    ),
+    "negative epochs": ("run", ["--epochs", "-3"], "argument --epochs: must be a positive integer, got -3"),
+    "unknown flag": ("run", ["--trails", "5"], "unrecognized arguments: --trails 5"),
+    "malformed storage URL": ("run", ["--storage", "postgresql://u@host:port/db"], "malformed storage URL"),
+    "unknown URL scheme": (
+        "run",
+        ["--storage", "mongodb://localhost/db"],
+        "unknown storage URL scheme 'mongodb'",
+    ),
+    "storage neither URL nor journal": ("run", ["--storage", "sweep.txt"], "neither a database URL"),
+    "unopenable sqlite": ("run", ["--storage", "sqlite:////nonexistent/dir/x.db"], "cannot open storage"),
+    "journal is a directory": ("run", ["--storage", "{tmp}/dir.journal"], "is a directory, not a file"),
+    "journal in a missing directory": ("run", ["--storage", "{tmp}/missing/x.journal"], "is not a directory"),
+    "corrupt journal": ("run", ["--storage", "{tmp}/garbage.journal"], "is not a readable Optuna journal"),
+    "out under a file": ("run", ["--out", "{tmp}/a_file/results"], "cannot use --out"),
+    "out is a file": ("run", ["--out", "{tmp}/a_file"], "cannot use --out"),
+    "settings differ from stored": (
+        "run",
+        ["--workload", "moons", "--epochs", "5", "--families", "cosine", "--out", "{stored}"],
+        "was made with epochs=3 (now 5)",
+    ),
+    "seed differs from stored": (
+        "run",
+        [*TINY, "--families", "cosine", "--seed", "4", "--out", "{stored}"],
+        "seed=0 (now 4)",
+    ),
+    "hyperparameter out of range": (
+        "train",
+        [*TRAIN_STEP, "--param", "gamma=2", "--param", "step_fraction=0.2"],
+        "step needs 0 < gamma <= 1, but got gamma=2",
+    ),
+    "negative LR": ("train", ["--lr", "-1"], "argument --lr: must be a positive number, got -1"),
+    "LR as a param": ("train", [*TRAIN_STEP, "--param", "lr=3"], "give the base LR with --lr"),
+    "unknown hyperparameter": (
+        "train",
+        ["--family", "cosine", "--lr", "0.1", "--param", "final_fraction=0.1", "--param", "gama=0.5"],
+        "unknown parameter(s) gama for cosine; it takes: lr, final_fraction",
+    ),
+    "missing hyperparameter": (
+        "train",
+        [*TRAIN_STEP, "--param", "gamma=0.5"],
+        "step needs --param step_fraction=...",
+    ),
+    "param without value": (
+        "train",
+        [*TRAIN_STEP, "--param", "gamma"],
+        "--param expects NAME=VALUE, got 'gamma'",
+    ),
+    "no LR": ("train", ["--family", "constant"], "give --lr"),
+    "unknown stored study": (
+        "train",
+        ["--from-study", "nope", "--trial", "0", "--out", "{stored}"],
+        "no study 'nope' in that storage; it has: moons-sgd-cosine",
+    ),
+    "unknown stored trial": (
+        "train",
+        ["--from-study", "moons-sgd-cosine", "--trial", "9", "--out", "{stored}"],
+        "has no trial 9; it has trials 0 to 1",
+    ),
+    "stored study without trial": (
+        "train",
+        ["--from-study", "moons-sgd-cosine", "--out", "{stored}"],
+        "--from-study needs --trial N",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An out directory holding a finished tiny sweep, which no bad command may change."""
+    from study.cli import run_main
+    from study.run import main
+
+    out = tmp_path_factory.mktemp("stored")
+    with pytest.raises(SystemExit) as done:
+        run_main(main, [*TINY, "--families", "cosine", "--trials", "2", "--out", str(out)])
+    assert done.value.code == 0
+    return out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gets_one_line_and_exit_code_2(case: str, stored: Path, run_cli, tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "garbage.journal").write_text("this is not json\n")
+    (tmp_path / "dir.journal").mkdir()
+    module, argv, message = CASES[case]
+    argv = [arg.format(stored=stored, tmp=tmp_path) for arg in argv]
+    journal = stored / "optuna.journal"
+    before = journal.read_bytes()
+
+    code, out, err = run_cli(module, *argv)
+
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert message in err
+    assert "Traceback" not in out + err
+    assert journal.read_bytes() == before
+
+
+def test_real_process_exit_code_and_stderr(tmp_path: Path) -> None:
+    for module, argv in [("run", ["--trials", "0"]), ("train", ["--family", "nope"])]:
+        done = run_subprocess(module, argv, timeout=60, cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+        assert not (tmp_path / "results").exists()

@@ -1,0 +1,178 @@
+"""The real sweep, end to end on the tiny workload: stored results, resume, reproducibility, crashes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from objectives.optimizers import OPTIMIZERS
+from study.analysis import load_studies
+from study.storage import counts_as_finished
+from tests.conftest import REPO, TINY, comparable, run_subprocess
+
+FAMILIES = ["--families", "cosine,plateau"]
+
+
+def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) -> None:
+    code, out, err = run_cli("run", *TINY, *FAMILIES, "--trials", "4", "--out", str(tmp_path))
+    assert code == 0, err
+    studies = load_studies(str(tmp_path / "optuna.journal"))
+    assert sorted(studies) == ["moons-sgd-cosine", "moons-sgd-plateau"]
+    for family in ("cosine", "plateau"):
+        study = studies[f"moons-sgd-{family}"]
+        assert study.user_attrs == {
+            "workload": "moons",
+            "optimizer": "sgd",
+            "family": family,
+            "epochs": 3,
+            "batch_size": 32,
+            "early_stopping": None,
+            "seed": 0,
+            "target": 0.93,
+        }
+        assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+        assert study.metric_names == ["val_acc"]
+        trials = study.get_trials()
+        assert len(trials) == 4 and all(
+            t.state == TrialState.COMPLETE for t in trials
+        )  # 5 startup trials: no pruning
+        for trial in trials:
+            curve = trial.user_attrs["curve"]
+            assert trial.intermediate_values == {
+                1: curve["val_acc"][0],
+                2: curve["val_acc"][1],
+                3: curve["val_acc"][2],
+            }
+            assert "lr" in trial.params and {"diverged", "seed", "epochs_to_target", "worker"} <= set(
+                trial.user_attrs
+            )
+    assert "optuna-dashboard " + str(tmp_path / "optuna.journal") in out
+    assert "cosine" in out and "plateau" in out and "best_val_acc" in out
+
+
+def test_rerun_adds_nothing_and_more_trials_add_only_the_difference(run_cli, tmp_path: Path) -> None:
+    args = [*TINY, *FAMILIES, "--out", str(tmp_path)]
+    assert run_cli("run", *args, "--trials", "3")[0] == 0
+    first = {
+        name: comparable(study) for name, study in load_studies(str(tmp_path / "optuna.journal")).items()
+    }
+    assert run_cli("run", *args, "--trials", "3")[0] == 0
+    assert {
+        name: comparable(study) for name, study in load_studies(str(tmp_path / "optuna.journal")).items()
+    } == first
+    assert run_cli("run", *args, "--trials", "5")[0] == 0
+    for name, study in load_studies(str(tmp_path / "optuna.journal")).items():
+        assert len(study.trials) == 5
+        assert comparable(study)[:3] == first[name]
+
+
+def test_same_seed_same_numbers_even_when_resumed(run_cli, tmp_path: Path) -> None:
+    # Median pruning starts after 5 trials, so 8 trials exercise the pruner too.
+    args = [*TINY, *FAMILIES, "--trials", "8"]
+    assert run_cli("run", *args, "--out", str(tmp_path / "a"))[0] == 0
+    assert run_cli("run", *TINY, *FAMILIES, "--trials", "3", "--out", str(tmp_path / "b"))[0] == 0
+    assert run_cli("run", *args, "--out", str(tmp_path / "b"))[0] == 0
+    assert run_cli("run", *args, "--seed", "1", "--out", str(tmp_path / "c"))[0] == 0
+    a, b, c = (load_studies(str(tmp_path / d / "optuna.journal")) for d in "abc")
+    for name in a:
+        assert comparable(a[name]) == comparable(b[name])
+        assert comparable(a[name]) != comparable(c[name])
+
+
+def test_diverging_trials_are_recorded_and_the_sweep_goes_on(run_cli, tmp_path: Path, monkeypatch) -> None:
+    # An LR this high overflows digits' ReLU MLP to NaN in the first epoch.
+    monkeypatch.setitem(OPTIMIZERS, "sgd", dataclasses.replace(OPTIMIZERS["sgd"], lr_range=(1e10, 1e11)))
+    args = ["--workload", "digits", "--epochs", "2", "--families", "constant,step", "--trials", "3"]
+    code, out, err = run_cli("run", *args, "--out", str(tmp_path))
+    assert code == 0, err
+    for study in load_studies(str(tmp_path / "optuna.journal")).values():
+        assert [(t.state, t.value, t.user_attrs["diverged"]) for t in study.trials] == [
+            (TrialState.COMPLETE, 0.0, True)
+        ] * 3
+    assert "diverged" in out
+
+
+def test_sqlite_storage_url_works(run_cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    code, out, err = run_cli(
+        "run", *TINY, "--families", "step", "--trials", "2", "--out", str(tmp_path), "--storage", url
+    )
+    assert code == 0, err
+    assert len(load_studies(url)["moons-sgd-step"].trials) == 2
+    assert f"optuna-dashboard {url}" in out
+
+
+def test_killed_sweep_resumes_with_the_same_command(run_cli, tmp_path: Path) -> None:
+    args = [
+        "--workload",
+        "moons",
+        "--epochs",
+        "10",
+        "--families",
+        "constant",
+        "--trials",
+        "40",
+        "--out",
+        str(tmp_path),
+    ]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "study.run", *args],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stderr=subprocess.DEVNULL,
+    )
+    journal = tmp_path / "optuna.journal"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        studies = load_studies(str(journal)) if journal.exists() else {}
+        if studies and sum(counts_as_finished(t) for t in studies["moons-sgd-constant"].trials) >= 3:
+            break
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()  # reap it, or its pid still looks alive
+    before = load_studies(str(journal))["moons-sgd-constant"]
+    finished_before = [row for row, t in zip(comparable(before), before.trials) if counts_as_finished(t)]
+    running_before = [t.number for t in before.trials if t.state == TrialState.RUNNING]
+    assert 3 <= len(finished_before) < 40
+
+    code, out, err = run_cli("run", *args)
+    assert code == 0, err
+    after = load_studies(str(journal))["moons-sgd-constant"]
+    assert sum(counts_as_finished(t) for t in after.trials) == 40
+    assert [row for row in comparable(after) if row[0] in {r[0] for r in finished_before}] == finished_before
+    for number in running_before:
+        assert (
+            after.trials[number].state == TrialState.FAIL and after.trials[number].user_attrs["interrupted"]
+        )
+    assert len(after.trials) == 40 + len(running_before)
+    if running_before:
+        assert "left running by a stopped process" in out
+
+
+def test_half_written_journal_record_is_dropped_and_the_sweep_goes_on(run_cli, tmp_path: Path) -> None:
+    args = [*TINY, "--families", "constant", "--out", str(tmp_path)]
+    assert run_cli("run", *args, "--trials", "2")[0] == 0
+    journal = tmp_path / "optuna.journal"
+    partial = b'{"op_code": 6, "worker_id": "x", "trial_id": 0, "us'  # power cut mid-write
+    with journal.open("ab") as file:
+        file.write(partial)
+    code, out, err = run_cli("run", *args, "--trials", "3")
+    assert code == 0, err
+    assert f"dropped a half-written last record ({len(partial)} bytes)" in out
+    assert journal.read_bytes().endswith(b"\n")
+    assert len(load_studies(str(journal))["moons-sgd-constant"].trials) == 3
+
+
+def test_module_entry_point_exits_cleanly(tmp_path: Path) -> None:
+    done = run_subprocess(
+        "run", [*TINY, "--families", "constant", "--trials", "1", "--out", str(tmp_path)], timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "optuna-dashboard" in done.stdout
