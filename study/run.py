@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"\n{workload.name}, {args.optimizer}: {args.trials} trials per family, target val_acc {workload.target}"
     )
-    print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False))
+    print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
     print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
 
 

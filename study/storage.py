@@ -82,7 +82,9 @@ def _open_journal(path: Path) -> JournalStorage:
         storage.get_all_studies()  # replays every record: a nonsensical one fails here, not mid-sweep
         return storage
     except (ValueError, KeyError, TypeError) as error:
-        raise UsageError(f"{path} is not a readable Optuna journal ({error}); move it aside or pick another --out") from None
+        raise UsageError(
+            f"{path} is not a readable Optuna journal ({error}); move it aside or pick another --out"
+        ) from None
 
 
 def _check_journal(path: Path, lock: JournalFileSymlinkLock) -> None:

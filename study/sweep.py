@@ -16,9 +16,12 @@ from collections.abc import Sequence
 
 import optuna
 from optuna.trial import TrialState
+from optuna_dashboard import save_note
 from tqdm import tqdm
 
 from objectives.objective import Experiment, derive_seed, run_trials
+from objectives.schedules import get_family
+from objectives.workloads import get_workload
 from study.cli import UsageError
 from study.storage import WORKER, fail_dead_trials, finished_count
 
@@ -54,6 +57,22 @@ def check_stored_settings(storage: optuna.storages.BaseStorage, experiment: Expe
         )
 
 
+def _study_note(experiment: Experiment) -> str:
+    """Markdown shown on the study's dashboard page."""
+    workload = get_workload(experiment.workload)
+    stopping = (
+        f", early stopping after {experiment.early_stopping} flat epochs" if experiment.early_stopping else ""
+    )
+    return (
+        f"## {experiment.family} on {experiment.workload} with {experiment.optimizer}\n\n"
+        f"{get_family(experiment.family).description}.\n\n"
+        f"- Workload: {workload.description}; {experiment.epochs} epochs, batch size {experiment.batch_size}{stopping}.\n"
+        f"- Objective: final validation accuracy (`val_acc`, maximized); converged means val_acc >= {experiment.target}.\n"
+        "- A step is one optimizer update; lengths are fractions of the run; gamma of a smooth decay is per epoch.\n"
+        "- Each trial's `curve` attribute holds its per-epoch train/val loss, val accuracy, LR and seconds.\n"
+    )
+
+
 def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pruner: str) -> optuna.Study:
     """Load the experiment's study, or create it with its settings as user attributes."""
     try:
@@ -75,6 +94,7 @@ def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pru
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(["val_acc"])  # the dashboard's label for the objective
+        save_note(study, _study_note(experiment))
     return study
 
 

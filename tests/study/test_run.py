@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
+from optuna_dashboard import get_note
 
 from objectives.optimizers import OPTIMIZERS
 from study.analysis import load_studies
@@ -40,6 +41,7 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
         }
         assert study.direction == optuna.study.StudyDirection.MAXIMIZE
         assert study.metric_names == ["val_acc"]
+        assert get_note(study).startswith(f"## {family} on moons with sgd\n")
         trials = study.get_trials()
         assert len(trials) == 4 and all(
             t.state == TrialState.COMPLETE for t in trials
