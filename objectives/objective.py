@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from objectives.optimizers import get_optimizer
 from objectives.schedules import get_family
-from objectives.training import MemberConfig, MemberResult, train
+from objectives.training import Curve, MemberConfig, MemberResult, train
 from objectives.workloads import get_workload, load_splits
 
 
@@ -104,7 +104,7 @@ def run_trials(trials: Sequence[optuna.Trial], experiment: Experiment) -> list[O
         member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number)) for trial in trials
     ]
 
-    def report_and_check(index: int, curve: Any) -> bool:
+    def report_and_check(index: int, curve: Curve) -> bool:
         trials[index].report(curve.val_acc[-1], step=curve.epoch[-1])
         return trials[index].should_prune()
 

@@ -13,6 +13,10 @@ from typing import NoReturn
 
 import optuna
 
+from objectives.objective import Experiment
+from objectives.optimizers import OPTIMIZERS
+from objectives.workloads import WORKLOADS, get_workload
+
 
 class UsageError(Exception):
     """Bad input from the user: shown as one line, exit code 2."""
@@ -45,6 +49,47 @@ def positive_float(text: str) -> float:
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings shared by every command that trains: what, how long, which seed."""
+    parser.add_argument(
+        "--workload", choices=list(WORKLOADS), default="digits", help="data + model (default digits)"
+    )
+    parser.add_argument(
+        "--optimizer", choices=list(OPTIMIZERS), default="sgd", help="default sgd (momentum 0.9)"
+    )
+    parser.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the workload's)")
+    parser.add_argument("--batch-size", type=positive_int, help="mini-batch size (default: the workload's)")
+    parser.add_argument(
+        "--early-stopping",
+        type=positive_int,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without a better validation accuracy, keeping the best weights",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="fixes the data split and the training seeds (default 0)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="PyTorch threads (default 1; numbers are identical only for the same count)",
+    )
+
+
+def experiment_from_args(args: argparse.Namespace, family: str) -> Experiment:
+    """The experiment that ``add_experiment_arguments``' flags describe, with the workload's defaults."""
+    workload = get_workload(args.workload)
+    return Experiment(
+        workload=workload.name,
+        optimizer=args.optimizer,
+        family=family,
+        epochs=args.epochs or workload.epochs,
+        batch_size=args.batch_size or workload.batch_size,
+        early_stopping=args.early_stopping,
+        seed=args.seed,
+    )
 
 
 def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> NoReturn:

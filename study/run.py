@@ -12,12 +12,9 @@ from pathlib import Path
 
 import torch
 
-from objectives.objective import Experiment
-from objectives.optimizers import OPTIMIZERS
 from objectives.schedules import FAMILIES
-from objectives.workloads import WORKLOADS, get_workload
 from study.analysis import summary_table, trials_frame
-from study.cli import ArgumentParser, positive_int, run_main
+from study.cli import ArgumentParser, add_experiment_arguments, experiment_from_args, positive_int, run_main
 from study.storage import open_storage, prepare_out_dir, storage_spec
 from study.sweep import PRUNERS, run_sweep
 
@@ -41,60 +38,20 @@ def build_parser() -> ArgumentParser:
         "--trials", type=positive_int, default=100, help="finished trials per family (default 100)"
     )
     parser.add_argument(
-        "--workload", choices=list(WORKLOADS), default="digits", help="data + model (default digits)"
+        "--families", type=family_list, default=list(FAMILIES), help="comma list, or all (default)"
     )
-    parser.add_argument(
-        "--families",
-        type=family_list,
-        default=list(FAMILIES),
-        help="comma list of families, or all (default)",
-    )
-    parser.add_argument(
-        "--optimizer", choices=list(OPTIMIZERS), default="sgd", help="default sgd (momentum 0.9)"
-    )
-    parser.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the workload's)")
-    parser.add_argument("--batch-size", type=positive_int, help="mini-batch size (default: the workload's)")
-    parser.add_argument(
-        "--early-stopping",
-        type=positive_int,
-        metavar="PATIENCE",
-        help="stop a trial after PATIENCE epochs without improvement, keeping its best weights",
-    )
+    add_experiment_arguments(parser)
     parser.add_argument(
         "--out", type=Path, default=Path("results"), help="output directory (default results)"
     )
     parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="fixes the data split, the sampler and every trial's seed (default 0)",
-    )
     parser.add_argument("--pruner", choices=PRUNERS, default="median", help="default median")
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=1,
-        help="PyTorch threads (default 1; results are bit-identical only for the same count)",
-    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    workload = get_workload(args.workload)
-    experiments = [
-        Experiment(
-            workload=workload.name,
-            optimizer=args.optimizer,
-            family=family,
-            epochs=args.epochs or workload.epochs,
-            batch_size=args.batch_size or workload.batch_size,
-            early_stopping=args.early_stopping,
-            seed=args.seed,
-        )
-        for family in args.families
-    ]
+    experiments = [experiment_from_args(args, family) for family in args.families]
     prepare_out_dir(args.out)
     spec = storage_spec(args.storage, args.out)
     storage = open_storage(spec)
@@ -103,8 +60,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     studies = run_sweep(storage, experiments, trials=args.trials, pruner=args.pruner)
 
     table = summary_table(trials_frame(studies))
+    first = experiments[0]
     print(
-        f"\n{workload.name}, {args.optimizer}: {args.trials} trials per family, target val_acc {workload.target}"
+        f"\n{first.workload}, {first.optimizer}: {args.trials} trials per family, target val_acc {first.target}"
     )
     print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
     print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")

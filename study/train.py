@@ -17,11 +17,17 @@ import pandas as pd
 import torch
 
 from objectives.objective import Experiment, member_from_trial
-from objectives.optimizers import OPTIMIZERS
 from objectives.schedules import FAMILIES
 from objectives.training import MemberConfig, train
-from objectives.workloads import WORKLOADS, get_workload, load_splits
-from study.cli import ArgumentParser, UsageError, positive_float, positive_int, run_main
+from objectives.workloads import get_workload, load_splits
+from study.cli import (
+    ArgumentParser,
+    UsageError,
+    add_experiment_arguments,
+    experiment_from_args,
+    positive_float,
+    run_main,
+)
 from study.storage import open_storage, storage_spec
 
 
@@ -90,18 +96,12 @@ def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.train", description=__doc__)
-    parser.add_argument("--workload", choices=list(WORKLOADS), default="digits")
-    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
+    add_experiment_arguments(parser)
     parser.add_argument("--family", choices=list(FAMILIES), default="constant")
     parser.add_argument("--lr", type=positive_float, help="base LR (the peak LR for one_cycle)")
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a family knob; repeat"
     )
-    parser.add_argument("--epochs", type=positive_int, help="default: the workload's")
-    parser.add_argument("--batch-size", type=positive_int, help="default: the workload's")
-    parser.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE")
-    parser.add_argument("--seed", type=int, default=0, help="data split and training seed (default 0)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="PyTorch threads (default 1)")
     stored = parser.add_argument_group("re-train a stored trial (other settings come from the study)")
     stored.add_argument("--from-study", metavar="NAME")
     stored.add_argument("--trial", type=int, metavar="N")
@@ -119,16 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         if args.lr is None:
             raise UsageError("give --lr (or --from-study NAME --trial N)")
-        workload = get_workload(args.workload)
-        experiment = Experiment(
-            workload=workload.name,
-            optimizer=args.optimizer,
-            family=args.family,
-            epochs=args.epochs or workload.epochs,
-            batch_size=args.batch_size or workload.batch_size,
-            early_stopping=args.early_stopping,
-            seed=args.seed,
-        )
+        experiment = experiment_from_args(args, args.family)
         params, seed = {**parse_params(args.param), "lr": args.lr}, args.seed
     member = member_from_params(experiment, params, seed)
     torch.set_num_threads(args.threads)
