@@ -60,9 +60,11 @@ def _open_database(url: str) -> optuna.storages.RDBStorage:
     except sqlalchemy.exc.NoSuchModuleError:
         scheme = url.split("://", 1)[0]
         raise UsageError(f"unknown storage URL scheme {scheme!r}; use sqlite, postgresql or mysql") from None
-    except ModuleNotFoundError as error:
+    except ImportError as error:  # Optuna wraps the driver's ModuleNotFoundError
+        missing = getattr(error.__cause__, "name", None) or "its database driver"
         raise UsageError(
-            f"storage {url!r} needs the database driver {error.name!r}: pip install it"
+            f"storage {url!r} needs the Python package {missing!r}, which is not installed "
+            "(for PostgreSQL: pip install -e '.[postgresql]')"
         ) from None
     except sqlalchemy.exc.SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]

@@ -38,6 +38,16 @@ CASES: dict[str, tuple[str, list[str], str]] = {
         ["--storage", "mongodb://localhost/db"],
         "unknown storage URL scheme 'mongodb'",
     ),
+    "database driver missing": (
+        "run",
+        ["--storage", "mysql://u@localhost/db"],
+        "needs the Python package 'MySQLdb'",
+    ),
+    "database refuses connections": (
+        "run",
+        ["--storage", "postgresql://me@127.0.0.1:1/db"],
+        "cannot open storage 'postgresql://me@127.0.0.1:1/db': connection failed",
+    ),
     "storage neither URL nor journal": ("run", ["--storage", "sweep.txt"], "neither a database URL"),
     "unopenable sqlite": ("run", ["--storage", "sqlite:////nonexistent/dir/x.db"], "cannot open storage"),
     "journal is a directory": ("run", ["--storage", "{tmp}/dir.journal"], "is a directory, not a file"),

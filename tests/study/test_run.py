@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
@@ -112,50 +113,91 @@ def test_sqlite_storage_url_works(run_cli, tmp_path: Path) -> None:
     assert f"optuna-dashboard {url}" in out
 
 
-def test_killed_sweep_resumes_with_the_same_command(run_cli, tmp_path: Path) -> None:
-    args = [
-        "--workload",
-        "moons",
-        "--epochs",
-        "10",
-        "--families",
-        "constant",
-        "--trials",
-        "40",
-        "--out",
-        str(tmp_path),
-    ]
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "study.run", *args],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stderr=subprocess.DEVNULL,
+LONG_SWEEP = ["--workload", "moons", "--epochs", "10", "--families", "constant", "--trials", "40"]
+"""Long enough (a few seconds) to be stopped part-way."""
+
+
+def _start_sweep(args: list[str]) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "study.run", *args], env=env, stderr=subprocess.PIPE, text=True
     )
-    journal = tmp_path / "optuna.journal"
+
+
+def _wait_for_finished_trials(journal: Path, count: int) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         studies = load_studies(str(journal)) if journal.exists() else {}
-        if studies and sum(counts_as_finished(t) for t in studies["moons-sgd-constant"].trials) >= 3:
-            break
+        if studies and sum(counts_as_finished(t) for t in studies["moons-sgd-constant"].trials) >= count:
+            return
         time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()  # reap it, or its pid still looks alive
+    raise TimeoutError(f"the sweep never reached {count} finished trials")
+
+
+def test_killed_sweep_resumes_with_the_same_command(run_cli, tmp_path: Path) -> None:
+    args = [*LONG_SWEEP, "--out", str(tmp_path)]
+    journal = tmp_path / "optuna.journal"
+    worker = _start_sweep(args)
+    _wait_for_finished_trials(journal, 3)
+    worker.kill()  # SIGKILL: no cleanup at all
+    worker.communicate()  # reap it, or its pid still looks alive
     before = load_studies(str(journal))["moons-sgd-constant"]
     finished_before = [row for row, t in zip(comparable(before), before.trials) if counts_as_finished(t)]
     running_before = [t.number for t in before.trials if t.state == TrialState.RUNNING]
     assert 3 <= len(finished_before) < 40
 
     code, out, err = run_cli("run", *args)
+
     assert code == 0, err
     after = load_studies(str(journal))["moons-sgd-constant"]
     assert sum(counts_as_finished(t) for t in after.trials) == 40
     assert [row for row in comparable(after) if row[0] in {r[0] for r in finished_before}] == finished_before
     for number in running_before:
-        assert (
-            after.trials[number].state == TrialState.FAIL and after.trials[number].user_attrs["interrupted"]
-        )
+        assert after.trials[number].state == TrialState.FAIL
+        assert after.trials[number].user_attrs["interrupted"] is True
     assert len(after.trials) == 40 + len(running_before)
     if running_before:
         assert "left running by a stopped process" in out
+
+
+def test_ctrl_c_marks_the_running_trial_interrupted_and_says_how_to_resume(run_cli, tmp_path: Path) -> None:
+    args = [*LONG_SWEEP, "--out", str(tmp_path)]
+    worker = _start_sweep(args)
+    _wait_for_finished_trials(tmp_path / "optuna.journal", 3)
+    worker.send_signal(signal.SIGINT)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 130
+    assert err == "interrupted; finished trials are stored, run the same command again to resume\n"
+    trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+    interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
+    assert all(t.state == TrialState.FAIL for t in interrupted) and len(interrupted) <= 1
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+    assert run_cli("run", *args)[0] == 0
+    trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+    assert sum(counts_as_finished(t) for t in trials) == 40
+
+
+@pytest.mark.parametrize("pruner,may_prune", [("none", False), ("hyperband", True), ("median", True)])
+def test_pruners(run_cli, tmp_path: Path, pruner: str, may_prune: bool) -> None:
+    args = [
+        "--workload",
+        "moons",
+        "--epochs",
+        "6",
+        "--families",
+        "constant",
+        "--trials",
+        "20",
+        "--pruner",
+        pruner,
+    ]
+    assert run_cli("run", *args, "--out", str(tmp_path))[0] == 0
+    trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert bool(pruned) == may_prune
+    for trial in pruned:
+        assert len(trial.user_attrs["curve"]["epoch"]) == max(trial.intermediate_values) < 6
 
 
 def test_half_written_journal_record_is_dropped_and_the_sweep_goes_on(run_cli, tmp_path: Path) -> None:
