@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from objectives.optimizers import get_optimizer
 from objectives.schedules import get_family
 from objectives.training import Curve, MemberConfig, MemberResult, train
-from objectives.workloads import get_workload, load_splits
+from objectives.workloads import Splits, get_workload
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ class Outcome:
     value: float | None
 
 
-def run_trials(trials: Sequence[optuna.Trial], experiment: Experiment) -> list[Outcome]:
-    """Train the trials' members together, reporting each epoch so the pruner can stop them."""
+def run_trials(trials: Sequence[optuna.Trial], experiment: Experiment, data: Splits) -> list[Outcome]:
+    """Train the trials' members together on ``data``, reporting each epoch so the pruner can stop them."""
     members = [
         member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number)) for trial in trials
     ]
@@ -110,7 +110,7 @@ def run_trials(trials: Sequence[optuna.Trial], experiment: Experiment) -> list[O
 
     results = train(
         get_workload(experiment.workload),
-        load_splits(experiment.workload, experiment.seed),
+        data,
         members,
         epochs=experiment.epochs,
         batch_size=experiment.batch_size,

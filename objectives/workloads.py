@@ -2,6 +2,9 @@
 
 A plain dict maps names to workloads (AlgoPerf's ``spec.py``, trimmed). Data is loaded once per
 process into tensors (``load_splits`` is cached); training never touches a DataLoader.
+
+The benchmark workloads carve a fixed, stratified validation split (seeded) out of the official
+training set; the official test set is only for the final comparison.
 """
 
 from __future__ import annotations
@@ -9,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 from torch import nn
+
+from objectives.datasets import FASHION_MNIST, MNIST, Dataset, load_cifar10, load_idx_pair
 
 
 @dataclass(frozen=True)
@@ -35,26 +41,33 @@ class Workload:
 
     name: str
     description: str
-    load: Callable[[int], Splits]  # seed -> splits
+    load: Callable[[int, Path | None], Splits]  # (seed, data_dir) -> splits
     make_model: Callable[[], nn.Module]
+    input_shape: tuple[int, ...]  # of one example
+    classes: int
     epochs: int  # default epoch budget
     batch_size: int
     target: float  # validation accuracy that counts as "converged"
 
 
-def stratified_splits(
-    x: np.ndarray, y: np.ndarray, *, seed: int, val: float = 0.2, test: float = 0.2
+def carve_validation(
+    x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *, seed: int, val: float
 ) -> Splits:
-    """A fixed stratified train / validation / test split, determined by ``seed``."""
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val / (1 - test), stratify=y_rest, random_state=seed
-    )
+    """Split a fraction ``val`` off the training data for validation (stratified, fixed by ``seed``)."""
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=val, stratify=y, random_state=seed)
     as_x, as_y = partial(torch.as_tensor, dtype=torch.float32), partial(torch.as_tensor, dtype=torch.long)
     return Splits(as_x(x_train), as_y(y_train), as_x(x_val), as_y(y_val), as_x(x_test), as_y(y_test))
 
 
-def _digits(seed: int) -> Splits:
+def stratified_splits(
+    x: np.ndarray, y: np.ndarray, *, seed: int, val: float = 0.2, test: float = 0.2
+) -> Splits:
+    """A fixed stratified train / validation / test split of one dataset, determined by ``seed``."""
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
+    return carve_validation(x_rest, y_rest, x_test, y_test, seed=seed, val=val / (1 - test))
+
+
+def _digits(seed: int, data_dir: Path | None) -> Splits:
     digits = load_digits()  # 1,797 real 8x8 scans, shipped with scikit-learn
     return stratified_splits(digits.data / 16.0, digits.target, seed=seed)
 
@@ -63,13 +76,82 @@ def _digits_mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def _moons(seed: int) -> Splits:
+def _moons(seed: int, data_dir: Path | None) -> Splits:
     x, y = make_moons(n_samples=1000, noise=0.25, random_state=0)  # the same points for every seed
     return stratified_splits(x, y, seed=seed)
 
 
 def _moons_mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 2))
+
+
+def _unit_scale(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W) images as float32 (N, 1, H, W) in [0, 1]."""
+    return images[:, None].astype(np.float32) / 255
+
+
+def _idx_images(dataset: Dataset) -> Callable[[int, Path | None], Splits]:
+    """MNIST-format data scaled to [0, 1], shaped (N, 1, 28, 28); a sixth of train validates."""
+
+    def load(seed: int, data_dir: Path | None) -> Splits:
+        (x, y), (x_test, y_test) = (load_idx_pair(dataset, split, data_dir) for split in ("train", "t10k"))
+        return carve_validation(_unit_scale(x), y, _unit_scale(x_test), y_test, seed=seed, val=1 / 6)
+
+    return load
+
+
+def _cifar10(seed: int, data_dir: Path | None) -> Splits:
+    """CIFAR-10 normalized per channel with the training split's own mean and std; 10% validates."""
+    (x, y), (x_test, y_test) = load_cifar10(data_dir)
+    splits = carve_validation(x, y, x_test, y_test, seed=seed, val=0.1)
+    mean = splits.x_train.mean(dim=(0, 2, 3), keepdim=True)
+    std = splits.x_train.std(dim=(0, 2, 3), keepdim=True)
+    normalize = lambda images: (images - mean) / std
+    return Splits(
+        normalize(splits.x_train),
+        splits.y_train,
+        normalize(splits.x_val),
+        splits.y_val,
+        normalize(splits.x_test),
+        splits.y_test,
+    )
+
+
+def _keras_mnist_mlp() -> nn.Module:
+    """The classic Keras MNIST example: flatten, dense 128 ReLU, dropout 0.2, dense 10."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10))
+
+
+def _fashion_cnn() -> nn.Module:
+    """Two 5x5 conv + max-pool blocks (16 and 32 channels), then a linear classifier."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 10),
+    )
+
+
+def _cifar_tutorial_cnn() -> nn.Module:
+    """The CNN of PyTorch's CIFAR-10 tutorial."""
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -80,6 +162,8 @@ WORKLOADS: dict[str, Workload] = {
             description="scikit-learn 8x8 handwritten digits, MLP 64-128-10",
             load=_digits,
             make_model=_digits_mlp,
+            input_shape=(64,),
+            classes=10,
             epochs=20,
             batch_size=32,
             target=0.97,
@@ -89,9 +173,55 @@ WORKLOADS: dict[str, Workload] = {
             description="two noisy half circles, tanh MLP 2-16-16-2 (the tiny one for quick tests)",
             load=_moons,
             make_model=_moons_mlp,
+            input_shape=(2,),
+            classes=2,
             epochs=10,
             batch_size=32,
             target=0.93,
+        ),
+        Workload(
+            name="mnist",
+            description="MNIST handwritten digits, the Keras example MLP 784-128-10 with dropout 0.2",
+            load=_idx_images(MNIST),
+            make_model=_keras_mnist_mlp,
+            input_shape=(1, 28, 28),
+            classes=10,
+            epochs=5,
+            batch_size=32,
+            target=0.975,
+        ),
+        Workload(
+            name="fashion-mnist",
+            description="Fashion-MNIST clothing images, the Keras example MLP 784-128-10 with dropout 0.2",
+            load=_idx_images(FASHION_MNIST),
+            make_model=_keras_mnist_mlp,
+            input_shape=(1, 28, 28),
+            classes=10,
+            epochs=5,
+            batch_size=32,
+            target=0.87,
+        ),
+        Workload(
+            name="fashion-mnist-cnn",
+            description="Fashion-MNIST clothing images, a small CNN (conv 16 and 32, 5x5, max-pool)",
+            load=_idx_images(FASHION_MNIST),
+            make_model=_fashion_cnn,
+            input_shape=(1, 28, 28),
+            classes=10,
+            epochs=5,
+            batch_size=32,
+            target=0.90,
+        ),
+        Workload(
+            name="cifar10",
+            description="CIFAR-10 photos, the CNN of PyTorch's CIFAR-10 tutorial",
+            load=_cifar10,
+            make_model=_cifar_tutorial_cnn,
+            input_shape=(3, 32, 32),
+            classes=10,
+            epochs=10,
+            batch_size=64,
+            target=0.60,
         ),
     ]
 }
@@ -105,7 +235,7 @@ def get_workload(name: str) -> Workload:
         raise ValueError(f"unknown workload {name!r}; choose one of: {', '.join(WORKLOADS)}") from None
 
 
-@lru_cache(maxsize=8)
-def load_splits(name: str, seed: int) -> Splits:
+@lru_cache(maxsize=4)
+def load_splits(name: str, seed: int, data_dir: Path | None = None) -> Splits:
     """The workload's splits for ``seed``, loaded once per process."""
-    return get_workload(name).load(seed)
+    return get_workload(name).load(seed, data_dir)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import optuna
 
+from objectives.datasets import DataError
 from objectives.objective import Experiment
 from objectives.optimizers import OPTIMIZERS
 from objectives.workloads import WORKLOADS, get_workload
@@ -71,6 +73,11 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="fixes the data split and the training seeds (default 0)"
     )
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="read the canonical data files from DIR instead of downloading to the cache",
+    )
+    parser.add_argument(
         "--threads",
         type=positive_int,
         default=1,
@@ -97,7 +104,7 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # per-trial INFO lines drown the output
     try:
         main(argv)
-    except UsageError as error:
+    except (UsageError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from objectives.schedules import FAMILIES
+from objectives.workloads import load_splits
 from study.analysis import summary_table, trials_frame
 from study.cli import ArgumentParser, add_experiment_arguments, experiment_from_args, positive_int, run_main
 from study.storage import open_storage, prepare_out_dir, storage_spec
@@ -52,12 +53,13 @@ def build_parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     experiments = [experiment_from_args(args, family) for family in args.families]
+    data = load_splits(experiments[0].workload, args.seed, args.data_dir)  # before anything is written
     prepare_out_dir(args.out)
     spec = storage_spec(args.storage, args.out)
     storage = open_storage(spec)
     torch.set_num_threads(args.threads)
 
-    studies = run_sweep(storage, experiments, trials=args.trials, pruner=args.pruner)
+    studies = run_sweep(storage, experiments, data, trials=args.trials, pruner=args.pruner)
 
     table = summary_table(trials_frame(studies))
     first = experiments[0]

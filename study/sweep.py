@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from objectives.objective import Experiment, derive_seed, run_trials
 from objectives.schedules import get_family
-from objectives.workloads import get_workload
+from objectives.workloads import Splits, get_workload
 from study.cli import UsageError
 from study.storage import WORKER, fail_dead_trials, finished_count
 
@@ -104,12 +104,12 @@ def _sampler(experiment: Experiment, trial_number: int) -> optuna.samplers.TPESa
     )
 
 
-def _run_one_trial(study: optuna.Study, experiment: Experiment) -> optuna.trial.FrozenTrial:
+def _run_one_trial(study: optuna.Study, experiment: Experiment, data: Splits) -> optuna.trial.FrozenTrial:
     study.sampler = _sampler(experiment, trial_number=len(study.get_trials(deepcopy=False)))
     trial = study.ask()
     trial.set_user_attr("worker", WORKER)
     try:
-        [outcome] = run_trials([trial], experiment)
+        [outcome] = run_trials([trial], experiment, data)
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)  # redone on resume, not counted
         study.tell(trial, state=TrialState.FAIL)
@@ -125,11 +125,12 @@ def _run_one_trial(study: optuna.Study, experiment: Experiment) -> optuna.trial.
 def run_sweep(
     storage: optuna.storages.BaseStorage,
     experiments: Sequence[Experiment],
+    data: Splits,
     *,
     trials: int,
     pruner: str,
 ) -> list[optuna.Study]:
-    """Top every experiment's study up to ``trials`` finished trials; return the studies."""
+    """Top every experiment's study up to ``trials`` finished trials on ``data``; return the studies."""
     for experiment in experiments:  # every check before anything is written
         check_stored_settings(storage, experiment)
     studies = [open_study(storage, experiment, pruner) for experiment in experiments]
@@ -143,7 +144,7 @@ def run_sweep(
         for study, experiment in zip(studies, experiments):
             bar.set_description(study.study_name)
             while finished_count(study) < trials:
-                _run_one_trial(study, experiment)
+                _run_one_trial(study, experiment, data)
                 bar.update(1)
                 best = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
                 if best:

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     [result] = train(
         get_workload(experiment.workload),
-        load_splits(experiment.workload, experiment.seed),
+        load_splits(experiment.workload, experiment.seed, args.data_dir),
         [member],
         epochs=experiment.epochs,
         batch_size=experiment.batch_size,

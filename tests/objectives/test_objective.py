@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from objectives.objective import Experiment, member_from_trial, run_trials, trial_seed
 from objectives.optimizers import OPTIMIZERS
+from objectives.workloads import load_splits
 
 EXPERIMENT = Experiment(
     workload="moons", optimizer="sgd", family="cosine", epochs=3, batch_size=32, early_stopping=None, seed=0
@@ -19,7 +20,7 @@ EXPERIMENT = Experiment(
 
 def _tell_one(study: optuna.Study, experiment: Experiment = EXPERIMENT) -> optuna.trial.FrozenTrial:
     trial = study.ask()
-    [outcome] = run_trials([trial], experiment)
+    [outcome] = run_trials([trial], experiment, load_splits(experiment.workload, experiment.seed))
     return study.tell(trial, outcome.value, state=outcome.state)
 
 

@@ -1,8 +1,8 @@
 """Bad input: one clear line on stderr, exit code 2, no traceback, nothing stored touched.
 
 ``{stored}`` stands for an out directory holding a finished tiny sweep; ``{tmp}`` for a fresh
-directory with ``a_file`` (a plain file), ``garbage.journal`` (not a journal) and ``dir.journal``
-(a directory) in it.
+directory with ``a_file`` (a plain file), ``garbage.journal`` (not a journal), ``dir.journal``
+(a directory), ``empty/`` and ``damaged/`` (a garbage MNIST-format image file) in it.
 """
 
 from __future__ import annotations
@@ -65,6 +65,16 @@ CASES: dict[str, tuple[str, list[str], str]] = {
         [*TINY, "--families", "cosine", "--seed", "4", "--out", "{stored}"],
         "seed=0 (now 4)",
     ),
+    "data files missing": (
+        "run",
+        ["--workload", "mnist", "--data-dir", "{tmp}/empty"],
+        "train-images-idx3-ubyte.gz (mnist) is not in {tmp}/empty or {tmp}/empty/mnist; place the canonical file there",
+    ),
+    "data file corrupt": (
+        "train",
+        ["--workload", "fashion-mnist", "--data-dir", "{tmp}/damaged", "--lr", "0.1"],
+        "{tmp}/damaged/train-images-idx3-ubyte.gz is damaged or not the canonical file (md5 ",
+    ),
     "hyperparameter out of range": (
         "train",
         [*TRAIN_STEP, "--param", "gamma=2", "--param", "step_fraction=0.2"],
@@ -124,6 +134,9 @@ def test_bad_input_gets_one_line_and_exit_code_2(case: str, stored: Path, run_cl
     (tmp_path / "a_file").write_text("not a directory")
     (tmp_path / "garbage.journal").write_text("this is not json\n")
     (tmp_path / "dir.journal").mkdir()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "train-images-idx3-ubyte.gz").write_bytes(b"not the canonical file")
     module, argv, message = CASES[case]
     argv = [arg.format(stored=stored, tmp=tmp_path) for arg in argv]
     journal = stored / "optuna.journal"
@@ -133,7 +146,7 @@ def test_bad_input_gets_one_line_and_exit_code_2(case: str, stored: Path, run_cl
 
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: "), err
-    assert message in err
+    assert message.format(tmp=tmp_path) in err
     assert "Traceback" not in out + err
     assert journal.read_bytes() == before
 
