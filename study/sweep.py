@@ -10,6 +10,7 @@ seed asks the same trials and gets the same numbers, in one go or resumed after 
 
 from __future__ import annotations
 
+import sys
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -117,7 +118,9 @@ def _run_one_trial(study: optuna.Study, experiment: Experiment, data: Splits) ->
     except Exception as error:  # noqa: BLE001 -- one broken trial must not end the sweep; it is recorded
         message = f"{type(error).__name__}: {error}"
         trial.set_user_attr("error", message)
-        tqdm.write(f"warning: {experiment.study_name} trial {trial.number} failed: {message}")
+        tqdm.write(
+            f"warning: {experiment.study_name} trial {trial.number} failed: {message}", file=sys.stderr
+        )
         return study.tell(trial, state=TrialState.FAIL)
     return study.tell(trial, outcome.value, state=outcome.state)
 

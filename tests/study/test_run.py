@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
 from objectives.optimizers import OPTIMIZERS
+from study import sweep
 from study.analysis import load_studies
 from study.storage import counts_as_finished
 from tests.conftest import REPO, TINY, comparable, run_subprocess
@@ -101,6 +102,27 @@ def test_diverging_trials_are_recorded_and_the_sweep_goes_on(run_cli, tmp_path: 
             (TrialState.COMPLETE, 0.0, True)
         ] * 3
     assert "diverged" in out
+
+
+def test_a_trial_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
+    run_cli, tmp_path: Path, monkeypatch
+) -> None:
+    real_run_trials = sweep.run_trials
+
+    def fail_trial_one(trials, experiment, data):
+        if trials[0].number == 1:
+            raise RuntimeError("out of memory")
+        return real_run_trials(trials, experiment, data)
+
+    monkeypatch.setattr(sweep, "run_trials", fail_trial_one)
+    code, out, err = run_cli("run", *TINY, "--families", "constant", "--trials", "3", "--out", str(tmp_path))
+    assert code == 0
+    assert err == "warning: moons-sgd-constant trial 1 failed: RuntimeError: out of memory\n"
+    [row] = [line.split() for line in out.splitlines() if line.split()[:1] == ["constant"]]
+    assert row[-4:] == ["2", "0", "1", "0"]  # complete, pruned, failed, diverged
+    trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["error"] == "RuntimeError: out of memory"
 
 
 def test_sqlite_storage_url_works(run_cli, tmp_path: Path) -> None:
