@@ -47,6 +47,13 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
     parser.add_argument("--pruner", choices=PRUNERS, default="median", help="default median")
+    parser.add_argument(
+        "--heartbeat",
+        type=positive_int,
+        default=10,
+        metavar="SECONDS",
+        help="database storages: a running trial's heartbeat interval; one silent for 3x as long is redone (default 10)",
+    )
     return parser
 
 
@@ -56,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = load_splits(experiments[0].workload, args.seed, args.data_dir)  # before anything is written
     prepare_out_dir(args.out)
     spec = storage_spec(args.storage, args.out)
-    storage = open_storage(spec)
+    storage = open_storage(spec, heartbeat=args.heartbeat)
     torch.set_num_threads(args.threads)
 
     studies = run_sweep(storage, experiments, data, trials=args.trials, pruner=args.pruner)

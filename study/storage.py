@@ -1,14 +1,21 @@
 """Where studies live: a journal file by default, or any Optuna database URL.
 
-Also the bookkeeping that makes a sweep resumable: which trials count as finished, and which
-trials were left RUNNING by a process that no longer exists.
+Also the bookkeeping that makes a sweep resumable and shareable between workers: which trials
+count as finished, and which RUNNING trials were abandoned by a worker that is gone. A worker on
+this machine is gone when its process is; a worker anywhere is gone when its heartbeat stops
+(database storages only: Optuna records heartbeats there, not in journal files).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
 import socket
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -21,6 +28,14 @@ from study.cli import UsageError
 JOURNAL_SUFFIX = ".journal"
 WORKER = {"host": socket.gethostname(), "pid": os.getpid()}
 """Stored on each trial this process runs, so a later run can tell whether it is still alive."""
+
+
+@contextlib.contextmanager
+def allow_experimental() -> Iterator[None]:
+    """Use an Optuna feature marked experimental (heartbeats, metric names) without its warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def storage_spec(storage: str | None, out: Path) -> str:
@@ -38,10 +53,15 @@ def prepare_out_dir(out: Path) -> None:
         raise UsageError(f"cannot use --out {out}: not writable")
 
 
-def open_storage(spec: str) -> optuna.storages.BaseStorage:
-    """Open a journal file (a path ending in .journal) or a database URL (sqlite, postgresql, ...)."""
+def open_storage(spec: str, *, heartbeat: int | None = None) -> optuna.storages.BaseStorage:
+    """Open a journal file (a path ending in .journal) or a database URL (sqlite, postgresql, ...).
+
+    Args:
+        heartbeat: for a database, record each running trial's heartbeat every this many seconds;
+            a trial silent for three times as long is failed by the next worker that looks.
+    """
     if "://" in spec:
-        return _open_database(spec)
+        return _open_database(spec, heartbeat)
     if spec.endswith(JOURNAL_SUFFIX):
         return _open_journal(Path(spec))
     raise UsageError(
@@ -50,13 +70,15 @@ def open_storage(spec: str) -> optuna.storages.BaseStorage:
     )
 
 
-def _open_database(url: str) -> optuna.storages.RDBStorage:
+def _open_database(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
     try:
         sqlalchemy.engine.make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError):
         raise UsageError(f"malformed storage URL {url!r}; expected e.g. postgresql://user@host/db") from None
     try:
-        return optuna.storages.RDBStorage(url)
+        grace = None if heartbeat is None else 3 * heartbeat
+        with allow_experimental():
+            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace)
     except sqlalchemy.exc.NoSuchModuleError:
         scheme = url.split("://", 1)[0]
         raise UsageError(f"unknown storage URL scheme {scheme!r}; use sqlite, postgresql or mysql") from None
@@ -117,9 +139,10 @@ def _check_journal(path: Path, lock: JournalFileSymlinkLock) -> None:
 
 
 def counts_as_finished(trial: FrozenTrial) -> bool:
-    """Complete, pruned or failed; not failed because its process was killed (it is redone)."""
+    """Complete, pruned, or failed with a recorded error. Trials failed because their worker died
+    (a killed process, Ctrl-C, a stopped heartbeat) carry no error: they are redone, not counted."""
     if trial.state == TrialState.FAIL:
-        return not trial.user_attrs.get("interrupted", False)
+        return "error" in trial.user_attrs
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -127,11 +150,17 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counts_as_finished(trial) for trial in study.get_trials(deepcopy=False))
 
 
-def _process_is_gone(worker: dict | None) -> bool:
-    if worker is None:
-        return True  # killed between ask() and recording its worker
+UNCLAIMED_GRACE_S = 60
+"""A RUNNING trial with no worker recorded this long after it started was abandoned at once."""
+
+
+def _abandoned(trial: FrozenTrial) -> bool:
+    worker = trial.user_attrs.get("worker")
+    if worker is None:  # killed between ask() and recording its worker, or just asked by a peer
+        started = trial.datetime_start
+        return started is not None and (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
     if worker.get("host") != WORKER["host"]:
-        return False  # another machine's trial: its own worker resumes it
+        return False  # another machine's trial: its heartbeat tells
     try:
         os.kill(int(worker["pid"]), 0)
     except ProcessLookupError:
@@ -141,16 +170,51 @@ def _process_is_gone(worker: dict | None) -> bool:
     return False
 
 
-def fail_dead_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> int:
-    """Mark RUNNING trials of processes that no longer exist as failed (interrupted); count them."""
+def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> int:
+    """Fail the RUNNING trials whose worker is gone, so they are redone; return how many."""
     study_id = storage.get_study_id_from_name(study.study_name)
-    dead = [
-        trial
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if _process_is_gone(trial.user_attrs.get("worker"))
-    ]
-    for trial in dead:
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in filter(_abandoned, running):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         storage.set_trial_user_attr(trial_id, "interrupted", True)
-        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
-    return len(dead)
+        try:
+            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker failed it a moment ago
+    if _heartbeat_interval(storage):
+        with allow_experimental():
+            optuna.storages.fail_stale_trials(study)  # the trials whose heartbeat stopped
+    return len(running) - len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+    return storage.get_heartbeat_interval() if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
+@contextlib.contextmanager
+def heartbeat(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial
+) -> Iterator[None]:
+    """Record the trial's heartbeat in the background while it runs (database storages only)."""
+    if not isinstance(storage, optuna.storages.RDBStorage) or not (
+        interval := storage.get_heartbeat_interval()
+    ):
+        yield
+        return
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -11,9 +11,10 @@ seed asks the same trials and gets the same numbers, in one go or resumed after 
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import optuna
 from optuna.trial import TrialState
@@ -24,7 +25,14 @@ from objectives.objective import Experiment, derive_seed, run_trials
 from objectives.schedules import get_family
 from objectives.workloads import Splits, get_workload
 from study.cli import UsageError
-from study.storage import WORKER, fail_dead_trials, finished_count
+from study.storage import (
+    WORKER,
+    allow_experimental,
+    counts_as_finished,
+    fail_abandoned_trials,
+    finished_count,
+    heartbeat,
+)
 
 PRUNERS = ("median", "hyperband", "none")
 
@@ -92,8 +100,7 @@ def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pru
     if not study.user_attrs:
         for key, value in experiment.to_attrs().items():
             study.set_user_attr(key, value)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with allow_experimental():
             study.set_metric_names(["val_acc"])  # the dashboard's label for the objective
         save_note(study, _study_note(experiment))
     return study
@@ -105,12 +112,20 @@ def _sampler(experiment: Experiment, trial_number: int) -> optuna.samplers.TPESa
     )
 
 
-def _run_one_trial(study: optuna.Study, experiment: Experiment, data: Splits) -> optuna.trial.FrozenTrial:
-    study.sampler = _sampler(experiment, trial_number=len(study.get_trials(deepcopy=False)))
-    trial = study.ask()
+def _run_one_trial(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment, data: Splits
+) -> None:
+    with warnings.catch_warnings():
+        # Heartbeats are recorded by storage.heartbeat below; Optuna expects only optimize() to.
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        trial = study.ask()
+    # Trials sample when they suggest, so seeding here, from the number the storage gave this
+    # trial, makes every trial's draw reproducible even when workers ask at the same moment.
+    study.sampler = _sampler(experiment, trial.number)
     trial.set_user_attr("worker", WORKER)
     try:
-        [outcome] = run_trials([trial], experiment, data)
+        with heartbeat(storage, study, trial):
+            [outcome] = run_trials([trial], experiment, data)
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)  # redone on resume, not counted
         study.tell(trial, state=TrialState.FAIL)
@@ -121,8 +136,43 @@ def _run_one_trial(study: optuna.Study, experiment: Experiment, data: Splits) ->
         tqdm.write(
             f"warning: {experiment.study_name} trial {trial.number} failed: {message}", file=sys.stderr
         )
-        return study.tell(trial, state=TrialState.FAIL)
-    return study.tell(trial, outcome.value, state=outcome.state)
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    study.tell(trial, outcome.value, state=outcome.state)
+
+
+WAIT_FOR_PEERS_S = 0.5
+"""How often a worker looks again while other workers hold a study's last trials."""
+
+
+def _top_up(
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    experiment: Experiment,
+    data: Splits,
+    trials: int,
+) -> Iterator[int]:
+    """Run trials until the study has ``trials`` finished ones; yield the finished count as it grows.
+
+    A worker only starts a trial while finished + running < ``trials``; near the end it waits for
+    the trials its peers hold, and takes them over if those peers die. So a study ends with
+    exactly ``trials`` finished trials, unless workers ask at the same instant (at most one extra
+    per extra worker).
+    """
+    while True:
+        if abandoned := fail_abandoned_trials(storage, study):
+            tqdm.write(
+                f"{study.study_name}: {abandoned} trial(s) of a stopped worker marked failed; redoing them"
+            )
+        current = study.get_trials(deepcopy=False)
+        finished = sum(map(counts_as_finished, current))
+        yield finished
+        if finished >= trials:
+            return
+        if finished + sum(t.state == TrialState.RUNNING for t in current) >= trials:
+            time.sleep(WAIT_FOR_PEERS_S)
+            continue
+        _run_one_trial(storage, study, experiment, data)
 
 
 def run_sweep(
@@ -137,19 +187,14 @@ def run_sweep(
     for experiment in experiments:  # every check before anything is written
         check_stored_settings(storage, experiment)
     studies = [open_study(storage, experiment, pruner) for experiment in experiments]
-    for study in studies:
-        if dead := fail_dead_trials(storage, study):
-            print(
-                f"{study.study_name}: {dead} trial(s) left running by a stopped process marked failed; redoing them"
-            )
-    done = [min(finished_count(study), trials) for study in studies]
-    with tqdm(total=trials * len(studies), initial=sum(done), unit="trial", disable=None) as bar:
+    done = {study.study_name: min(finished_count(study), trials) for study in studies}
+    with tqdm(total=trials * len(studies), initial=sum(done.values()), unit="trial", disable=None) as bar:
         for study, experiment in zip(studies, experiments):
             bar.set_description(study.study_name)
-            while finished_count(study) < trials:
-                _run_one_trial(study, experiment, data)
-                bar.update(1)
-                best = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-                if best:
-                    bar.set_postfix(best=f"{max(best):.4f}")
+            for finished in _top_up(storage, study, experiment, data, trials):
+                done[study.study_name] = min(finished, trials)
+                bar.update(sum(done.values()) - bar.n)
+                values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+                if values:
+                    bar.set_postfix(best=f"{max(values):.4f}")
     return studies

@@ -30,7 +30,7 @@ SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 def idx_bytes(array: np.ndarray) -> bytes:
     """An idx file (gzip-compressed) holding a uint8 array."""
     header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    return gzip.compress(header + array.astype(np.uint8).tobytes())
+    return gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0)
 
 
 def tiny_mnist(directory: Path, *, train: int = 60, test: int = 20) -> dict[str, str]:
@@ -93,16 +93,22 @@ def test_idx_round_trip() -> None:
 @pytest.mark.parametrize(
     "data,message",
     [
-        (b"not gzip at all", "x is not a readable gzip file"),
-        (idx_bytes(np.zeros((2, 3)))[:-6], "x is not a readable gzip file"),  # truncated download
-        (
-            gzip.compress(b"\x08\x08\x08\x01\x00\x00\x00\x02ab"),
+        pytest.param(b"not gzip at all", "x is not a readable gzip file", id="not gzip"),
+        pytest.param(idx_bytes(np.zeros((2, 3)))[:-6], "x is not a readable gzip file", id="truncated gzip"),
+        pytest.param(
+            gzip.compress(b"\x08\x08\x08\x01\x00\x00\x00\x02ab", mtime=0),
             "x is not an idx file (bad magic number 08080801)",
+            id="bad magic",
         ),
-        (gzip.compress(bytes([0, 0, 8, 3, 0, 0])), "x is truncated inside its header"),
-        (
-            gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2])),
+        pytest.param(
+            gzip.compress(bytes([0, 0, 8, 3, 0, 0]), mtime=0),
+            "x is truncated inside its header",
+            id="short header",
+        ),
+        pytest.param(
+            gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]), mtime=0),
             "x holds 2 data bytes but its header (5,) needs 5",
+            id="short data",
         ),
     ],
 )

@@ -16,6 +16,8 @@ def _study(family: str, trials: list[tuple[TrialState, float | None, int | None,
         trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)})
         trial.set_user_attr("epochs_to_target", epochs_to_target)
         trial.set_user_attr("diverged", diverged)
+        if state == TrialState.FAIL:
+            trial.set_user_attr("error", "RuntimeError: boom")  # a real failure, which counts
         study.tell(trial, value, state=state)
     return study
 

@@ -179,7 +179,7 @@ def test_killed_sweep_resumes_with_the_same_command(run_cli, tmp_path: Path) -> 
         assert after.trials[number].user_attrs["interrupted"] is True
     assert len(after.trials) == 40 + len(running_before)
     if running_before:
-        assert "left running by a stopped process" in out
+        assert "1 trial(s) of a stopped worker marked failed; redoing them" in out
 
 
 def test_ctrl_c_marks_the_running_trial_interrupted_and_says_how_to_resume(run_cli, tmp_path: Path) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 
 import optuna
 from optuna.trial import TrialState
 
-from study.storage import WORKER, fail_dead_trials, finished_count
+from study import storage as storage_module
+from study.storage import UNCLAIMED_GRACE_S, WORKER, fail_abandoned_trials, finished_count
 
 
 def _dead_pid() -> int:
@@ -17,7 +19,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_only_trials_of_dead_local_processes_are_failed() -> None:
+def test_only_trials_of_dead_local_processes_are_failed(monkeypatch) -> None:
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
     workers = {
@@ -29,24 +31,35 @@ def test_only_trials_of_dead_local_processes_are_failed() -> None:
     for name, worker in workers.items():
         trials[name] = study.ask()
         trials[name].set_user_attr("worker", worker)
-    trials["no worker"] = study.ask()
+    trials["just asked"] = study.ask()  # a peer may not have recorded its worker yet
 
-    assert fail_dead_trials(storage, study) == 2
+    assert fail_abandoned_trials(storage, study) == 1
 
     states = {name: study.trials[trial.number] for name, trial in trials.items()}
-    for name in ("dead", "no worker"):
-        assert states[name].state == TrialState.FAIL and states[name].user_attrs["interrupted"] is True
-    for name in ("alive", "other machine"):
+    assert states["dead"].state == TrialState.FAIL and states["dead"].user_attrs["interrupted"] is True
+    for name in ("alive", "other machine", "just asked"):
         assert states[name].state == TrialState.RUNNING
 
+    later = datetime.datetime.now() + datetime.timedelta(seconds=UNCLAIMED_GRACE_S + 1)
+    monkeypatch.setattr(
+        storage_module.datetime,
+        "datetime",
+        type("Later", (datetime.datetime,), {"now": staticmethod(lambda: later)}),
+    )
+    assert fail_abandoned_trials(storage, study) == 1
+    assert study.trials[trials["just asked"].number].state == TrialState.FAIL
 
-def test_finished_means_complete_pruned_or_failed_but_not_interrupted() -> None:
+
+def test_finished_means_complete_pruned_or_failed_with_an_error() -> None:
     study = optuna.create_study()
     study.tell(study.ask(), 1.0)
     study.tell(study.ask(), state=TrialState.PRUNED)
-    study.tell(study.ask(), state=TrialState.FAIL)
+    broken = study.ask()
+    broken.set_user_attr("error", "RuntimeError: boom")
+    study.tell(broken, state=TrialState.FAIL)
     interrupted = study.ask()
     interrupted.set_user_attr("interrupted", True)
     study.tell(interrupted, state=TrialState.FAIL)
+    study.tell(study.ask(), state=TrialState.FAIL)  # failed by a heartbeat check: no error recorded
     study.ask()  # still running
     assert finished_count(study) == 3
