@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,9 +45,12 @@ def storage_spec(storage: str | None, out: Path) -> str:
 
 
 def prepare_out_dir(out: Path) -> None:
-    """Create ``--out`` (and its parents) or say in one line why it cannot be used."""
+    """Create ``--out`` or say in one line why it cannot be used. Its parent must exist: a
+    mistyped deep path should be an error, not a new tree."""
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot use --out {out}: its parent {out.parent} is not an existing directory")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot use --out {out}: {error.strerror or error}") from None
     if not os.access(out, os.W_OK | os.X_OK):
@@ -76,9 +80,7 @@ def _open_database(url: str, heartbeat: int | None) -> optuna.storages.RDBStorag
     except (sqlalchemy.exc.ArgumentError, ValueError):
         raise UsageError(f"malformed storage URL {url!r}; expected e.g. postgresql://user@host/db") from None
     try:
-        grace = None if heartbeat is None else 3 * heartbeat
-        with allow_experimental():
-            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace)
+        return _create_schema_once(url, heartbeat)
     except sqlalchemy.exc.NoSuchModuleError:
         scheme = url.split("://", 1)[0]
         raise UsageError(f"unknown storage URL scheme {scheme!r}; use sqlite, postgresql or mysql") from None
@@ -91,6 +93,25 @@ def _open_database(url: str, heartbeat: int | None) -> optuna.storages.RDBStorag
     except sqlalchemy.exc.SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise UsageError(f"cannot open storage {url!r}: {reason}") from None
+
+
+SCHEMA_ATTEMPTS = 5
+
+
+def _create_schema_once(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
+    """Open the database, creating Optuna's tables if needed. Workers started together on an
+    empty database race to create them; the losers see a conflict and simply open it again."""
+    grace = None if heartbeat is None else 3 * heartbeat
+    attempt = 1
+    while True:
+        try:
+            with allow_experimental():
+                return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+            attempt += 1
 
 
 def _open_journal(path: Path) -> JournalStorage:

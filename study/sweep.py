@@ -50,18 +50,20 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
 
 def check_stored_settings(storage: optuna.storages.BaseStorage, experiment: Experiment) -> None:
-    """An existing study must have been made with the same settings; say which differ if not."""
+    """An existing study must have been made with the same settings; say which differ if not.
+
+    Only settings already stored are compared: a peer worker may be writing them this instant.
+    """
     try:
         stored = storage.get_study_user_attrs(storage.get_study_id_from_name(experiment.study_name))
     except KeyError:
         return  # not made yet
     wanted = experiment.to_attrs()
-    if stored != wanted:
-        differences = ", ".join(
-            f"{k}={stored.get(k)!r} (now {v!r})" for k, v in wanted.items() if stored.get(k) != v
-        )
+    if differences := [
+        f"{k}={stored[k]!r} (now {v!r})" for k, v in wanted.items() if k in stored and stored[k] != v
+    ]:
         raise UsageError(
-            f"study {experiment.study_name!r} in this storage was made with {differences}; "
+            f"study {experiment.study_name!r} in this storage was made with {', '.join(differences)}; "
             "rerun with the stored settings or use another --out/--storage"
         )
 
@@ -84,25 +86,22 @@ def _study_note(experiment: Experiment) -> str:
 
 def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pruner: str) -> optuna.Study:
     """Load the experiment's study, or create it with its settings as user attributes."""
+    name, chosen_pruner = experiment.study_name, make_pruner(pruner, experiment.epochs)
     try:
-        return optuna.load_study(
-            study_name=experiment.study_name, storage=storage, pruner=make_pruner(pruner, experiment.epochs)
-        )
+        return optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
     except KeyError:
         pass
-    study = optuna.create_study(
-        storage=storage,
-        study_name=experiment.study_name,
-        direction="maximize",
-        load_if_exists=True,  # another worker may have created it a moment ago
-        pruner=make_pruner(pruner, experiment.epochs),
-    )
-    if not study.user_attrs:
-        for key, value in experiment.to_attrs().items():
-            study.set_user_attr(key, value)
-        with allow_experimental():
-            study.set_metric_names(["val_acc"])  # the dashboard's label for the objective
-        save_note(study, _study_note(experiment))
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", pruner=chosen_pruner
+        )
+    except optuna.exceptions.DuplicatedStudyError:  # a peer worker created it a moment ago
+        return optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
+    for key, value in experiment.to_attrs().items():
+        study.set_user_attr(key, value)
+    with allow_experimental():
+        study.set_metric_names(["val_acc"])  # the dashboard's label for the objective
+    save_note(study, _study_note(experiment))
     return study
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import optuna
@@ -52,3 +53,29 @@ def run_subprocess(module: str, argv: Sequence[str], **kwargs: object) -> subpro
         env=env,
         **kwargs,
     )
+
+
+POSTGRES_ENV = "LR_STUDY_POSTGRES_URL"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server that ``$LR_STUDY_POSTGRES_URL`` names.
+
+    Skipped where no server is configured (a laptop); in CI (``$CI`` set) that is a failure,
+    because .ci/run starts one.
+    """
+    server = os.environ.get(POSTGRES_ENV)
+    if not server:
+        reason = f"no PostgreSQL: run `bash .ci/postgres.sh start /tmp/pg` and set {POSTGRES_ENV} to the URL it prints"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests; {reason}")
+        pytest.skip(reason)
+    import psycopg
+
+    name = f"lrstudy_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -2,11 +2,13 @@
 
 ``{stored}`` stands for an out directory holding a finished tiny sweep; ``{tmp}`` for a fresh
 directory with ``a_file`` (a plain file), ``garbage.journal`` (not a journal), ``dir.journal``
-(a directory), ``empty/`` and ``damaged/`` (a garbage MNIST-format image file) in it.
+(a directory), ``empty/`` and ``damaged/`` (a garbage MNIST-format image file) in it;
+``{read_only}`` for a directory this user cannot write in.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,22 @@ CASES: dict[str, tuple[str, list[str], str]] = {
     "journal is a directory": ("run", ["--storage", "{tmp}/dir.journal"], "is a directory, not a file"),
     "journal in a missing directory": ("run", ["--storage", "{tmp}/missing/x.journal"], "is not a directory"),
     "corrupt journal": ("run", ["--storage", "{tmp}/garbage.journal"], "is not a readable Optuna journal"),
-    "out under a file": ("run", ["--out", "{tmp}/a_file/results"], "cannot use --out"),
+    "out under a file": (
+        "run",
+        ["--out", "{tmp}/a_file/results"],
+        "its parent {tmp}/a_file is not an existing directory",
+    ),
+    "out with a missing parent": (
+        "run",
+        ["--out", "{tmp}/typo/results"],
+        "its parent {tmp}/typo is not an existing directory",
+    ),
+    "out not writable": ("run", ["--out", "{read_only}/results"], "cannot use --out {read_only}/results: "),
+    "unreachable database host": (
+        "run",
+        ["--storage", "postgresql://me@nonexistent.invalid/db"],
+        "cannot open storage 'postgresql://me@nonexistent.invalid/db': failed to resolve host 'nonexistent.invalid'",
+    ),
     "out is a file": ("run", ["--out", "{tmp}/a_file"], "cannot use --out"),
     "settings differ from stored": (
         "run",
@@ -138,7 +155,12 @@ def test_bad_input_gets_one_line_and_exit_code_2(case: str, stored: Path, run_cl
     (tmp_path / "damaged").mkdir()
     (tmp_path / "damaged" / "train-images-idx3-ubyte.gz").write_bytes(b"not the canonical file")
     module, argv, message = CASES[case]
-    argv = [arg.format(stored=stored, tmp=tmp_path) for arg in argv]
+    # Root writes anywhere it has permission bits against it; /sys refuses even root.
+    read_only = Path("/sys") if os.geteuid() == 0 else tmp_path / "read_only"
+    if read_only != Path("/sys"):
+        read_only.mkdir(mode=0o555)
+    places = {"stored": stored, "tmp": tmp_path, "read_only": read_only}
+    argv = [arg.format(**places) for arg in argv]
     journal = stored / "optuna.journal"
     before = journal.read_bytes()
 
@@ -146,7 +168,7 @@ def test_bad_input_gets_one_line_and_exit_code_2(case: str, stored: Path, run_cl
 
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: "), err
-    assert message.format(tmp=tmp_path) in err
+    assert message.format(**places) in err
     assert "Traceback" not in out + err
     assert journal.read_bytes() == before
 

@@ -1,0 +1,138 @@
+"""Many workers on one storage: shared studies, exact accounting, dead workers' trials redone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from study.analysis import load_studies
+from study.storage import counts_as_finished
+from tests.conftest import REPO, TINY
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _worker(args: list[str], *, as_other_machine: bool = False) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "study.run", *args]
+    if as_other_machine:  # its own hostname, so only its heartbeat can tell that it died
+        command = ["unshare", "--uts", "sh", "-c", 'hostname other-machine && exec "$@"', "sh", *command]
+    return subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(workers: list[subprocess.Popen[str]]) -> None:
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+
+
+def _check_accounting(storage: str, trials: int, workers: int) -> dict[str, int]:
+    """Every study ends with ``trials`` finished trials (one more per extra worker at most),
+    nothing left running, no number twice; returns how many finished per study."""
+    finished = {}
+    for name, study in load_studies(storage).items():
+        all_trials = study.get_trials()
+        assert [t.number for t in all_trials] == list(range(len(all_trials)))
+        assert not [t for t in all_trials if t.state == TrialState.RUNNING]
+        finished[name] = sum(map(counts_as_finished, all_trials))
+        assert trials <= finished[name] <= trials + workers - 1, (name, finished[name])
+        redone = [t for t in all_trials if not counts_as_finished(t)]
+        assert all(t.state == TrialState.FAIL and t.user_attrs.get("interrupted") for t in redone)
+    return finished
+
+
+@pytest.fixture(params=["journal", "postgresql"])
+def shared_storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "journal":
+        return str(tmp_path / "optuna.journal")
+    return request.getfixturevalue("postgres_url")
+
+
+def test_two_workers_share_every_study(shared_storage: str, tmp_path: Path) -> None:
+    args = [
+        *TINY,
+        "--families",
+        "constant,cosine",
+        "--trials",
+        "12",
+        "--out",
+        str(tmp_path),
+        "--storage",
+        shared_storage,
+    ]
+    workers = [_worker(args), _worker(args)]
+    _finish(workers)
+    finished = _check_accounting(shared_storage, trials=12, workers=2)
+    assert sorted(finished) == ["moons-sgd-constant", "moons-sgd-cosine"]
+    pids = {
+        t.user_attrs["worker"]["pid"] for study in load_studies(shared_storage).values() for t in study.trials
+    }
+    assert pids == {worker.pid for worker in workers}, "both workers took trials"
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare to pose as another machine")
+def test_a_dead_machines_trial_is_redone_after_its_heartbeat_stops(postgres_url: str, tmp_path: Path) -> None:
+    if subprocess.run(["unshare", "--uts", "true"], check=False).returncode != 0:
+        pytest.skip("unshare --uts needs root here")
+    args = [
+        "--workload",
+        "moons",
+        "--epochs",
+        "10",
+        "--families",
+        "constant",
+        "--trials",
+        "16",
+        "--heartbeat",
+        "1",
+    ]
+    args += ["--out", str(tmp_path), "--storage", postgres_url]
+    doomed = _worker(args, as_other_machine=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until it holds a trial after finishing two
+        trials = load_studies(postgres_url).get("moons-sgd-constant")
+        if (
+            trials
+            and sum(map(counts_as_finished, trials.trials)) >= 2
+            and trials.trials[-1].state == TrialState.RUNNING
+        ):
+            break
+        time.sleep(0.02)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    held = [
+        t.number
+        for t in load_studies(postgres_url)["moons-sgd-constant"].trials
+        if t.state == TrialState.RUNNING
+    ]
+    assert held, "the killed worker held a trial"
+
+    survivor = _worker(args)  # same command, this machine
+    _finish([survivor])
+
+    study = load_studies(postgres_url)["moons-sgd-constant"]
+    for number in held:
+        assert study.trials[number].state == TrialState.FAIL  # failed by the heartbeat check, not counted
+    assert sum(map(counts_as_finished, study.trials)) == 16
+
+
+def test_wrong_database_password_is_one_line(postgres_url: str, tmp_path: Path) -> None:
+    user_and_password, host = postgres_url.split("://", 1)[1].split("@", 1)
+    wrong = f"postgresql://{user_and_password.split(':')[0]}:not-the-password@{host}"
+    done = subprocess.run(
+        [sys.executable, "-m", "study.run", "--storage", wrong, "--out", str(tmp_path)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "password authentication failed" in done.stderr
