@@ -171,8 +171,9 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counts_as_finished(trial) for trial in study.get_trials(deepcopy=False))
 
 
-UNCLAIMED_GRACE_S = 60
-"""A RUNNING trial with no worker recorded this long after it started was abandoned at once."""
+UNCLAIMED_GRACE_S = 10
+"""A RUNNING trial with no worker recorded this long after it started was abandoned at once.
+A live peer records its worker milliseconds after asking; this bounds the wait on resume."""
 
 
 def _abandoned(trial: FrozenTrial) -> bool:
