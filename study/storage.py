@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,24 @@ from study.cli import UsageError
 JOURNAL_SUFFIX = ".journal"
 WORKER = {"host": socket.gethostname(), "pid": os.getpid()}
 """Stored on each trial this process runs, so a later run can tell whether it is still alive."""
+
+
+@contextlib.contextmanager
+def temporary_database(server_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database on ``server_url``'s server, dropped afterwards (tests, benchmarks).
+
+    ``server_url`` must name a role allowed to create databases.
+    """
+    import psycopg  # the postgresql extra
+
+    name = f"lrstudy_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager

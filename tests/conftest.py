@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import optuna
 import pytest
+
+from study.storage import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--workload", "moons", "--epochs", "3"]
@@ -71,11 +72,5 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the PostgreSQL tests; {reason}")
         pytest.skip(reason)
-    import psycopg
-
-    name = f"lrstudy_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield server.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with temporary_database(server) as url:
+        yield url
