@@ -34,6 +34,11 @@ class Experiment:
     batch_size: int
     early_stopping: int | None  # patience in epochs; None trains every epoch
     seed: int  # fixes the data split; each trial's own seed derives from it
+    lr_range: tuple[float, float] | None = None  # base-LR search bounds; None: the optimizer's default
+
+    @property
+    def base_lr_bounds(self) -> tuple[float, float]:
+        return self.lr_range or get_optimizer(self.optimizer).lr_range
 
     @property
     def study_name(self) -> str:
@@ -44,12 +49,17 @@ class Experiment:
         return get_workload(self.workload).target
 
     def to_attrs(self) -> dict[str, Any]:
-        """Study user attributes: the settings, plus the target they are judged against."""
-        return {**asdict(self), "target": self.target}
+        """Study user attributes: the settings (JSON types), plus the target they are judged against."""
+        attrs = {**asdict(self), "target": self.target}
+        attrs["lr_range"] = None if self.lr_range is None else list(self.lr_range)
+        return attrs
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> Experiment:
-        return cls(**{name: attrs[name] for name in cls.__dataclass_fields__})
+        fields = {name: attrs[name] for name in cls.__dataclass_fields__ if name in attrs}
+        if fields.get("lr_range") is not None:
+            fields["lr_range"] = tuple(fields["lr_range"])
+        return cls(**fields)
 
 
 def derive_seed(*keys: int) -> int:
@@ -63,8 +73,8 @@ def trial_seed(sweep_seed: int, trial_number: int) -> int:
 
 
 def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:
-    """Suggest the base LR (log scale, from the optimizer's range) and the family's own knobs."""
-    lr = trial.suggest_float("lr", *get_optimizer(experiment.optimizer).lr_range, log=True)
+    """Suggest the base LR (log scale, within the experiment's bounds) and the family's own knobs."""
+    lr = trial.suggest_float("lr", *experiment.base_lr_bounds, log=True)
     kwargs = get_family(experiment.family).suggest(trial)
     return MemberConfig(
         optimizer=experiment.optimizer, lr=lr, family=experiment.family, schedule_kwargs=kwargs, seed=seed
@@ -76,18 +86,17 @@ def _json_safe(values: list[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
 
 
-def _record(trial: optuna.Trial, result: MemberResult, target: float) -> None:
+def result_attrs(result: MemberResult, target: float) -> dict[str, Any]:
+    """What is stored of one training run: its whole curve and how fast it reached ``target``."""
     curve = result.curve
     reached = curve.first_reaching(target)
-    attrs = {
+    return {
         "curve": {name: _json_safe(values) for name, values in curve.as_dict().items()},
         "epochs_to_target": None if reached is None else curve.epoch[reached],
         "seconds_to_target": None if reached is None else curve.seconds[reached],
         "diverged": result.stop_reason == "diverged",
         "seed": result.config.seed,
     }
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,8 @@ def run_trials(trials: Sequence[optuna.Trial], experiment: Experiment, data: Spl
     )
     outcomes = []
     for trial, result in zip(trials, results):
-        _record(trial, result, experiment.target)
+        for key, value in result_attrs(result, experiment.target).items():
+            trial.set_user_attr(key, value)
         pruned = result.stop_reason == "stopped"
         outcomes.append(
             Outcome(TrialState.PRUNED, None) if pruned else Outcome(TrialState.COMPLETE, result.final_val_acc)

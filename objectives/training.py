@@ -78,6 +78,7 @@ class MemberResult:
     curve: Curve
     final_val_acc: float  # after restoring the best weights when early stopping is on
     stop_reason: StopReason | None  # None: trained for every epoch
+    test_acc: float | None = None  # only when asked for: tuning never looks at the test split
 
 
 EpochCallback = Callable[[int, Curve], bool]
@@ -102,6 +103,7 @@ def _train_member(
     batch_size: int,
     early_stopping: int | None,
     should_stop: Callable[[Curve], bool],
+    evaluate_test: bool,
 ) -> MemberResult:
     torch.manual_seed(config.seed)
     model = workload.make_model()
@@ -169,7 +171,14 @@ def _train_member(
         final = best_acc
     else:
         final = curve.val_acc[-1]
-    return MemberResult(config=config, curve=curve, final_val_acc=final, stop_reason=stop_reason)
+    test_acc = None
+    if evaluate_test:
+        test_acc = (
+            DIVERGED_SCORE if stop_reason == "diverged" else _evaluate(model, data.x_test, data.y_test)[1]
+        )
+    return MemberResult(
+        config=config, curve=curve, final_val_acc=final, stop_reason=stop_reason, test_acc=test_acc
+    )
 
 
 def train(
@@ -181,6 +190,7 @@ def train(
     batch_size: int,
     early_stopping: int | None = None,
     on_epoch: EpochCallback | None = None,
+    evaluate_test: bool = False,
 ) -> list[MemberResult]:
     """Train every member for up to ``epochs`` epochs; one result per member, in order.
 
@@ -188,6 +198,7 @@ def train(
         early_stopping: stop a member after this many epochs without a better validation
             accuracy, and restore its best weights. None trains every epoch.
         on_epoch: see ``EpochCallback``; used by the sweep to report and prune.
+        evaluate_test: also measure the final model's test accuracy (the final comparison only).
     """
     callback = on_epoch or (lambda index, curve: False)
     return [
@@ -199,6 +210,7 @@ def train(
             batch_size=batch_size,
             early_stopping=early_stopping,
             should_stop=lambda curve, index=index: callback(index, curve),
+            evaluate_test=evaluate_test,
         )
         for index, config in enumerate(members)
     ]

@@ -1,52 +1,72 @@
-"""Tidy tables from stored studies: data first, drawing elsewhere (Optuna's visualization split)."""
+"""Tidy tables from stored studies: data first, drawing in ``study.figures`` (Optuna's split).
+
+Every builder takes studies or other frames and returns a pandas DataFrame whose columns its
+docstring lists; nothing here draws or writes files.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
+from scipy import stats
 
-from study.storage import counts_as_finished, open_storage
+from objectives.schedules import Run, get_family
+from study.reevaluate import stored_reevaluation
+from study.storage import allow_experimental, counts_as_finished, open_storage
+
+SIGNIFICANCE = 0.05
 
 
-def load_studies(storage: str) -> dict[str, optuna.Study]:
-    """Every study in a storage (a database URL or a .journal path), by name."""
-    opened = open_storage(storage)
+def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna.Study]:
+    """Every study in a storage (opened, or a database URL or .journal path), by name."""
+    opened = open_storage(storage) if isinstance(storage, str) else storage
     return {
         name: optuna.load_study(study_name=name, storage=opened)
         for name in optuna.get_all_study_names(opened)
     }
 
 
+# --- all trials ---------------------------------------------------------------------------------
+
 TRIAL_COLUMNS = [
-    "study",
-    "family",
-    "number",
-    "state",
-    "value",
-    "diverged",
-    "epochs_to_target",
-    "seconds_to_target",
-]
+    "workload", "optimizer", "family", "number", "state", "value", "final_val_acc", "diverged",
+    "epochs_to_target", "seconds_to_target",
+]  # fmt: skip
 
 
 def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
-    """One row per finished trial: ``TRIAL_COLUMNS`` plus one ``param_<name>`` column per knob."""
+    """One row per finished trial: ``TRIAL_COLUMNS`` plus one ``param_<name>`` column per knob.
+
+    ``final_val_acc`` is the objective of complete trials and the last reported validation
+    accuracy of pruned ones (how far they got), NaN for failed ones.
+    """
     rows = []
     for study in studies:
         for trial in study.get_trials(deepcopy=False):
             if not counts_as_finished(trial):
                 continue
             attrs = trial.user_attrs
+            reported = trial.intermediate_values
+            final = (
+                trial.value
+                if trial.state == TrialState.COMPLETE
+                else reported[max(reported)]
+                if reported
+                else np.nan
+            )
             rows.append(
                 {
-                    "study": study.study_name,
+                    "workload": study.user_attrs.get("workload"),
+                    "optimizer": study.user_attrs.get("optimizer"),
                     "family": study.user_attrs.get("family"),
                     "number": trial.number,
                     "state": trial.state.name,
                     "value": trial.value,
+                    "final_val_acc": final,
                     "diverged": bool(attrs.get("diverged", False)),
                     "epochs_to_target": attrs.get("epochs_to_target"),
                     "seconds_to_target": attrs.get("seconds_to_target"),
@@ -75,3 +95,246 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return table.sort_values("best_val_acc", ascending=False).reset_index()
+
+
+def expected_best_frame(trials: pd.DataFrame) -> pd.DataFrame:
+    """Expected best validation accuracy after n trials, n = 1..N, per family (Dodge et al. 2019).
+
+    The expectation of the maximum of n draws with replacement from a family's N finished trials
+    (the bootstrap of "Show your work", computed exactly), with its standard deviation.
+    Columns: family, trials (n), expected_best, sd.
+    """
+    rows = []
+    for family, values in trials.groupby("family", sort=False)["final_val_acc"]:
+        v = np.sort(values.fillna(0.0).to_numpy())  # a failed trial is worth nothing
+        total = len(v)
+        ranks = np.arange(1, total + 1) / total
+        for n in range(1, total + 1):
+            weights = ranks**n - (ranks - 1 / total) ** n  # P(max of n draws is the i-th smallest)
+            mean = float(weights @ v)
+            rows.append(
+                {
+                    "family": family,
+                    "trials": n,
+                    "expected_best": mean,
+                    "sd": float(np.sqrt(max(weights @ v**2 - mean**2, 0))),
+                }
+            )
+    return pd.DataFrame(rows, columns=["family", "trials", "expected_best", "sd"])
+
+
+def importance_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
+    """Hyperparameter importance (fANOVA, seeded) per family. Columns: family, param, importance."""
+    rows = []
+    for study in studies:
+        values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        if len(set(values)) < 2:  # nothing to explain (e.g. every trial diverged)
+            continue
+        with allow_experimental():
+            importances = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+            )
+        family = study.user_attrs.get("family")
+        rows += [
+            {"family": family, "param": name, "importance": value} for name, value in importances.items()
+        ]
+    return pd.DataFrame(rows, columns=["family", "param", "importance"])
+
+
+# --- the re-evaluated best configurations ------------------------------------------------------
+
+
+def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
+    """One row per re-evaluation run: workload, optimizer, family, seed, test_acc, val_acc (final),
+    epochs_to_target, seconds_to_target, auc (area under the validation-accuracy curve over the
+    run, normalized to [0, 1]; a diverged epoch counts 0), diverged."""
+    rows = []
+    for study in studies:
+        if (record := stored_reevaluation(study)) is None:
+            continue
+        for run in record["runs"]:
+            accuracy = np.nan_to_num(np.array(run["curve"]["val_acc"], dtype=float))
+            epochs = np.array(run["curve"]["epoch"], dtype=float)
+            auc = (
+                float(np.trapezoid(accuracy, epochs) / (epochs[-1] - epochs[0]))
+                if len(epochs) > 1
+                else float(accuracy[0])
+            )
+            rows.append(
+                {
+                    "workload": study.user_attrs["workload"],
+                    "optimizer": study.user_attrs["optimizer"],
+                    "family": study.user_attrs["family"],
+                    "seed": run["seed"],
+                    "test_acc": run["test_acc"],
+                    "val_acc": accuracy[-1],
+                    "epochs_to_target": run["epochs_to_target"],
+                    "seconds_to_target": run["seconds_to_target"],
+                    "auc": auc,
+                    "diverged": run["diverged"],
+                }
+            )
+    columns = [
+        "workload",
+        "optimizer",
+        "family",
+        "seed",
+        "test_acc",
+        "val_acc",
+        "epochs_to_target",
+        "seconds_to_target",
+        "auc",
+        "diverged",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def curves_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
+    """Per-epoch curves of the re-evaluation runs, long form: family, seed, epoch, train_loss,
+    val_loss, val_acc, lr."""
+    rows = []
+    for study in studies:
+        if (record := stored_reevaluation(study)) is None:
+            continue
+        for run in record["runs"]:
+            curve = run["curve"]
+            for i, epoch in enumerate(curve["epoch"]):
+                rows.append(
+                    {"family": study.user_attrs["family"], "seed": run["seed"], "epoch": epoch}
+                    | {name: curve[name][i] for name in ("train_loss", "val_loss", "val_acc", "lr")}
+                )
+    return pd.DataFrame(
+        rows, columns=["family", "seed", "epoch", "train_loss", "val_loss", "val_acc", "lr"]
+    ).astype({"train_loss": float, "val_loss": float, "val_acc": float, "lr": float})
+
+
+MAX_SHAPE_POINTS = 1000
+
+
+def schedule_shapes_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
+    """The LR of each family's re-evaluated configuration at every step (at most
+    ``MAX_SHAPE_POINTS`` evenly spaced steps per family). Columns: family, step, epoch, lr."""
+    frames = []
+    for study in studies:
+        if (record := stored_reevaluation(study)) is None:
+            continue
+        attrs, params = study.user_attrs, dict(record["params"])
+        family, per_epoch = get_family(attrs["family"]), record["steps_per_epoch"]
+        total = attrs["epochs"] * per_epoch
+        steps = np.unique(np.linspace(0, total - 1, min(total, MAX_SHAPE_POINTS)).astype(int))
+        if family.reacts_to_val_loss:  # its LR follows the losses: the first run's LR, per epoch
+            per_epoch_lr = np.array(record["runs"][0]["curve"]["lr"], dtype=float)
+            lr = per_epoch_lr[np.minimum(steps // per_epoch, len(per_epoch_lr) - 1)]
+        else:
+            kwargs = family.suggest(optuna.trial.FixedTrial(params))
+            lr = params["lr"] * family.build(Run(total, per_epoch), **kwargs)(steps)
+        frames.append(
+            pd.DataFrame({"family": attrs["family"], "step": steps, "epoch": steps / per_epoch, "lr": lr})
+        )
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["family", "step", "epoch", "lr"])
+    )
+
+
+def _t_interval(values: np.ndarray) -> tuple[float, float]:
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def ranking_table(
+    reevaluation: pd.DataFrame, trials: pd.DataFrame, hyperparameters: dict[str, dict]
+) -> pd.DataFrame:
+    """Per family, best test accuracy first: test accuracy mean and 95% t-interval over seeds;
+    epochs and seconds to target, median with min and max over seeds, where a seed that never
+    reached the target counts as infinitely slow (so the median is NaN, "never", when most seeds
+    miss); mean normalized AUC; the tuned hyperparameters; how the tuning trials ended."""
+    rows = []
+    outcomes = summary_table(trials).set_index("family") if len(trials) else pd.DataFrame()
+    for family, runs in reevaluation.groupby("family", sort=False):
+        low, high = _t_interval(runs["test_acc"].to_numpy(dtype=float))
+        epochs, seconds = (
+            runs[column].astype(float).fillna(np.inf) for column in ("epochs_to_target", "seconds_to_target")
+        )
+        row = {
+            "family": family,
+            "seeds": len(runs),
+            "test_acc": runs["test_acc"].mean(),
+            "test_acc_ci_low": low,
+            "test_acc_ci_high": high,
+            "epochs_to_target": epochs.median(),
+            "epochs_to_target_min": epochs.min(),
+            "epochs_to_target_max": epochs.max(),
+            "reached_target": f"{np.isfinite(epochs).sum()}/{len(runs)}",
+            "seconds_to_target": seconds.median(),
+            "seconds_to_target_min": seconds.min(),
+            "seconds_to_target_max": seconds.max(),
+            "auc": runs["auc"].mean(),
+            "hyperparameters": ", ".join(
+                f"{k}={_short(v)}" for k, v in hyperparameters.get(family, {}).items()
+            ),
+        }
+        if family in outcomes.index:
+            row |= outcomes.loc[family, ["complete", "pruned", "failed", "diverged"]].to_dict()
+        rows.append(row)
+    table = pd.DataFrame(rows).replace([np.inf, -np.inf], np.nan)  # never reached: shown as missing
+    return table.sort_values("test_acc", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for multiple comparisons."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order]))
+    result = np.empty_like(p)
+    result[order] = adjusted
+    return result
+
+
+def pairwise_table(reevaluation: pd.DataFrame) -> pd.DataFrame:
+    """Every family against the most accurate one on test accuracy: mean difference, paired
+    t-test over the shared seeds (run k of every family has the same seed), Holm-adjusted p, and
+    whether the two are distinguishable at the 5% level. Columns: family, best, difference,
+    p_value, p_holm, verdict."""
+    means = reevaluation.groupby("family", sort=False)["test_acc"].mean()
+    if len(means) < 2:
+        return pd.DataFrame(columns=["family", "best", "difference", "p_value", "p_holm", "verdict"])
+    best = means.idxmax()
+    by_seed = reevaluation.pivot_table(index="seed", columns="family", values="test_acc")
+    rows = []
+    for family in means.drop(best).sort_values(ascending=False).index:
+        pair = by_seed[[best, family]].dropna()
+        differences = pair[best] - pair[family]
+        if len(pair) < 2 or np.allclose(differences, differences.iloc[0]):
+            p = 0.0 if len(pair) >= 2 and differences.iloc[0] != 0 else 1.0  # no variance: t undefined
+        else:
+            p = float(stats.ttest_rel(pair[best], pair[family]).pvalue)
+        rows.append({"family": family, "best": best, "difference": float(differences.mean()), "p_value": p})
+    table = pd.DataFrame(rows)
+    table["p_holm"] = holm(table["p_value"])
+    table["verdict"] = np.where(table["p_holm"] < SIGNIFICANCE, "worse", "not distinguishable")
+    return table
+
+
+def performance_profile_frame(
+    reevaluation: pd.DataFrame, taus: Sequence[float] | None = None
+) -> pd.DataFrame:
+    """AlgoPerf-style profile over workloads: for each family and tau, the share of workloads on
+    which its median seconds to target is within tau times the fastest family's. A family that
+    never reaches a workload's target counts as never within. Columns: family, tau, share."""
+    taus = np.linspace(1, 4, 61) if taus is None else np.asarray(taus)
+    times = reevaluation.groupby(["workload", "family"])["seconds_to_target"].median().unstack("family")
+    ratios = times.div(times.min(axis=1), axis=0).fillna(np.inf)
+    rows = [
+        {"family": family, "tau": float(tau), "share": float((ratios[family] <= tau).mean())}
+        for family in ratios.columns
+        for tau in taus
+    ]
+    return pd.DataFrame(rows, columns=["family", "tau", "share"])

@@ -7,6 +7,7 @@ code 2, never a traceback. Ctrl-C exits with 130 and says how to resume.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -112,4 +113,7 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
             "interrupted; finished trials are stored, run the same command again to resume", file=sys.stderr
         )
         sys.exit(130)
+    except BrokenPipeError:  # output piped into head or less, which closed early: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(141)
     sys.exit(0)

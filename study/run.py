@@ -6,6 +6,7 @@ Run it again with the same arguments to resume; raise ``--trials`` to add trials
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +15,10 @@ import torch
 
 from objectives.schedules import FAMILIES
 from objectives.workloads import load_splits
-from study.analysis import summary_table, trials_frame
+from study.analysis import load_studies, summary_table, trials_frame
 from study.cli import ArgumentParser, add_experiment_arguments, experiment_from_args, positive_int, run_main
+from study.lr_find import find_range, save_plot
+from study.report import DEFAULT_SEEDS, refresh_reevaluations, write_report
 from study.storage import open_storage, prepare_out_dir, storage_spec
 from study.sweep import PRUNERS, run_sweep
 
@@ -48,6 +51,21 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
     parser.add_argument("--pruner", choices=PRUNERS, default="median", help="default median")
     parser.add_argument(
+        "--lr-range",
+        choices=["default", "auto"],
+        default="default",
+        help="base-LR search bounds: the optimizer's default, or auto from an LR range test (study.lr_find)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=DEFAULT_SEEDS,
+        help="report: re-evaluation seeds per family (default 5)",
+    )
+    parser.add_argument(
+        "--no-report", action="store_true", help="skip the re-evaluation and the report at the end"
+    )
+    parser.add_argument(
         "--heartbeat",
         type=positive_int,
         default=10,
@@ -62,9 +80,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     experiments = [experiment_from_args(args, family) for family in args.families]
     data = load_splits(experiments[0].workload, args.seed, args.data_dir)  # before anything is written
     prepare_out_dir(args.out)
+    torch.set_num_threads(args.threads)
+    if args.lr_range == "auto":
+        test = find_range(args.workload, args.optimizer, seed=args.seed, data_dir=args.data_dir)
+        experiments = [dataclasses.replace(e, lr_range=test.suggested) for e in experiments]
+        print(
+            f"LR range test: base LR searched in {test.suggested[0]:.3g} to {test.suggested[1]:.3g}", end=""
+        )
+        print(f" (plot: {save_plot(test, args.workload, args.optimizer, args.out)})")
     spec = storage_spec(args.storage, args.out)
     storage = open_storage(spec, heartbeat=args.heartbeat)
-    torch.set_num_threads(args.threads)
 
     studies = run_sweep(storage, experiments, data, trials=args.trials, pruner=args.pruner)
 
@@ -74,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"\n{first.workload}, {first.optimizer}: {args.trials} trials per family, target val_acc {first.target}"
     )
     print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
+    if not args.no_report:
+        refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir)
+        print(f"\nReport: {write_report(list(load_studies(storage).values()), args.out)}")
     print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 import optuna
 from optuna.trial import TrialState
-from optuna_dashboard import save_note
+from optuna_dashboard import get_note, save_note
 from tqdm import tqdm
 
 from objectives.objective import Experiment, derive_seed, run_trials
@@ -85,24 +85,32 @@ def _study_note(experiment: Experiment) -> str:
 
 
 def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pruner: str) -> optuna.Study:
-    """Load the experiment's study, or create it with its settings as user attributes."""
+    """Load the experiment's study, or create it; then make sure it is fully described."""
     name, chosen_pruner = experiment.study_name, make_pruner(pruner, experiment.epochs)
     try:
-        return optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
+        study = optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
     except KeyError:
-        pass
-    try:
-        study = optuna.create_study(
-            storage=storage, study_name=name, direction="maximize", pruner=chosen_pruner
-        )
-    except optuna.exceptions.DuplicatedStudyError:  # a peer worker created it a moment ago
-        return optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
-    for key, value in experiment.to_attrs().items():
-        study.set_user_attr(key, value)
-    with allow_experimental():
-        study.set_metric_names(["val_acc"])  # the dashboard's label for the objective
-    save_note(study, _study_note(experiment))
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=chosen_pruner)
+        except optuna.exceptions.DuplicatedStudyError:  # a peer worker created it a moment ago
+            study = optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
+    _describe(study, experiment)
     return study
+
+
+def _describe(study: optuna.Study, experiment: Experiment) -> None:
+    """Write whatever part of the study's description is missing: its settings, metric name and
+    note. A creator killed half-way leaves some out; every worker writes the same values, and a
+    fully described study is not written to at all."""
+    stored = study.user_attrs
+    for key, value in experiment.to_attrs().items():
+        if key not in stored:
+            study.set_user_attr(key, value)
+    if study.metric_names is None:
+        with allow_experimental():
+            study.set_metric_names(["val_acc"])  # the dashboard's label for the objective
+    if not get_note(study):
+        save_note(study, _study_note(experiment))
 
 
 def _sampler(experiment: Experiment, trial_number: int) -> optuna.samplers.TPESampler:

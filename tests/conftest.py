@@ -15,7 +15,9 @@ from study.storage import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--workload", "moons", "--epochs", "3"]
-"""A sweep small enough for tests: the moons workload for three epochs."""
+"""Training small enough for tests: the moons workload for three epochs."""
+SWEEP = [*TINY, "--no-report"]
+"""A tiny sweep; the report has tests of its own."""
 
 
 def comparable(study: optuna.Study) -> list[tuple]:

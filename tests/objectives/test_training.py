@@ -66,6 +66,16 @@ def test_early_stopping_stops_after_patience_and_restores_the_best() -> None:
     assert result.final_val_acc == max(result.curve.val_acc)
 
 
+def test_test_accuracy_only_when_asked_and_of_the_final_model() -> None:
+    [tuning] = _train(_member())
+    [final] = _train(_member(), evaluate_test=True)
+    assert tuning.test_acc is None
+    assert final.curve.val_acc == tuning.curve.val_acc, "measuring the test split changes nothing else"
+    assert 0.5 < final.test_acc <= 1 and final.test_acc * len(DATA.y_test) == round(
+        final.test_acc * len(DATA.y_test)
+    )
+
+
 def test_early_stopping_reports_the_best_epoch_not_the_last() -> None:
     [result] = _train(_member(lr=2.0, family="constant", seed=5), epochs=10, early_stopping=3)
     assert result.final_val_acc == max(result.curve.val_acc)

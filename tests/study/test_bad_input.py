@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY, run_subprocess
+from tests.conftest import SWEEP, run_subprocess
 
 TRAIN_STEP = ["--family", "step", "--lr", "0.1"]
 CASES: dict[str, tuple[str, list[str], str]] = {
@@ -79,7 +79,7 @@ CASES: dict[str, tuple[str, list[str], str]] = {
     ),
     "seed differs from stored": (
         "run",
-        [*TINY, "--families", "cosine", "--seed", "4", "--out", "{stored}"],
+        [*SWEEP, "--families", "cosine", "--seed", "4", "--out", "{stored}"],
         "seed=0 (now 4)",
     ),
     "data files missing": (
@@ -141,7 +141,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("stored")
     with pytest.raises(SystemExit) as done:
-        run_main(main, [*TINY, "--families", "cosine", "--trials", "2", "--out", str(out)])
+        run_main(main, [*SWEEP, "--families", "cosine", "--trials", "2", "--out", str(out)])
     assert done.value.code == 0
     return out
 

@@ -16,7 +16,7 @@ import pytest
 
 from study.analysis import load_studies
 from study.storage import counts_as_finished
-from tests.conftest import REPO, TINY, comparable
+from tests.conftest import REPO, SWEEP, comparable
 
 HARNESS = """
 import json, os, signal, sys
@@ -43,7 +43,7 @@ run_main(main, sys.argv[2:])
 
 @pytest.mark.parametrize("die_at", [3, 40, 97, 161])
 def test_killed_mid_write_resumes_with_nothing_lost(die_at: int, run_cli, tmp_path: Path) -> None:
-    args = [*TINY, "--families", "constant,cosine", "--trials", "6", "--out", str(tmp_path)]
+    args = [*SWEEP, "--families", "constant,cosine", "--trials", "6", "--out", str(tmp_path)]
     killed = subprocess.run(
         [sys.executable, "-c", HARNESS, str(die_at), *args],
         env={**os.environ, "PYTHONPATH": str(REPO)},

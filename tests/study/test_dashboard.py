@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY
+from tests.conftest import SWEEP
 
 FAMILIES = ["constant", "cosine", "plateau"]
 
@@ -34,7 +34,7 @@ def _get(url: str) -> dict:
 def dashboard(run_cli, tmp_path: Path) -> Iterator[str]:
     """The base URL of optuna-dashboard serving a tiny sweep's journal."""
     code, _, err = run_cli(
-        "run", *TINY, "--families", ",".join(FAMILIES), "--trials", "3", "--out", str(tmp_path)
+        "run", *SWEEP, "--families", ",".join(FAMILIES), "--trials", "3", "--out", str(tmp_path)
     )
     assert code == 0, err
     executable = shutil.which("optuna-dashboard")

@@ -19,13 +19,13 @@ from objectives.optimizers import OPTIMIZERS
 from study import sweep
 from study.analysis import load_studies
 from study.storage import counts_as_finished
-from tests.conftest import REPO, TINY, comparable, run_subprocess
+from tests.conftest import REPO, SWEEP, comparable, run_subprocess
 
 FAMILIES = ["--families", "cosine,plateau"]
 
 
 def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) -> None:
-    code, out, err = run_cli("run", *TINY, *FAMILIES, "--trials", "4", "--out", str(tmp_path))
+    code, out, err = run_cli("run", *SWEEP, *FAMILIES, "--trials", "4", "--out", str(tmp_path))
     assert code == 0, err
     studies = load_studies(str(tmp_path / "optuna.journal"))
     assert sorted(studies) == ["moons-sgd-cosine", "moons-sgd-plateau"]
@@ -39,6 +39,7 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
             "batch_size": 32,
             "early_stopping": None,
             "seed": 0,
+            "lr_range": None,
             "target": 0.93,
         }
         assert study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -63,7 +64,7 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
 
 
 def test_rerun_adds_nothing_and_more_trials_add_only_the_difference(run_cli, tmp_path: Path) -> None:
-    args = [*TINY, *FAMILIES, "--out", str(tmp_path)]
+    args = [*SWEEP, *FAMILIES, "--out", str(tmp_path)]
     assert run_cli("run", *args, "--trials", "3")[0] == 0
     first = {
         name: comparable(study) for name, study in load_studies(str(tmp_path / "optuna.journal")).items()
@@ -80,9 +81,9 @@ def test_rerun_adds_nothing_and_more_trials_add_only_the_difference(run_cli, tmp
 
 def test_same_seed_same_numbers_even_when_resumed(run_cli, tmp_path: Path) -> None:
     # Median pruning starts after 5 trials, so 8 trials exercise the pruner too.
-    args = [*TINY, *FAMILIES, "--trials", "8"]
+    args = [*SWEEP, *FAMILIES, "--trials", "8"]
     assert run_cli("run", *args, "--out", str(tmp_path / "a"))[0] == 0
-    assert run_cli("run", *TINY, *FAMILIES, "--trials", "3", "--out", str(tmp_path / "b"))[0] == 0
+    assert run_cli("run", *SWEEP, *FAMILIES, "--trials", "3", "--out", str(tmp_path / "b"))[0] == 0
     assert run_cli("run", *args, "--out", str(tmp_path / "b"))[0] == 0
     assert run_cli("run", *args, "--seed", "1", "--out", str(tmp_path / "c"))[0] == 0
     a, b, c = (load_studies(str(tmp_path / d / "optuna.journal")) for d in "abc")
@@ -115,7 +116,7 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
         return real_run_trials(trials, experiment, data)
 
     monkeypatch.setattr(sweep, "run_trials", fail_trial_one)
-    code, out, err = run_cli("run", *TINY, "--families", "constant", "--trials", "3", "--out", str(tmp_path))
+    code, out, err = run_cli("run", *SWEEP, "--families", "constant", "--trials", "3", "--out", str(tmp_path))
     assert code == 0
     assert err == "warning: moons-sgd-constant trial 1 failed: RuntimeError: out of memory\n"
     [row] = [line.split() for line in out.splitlines() if line.split()[:1] == ["constant"]]
@@ -128,7 +129,7 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
 def test_sqlite_storage_url_works(run_cli, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     code, out, err = run_cli(
-        "run", *TINY, "--families", "step", "--trials", "2", "--out", str(tmp_path), "--storage", url
+        "run", *SWEEP, "--families", "step", "--trials", "2", "--out", str(tmp_path), "--storage", url
     )
     assert code == 0, err
     assert len(load_studies(url)["moons-sgd-step"].trials) == 2
@@ -223,7 +224,7 @@ def test_pruners(run_cli, tmp_path: Path, pruner: str, may_prune: bool) -> None:
 
 
 def test_half_written_journal_record_is_dropped_and_the_sweep_goes_on(run_cli, tmp_path: Path) -> None:
-    args = [*TINY, "--families", "constant", "--out", str(tmp_path)]
+    args = [*SWEEP, "--families", "constant", "--out", str(tmp_path)]
     assert run_cli("run", *args, "--trials", "2")[0] == 0
     journal = tmp_path / "optuna.journal"
     partial = b'{"op_code": 6, "worker_id": "x", "trial_id": 0, "us'  # power cut mid-write
@@ -238,7 +239,7 @@ def test_half_written_journal_record_is_dropped_and_the_sweep_goes_on(run_cli, t
 
 def test_module_entry_point_exits_cleanly(tmp_path: Path) -> None:
     done = run_subprocess(
-        "run", [*TINY, "--families", "constant", "--trials", "1", "--out", str(tmp_path)], timeout=120
+        "run", [*SWEEP, "--families", "constant", "--trials", "1", "--out", str(tmp_path)], timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert "optuna-dashboard" in done.stdout

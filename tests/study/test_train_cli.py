@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from study.analysis import load_studies
-from tests.conftest import TINY
+from tests.conftest import SWEEP, TINY
 
 
 def test_train_prints_one_row_per_epoch(run_cli) -> None:
@@ -18,7 +18,7 @@ def test_train_prints_one_row_per_epoch(run_cli) -> None:
 
 
 def test_a_stored_trial_is_retrained_to_the_same_curve(run_cli, tmp_path: Path) -> None:
-    assert run_cli("run", *TINY, "--families", "one_cycle", "--trials", "2", "--out", str(tmp_path))[0] == 0
+    assert run_cli("run", *SWEEP, "--families", "one_cycle", "--trials", "2", "--out", str(tmp_path))[0] == 0
     stored = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-one_cycle"].trials[1]
     code, out, err = run_cli(
         "train", "--from-study", "moons-sgd-one_cycle", "--trial", "1", "--out", str(tmp_path)

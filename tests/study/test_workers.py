@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from study.analysis import load_studies
 from study.storage import counts_as_finished
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, SWEEP
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -57,7 +57,7 @@ def shared_storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_two_workers_share_every_study(shared_storage: str, tmp_path: Path) -> None:
     args = [
-        *TINY,
+        *SWEEP,
         "--families",
         "constant,cosine",
         "--trials",

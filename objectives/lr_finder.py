@@ -1,0 +1,93 @@
+"""The LR range test (Smith 2017; fastai's lr_find): where does the loss fall fastest?
+
+One short run whose LR grows exponentially from ``start`` to ``end``, recording the training
+loss of every step, smoothed by an exponential moving average (bias-corrected). The run stops
+early once the smoothed loss exceeds ``divergence`` times its minimum. The suggested base-LR
+search range spans a tenth of the LR of steepest descent up to the LR where the smoothed loss
+bottoms out, the usual reading of the plot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from objectives.optimizers import get_optimizer
+from objectives.workloads import Splits, Workload
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggested: tuple[float, float]  # (low, high) for the base-LR search
+
+
+def lr_range_test(
+    workload: Workload,
+    data: Splits,
+    optimizer: str,
+    *,
+    start: float = 1e-6,
+    end: float = 10.0,
+    steps: int = 200,
+    seed: int = 0,
+    smoothing: float = 0.98,
+    divergence: float = 4.0,
+) -> RangeTest:
+    """Run the test on ``workload``'s training split (cycling through it if ``steps`` needs more)."""
+    if not (0 < start < end) or steps < 10:
+        raise ValueError(
+            f"the range test needs 0 < start < end and steps >= 10, but got {start=}, {end=}, {steps=}"
+        )
+    torch.manual_seed(seed)
+    model = workload.make_model()
+    opt = get_optimizer(optimizer).make(model.parameters(), start)
+    generator = torch.Generator().manual_seed(seed)
+    batch = workload.batch_size
+    order = torch.cat(
+        [
+            torch.randperm(len(data.y_train), generator=generator)
+            for _ in range(math.ceil(steps * batch / len(data.y_train)))
+        ]
+    )
+    lrs, losses, smoothed, average = [], [], [], 0.0
+    model.train()
+    for step in range(steps):
+        lr = start * (end / start) ** (step / (steps - 1))
+        indices = order[step * batch : (step + 1) * batch]
+        loss = F.cross_entropy(model(data.x_train[indices]), data.y_train[indices])
+        opt.zero_grad()
+        loss.backward()
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            break
+        average = smoothing * average + (1 - smoothing) * value
+        lrs.append(lr)
+        losses.append(value)
+        smoothed.append(average / (1 - smoothing ** (step + 1)))
+        if smoothed[-1] > divergence * min(smoothed):
+            break
+    return RangeTest(lrs, losses, smoothed, _suggest(np.array(lrs), np.array(smoothed)))
+
+
+def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
+    if len(lrs) < 3:
+        raise ValueError("the loss diverged at once: lower the range test's start LR")
+    bottom = int(np.argmin(smoothed))
+    skip = max(1, len(lrs) // 10)  # the first smoothed values are mostly noise (fastai skips them too)
+    if bottom - skip >= 2:
+        slopes = np.gradient(smoothed[skip : bottom + 1], np.log(lrs[skip : bottom + 1]))
+        steepest = lrs[skip + int(np.argmin(slopes))]
+    else:
+        steepest = lrs[bottom]
+    low, high = steepest / 10, float(lrs[bottom])
+    return (float(low), high) if low < high else (float(high / 100), high)

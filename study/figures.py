@@ -1,0 +1,223 @@
+"""Figures: each takes a frame from ``study.analysis`` and returns a matplotlib Figure.
+
+Nothing here computes results or writes files. Figures are built without pyplot, so drawing
+needs no display and leaves no global state; styles apply inside ``_style`` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+
+@contextlib.contextmanager
+def _style() -> Iterator[None]:
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
+        yield
+
+
+def _palette(families: list[str]) -> dict[str, tuple]:
+    """Ten distinct hues first (tab20's dark shades), then their light shades."""
+    colors = sns.color_palette("tab20", 20)
+    return dict(zip(families, colors[0::2] + colors[1::2]))
+
+
+def _grid(count: int, columns: int = 4, size: tuple[float, float] = (3.4, 2.4)) -> tuple[Figure, list]:
+    rows = math.ceil(count / columns)
+    figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
+    for unused in axes[count:]:
+        unused.set_visible(False)
+    return figure, axes[:count]
+
+
+def convergence(curves: pd.DataFrame, order: list[str]) -> Figure:
+    """Validation accuracy and loss per epoch of each family's re-evaluated best configuration:
+    mean over seeds with a 95% band. ``curves`` is a ``curves_frame``; ``order`` ranks families."""
+    with _style():
+        figure = Figure(figsize=(13, 4.6), layout="constrained")
+        accuracy, loss = figure.subplots(1, 2)
+        palette = _palette(order)
+        for ax, column, label in (
+            (accuracy, "val_acc", "validation accuracy"),
+            (loss, "val_loss", "validation loss"),
+        ):
+            sns.lineplot(
+                curves,
+                x="epoch",
+                y=column,
+                hue="family",
+                hue_order=order,
+                palette=palette,
+                errorbar=("ci", 95),
+                ax=ax,
+                legend=ax is loss,
+            )
+            ax.set(xlabel="epoch", ylabel=label)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        accuracy.set_ylim(max(0.0, curves["val_acc"].quantile(0.05) - 0.02), None)
+        loss.set_yscale("log")
+        sns.move_legend(loss, "upper left", bbox_to_anchor=(1.02, 1), title="family", fontsize=8)
+    return figure
+
+
+def schedule_shapes(shapes: pd.DataFrame, order: list[str]) -> Figure:
+    """The LR each family's tuned configuration uses, against the epoch (fractional: per step)."""
+    families = [family for family in order if family in set(shapes["family"])]
+    with _style():
+        figure, axes = _grid(len(families))
+        for ax, family in zip(axes, families):
+            rows = shapes[shapes["family"] == family]
+            ax.plot(rows["epoch"], rows["lr"], color="tab:blue", linewidth=1.2)
+            ax.set(title=family, xlabel="epoch", ylabel="learning rate")
+            ax.set_ylim(0, None)
+    return figure
+
+
+def accuracy_distribution(trials: pd.DataFrame, order: list[str]) -> Figure:
+    """Final validation accuracy of every tuning trial per family (pruned ones where they
+    stopped): a narrow, high box means a forgiving family."""
+    with _style():
+        figure = Figure(figsize=(9, 0.42 * len(order) + 1.2), layout="constrained")
+        ax = figure.subplots()
+        sns.boxplot(trials, x="final_val_acc", y="family", order=order, color="0.85", fliersize=0, ax=ax)
+        sns.stripplot(
+            trials, x="final_val_acc", y="family", hue="state", order=order, size=2.5, alpha=0.6, ax=ax
+        )
+        ax.set(xlabel="final validation accuracy of each trial", ylabel="")
+        ax.legend(title="trial", loc="lower left", fontsize=8)
+    return figure
+
+
+def sensitivity(trials: pd.DataFrame, order: list[str]) -> Figure:
+    """Final validation accuracy against the base LR (log axis), one panel per family."""
+    with _style():
+        figure, axes = _grid(len(order))
+        for ax, family in zip(axes, order):
+            rows = trials[trials["family"] == family]
+            sns.scatterplot(
+                rows,
+                x="param_lr",
+                y="final_val_acc",
+                hue="state",
+                s=14,
+                alpha=0.7,
+                ax=ax,
+                legend=ax is axes[0],
+            )
+            ax.set(xscale="log", title=family, xlabel="base LR", ylabel="final val. accuracy")
+    return figure
+
+
+def tuning_budget(expected: pd.DataFrame, order: list[str]) -> Figure:
+    """Expected best validation accuracy after n trials (Dodge et al. 2019), mean +- 1 sd."""
+    with _style():
+        figure = Figure(figsize=(10, 5), layout="constrained")
+        ax = figure.subplots()
+        palette = _palette(order)
+        for family in order:
+            rows = expected[expected["family"] == family]
+            ax.plot(rows["trials"], rows["expected_best"], label=family, color=palette[family])
+            ax.fill_between(
+                rows["trials"],
+                rows["expected_best"] - rows["sd"],
+                rows["expected_best"] + rows["sd"],
+                color=palette[family],
+                alpha=0.12,
+            )
+        ax.set(xscale="log", xlabel="tuning trials (n)", ylabel="expected best validation accuracy")
+        ax.set_ylim(max(0.0, expected["expected_best"].quantile(0.1) - 0.02), None)
+        ax.legend(title="family", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    return figure
+
+
+def epochs_to_target(reevaluation: pd.DataFrame, order: list[str], target: float) -> Figure:
+    """Median epochs to the target accuracy over seeds, with the range over seeds as a bar."""
+    with _style():
+        figure = Figure(figsize=(9, 0.42 * len(order) + 1.2), layout="constrained")
+        ax = figure.subplots()
+        epochs = (
+            reevaluation.groupby("family")["epochs_to_target"].agg(["median", "min", "max"]).reindex(order)
+        )
+        positions = np.arange(len(order))
+        reached = epochs["median"].notna()
+        ax.barh(positions[reached], epochs["median"][reached], color="tab:blue", alpha=0.8)
+        ax.errorbar(
+            epochs["median"][reached], positions[reached],
+            xerr=[epochs["median"][reached] - epochs["min"][reached], epochs["max"][reached] - epochs["median"][reached]],
+            fmt="none", color="black", capsize=3,
+        )  # fmt: skip
+        for position in positions[~reached.to_numpy()]:
+            ax.text(0.1, position, "target not reached", va="center", fontsize=8, color="tab:red")
+        ax.set(
+            yticks=positions,
+            yticklabels=order,
+            xlabel=f"epochs to validation accuracy >= {target}",
+            ylabel="",
+        )
+        ax.invert_yaxis()
+    return figure
+
+
+def importance(importances: pd.DataFrame, order: list[str]) -> Figure:
+    """fANOVA importance of each searched hyperparameter, per family (blank: not searched)."""
+    table = importances.pivot_table(index="family", columns="param", values="importance").reindex(order)
+    table = table[table.count().sort_values(ascending=False).index]
+    with _style():
+        figure = Figure(figsize=(1.0 * len(table.columns) + 3, 0.4 * len(order) + 1.5), layout="constrained")
+        ax = figure.subplots()
+        sns.heatmap(
+            table,
+            annot=True,
+            fmt=".2f",
+            cmap="Blues",
+            vmin=0,
+            vmax=1,
+            cbar_kws={"label": "importance"},
+            ax=ax,
+        )
+        ax.set(xlabel="hyperparameter", ylabel="")
+    return figure
+
+
+def performance_profile(profile: pd.DataFrame, order: list[str]) -> Figure:
+    """Share of workloads on which a family reaches the target within tau x the fastest's time."""
+    with _style():
+        figure = Figure(figsize=(9, 5), layout="constrained")
+        ax = figure.subplots()
+        palette = _palette(order)
+        for family in order:
+            rows = profile[profile["family"] == family]
+            ax.step(rows["tau"], rows["share"], where="post", label=family, color=palette[family])
+        ax.set(
+            xlabel="tau (time to target / fastest family's)", ylabel="share of workloads", ylim=(-0.02, 1.02)
+        )
+        ax.legend(title="family", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    return figure
+
+
+def lr_range(test: pd.DataFrame, suggested: tuple[float, float], title: str) -> Figure:
+    """The LR range test: training loss against the LR (log axis), raw and smoothed, with the
+    suggested base-LR search range shaded. ``test`` has columns lr, loss, smoothed."""
+    with _style():
+        figure = Figure(figsize=(8, 4.5), layout="constrained")
+        ax = figure.subplots()
+        ax.plot(test["lr"], test["loss"], color="0.75", linewidth=0.8, label="loss per step")
+        ax.plot(test["lr"], test["smoothed"], color="tab:blue", label="smoothed")
+        ax.axvspan(
+            *suggested,
+            color="tab:green",
+            alpha=0.15,
+            label=f"suggested range {suggested[0]:.2g} to {suggested[1]:.2g}",
+        )
+        ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title)
+        ax.set_ylim(0, min(test["smoothed"].max(), 4 * test["smoothed"].min()) * 1.1)
+        ax.legend(loc="upper left", fontsize=8)
+    return figure

@@ -1,0 +1,57 @@
+"""``python -m study.lr_find``: the LR range test for a workload and optimizer.
+
+Saves the plot to ``<out>/lr_find/<workload>-<optimizer>.png`` and prints the suggested base-LR
+search range; ``python -m study.run --lr-range auto`` uses the same test to set its bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from objectives.lr_finder import RangeTest, lr_range_test
+from objectives.optimizers import OPTIMIZERS
+from objectives.workloads import WORKLOADS, get_workload, load_splits
+from study import figures
+from study.cli import ArgumentParser, positive_int, run_main
+from study.storage import prepare_out_dir
+
+
+def find_range(workload: str, optimizer: str, *, seed: int, data_dir: Path | None) -> RangeTest:
+    return lr_range_test(get_workload(workload), load_splits(workload, seed, data_dir), optimizer, seed=seed)
+
+
+def save_plot(test: RangeTest, workload: str, optimizer: str, out: Path) -> Path:
+    folder = out / "lr_find"
+    folder.mkdir(exist_ok=True)
+    frame = pd.DataFrame({"lr": test.lrs, "loss": test.losses, "smoothed": test.smoothed})
+    path = folder / f"{workload}-{optimizer}.png"
+    figures.lr_range(frame, test.suggested, f"LR range test: {workload}, {optimizer}").savefig(path, dpi=110)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = ArgumentParser(prog="python -m study.lr_find", description=__doc__)
+    parser.add_argument("--workload", choices=list(WORKLOADS), default="digits")
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
+    parser.add_argument("--data-dir", type=Path, help="the benchmark data files, as for study.run")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="the plot goes to OUT/lr_find/")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=positive_int, default=1)
+    args = parser.parse_args(argv)
+    prepare_out_dir(args.out)
+    torch.set_num_threads(args.threads)
+    test = find_range(args.workload, args.optimizer, seed=args.seed, data_dir=args.data_dir)
+    path = save_plot(test, args.workload, args.optimizer, args.out)
+    low, high = test.suggested
+    print(
+        f"suggested base-LR search range for {args.workload} with {args.optimizer}: {low:.3g} to {high:.3g}"
+    )
+    print(f"plot: {path}")
+
+
+if __name__ == "__main__":
+    run_main(main)
