@@ -301,6 +301,8 @@ def write_report(studies: Sequence[optuna.Study], out: Path) -> Path:
     """Write ``out/report/`` from the stored studies (and their stored re-evaluations)."""
     report = out / "report"
     report.mkdir(exist_ok=True)
+    for leftover in report.glob(".*"):  # temporary files of a report killed mid-write
+        leftover.unlink()
     sections = [build_section(group) for group in group_studies(studies).values()]
     html_parts, markdown_parts = [], []
     for section in sections:

@@ -243,3 +243,15 @@ def test_module_entry_point_exits_cleanly(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "optuna-dashboard" in done.stdout
+
+
+def test_lr_range_auto_sets_and_records_the_bounds(run_cli, tmp_path: Path) -> None:
+    code, out, err = run_cli(
+        "run", *SWEEP, "--families", "cosine", "--trials", "4", "--lr-range", "auto", "--out", str(tmp_path)
+    )
+    assert code == 0, err
+    study = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-cosine"]
+    low, high = study.user_attrs["lr_range"]
+    assert 0 < low < high and all(low <= t.params["lr"] <= high for t in study.trials)
+    assert (tmp_path / "lr_find" / "moons-sgd.png").stat().st_size > 5_000
+    assert f"base LR searched in {low:.3g} to {high:.3g}" in out

@@ -1,0 +1,27 @@
+"""The LR range test: an exponential ramp, a smoothed loss, a sensible suggested range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from objectives.lr_finder import lr_range_test
+from objectives.workloads import get_workload, load_splits
+
+
+def test_ramp_smoothing_and_suggestion_on_digits() -> None:
+    test = lr_range_test(
+        get_workload("digits"), load_splits("digits", 0), "sgd", start=1e-5, end=10.0, steps=150
+    )
+    lrs = np.array(test.lrs)
+    np.testing.assert_allclose(np.diff(np.log(lrs)), np.log(10 / 1e-5) / 149)  # exponential ramp
+    assert test.smoothed[0] == pytest.approx(test.losses[0])  # bias-corrected from the first step
+    assert len(lrs) < 150, "SGD at LR 10 diverges: the test stops early"
+    low, high = test.suggested
+    assert 1e-5 <= low < high <= lrs[-1]
+    assert 1e-3 < high < 5, "the loss bottoms out where digits' MLP trains fast, not at the ends"
+
+
+def test_bad_ranges_are_rejected() -> None:
+    with pytest.raises(ValueError, match="0 < start < end"):
+        lr_range_test(get_workload("moons"), load_splits("moons", 0), "sgd", start=1.0, end=0.1)

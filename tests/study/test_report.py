@@ -1,0 +1,148 @@
+"""The report end to end on a tiny sweep: re-evaluation, files, page, reuse, crash safety."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from objectives.objective import trial_seed
+from study import reevaluate
+from study.analysis import load_studies
+from tests.conftest import REPO, SWEEP, TINY
+
+FAMILIES = ["constant", "cosine", "plateau"]
+FIGURES = [
+    "convergence",
+    "schedules",
+    "epochs_to_target",
+    "distribution",
+    "sensitivity",
+    "tuning_budget",
+    "importance",
+]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny sweep with its report, written by study.run's default ending."""
+    from study.cli import run_main
+    from study.run import main
+
+    out = tmp_path_factory.mktemp("report")
+    with pytest.raises(SystemExit) as done:
+        run_main(
+            main,
+            [*TINY, "--families", ",".join(FAMILIES), "--trials", "6", "--seeds", "3", "--out", str(out)],
+        )
+    assert done.value.code == 0
+    return out
+
+
+def test_the_page_is_self_contained_and_answers_first(swept: Path) -> None:
+    report = swept / "report"
+    page = (report / "index.html").read_text()
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+    assert page.index("Most accurate:") < page.index("<table")  # the headline comes first
+    assert "Fastest to converge:" in page or "reaches validation accuracy" in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == len(FIGURES) and all(src.startswith("data:image/png;base64,") for src in images)
+    assert page.count("<figcaption>") == len(FIGURES) and "How these numbers were made" in page
+    for figure in FIGURES:
+        assert (report / f"moons-sgd-{figure}.png").stat().st_size > 5_000
+    for table in ("ranking", "pairwise", "trials", "reevaluation"):
+        assert (report / f"moons-sgd-{table}.csv").is_file()
+    summary = (report / "summary.md").read_text()
+    assert summary.startswith("# Which learning-rate schedule? moons / sgd") and "| family" in summary
+    assert not list(report.glob(".*")), "no temporary files left"
+
+
+def test_reevaluation_is_stored_with_fresh_seeds_on_the_test_split(swept: Path) -> None:
+    for study in load_studies(str(swept / "optuna.journal")).values():
+        record = study.user_attrs["reevaluation"]
+        assert record["trial"] == study.best_trial.number and record["params"] == study.best_trial.params
+        assert len(record["runs"]) == 3 and [run["seed"] for run in record["runs"]] == record["seeds"]
+        assert not set(record["seeds"]) & {trial_seed(0, n) for n in range(1000)}, "never a tuning seed"
+        for run in record["runs"]:
+            assert 0 <= run["test_acc"] <= 1 and run["curve"]["epoch"] == [1, 2, 3]
+    ranking = (swept / "report" / "moons-sgd-ranking.csv").read_text().splitlines()
+    assert len(ranking) == 1 + len(FAMILIES)
+
+
+def test_report_reuses_stored_runs_and_redoes_them_when_the_seeds_change(
+    swept: Path, run_cli, monkeypatch
+) -> None:
+    def no_training(*args, **kwargs):
+        raise AssertionError("the stored re-evaluation should have been reused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reevaluate, "train", no_training)
+        code, out, err = run_cli("report", "--out", str(swept), "--seeds", "3")
+        assert code == 0, err
+    code, out, err = run_cli("report", "--out", str(swept), "--seeds", "2")
+    assert code == 0, err
+    for study in load_studies(str(swept / "optuna.journal")).values():
+        assert len(study.user_attrs["reevaluation"]["runs"]) == 2
+    assert out.strip().endswith("index.html")
+
+
+def test_report_without_a_sweep_is_a_one_line_error(run_cli, tmp_path: Path) -> None:
+    code, _, err = run_cli("report", "--out", str(tmp_path))
+    assert (
+        code == 2
+        and err
+        == f"error: no sweep in {tmp_path}: {tmp_path}/optuna.journal does not exist; run python -m study.run first or give --storage\n"
+    )
+
+
+HARNESS = """
+import os, signal, sys
+from study import report
+from study.cli import run_main
+
+die_at, calls, replace = int(sys.argv[1]), 0, os.replace
+
+def replace_or_die(source, destination):
+    global calls
+    calls += 1
+    if calls == die_at:  # the temporary file is written, the rename has not happened
+        os.kill(os.getpid(), signal.SIGKILL)
+    return replace(source, destination)
+
+report.os.replace = replace_or_die
+run_main(report.main, sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("die_at", [1, 9, 12])
+def test_killed_while_writing_the_report_leaves_no_half_file(die_at: int, run_cli, tmp_path: Path) -> None:
+    assert (
+        run_cli("run", *SWEEP, "--families", "constant,cosine", "--trials", "3", "--out", str(tmp_path))[0]
+        == 0
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", HARNESS, str(die_at), "--out", str(tmp_path), "--seeds", "2"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert killed.returncode == -9
+    report = tmp_path / "report"
+    assert list(report.glob(".*")), "the kill left a temporary file"
+    # Whatever is visible was renamed into place whole.
+    if (page := report / "index.html").exists():
+        assert page.read_text().rstrip().endswith("</html>")
+    if (summary := report / "summary.md").exists():
+        assert summary.read_text().startswith("# Which learning-rate schedule?")
+    assert all(png.read_bytes().startswith(b"\x89PNG") for png in report.glob("*.png"))
+
+    code, _, err = run_cli("report", "--out", str(tmp_path), "--seeds", "2")
+
+    assert code == 0, err
+    assert (report / "index.html").read_text().rstrip().endswith("</html>")
+    assert not list(report.glob(".*"))
