@@ -124,41 +124,60 @@ def tuning_budget(expected: pd.DataFrame, order: list[str]) -> Figure:
         palette = _palette(order)
         for family in order:
             rows = expected[expected["family"] == family]
+            low, high = ((rows["expected_best"] + sign * rows["sd"]).clip(0, 1) for sign in (-1, 1))
             ax.plot(rows["trials"], rows["expected_best"], label=family, color=palette[family])
-            ax.fill_between(
-                rows["trials"],
-                rows["expected_best"] - rows["sd"],
-                rows["expected_best"] + rows["sd"],
-                color=palette[family],
-                alpha=0.12,
-            )
-        ax.set(xscale="log", xlabel="tuning trials (n)", ylabel="expected best validation accuracy")
-        ax.set_ylim(max(0.0, expected["expected_best"].quantile(0.1) - 0.02), None)
+            ax.fill_between(rows["trials"], low, high, color=palette[family], alpha=0.1)
+        ax.set(xscale="log", xlabel="tuning trials (n)", ylabel="expected best validation accuracy (+- 1 sd)")
+        top = min(1.0, float((expected["expected_best"] + expected["sd"]).max()))
+        ax.set_ylim(max(0.0, float(expected["expected_best"].min()) - 0.01), top + 0.005)
         ax.legend(title="family", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     return figure
 
 
-def epochs_to_target(reevaluation: pd.DataFrame, order: list[str], target: float) -> Figure:
-    """Median epochs to the target accuracy over seeds, with the range over seeds as a bar."""
+def epochs_to_target(ranking: pd.DataFrame, target: float) -> Figure:
+    """Median epochs to the target accuracy over seeds (a seed that never reaches it counts as
+    never), with the fastest and slowest seed as whiskers. ``ranking`` is a ``ranking_table``."""
+    families = ranking["family"].tolist()
     with _style():
-        figure = Figure(figsize=(9, 0.42 * len(order) + 1.2), layout="constrained")
+        figure = Figure(figsize=(9, 0.42 * len(families) + 1.2), layout="constrained")
         ax = figure.subplots()
-        epochs = (
-            reevaluation.groupby("family")["epochs_to_target"].agg(["median", "min", "max"]).reindex(order)
+        positions = np.arange(len(families))
+        median, fastest, slowest = (
+            ranking[c].to_numpy(dtype=float)
+            for c in ("epochs_to_target", "epochs_to_target_min", "epochs_to_target_max")
         )
-        positions = np.arange(len(order))
-        reached = epochs["median"].notna()
-        ax.barh(positions[reached], epochs["median"][reached], color="tab:blue", alpha=0.8)
+        reached = ~np.isnan(median)
+        ax.barh(positions[reached], median[reached], color="tab:blue", alpha=0.8)
         ax.errorbar(
-            epochs["median"][reached], positions[reached],
-            xerr=[epochs["median"][reached] - epochs["min"][reached], epochs["max"][reached] - epochs["median"][reached]],
-            fmt="none", color="black", capsize=3,
-        )  # fmt: skip
-        for position in positions[~reached.to_numpy()]:
-            ax.text(0.1, position, "target not reached", va="center", fontsize=8, color="tab:red")
+            median[reached],
+            positions[reached],
+            xerr=[median[reached] - fastest[reached], np.nan_to_num(slowest[reached] - median[reached])],
+            fmt="none",
+            color="black",
+            capsize=3,
+        )
+        for position, family_median, seeds in zip(positions, median, ranking["reached_target"]):
+            if np.isnan(family_median):
+                ax.text(
+                    0.1,
+                    position,
+                    f"most seeds never reach it ({seeds} do)",
+                    va="center",
+                    fontsize=8,
+                    color="tab:red",
+                )
+            elif not seeds.startswith(seeds.split("/")[1] + "/"):
+                ax.text(
+                    family_median + 0.2,
+                    position,
+                    f"only {seeds} seeds reach it",
+                    va="center",
+                    fontsize=8,
+                    color="tab:red",
+                )
         ax.set(
             yticks=positions,
-            yticklabels=order,
+            yticklabels=families,
             xlabel=f"epochs to validation accuracy >= {target}",
             ylabel="",
         )
@@ -167,23 +186,14 @@ def epochs_to_target(reevaluation: pd.DataFrame, order: list[str], target: float
 
 
 def importance(importances: pd.DataFrame, order: list[str]) -> Figure:
-    """fANOVA importance of each searched hyperparameter, per family (blank: not searched)."""
-    table = importances.pivot_table(index="family", columns="param", values="importance").reindex(order)
-    table = table[table.count().sort_values(ascending=False).index]
+    """fANOVA importance of each hyperparameter a family searches, one small panel per family."""
+    families = [family for family in order if family in set(importances["family"])]
     with _style():
-        figure = Figure(figsize=(1.0 * len(table.columns) + 3, 0.4 * len(order) + 1.5), layout="constrained")
-        ax = figure.subplots()
-        sns.heatmap(
-            table,
-            annot=True,
-            fmt=".2f",
-            cmap="Blues",
-            vmin=0,
-            vmax=1,
-            cbar_kws={"label": "importance"},
-            ax=ax,
-        )
-        ax.set(xlabel="hyperparameter", ylabel="")
+        figure, axes = _grid(len(families), size=(3.4, 2.0))
+        for ax, family in zip(axes, families):
+            rows = importances[importances["family"] == family].sort_values("importance")
+            ax.barh(rows["param"], rows["importance"], color="tab:blue", alpha=0.8)
+            ax.set(title=family, xlim=(0, 1), xlabel="importance")
     return figure
 
 

@@ -132,8 +132,8 @@ def draw_section(section: Section) -> None:
         add(
             "epochs_to_target",
             (
-                figures.epochs_to_target(section.reevaluation, ranked, target),
-                f"Epochs until validation accuracy first reaches {target}: bar = median over seeds, whiskers = fastest and slowest seed.",
+                figures.epochs_to_target(section.ranking, target),
+                f"Epochs until validation accuracy first reaches {target}: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed.",
             ),
         )
     add(
@@ -158,7 +158,7 @@ def draw_section(section: Section) -> None:
         ),
     )
     if len(section.importance):
-        add("importance", (figures.importance(section.importance, [f for f in order if f in set(section.importance["family"])]), "How much each searched hyperparameter explains the spread of results (fANOVA): tune the dark cells first."))  # fmt: skip
+        add("importance", (figures.importance(section.importance, [f for f in order if f in set(section.importance["family"])]), "How much of the spread of results each searched hyperparameter explains (fANOVA): tune the long bars first."))  # fmt: skip
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ STYLE = """
 body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
 .headline { background: #f3f7fb; border-left: 4px solid #2b6cb0; padding: 0.8em 1.2em; font-size: 1.08em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; display: block; overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; display: inline-block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; } th { background: #f5f5f5; }
 td:first-child, th:first-child { text-align: left; } figure { margin: 1.5em 0; } figcaption { color: #555; margin-top: 0.4em; }
 img { max-width: 100%; } .muted { color: #666; font-size: 0.9em; }

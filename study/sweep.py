@@ -91,7 +91,9 @@ def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pru
         study = optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
     except KeyError:
         try:
-            study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=chosen_pruner)
+            study = optuna.create_study(
+                storage=storage, study_name=name, direction="maximize", pruner=chosen_pruner
+            )
         except optuna.exceptions.DuplicatedStudyError:  # a peer worker created it a moment ago
             study = optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
     _describe(study, experiment)

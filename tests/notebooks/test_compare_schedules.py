@@ -1,0 +1,52 @@
+"""The report notebook runs top to bottom against a tiny sweep made here, and is stored clean."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import REPO, TINY
+
+NOTEBOOK = REPO / "notebooks" / "compare_schedules.ipynb"
+
+
+def test_notebook_is_stored_without_outputs() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+def test_notebook_reproduces_the_tables_and_figures(
+    run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = [
+        *TINY,
+        "--families",
+        "constant,cosine,plateau",
+        "--trials",
+        "5",
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    assert run_cli("run", *args)[0] == 0
+    monkeypatch.setenv("LR_STUDY_RESULTS", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
+
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    images = [output for output in outputs if "image/png" in output.get("data", {})]
+    assert len(images) == 7, "every figure of the report"
+    html = "".join(output.get("data", {}).get("text/html", "") for output in outputs)
+    assert "test_acc" in html and "verdict" in html  # the ranking and the pairwise table
+    text = "".join(output.get("data", {}).get("text/markdown", "") for output in outputs)
+    assert "Most accurate:" in text
