@@ -81,6 +81,21 @@ def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, see
     )
 
 
+def train_members(
+    experiment: Experiment, data: Splits, members: Sequence[MemberConfig], **options: Any
+) -> list[MemberResult]:
+    """Train members the way the experiment says (workload, epochs, batch size, early stopping)."""
+    return train(
+        get_workload(experiment.workload),
+        data,
+        members,
+        epochs=experiment.epochs,
+        batch_size=experiment.batch_size,
+        early_stopping=experiment.early_stopping,
+        **options,
+    )
+
+
 def _json_safe(values: list[float]) -> list[float | None]:
     """NaN and inf become null: they are not JSON, and the dashboard must parse the attributes."""
     return [v if math.isfinite(v) else None for v in values]
@@ -117,15 +132,7 @@ def run_trials(trials: Sequence[optuna.Trial], experiment: Experiment, data: Spl
         trials[index].report(curve.val_acc[-1], step=curve.epoch[-1])
         return trials[index].should_prune()
 
-    results = train(
-        get_workload(experiment.workload),
-        data,
-        members,
-        epochs=experiment.epochs,
-        batch_size=experiment.batch_size,
-        early_stopping=experiment.early_stopping,
-        on_epoch=report_and_check,
-    )
+    results = train_members(experiment, data, members, on_epoch=report_and_check)
     outcomes = []
     for trial, result in zip(trials, results):
         for key, value in result_attrs(result, experiment.target).items():

@@ -16,9 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from objectives.objective import Experiment, derive_seed, member_from_trial, result_attrs
-from objectives.training import train
-from objectives.workloads import Splits, get_workload
+from objectives.objective import Experiment, derive_seed, member_from_trial, result_attrs, train_members
+from objectives.workloads import Splits
 
 ATTR = "reevaluation"
 SEED_OFFSET = 1_000_000
@@ -58,15 +57,7 @@ def reevaluate(study: optuna.Study, data: Splits, seeds: int) -> dict[str, Any] 
             member_from_trial(optuna.trial.FixedTrial(best.params), experiment, seed)
             for seed in reevaluation_seeds(experiment.seed, seeds)
         ]
-    results = train(
-        get_workload(experiment.workload),
-        data,
-        members,
-        epochs=experiment.epochs,
-        batch_size=experiment.batch_size,
-        early_stopping=experiment.early_stopping,
-        evaluate_test=True,
-    )
+    results = train_members(experiment, data, members, evaluate_test=True)
     record = {
         "trial": best.number,
         "params": best.params,

@@ -188,15 +188,21 @@ def headline(section: Section) -> list[str]:
     lines = []
     reached = ranking.dropna(subset=["epochs_to_target"])
     if len(reached):
-        fastest = reached.sort_values(["epochs_to_target", "seconds_to_target"]).iloc[0]
+        # Ties on epochs are broken by the area under the validation curve, not by wall-clock
+        # seconds, so the same command always names the same family.
+        ordered = reached.sort_values(["epochs_to_target", "auc", "family"], ascending=[True, False, True])
+        fastest = ordered.iloc[0]
+        tied = ordered[ordered["epochs_to_target"] == fastest["epochs_to_target"]]["family"].tolist()[1:]
         lines.append(
             f"Fastest to converge: {fastest['family']}, which reaches validation accuracy {target} in a median "
             f"{fastest['epochs_to_target']:g} epochs ({fastest['seconds_to_target']:.2f} s; "
-            f"{fastest['reached_target'].replace('/', ' of ')} seeds reached it)."
+            f"{fastest['reached_target'].replace('/', ' of ')} seeds reached it)"
+            + (f"; tied on epochs with {', '.join(tied)}, ahead on area under the curve." if tied else ".")
         )
     else:
         lines.append(
-            f"No family's best configuration reaches validation accuracy {target} in {section.experiment.epochs} epochs."
+            f"No family's best configuration reaches validation accuracy {target} with most seeds "
+            f"within {section.experiment.epochs} epochs."
         )
     best = ranking.iloc[0]
     lines.append(

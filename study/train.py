@@ -16,10 +16,10 @@ import optuna
 import pandas as pd
 import torch
 
-from objectives.objective import Experiment, member_from_trial
+from objectives.objective import Experiment, member_from_trial, train_members
 from objectives.schedules import FAMILIES
-from objectives.training import MemberConfig, train
-from objectives.workloads import get_workload, load_splits
+from objectives.training import MemberConfig
+from objectives.workloads import load_splits
 from study.cli import (
     ArgumentParser,
     UsageError,
@@ -124,13 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     member = member_from_params(experiment, params, seed)
     torch.set_num_threads(args.threads)
 
-    [result] = train(
-        get_workload(experiment.workload),
-        load_splits(experiment.workload, experiment.seed, args.data_dir),
-        [member],
-        epochs=experiment.epochs,
-        batch_size=experiment.batch_size,
-        early_stopping=experiment.early_stopping,
+    [result] = train_members(
+        experiment, load_splits(experiment.workload, experiment.seed, args.data_dir), [member]
     )
     print(pd.DataFrame(result.curve.as_dict()).to_string(index=False))
     reached = result.curve.first_reaching(experiment.target)

@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from objectives.objective import trial_seed
-from study import reevaluate
+from objectives.objective import Experiment, trial_seed
+from study import reevaluate, report
 from study.analysis import load_studies
+from study.report import Section
 from tests.conftest import REPO, SWEEP, TINY
 
 FAMILIES = ["constant", "cosine", "plateau"]
@@ -80,7 +82,7 @@ def test_report_reuses_stored_runs_and_redoes_them_when_the_seeds_change(
         raise AssertionError("the stored re-evaluation should have been reused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(reevaluate, "train", no_training)
+        patch.setattr(reevaluate, "train_members", no_training)
         code, out, err = run_cli("report", "--out", str(swept), "--seeds", "3")
         assert code == 0, err
     code, out, err = run_cli("report", "--out", str(swept), "--seeds", "2")
@@ -146,3 +148,25 @@ def test_killed_while_writing_the_report_leaves_no_half_file(die_at: int, run_cl
     assert code == 0, err
     assert (report / "index.html").read_text().rstrip().endswith("</html>")
     assert not list(report.glob(".*"))
+
+
+def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:
+    ranking = pd.DataFrame(
+        {
+            "family": ["a", "b", "c"],
+            "seeds": 3,
+            "test_acc": [0.95, 0.94, 0.93],
+            "test_acc_ci_low": 0.9,
+            "test_acc_ci_high": 0.99,
+            "epochs_to_target": [5.0, 5.0, 6.0],
+            "seconds_to_target": [0.5, 0.1, 0.05],  # b's clock is faster, by noise
+            "reached_target": "3/3",
+            "auc": [0.91, 0.90, 0.95],
+        }
+    )
+    experiment = Experiment("moons", "sgd", "a", 10, 32, None, 0)
+    section = Section("moons", "sgd", experiment, *[pd.DataFrame()] * 6, ranking, pd.DataFrame(), 10)
+    assert report.headline(section)[0].startswith(
+        "Fastest to converge: a, which reaches validation accuracy 0.93 in a median 5 epochs"
+    )
+    assert report.headline(section)[0].endswith("tied on epochs with b, ahead on area under the curve.")
