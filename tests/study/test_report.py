@@ -170,3 +170,28 @@ def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:
         "Fastest to converge: a, which reaches validation accuracy 0.93 in a median 5 epochs"
     )
     assert report.headline(section)[0].endswith("tied on epochs with b, ahead on area under the curve.")
+
+
+def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_path: Path) -> None:
+    for workload in ("moons", "digits"):
+        args = [
+            "--workload",
+            workload,
+            "--epochs",
+            "4",
+            "--families",
+            "constant,cosine",
+            "--trials",
+            "3",
+            "--no-report",
+        ]
+        assert run_cli("run", *args, "--out", str(tmp_path))[0] == 0
+    code, _, err = run_cli("report", "--out", str(tmp_path), "--seeds", "2")
+    assert code == 0, err
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<h2>digits with sgd</h2>" in page and "<h2>moons with sgd</h2>" in page
+    assert "Across workloads (sgd)" in page and "performance profile" in page
+    assert (tmp_path / "report" / "sgd-performance_profile.png").stat().st_size > 5_000
+    assert (tmp_path / "report" / "digits-sgd-ranking.csv").is_file() and (
+        tmp_path / "report" / "moons-sgd-ranking.csv"
+    ).is_file()
