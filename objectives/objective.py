@@ -122,17 +122,22 @@ class Outcome:
     value: float | None
 
 
-def run_trials(trials: Sequence[optuna.Trial], experiment: Experiment, data: Splits) -> list[Outcome]:
-    """Train the trials' members together on ``data``, reporting each epoch so the pruner can stop them."""
-    members = [
-        member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number)) for trial in trials
-    ]
+def run_trials(
+    trials: Sequence[optuna.Trial],
+    members: Sequence[MemberConfig],
+    experiment: Experiment,
+    data: Splits,
+    *,
+    device: str = "cpu",
+) -> list[Outcome]:
+    """Train the trials' members (``member_from_trial``) together on ``data``, reporting each
+    epoch so the pruner can stop each one."""
 
     def report_and_check(index: int, curve: Curve) -> bool:
         trials[index].report(curve.val_acc[-1], step=curve.epoch[-1])
         return trials[index].should_prune()
 
-    results = train_members(experiment, data, members, on_epoch=report_and_check)
+    results = train_members(experiment, data, members, on_epoch=report_and_check, device=device)
     outcomes = []
     for trial, result in zip(trials, results):
         for key, value in result_attrs(result, experiment.target).items():

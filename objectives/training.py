@@ -1,18 +1,28 @@
-"""The training loop: members in, per-epoch curves out. It knows nothing about Optuna.
+"""The population engine: many members trained at once, curves out. It knows nothing about Optuna.
 
 A *member* is one configuration to train (optimizer, base LR, schedule family and its knobs,
-seed). ``train`` takes a list of members and returns one result per member, in order; today it
-trains them one after another. Each member owns its initialization (``torch.manual_seed(seed)``)
-and its data order (a generator seeded with ``seed``), so its curve does not depend on the others.
+seed). ``train`` takes a list of members and returns one result per member, in order. Members
+that share an optimizer are trained together: their parameters are stacked along a leading
+member dimension and every step is one batched forward and backward pass (``torch.func``'s
+``vmap`` over ``functional_call``), followed by a batched optimizer step with each member's own
+learning rate. Tiny models leave a CPU mostly idle one at a time; stacked, they keep it busy.
+
+Each member still owns everything that makes its curve its own: its initialization
+(``torch.manual_seed(seed)`` before building its model), its data order (a generator seeded with
+``seed``), its schedule and its optimizer state. So a member's curve is the same, up to float
+rounding, whether it trains alone or in a population. Members that are stopped (pruned,
+diverged, early-stopped) leave the batch, which shrinks. Dropout draws its masks from one random
+stream for the whole population, so with dropout only the distribution of a member's curve,
+not its exact values, is independent of its companions.
 
 Per epoch it records the mean train loss, validation loss and accuracy, the LR of the epoch's
-last update, and the wall seconds since the member started. A non-finite train or validation
-loss stops the member as diverged; its score is ``DIVERGED_SCORE``.
+last update, and the seconds of compute charged to the member so far (each epoch's wall time
+split evenly over the members that trained in it). A non-finite train or validation loss stops
+the member as diverged; its score is ``DIVERGED_SCORE``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 
+from objectives.batched_optimizers import BatchedOptimizer
 from objectives.optimizers import get_optimizer
 from objectives.schedules import Run, get_family
 from objectives.workloads import Splits, Workload
@@ -76,7 +88,7 @@ class Curve:
 class MemberResult:
     config: MemberConfig
     curve: Curve
-    final_val_acc: float  # after restoring the best weights when early stopping is on
+    final_val_acc: float  # with early stopping: the best epoch's, whose weights are kept
     stop_reason: StopReason | None  # None: trained for every epoch
     test_acc: float | None = None  # only when asked for: tuning never looks at the test split
 
@@ -85,100 +97,217 @@ EpochCallback = Callable[[int, Curve], bool]
 """Called after each finished epoch with (member index, its curve so far); True stops the member."""
 
 
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    model.eval()
+EVAL_CHUNK = 2048
+"""Validation and test examples per batched forward pass (bounds memory for big populations)."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but PyTorch sees no CUDA GPU here; use --device cpu or auto")
+    return torch.device(device)
+
+
+@dataclass
+class _Population:
+    """The members still training: stacked parameters and everything per member, aligned."""
+
+    indices: list[int]  # positions in the caller's list of members
+    params: dict[str, torch.Tensor]  # name -> (members, ...), leaves that require grad
+    buffers: dict[str, torch.Tensor]
+    optimizer: BatchedOptimizer
+    schedules: list[Any]
+    generators: list[torch.Generator]
+
+    def keep(self, positions: list[int]) -> None:
+        """Keep only the members at ``positions`` (in this population's current order)."""
+        index = torch.tensor(positions, dtype=torch.long, device=next(iter(self.params.values())).device)
+        self.params = {name: p.detach()[index].requires_grad_() for name, p in self.params.items()}
+        self.buffers = {name: b[index] for name, b in self.buffers.items()}
+        self.optimizer.keep(index)
+        for attribute in ("indices", "schedules", "generators"):
+            setattr(self, attribute, [getattr(self, attribute)[i] for i in positions])
+
+
+Forward = Callable[[dict, dict, torch.Tensor], torch.Tensor]
+
+
+def _batched_forwards(model: nn.Module) -> tuple[Forward, Forward]:
+    """(params, buffers, inputs) -> logits over the member dimension: one forward for inputs with
+    a member dimension (each member's own batch), one for inputs all members share."""
+
+    def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, (params, buffers), (x,))
+
+    per_member = vmap(forward, in_dims=(0, 0, 0), randomness="different")
+    shared = vmap(forward, in_dims=(0, 0, None), randomness="different")
+    return per_member, shared
+
+
+def _evaluate(
+    forward: Forward, population: _Population, x: torch.Tensor, y: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-member loss and accuracy on (x, y), shared by all members, in chunks."""
+    losses = torch.zeros(len(population.indices), dtype=torch.float64, device=x.device)
+    correct = torch.zeros_like(losses)
     with torch.no_grad():
-        logits = model(x)
-        loss = F.cross_entropy(logits, y).item()
-        accuracy = (logits.argmax(dim=1) == y).sum().item() / len(y)  # exact, not float32
-    return loss, accuracy
+        for start in range(0, len(y), EVAL_CHUNK):
+            xs, ys = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
+            logits = forward(population.params, population.buffers, xs)  # (members, n, classes)
+            loss = F.cross_entropy(logits.flatten(0, 1), ys.repeat(len(population.indices)), reduction="none")
+            losses += loss.view(len(population.indices), -1).sum(1).double()
+            correct += (logits.argmax(-1) == ys).sum(1).double()
+    return (losses / len(y)).cpu().numpy(), (correct / len(y)).cpu().numpy()
 
 
-def _train_member(
+def _build_population(
+    workload: Workload, members: Sequence[MemberConfig], indices: list[int], run: Run, device: torch.device
+) -> tuple[nn.Module, _Population]:
+    models = []
+    for index in indices:
+        torch.manual_seed(members[index].seed)  # the member's own initialization
+        models.append(workload.make_model().to(device))
+    params, buffers = stack_module_state(models)
+    template = models[0].to("meta")
+    population = _Population(
+        indices=list(indices),
+        params={name: p.detach().requires_grad_() for name, p in params.items()},
+        buffers=buffers,
+        optimizer=get_optimizer(members[indices[0]].optimizer).batched(),
+        schedules=[get_family(members[i].family).build(run, **members[i].schedule_kwargs) for i in indices],
+        generators=[torch.Generator().manual_seed(members[i].seed) for i in indices],
+    )
+    return template, population
+
+
+def _train_population(
     workload: Workload,
     data: Splits,
-    config: MemberConfig,
+    members: Sequence[MemberConfig],
+    indices: list[int],
     *,
     epochs: int,
     batch_size: int,
     early_stopping: int | None,
-    should_stop: Callable[[Curve], bool],
+    callback: EpochCallback,
     evaluate_test: bool,
-) -> MemberResult:
-    torch.manual_seed(config.seed)
-    model = workload.make_model()
-    optimizer = get_optimizer(config.optimizer).make(model.parameters(), config.lr)
-    family = get_family(config.family)
+    device: torch.device,
+) -> dict[int, MemberResult]:
     n = len(data.y_train)
     steps_per_epoch = math.ceil(n / batch_size)
-    schedule = family.build(Run(epochs * steps_per_epoch, steps_per_epoch), **config.schedule_kwargs)
-    order_generator = torch.Generator().manual_seed(config.seed)
+    run = Run(epochs * steps_per_epoch, steps_per_epoch)
+    template, population = _build_population(workload, members, indices, run, device)
+    forward, forward_shared = _batched_forwards(template)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    curves = {i: Curve() for i in indices}
+    best = {i: (-math.inf, None, 0) for i in indices}  # accuracy, weights (early stopping), stale epochs
+    finished: dict[int, MemberResult] = {}
+    charged = dict.fromkeys(indices, 0.0)
 
-    curve = Curve()
-    best_acc, best_state, stale_epochs = -math.inf, None, 0
-    stop_reason: StopReason | None = None
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        steps = np.arange((epoch - 1) * steps_per_epoch, epoch * steps_per_epoch)
-        lrs = (config.lr * schedule(steps)).tolist()
-        order = torch.randperm(n, generator=order_generator)
-        x_epoch, y_epoch = data.x_train[order], data.y_train[order]
-        loss_sum = torch.zeros(())
-        model.train()
-        for i, lr in enumerate(lrs):
-            x, y = (
-                x_epoch[i * batch_size : (i + 1) * batch_size],
-                y_epoch[i * batch_size : (i + 1) * batch_size],
-            )
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.step()
-            loss_sum += loss.detach() * len(y)
-        train_loss = loss_sum.item() / n
-        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val)
-        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
-        curve.epoch.append(epoch)
-        curve.train_loss.append(train_loss)
-        curve.val_loss.append(val_loss)
-        curve.val_acc.append(math.nan if diverged else val_acc)
-        curve.lr.append(lrs[-1])
-        curve.seconds.append(time.perf_counter() - start)
-        if diverged:
-            stop_reason = "diverged"
-            break
-        if family.reacts_to_val_loss:
-            schedule.observe(val_loss)
-        if val_acc > best_acc:
-            best_acc, stale_epochs = val_acc, 0
-            if early_stopping is not None:
-                best_state = copy.deepcopy(model.state_dict())
+    def finish(position: int, reason: StopReason | None) -> None:
+        index = population.indices[position]
+        curve = curves[index]
+        best_acc, best_weights, _ = best[index]
+        weights = {name: p[position].detach() for name, p in population.params.items()}
+        if reason == "diverged":
+            final = DIVERGED_SCORE
+        elif best_weights is not None:
+            weights, final = best_weights, best_acc  # keep the best epoch's weights and score
         else:
-            stale_epochs += 1
-        if should_stop(curve):
-            stop_reason = "stopped"
-            break
-        if early_stopping is not None and stale_epochs >= early_stopping:
-            stop_reason = "early_stopping"
-            break
+            final = curve.val_acc[-1]
+        test_acc = None
+        if evaluate_test:
+            test_acc = (
+                DIVERGED_SCORE
+                if reason == "diverged"
+                else _test_accuracy(template, weights, population.buffers, position, data, device)
+            )
+        finished[index] = MemberResult(members[index], curve, final, reason, test_acc)
 
-    if stop_reason == "diverged":
-        final = DIVERGED_SCORE
-    elif best_state is not None:
-        model.load_state_dict(best_state)  # restore the best weights; their accuracy is best_acc
-        final = best_acc
-    else:
-        final = curve.val_acc[-1]
-    test_acc = None
-    if evaluate_test:
-        test_acc = (
-            DIVERGED_SCORE if stop_reason == "diverged" else _evaluate(model, data.x_test, data.y_test)[1]
+    for epoch in range(1, epochs + 1):
+        if not population.indices:
+            break
+        start = time.perf_counter()
+        size = len(population.indices)
+        steps = np.arange((epoch - 1) * steps_per_epoch, epoch * steps_per_epoch)
+        lrs = np.stack(
+            [members[i].lr * schedule(steps) for i, schedule in zip(population.indices, population.schedules)]
         )
-    return MemberResult(
-        config=config, curve=curve, final_val_acc=final, stop_reason=stop_reason, test_acc=test_acc
-    )
+        lr_table = torch.as_tensor(lrs, dtype=torch.float32, device=device)
+        orders = torch.stack([torch.randperm(n, generator=g) for g in population.generators]).to(device)
+        loss_sums = torch.zeros(size, device=device)
+        names = list(population.params)
+        for step in range(steps_per_epoch):
+            batch = orders[:, step * batch_size : (step + 1) * batch_size]
+            logits = forward(population.params, population.buffers, x_train[batch])
+            losses = (
+                F.cross_entropy(logits.flatten(0, 1), y_train[batch].flatten(), reduction="none")
+                .view(size, -1)
+                .mean(1)
+            )
+            grads = torch.autograd.grad(losses.sum(), [population.params[name] for name in names])
+            population.optimizer.step(
+                [population.params[name] for name in names], list(grads), lr_table[:, step]
+            )
+            loss_sums += losses.detach() * batch.shape[1]
+        train_losses = (loss_sums.double() / n).cpu().numpy()
+        val_losses, val_accs = _evaluate(forward_shared, population, x_val, y_val)
+        seconds = (time.perf_counter() - start) / size
+
+        leaving: dict[int, StopReason] = {}
+        for position, index in enumerate(population.indices):
+            curve, schedule = curves[index], population.schedules[position]
+            charged[index] += seconds
+            diverged = not (math.isfinite(train_losses[position]) and math.isfinite(val_losses[position]))
+            curve.epoch.append(epoch)
+            curve.train_loss.append(float(train_losses[position]))
+            curve.val_loss.append(float(val_losses[position]))
+            curve.val_acc.append(math.nan if diverged else float(val_accs[position]))
+            curve.lr.append(float(lrs[position, -1]))
+            curve.seconds.append(charged[index])
+            if diverged:
+                leaving[position] = "diverged"
+                continue
+            if get_family(members[index].family).reacts_to_val_loss:
+                schedule.observe(float(val_losses[position]))
+            best_acc, best_weights, stale = best[index]
+            if val_accs[position] > best_acc:
+                snapshot = (
+                    {n_: p[position].detach().clone() for n_, p in population.params.items()}
+                    if early_stopping
+                    else None
+                )
+                best[index] = (float(val_accs[position]), snapshot, 0)
+            else:
+                best[index] = (best_acc, best_weights, stale + 1)
+            if callback(index, curve):
+                leaving[position] = "stopped"
+            elif early_stopping is not None and best[index][2] >= early_stopping:
+                leaving[position] = "early_stopping"
+        for position, reason in leaving.items():
+            finish(position, reason)
+        if leaving:
+            population.keep([p for p in range(size) if p not in leaving])
+    for position in range(len(population.indices)):
+        finish(position, None)
+    return finished
+
+
+def _test_accuracy(
+    template: nn.Module, weights: dict, buffers: dict, position: int, data: Splits, device: torch.device
+) -> float:
+    """One member's accuracy on the test split, with the given weights."""
+    member_buffers = {name: b[position] for name, b in buffers.items()}
+    x, y = data.x_test.to(device), data.y_test.to(device)
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(y), EVAL_CHUNK):
+            logits = functional_call(template, (weights, member_buffers), (x[start : start + EVAL_CHUNK],))
+            correct += int((logits.argmax(-1) == y[start : start + EVAL_CHUNK]).sum())
+    return correct / len(y)
 
 
 def train(
@@ -191,26 +320,27 @@ def train(
     early_stopping: int | None = None,
     on_epoch: EpochCallback | None = None,
     evaluate_test: bool = False,
+    device: str = "cpu",
 ) -> list[MemberResult]:
-    """Train every member for up to ``epochs`` epochs; one result per member, in order.
+    """Train every member for up to ``epochs`` epochs, those sharing an optimizer together;
+    one result per member, in order.
 
     Args:
         early_stopping: stop a member after this many epochs without a better validation
-            accuracy, and restore its best weights. None trains every epoch.
+            accuracy, and keep its best weights. None trains every epoch.
         on_epoch: see ``EpochCallback``; used by the sweep to report and prune.
         evaluate_test: also measure the final model's test accuracy (the final comparison only).
+        device: ``cpu``, ``cuda`` or ``auto``.
     """
     callback = on_epoch or (lambda index, curve: False)
-    return [
-        _train_member(
-            workload,
-            data,
-            config,
-            epochs=epochs,
-            batch_size=batch_size,
-            early_stopping=early_stopping,
-            should_stop=lambda curve, index=index: callback(index, curve),
-            evaluate_test=evaluate_test,
-        )
-        for index, config in enumerate(members)
-    ]
+    by_optimizer: dict[str, list[int]] = {}
+    for index, member in enumerate(members):
+        by_optimizer.setdefault(member.optimizer, []).append(index)
+    results: dict[int, MemberResult] = {}
+    for indices in by_optimizer.values():
+        results |= _train_population(
+            workload, data, members, indices,
+            epochs=epochs, batch_size=batch_size, early_stopping=early_stopping, callback=callback,
+            evaluate_test=evaluate_test, device=resolve_device(device),
+        )  # fmt: skip
+    return [results[index] for index in range(len(members))]

@@ -74,6 +74,12 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="fixes the data split and the training seeds (default 0)"
     )
     parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where to train (default auto: a CUDA GPU if there is one, else the CPU)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         help="read the canonical data files from DIR instead of downloading to the cache",

@@ -43,7 +43,9 @@ def is_current(study: optuna.Study, seeds: int) -> bool:
     )
 
 
-def reevaluate(study: optuna.Study, data: Splits, seeds: int) -> dict[str, Any] | None:
+def reevaluate(
+    study: optuna.Study, data: Splits, seeds: int, *, device: str = "cpu"
+) -> dict[str, Any] | None:
     """Re-train the study's best trial ``seeds`` times (unless already stored); None without one."""
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
@@ -57,7 +59,7 @@ def reevaluate(study: optuna.Study, data: Splits, seeds: int) -> dict[str, Any] 
             member_from_trial(optuna.trial.FixedTrial(best.params), experiment, seed)
             for seed in reevaluation_seeds(experiment.seed, seeds)
         ]
-    results = train_members(experiment, data, members, evaluate_test=True)
+    results = train_members(experiment, data, members, evaluate_test=True, device=device)
     record = {
         "trial": best.number,
         "params": best.params,

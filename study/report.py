@@ -37,12 +37,14 @@ DEFAULT_SEEDS = 5
 # --- data ------------------------------------------------------------------------------------------
 
 
-def refresh_reevaluations(studies: Sequence[optuna.Study], *, seeds: int, data_dir: Path | None) -> None:
+def refresh_reevaluations(
+    studies: Sequence[optuna.Study], *, seeds: int, data_dir: Path | None, device: str = "cpu"
+) -> None:
     """Re-evaluate every study whose stored re-evaluation is missing or out of date."""
     stale = [study for study in studies if not is_current(study, seeds) and study.best_trials]
     for study in tqdm(stale, desc="re-evaluating best configurations", unit="family", disable=None):
         experiment = Experiment.from_attrs(study.user_attrs)
-        reevaluate(study, load_splits(experiment.workload, experiment.seed, data_dir), seeds)
+        reevaluate(study, load_splits(experiment.workload, experiment.seed, data_dir), seeds, device=device)
 
 
 @dataclass
@@ -366,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--data-dir", type=Path, help="the benchmark data files, as for study.run")
     parser.add_argument("--threads", type=positive_int, default=1, help="PyTorch threads (default 1)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to re-train")
     args = parser.parse_args(argv)
     spec = storage_spec(args.storage, args.out)
     if args.storage is None and not Path(spec).is_file():
@@ -377,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not group_studies(studies):
         raise UsageError(f"storage {spec} holds no sweep studies")
     torch.set_num_threads(args.threads)
-    refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir)
+    refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
     print(f"report: {write_report(studies, args.out)}")
 
 

@@ -20,7 +20,7 @@ from study.cli import ArgumentParser, add_experiment_arguments, experiment_from_
 from study.lr_find import find_range, save_plot
 from study.report import DEFAULT_SEEDS, refresh_reevaluations, write_report
 from study.storage import open_storage, prepare_out_dir, storage_spec
-from study.sweep import PRUNERS, run_sweep
+from study.sweep import DEFAULT_POPULATION, PRUNERS, run_sweep
 
 
 def family_list(text: str) -> list[str]:
@@ -50,6 +50,12 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
     parser.add_argument("--pruner", choices=PRUNERS, default="median", help="default median")
+    parser.add_argument(
+        "--population",
+        type=positive_int,
+        default=DEFAULT_POPULATION,
+        help=f"trials trained together in one batched pass (default {DEFAULT_POPULATION}; 1 = one at a time)",
+    )
     parser.add_argument(
         "--lr-range",
         choices=["default", "auto"],
@@ -91,7 +97,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     spec = storage_spec(args.storage, args.out)
     storage = open_storage(spec, heartbeat=args.heartbeat)
 
-    studies = run_sweep(storage, experiments, data, trials=args.trials, pruner=args.pruner)
+    studies = run_sweep(
+        storage,
+        experiments,
+        data,
+        trials=args.trials,
+        pruner=args.pruner,
+        population=args.population,
+        device=args.device,
+    )
 
     table = summary_table(trials_frame(studies))
     first = experiments[0]
@@ -100,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
     if not args.no_report:
-        refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir)
+        refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
         print(f"\nReport: {write_report(list(load_studies(storage).values()), args.out)}")
     print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
 

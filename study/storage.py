@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import optuna
@@ -232,27 +232,33 @@ def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
     return storage.get_heartbeat_interval() if isinstance(storage, optuna.storages.RDBStorage) else None
 
 
+def record_heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> None:
+    """One heartbeat now, if the storage records them, so a trial is never without one."""
+    if _heartbeat_interval(storage):
+        study_id = storage.get_study_id_from_name(study.study_name)
+        storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+
+
 @contextlib.contextmanager
 def heartbeat(
-    storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial
+    storage: optuna.storages.BaseStorage, study: optuna.Study, trials: Sequence[optuna.Trial]
 ) -> Iterator[None]:
-    """Record the trial's heartbeat in the background while it runs (database storages only)."""
-    if not isinstance(storage, optuna.storages.RDBStorage) or not (
-        interval := storage.get_heartbeat_interval()
-    ):
+    """Record the trials' heartbeats in the background while they run (database storages only)."""
+    if not (interval := _heartbeat_interval(storage)):
         yield
         return
     study_id = storage.get_study_id_from_name(study.study_name)
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    trial_ids = [storage.get_trial_id_from_study_id_trial_number(study_id, trial.number) for trial in trials]
     stop = threading.Event()
 
     def beat() -> None:
         while True:
-            storage.record_heartbeat(trial_id)
+            for trial_id in trial_ids:
+                storage.record_heartbeat(trial_id)
             if stop.wait(interval):
                 return
 
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
     thread.start()
     try:
         yield

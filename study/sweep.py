@@ -21,8 +21,9 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note, save_note
 from tqdm import tqdm
 
-from objectives.objective import Experiment, derive_seed, run_trials
+from objectives.objective import Experiment, derive_seed, member_from_trial, run_trials, trial_seed
 from objectives.schedules import get_family
+from objectives.training import MemberConfig
 from objectives.workloads import Splits, get_workload
 from study.cli import UsageError
 from study.storage import (
@@ -32,9 +33,12 @@ from study.storage import (
     fail_abandoned_trials,
     finished_count,
     heartbeat,
+    record_heartbeat,
 )
 
 PRUNERS = ("median", "hyperband", "none")
+DEFAULT_POPULATION = 32
+"""Trials trained together by default; measured in the README (Population engine)."""
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
@@ -121,33 +125,55 @@ def _sampler(experiment: Experiment, trial_number: int) -> optuna.samplers.TPESa
     )
 
 
-def _run_one_trial(
-    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment, data: Splits
-) -> None:
+def _ask(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment
+) -> tuple[optuna.Trial, MemberConfig]:
+    """Ask one trial and draw its configuration at once, so the next ask sees it (constant liar)."""
     with warnings.catch_warnings():
-        # Heartbeats are recorded by storage.heartbeat below; Optuna expects only optimize() to.
+        # Heartbeats are recorded by storage.heartbeat; Optuna expects only optimize() to.
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
         trial = study.ask()
-    # Trials sample when they suggest, so seeding here, from the number the storage gave this
-    # trial, makes every trial's draw reproducible even when workers ask at the same moment.
+    # Seeded from the number the storage gave this trial, so every draw is reproducible even
+    # when workers ask at the same moment.
     study.sampler = _sampler(experiment, trial.number)
+    record_heartbeat(storage, study, trial)  # before the worker: a claimed trial always has one
     trial.set_user_attr("worker", WORKER)
+    return trial, member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number))
+
+
+def _run_batch(
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    experiment: Experiment,
+    data: Splits,
+    size: int,
+    device: str,
+) -> None:
+    """Ask ``size`` trials, train them as one population, tell each how it ended."""
+    trials: list[optuna.Trial] = []
+    members: list[MemberConfig] = []
     try:
-        with heartbeat(storage, study, trial):
-            [outcome] = run_trials([trial], experiment, data)
+        for _ in range(size):
+            trial, member = _ask(storage, study, experiment)
+            trials.append(trial)
+            members.append(member)
+        with heartbeat(storage, study, trials):
+            outcomes = run_trials(trials, members, experiment, data, device=device)
     except KeyboardInterrupt:
-        trial.set_user_attr("interrupted", True)  # redone on resume, not counted
-        study.tell(trial, state=TrialState.FAIL)
+        for trial in trials:
+            trial.set_user_attr("interrupted", True)  # redone on resume, not counted
+            study.tell(trial, state=TrialState.FAIL)
         raise
-    except Exception as error:  # noqa: BLE001 -- one broken trial must not end the sweep; it is recorded
+    except Exception as error:  # noqa: BLE001 -- one broken batch must not end the sweep; it is recorded
         message = f"{type(error).__name__}: {error}"
-        trial.set_user_attr("error", message)
-        tqdm.write(
-            f"warning: {experiment.study_name} trial {trial.number} failed: {message}", file=sys.stderr
-        )
-        study.tell(trial, state=TrialState.FAIL)
+        numbers = ", ".join(str(trial.number) for trial in trials)
+        tqdm.write(f"warning: {experiment.study_name} trial(s) {numbers} failed: {message}", file=sys.stderr)
+        for trial in trials:
+            trial.set_user_attr("error", message)
+            study.tell(trial, state=TrialState.FAIL)
         return
-    study.tell(trial, outcome.value, state=outcome.state)
+    for trial, outcome in zip(trials, outcomes):
+        study.tell(trial, outcome.value, state=outcome.state)
 
 
 WAIT_FOR_PEERS_S = 0.5
@@ -160,13 +186,16 @@ def _top_up(
     experiment: Experiment,
     data: Splits,
     trials: int,
+    population: int,
+    device: str,
 ) -> Iterator[int]:
     """Run trials until the study has ``trials`` finished ones; yield the finished count as it grows.
 
-    A worker only starts a trial while finished + running < ``trials``; near the end it waits for
-    the trials its peers hold, and takes them over if those peers die. So a study ends with
-    exactly ``trials`` finished trials, unless workers ask at the same instant (at most one extra
-    per extra worker).
+    A worker starts at most ``trials`` - finished - running trials at a time (up to
+    ``population`` of them, trained together); near the end it waits for the trials its peers
+    hold, and takes them over if those peers die. So a study ends with exactly ``trials``
+    finished trials, unless workers ask at the same instant (at most one batch extra per extra
+    worker).
     """
     while True:
         if abandoned := fail_abandoned_trials(storage, study):
@@ -178,10 +207,11 @@ def _top_up(
         yield finished
         if finished >= trials:
             return
-        if finished + sum(t.state == TrialState.RUNNING for t in current) >= trials:
+        free = trials - finished - sum(t.state == TrialState.RUNNING for t in current)
+        if free <= 0:
             time.sleep(WAIT_FOR_PEERS_S)
             continue
-        _run_one_trial(storage, study, experiment, data)
+        _run_batch(storage, study, experiment, data, min(population, free), device)
 
 
 def run_sweep(
@@ -191,6 +221,8 @@ def run_sweep(
     *,
     trials: int,
     pruner: str,
+    population: int = 1,
+    device: str = "cpu",
 ) -> list[optuna.Study]:
     """Top every experiment's study up to ``trials`` finished trials on ``data``; return the studies."""
     for experiment in experiments:  # every check before anything is written
@@ -200,7 +232,7 @@ def run_sweep(
     with tqdm(total=trials * len(studies), initial=sum(done.values()), unit="trial", disable=None) as bar:
         for study, experiment in zip(studies, experiments):
             bar.set_description(study.study_name)
-            for finished in _top_up(storage, study, experiment, data, trials):
+            for finished in _top_up(storage, study, experiment, data, trials, population, device):
                 done[study.study_name] = min(finished, trials)
                 bar.update(sum(done.values()) - bar.n)
                 values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]

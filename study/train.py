@@ -125,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     [result] = train_members(
-        experiment, load_splits(experiment.workload, experiment.seed, args.data_dir), [member]
+        experiment,
+        load_splits(experiment.workload, experiment.seed, args.data_dir),
+        [member],
+        device=args.device,
     )
     print(pd.DataFrame(result.curve.as_dict()).to_string(index=False))
     reached = result.curve.first_reaching(experiment.target)

@@ -20,7 +20,8 @@ EXPERIMENT = Experiment(
 
 def _tell_one(study: optuna.Study, experiment: Experiment = EXPERIMENT) -> optuna.trial.FrozenTrial:
     trial = study.ask()
-    [outcome] = run_trials([trial], experiment, load_splits(experiment.workload, experiment.seed))
+    member = member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number))
+    [outcome] = run_trials([trial], [member], experiment, load_splits(experiment.workload, experiment.seed))
     return study.tell(trial, outcome.value, state=outcome.state)
 
 

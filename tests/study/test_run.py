@@ -110,15 +110,16 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
 ) -> None:
     real_run_trials = sweep.run_trials
 
-    def fail_trial_one(trials, experiment, data):
+    def fail_trial_one(trials, members, experiment, data, **options):
         if trials[0].number == 1:
             raise RuntimeError("out of memory")
-        return real_run_trials(trials, experiment, data)
+        return real_run_trials(trials, members, experiment, data, **options)
 
     monkeypatch.setattr(sweep, "run_trials", fail_trial_one)
-    code, out, err = run_cli("run", *SWEEP, "--families", "constant", "--trials", "3", "--out", str(tmp_path))
+    args = [*SWEEP, "--families", "constant", "--trials", "3", "--population", "1"]
+    code, out, err = run_cli("run", *args, "--out", str(tmp_path))
     assert code == 0
-    assert err == "warning: moons-sgd-constant trial 1 failed: RuntimeError: out of memory\n"
+    assert err == "warning: moons-sgd-constant trial(s) 1 failed: RuntimeError: out of memory\n"
     [row] = [line.split() for line in out.splitlines() if line.split()[:1] == ["constant"]]
     assert row[-4:] == ["2", "0", "1", "0"]  # complete, pruned, failed, diverged
     trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
@@ -136,7 +137,18 @@ def test_sqlite_storage_url_works(run_cli, tmp_path: Path) -> None:
     assert f"optuna-dashboard {url}" in out
 
 
-LONG_SWEEP = ["--workload", "moons", "--epochs", "10", "--families", "constant", "--trials", "40"]
+LONG_SWEEP = [
+    "--workload",
+    "moons",
+    "--epochs",
+    "10",
+    "--families",
+    "constant",
+    "--trials",
+    "40",
+    "--population",
+    "4",
+]
 """Long enough (a few seconds) to be stopped part-way."""
 
 
@@ -180,7 +192,7 @@ def test_killed_sweep_resumes_with_the_same_command(run_cli, tmp_path: Path) -> 
         assert after.trials[number].user_attrs["interrupted"] is True
     assert len(after.trials) == 40 + len(running_before)
     if running_before:
-        assert "1 trial(s) of a stopped worker marked failed; redoing them" in out
+        assert f"{len(running_before)} trial(s) of a stopped worker marked failed; redoing them" in out
 
 
 def test_ctrl_c_marks_the_running_trial_interrupted_and_says_how_to_resume(run_cli, tmp_path: Path) -> None:
@@ -193,7 +205,7 @@ def test_ctrl_c_marks_the_running_trial_interrupted_and_says_how_to_resume(run_c
     assert err == "interrupted; finished trials are stored, run the same command again to resume\n"
     trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
     interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
-    assert all(t.state == TrialState.FAIL for t in interrupted) and len(interrupted) <= 1
+    assert all(t.state == TrialState.FAIL for t in interrupted) and len(interrupted) <= 4  # one batch
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
     assert run_cli("run", *args)[0] == 0
@@ -214,6 +226,8 @@ def test_pruners(run_cli, tmp_path: Path, pruner: str, may_prune: bool) -> None:
         "20",
         "--pruner",
         pruner,
+        "--population",  # batches of 4: the median pruner compares with complete trials
+        "4",
     ]
     assert run_cli("run", *args, "--out", str(tmp_path))[0] == 0
     trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials

@@ -1,0 +1,162 @@
+"""``python -m study.bench``: the population engine against the loop people write, side by side.
+
+Three ways to run the same sweep (same workload, family, trials, epochs, pruner), one after
+another in one process, so their ratios are comparable on a noisy machine:
+
+1. canonical: the optuna-examples ``pytorch_simple.py`` shape. A DataLoader and a model per
+   trial, ``torch.optim`` with a ``torch.optim.lr_scheduler`` stepped per update, SQLite storage,
+   report and prune every epoch, ``study.optimize``;
+2. this project, one trial at a time (``--population 1``, journal storage);
+3. this project with the population engine (``--population K``).
+
+It prints trials per minute and the ratios, and the engine's achieved training FLOP/s (forward
+and backward of the model's linear and convolution layers) as a share of this machine's fp32
+matrix-multiply rate, measured here with a large ``torch.matmul`` on the same thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from objectives.objective import Experiment
+from objectives.optimizers import get_optimizer
+from objectives.workloads import Splits, get_workload, load_splits
+from study.analysis import load_studies
+from study.cli import ArgumentParser, positive_int, run_main
+from study.storage import open_storage
+from study.sweep import run_sweep
+
+
+def canonical(experiment: Experiment, data: Splits, trials: int, storage: str) -> float:
+    """The optuna-examples loop; returns seconds for ``trials`` trials."""
+    workload = get_workload(experiment.workload)
+    low, high = get_optimizer(experiment.optimizer).lr_range
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", low, high, log=True)
+        final_fraction = trial.suggest_float("final_fraction", 1e-4, 0.3, log=True)
+        model = workload.make_model()
+        optimizer = get_optimizer(experiment.optimizer).make(model.parameters(), lr)
+        loader = DataLoader(
+            TensorDataset(data.x_train, data.y_train), batch_size=experiment.batch_size, shuffle=True
+        )
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=experiment.epochs * len(loader), eta_min=lr * final_fraction
+        )
+        for epoch in range(experiment.epochs):
+            model.train()
+            for x, y in loader:
+                optimizer.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                optimizer.step()
+                scheduler.step()
+            model.eval()
+            with torch.no_grad():
+                accuracy = (model(data.x_val).argmax(1) == data.y_val).float().mean().item()
+            trial.report(accuracy, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return accuracy
+
+    study = optuna.create_study(
+        storage=storage, direction="maximize", sampler=optuna.samplers.TPESampler(seed=0)
+    )
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=trials)
+    return time.perf_counter() - start
+
+
+def project(experiment: Experiment, data: Splits, trials: int, population: int, journal: Path) -> float:
+    """This project's sweep of one family; returns seconds for ``trials`` trials."""
+    storage = open_storage(str(journal))
+    start = time.perf_counter()
+    run_sweep(
+        storage, [experiment], data, trials=trials, pruner="median", population=population, device="cpu"
+    )
+    return time.perf_counter() - start
+
+
+def training_flops_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> float:
+    """Multiply-adds of the linear and convolution layers for one example, x2 (flops), x3 (backward)."""
+    macs = 0
+
+    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal macs
+        if isinstance(module, nn.Linear):
+            macs += module.in_features * module.out_features
+        elif isinstance(module, nn.Conv2d):
+            macs += output[0].numel() * module.in_channels * math.prod(module.kernel_size) // module.groups
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.no_grad():
+        model(torch.zeros(1, *input_shape))
+    for hook in hooks:
+        hook.remove()
+    return 2 * 3 * macs
+
+
+def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.matmul(a, b)  # warm up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.matmul(a, b)
+    return repeats * 2 * size**3 / (time.perf_counter() - start)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = ArgumentParser(prog="python -m study.bench", description=__doc__)
+    parser.add_argument("--workload", default="digits")
+    parser.add_argument("--trials", type=positive_int, default=64, help="trials per way (default 64)")
+    parser.add_argument("--population", type=positive_int, default=32)
+    parser.add_argument("--threads", type=positive_int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    workload = get_workload(args.workload)
+    experiment = Experiment(args.workload, "sgd", "cosine", workload.epochs, workload.batch_size, None, 0)
+    data = load_splits(args.workload, 0, None)
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        seconds = {
+            "canonical (DataLoader, torch scheduler, SQLite)": canonical(experiment, data, args.trials, f"sqlite:///{scratch / 'canonical.db'}"),
+            "this project, one trial at a time": project(experiment, data, args.trials, 1, scratch / "one.journal"),
+            f"this project, population {args.population}": project(experiment, data, args.trials, args.population, scratch / "population.journal"),
+        }  # fmt: skip
+        trained = examples_trained(scratch / "population.journal", len(data.y_train))
+    table = pd.DataFrame({"way": list(seconds), "seconds": list(seconds.values())})
+    table["trials_per_minute"] = 60 * args.trials / table["seconds"]
+    table["speedup"] = table["trials_per_minute"] / table["trials_per_minute"].iloc[0]
+    print(
+        f"{args.workload}, cosine family, {args.trials} trials of {workload.epochs} epochs, median pruner, {args.threads} thread(s)"
+    )
+    print(table.round({"seconds": 1, "trials_per_minute": 1, "speedup": 2}).to_string(index=False))
+    achieved = (
+        trained
+        * training_flops_per_example(workload.make_model(), workload.input_shape)
+        / seconds[table["way"].iloc[-1]]
+    )
+    peak = matmul_flops_per_second()
+    print(
+        f"population engine: {achieved / 1e9:.2f} GFLOP/s of training; a 2048x2048 fp32 matmul here: {peak / 1e9:.1f} GFLOP/s ({achieved / peak:.1%})"
+    )
+
+
+def examples_trained(journal: Path, train_size: int) -> int:
+    """Training examples a sweep processed: epochs actually trained x training-set size."""
+    [study] = load_studies(str(journal)).values()
+    return sum(len(trial.intermediate_values) for trial in study.trials) * train_size
+
+
+if __name__ == "__main__":
+    run_main(main)
