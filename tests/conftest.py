@@ -18,6 +18,8 @@ TINY = ["--workload", "moons", "--epochs", "3"]
 """Training small enough for tests: the moons workload for three epochs."""
 SWEEP = [*TINY, "--no-report"]
 """A tiny sweep; the report has tests of its own."""
+SLOW_SWEEP = ["--workload", "moons", "--epochs", "10", "--families", "constant", "--no-report"]
+"""One family at 10 epochs a trial: slow enough to be stopped part-way."""
 
 
 def comparable(study: optuna.Study) -> list[tuple]:

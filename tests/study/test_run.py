@@ -19,7 +19,7 @@ from objectives.optimizers import OPTIMIZERS
 from study import sweep
 from study.analysis import load_studies
 from study.storage import counts_as_finished
-from tests.conftest import REPO, SWEEP, comparable, run_subprocess
+from tests.conftest import REPO, SLOW_SWEEP, SWEEP, comparable, run_subprocess
 
 FAMILIES = ["--families", "cosine,plateau"]
 
@@ -137,18 +137,7 @@ def test_sqlite_storage_url_works(run_cli, tmp_path: Path) -> None:
     assert f"optuna-dashboard {url}" in out
 
 
-LONG_SWEEP = [
-    "--workload",
-    "moons",
-    "--epochs",
-    "10",
-    "--families",
-    "constant",
-    "--trials",
-    "40",
-    "--population",
-    "4",
-]
+LONG_SWEEP = [*SLOW_SWEEP, "--trials", "40", "--population", "4"]
 """Long enough (a few seconds) to be stopped part-way."""
 
 

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from study.analysis import load_studies
 from study.storage import counts_as_finished
-from tests.conftest import REPO, SWEEP
+from tests.conftest import REPO, SLOW_SWEEP, SWEEP
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -83,20 +83,7 @@ def test_two_workers_share_every_study(shared_storage: str, tmp_path: Path) -> N
 def test_a_dead_machines_trial_is_redone_after_its_heartbeat_stops(postgres_url: str, tmp_path: Path) -> None:
     if subprocess.run(["unshare", "--uts", "true"], check=False).returncode != 0:
         pytest.skip("unshare --uts needs root here")
-    args = [
-        "--workload",
-        "moons",
-        "--epochs",
-        "10",
-        "--families",
-        "constant",
-        "--trials",
-        "16",
-        "--heartbeat",
-        "1",
-        "--population",
-        "2",
-    ]
+    args = [*SLOW_SWEEP, "--trials", "16", "--heartbeat", "1", "--population", "2"]
     args += ["--out", str(tmp_path), "--storage", postgres_url]
     doomed = _worker(args, as_other_machine=True)
     deadline = time.monotonic() + 120
