@@ -125,20 +125,23 @@ def _sampler(experiment: Experiment, trial_number: int) -> optuna.samplers.TPESa
     )
 
 
-def _ask(
-    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment
-) -> tuple[optuna.Trial, MemberConfig]:
-    """Ask one trial and draw its configuration at once, so the next ask sees it (constant liar)."""
+def _ask(study: optuna.Study) -> optuna.Trial:
     with warnings.catch_warnings():
         # Heartbeats are recorded by storage.heartbeat; Optuna expects only optimize() to.
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-        trial = study.ask()
+        return study.ask()
+
+
+def _configure(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment, trial: optuna.Trial
+) -> MemberConfig:
+    """Claim the trial and draw its configuration at once, so the next ask sees it (constant liar)."""
     # Seeded from the number the storage gave this trial, so every draw is reproducible even
     # when workers ask at the same moment.
     study.sampler = _sampler(experiment, trial.number)
     record_heartbeat(storage, study, trial)  # before the worker: a claimed trial always has one
     trial.set_user_attr("worker", WORKER)
-    return trial, member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number))
+    return member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number))
 
 
 def _run_batch(
@@ -154,9 +157,8 @@ def _run_batch(
     members: list[MemberConfig] = []
     try:
         for _ in range(size):
-            trial, member = _ask(storage, study, experiment)
-            trials.append(trial)
-            members.append(member)
+            trials.append(_ask(study))  # in the list at once: an interrupt marks it too
+            members.append(_configure(storage, study, experiment, trials[-1]))
         with heartbeat(storage, study, trials):
             outcomes = run_trials(trials, members, experiment, data, device=device)
     except KeyboardInterrupt:
