@@ -239,7 +239,6 @@ def _train_population(
         lr_table = torch.as_tensor(lrs, dtype=torch.float32, device=device)
         orders = torch.stack([torch.randperm(n, generator=g) for g in population.generators]).to(device)
         loss_sums = torch.zeros(size, device=device)
-        names = list(population.params)
         for step in range(steps_per_epoch):
             batch = orders[:, step * batch_size : (step + 1) * batch_size]
             logits = forward(population.params, population.buffers, x_train[batch])
@@ -248,10 +247,9 @@ def _train_population(
                 .view(size, -1)
                 .mean(1)
             )
-            grads = torch.autograd.grad(losses.sum(), [population.params[name] for name in names])
-            population.optimizer.step(
-                [population.params[name] for name in names], list(grads), lr_table[:, step]
-            )
+            params = list(population.params.values())  # the optimizer's state follows this order
+            grads = torch.autograd.grad(losses.sum(), params)
+            population.optimizer.step(params, list(grads), lr_table[:, step])
             loss_sums += losses.detach() * batch.shape[1]
         train_losses = (loss_sums.double() / n).cpu().numpy()
         val_losses, val_accs = _evaluate(forward_shared, population, x_val, y_val)
