@@ -147,17 +147,22 @@ def _batched_forwards(model: nn.Module) -> tuple[Forward, Forward]:
 
 
 def _evaluate(
-    forward: Forward, population: _Population, x: torch.Tensor, y: torch.Tensor
+    forward: Forward,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-member loss and accuracy on (x, y), shared by all members, in chunks."""
-    losses = torch.zeros(len(population.indices), dtype=torch.float64, device=x.device)
+    """Per-member loss and accuracy on (x, y), which all members share, in chunks."""
+    members = len(next(iter(params.values())))
+    losses = torch.zeros(members, dtype=torch.float64, device=x.device)
     correct = torch.zeros_like(losses)
     with torch.no_grad():
         for start in range(0, len(y), EVAL_CHUNK):
             xs, ys = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-            logits = forward(population.params, population.buffers, xs)  # (members, n, classes)
-            loss = F.cross_entropy(logits.flatten(0, 1), ys.repeat(len(population.indices)), reduction="none")
-            losses += loss.view(len(population.indices), -1).sum(1).double()
+            logits = forward(params, buffers, xs)  # (members, n, classes)
+            loss = F.cross_entropy(logits.flatten(0, 1), ys.repeat(members), reduction="none")
+            losses += loss.view(members, -1).sum(1).double()
             correct += (logits.argmax(-1) == ys).sum(1).double()
     return (losses / len(y)).cpu().numpy(), (correct / len(y)).cpu().numpy()
 
@@ -202,6 +207,7 @@ def _train_population(
     forward, forward_shared = _batched_forwards(template)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    x_test, y_test = (data.x_test.to(device), data.y_test.to(device)) if evaluate_test else (None, None)
     curves = {i: Curve() for i in indices}
     best = {i: (-math.inf, None, 0) for i in indices}  # accuracy, weights (early stopping), stale epochs
     finished: dict[int, MemberResult] = {}
@@ -219,11 +225,13 @@ def _train_population(
         else:
             final = curve.val_acc[-1]
         test_acc = None
-        if evaluate_test:
+        if evaluate_test:  # the member alone, as a population of one, with the weights it keeps
+            alone = {name: w[None] for name, w in weights.items()}
+            member_buffers = {name: b[position : position + 1] for name, b in population.buffers.items()}
             test_acc = (
                 DIVERGED_SCORE
                 if reason == "diverged"
-                else _test_accuracy(template, weights, population.buffers, position, data, device)
+                else float(_evaluate(forward_shared, alone, member_buffers, x_test, y_test)[1][0])
             )
         finished[index] = MemberResult(members[index], curve, final, reason, test_acc)
 
@@ -252,7 +260,7 @@ def _train_population(
             population.optimizer.step(params, list(grads), lr_table[:, step])
             loss_sums += losses.detach() * batch.shape[1]
         train_losses = (loss_sums.double() / n).cpu().numpy()
-        val_losses, val_accs = _evaluate(forward_shared, population, x_val, y_val)
+        val_losses, val_accs = _evaluate(forward_shared, population.params, population.buffers, x_val, y_val)
         seconds = (time.perf_counter() - start) / size
 
         leaving: dict[int, StopReason] = {}
@@ -292,20 +300,6 @@ def _train_population(
     for position in range(len(population.indices)):
         finish(position, None)
     return finished
-
-
-def _test_accuracy(
-    template: nn.Module, weights: dict, buffers: dict, position: int, data: Splits, device: torch.device
-) -> float:
-    """One member's accuracy on the test split, with the given weights."""
-    member_buffers = {name: b[position] for name, b in buffers.items()}
-    x, y = data.x_test.to(device), data.y_test.to(device)
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(y), EVAL_CHUNK):
-            logits = functional_call(template, (weights, member_buffers), (x[start : start + EVAL_CHUNK],))
-            correct += int((logits.argmax(-1) == y[start : start + EVAL_CHUNK]).sum())
-    return correct / len(y)
 
 
 def train(

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import optuna
@@ -211,17 +211,24 @@ def _abandoned(trial: FrozenTrial) -> bool:
     return False
 
 
+def _trial_ids(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, numbers: Iterable[int]
+) -> list[int]:
+    """The storage's ids of a study's trials (the public API speaks numbers, the storage ids)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return [storage.get_trial_id_from_study_id_trial_number(study_id, number) for number in numbers]
+
+
 def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> int:
     """Fail the RUNNING trials whose worker is gone, so they are redone; return how many."""
-    study_id = storage.get_study_id_from_name(study.study_name)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in filter(_abandoned, running):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_user_attr(trial_id, "interrupted", True)
-        try:
-            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker failed it a moment ago
+    if abandoned := [trial.number for trial in running if _abandoned(trial)]:  # usually none: no lookups
+        for trial_id in _trial_ids(storage, study, abandoned):
+            storage.set_trial_user_attr(trial_id, "interrupted", True)
+            try:
+                storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker failed it a moment ago
     if _heartbeat_interval(storage):
         with allow_experimental():
             optuna.storages.fail_stale_trials(study)  # the trials whose heartbeat stopped
@@ -235,8 +242,8 @@ def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
 def record_heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> None:
     """One heartbeat now, if the storage records them, so a trial is never without one."""
     if _heartbeat_interval(storage):
-        study_id = storage.get_study_id_from_name(study.study_name)
-        storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+        [trial_id] = _trial_ids(storage, study, [trial.number])
+        storage.record_heartbeat(trial_id)
 
 
 @contextlib.contextmanager
@@ -247,8 +254,7 @@ def heartbeat(
     if not (interval := _heartbeat_interval(storage)):
         yield
         return
-    study_id = storage.get_study_id_from_name(study.study_name)
-    trial_ids = [storage.get_trial_id_from_study_id_trial_number(study_id, trial.number) for trial in trials]
+    trial_ids = _trial_ids(storage, study, [trial.number for trial in trials])
     stop = threading.Event()
 
     def beat() -> None:
