@@ -3,9 +3,8 @@
 A *member* is one configuration to train (optimizer, base LR, schedule family and its knobs,
 seed). ``train`` takes a list of members and returns one result per member, in order. Members
 that share an optimizer are trained together: their parameters are stacked along a leading
-member dimension and every step is one batched forward and backward pass (``torch.func``'s
-``vmap`` over ``functional_call``), followed by a batched optimizer step with each member's own
-learning rate. Tiny models leave a CPU mostly idle one at a time; stacked, they keep it busy.
+member dimension and every step is one batched forward and backward pass (``stacked_forward``),
+followed by a batched optimizer step with each member's own learning rate. Tiny models leave a CPU mostly idle one at a time; stacked, they keep it busy.
 
 Each member still owns everything that makes its curve its own: its initialization
 (``torch.manual_seed(seed)`` before building its model), its data order (a generator seeded with
@@ -33,11 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import stack_module_state
 
 from objectives.batched_optimizers import BatchedOptimizer
 from objectives.optimizers import get_optimizer
 from objectives.schedules import Run, get_family
+from objectives.stacked_forward import Forward, stacked_forwards
 from objectives.workloads import Splits, Workload
 
 DIVERGED_SCORE = 0.0
@@ -131,19 +131,13 @@ class _Population:
             setattr(self, attribute, [getattr(self, attribute)[i] for i in positions])
 
 
-Forward = Callable[[dict, dict, torch.Tensor], torch.Tensor]
+def _losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every (member, example): logits (members, n, classes), targets (members, n).
 
-
-def _batched_forwards(model: nn.Module) -> tuple[Forward, Forward]:
-    """(params, buffers, inputs) -> logits over the member dimension: one forward for inputs with
-    a member dimension (each member's own batch), one for inputs all members share."""
-
-    def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, (params, buffers), (x,))
-
-    per_member = vmap(forward, in_dims=(0, 0, 0), randomness="different")
-    shared = vmap(forward, in_dims=(0, 0, None), randomness="different")
-    return per_member, shared
+    The classes go to dimension 1, where PyTorch's CPU log-softmax over a few classes is about
+    2.5x faster, forward and backward, than over the last dimension (measured on 32 x 32 x 10).
+    """
+    return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
 
 
 def _evaluate(
@@ -161,8 +155,7 @@ def _evaluate(
         for start in range(0, len(y), EVAL_CHUNK):
             xs, ys = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
             logits = forward(params, buffers, xs)  # (members, n, classes)
-            loss = F.cross_entropy(logits.flatten(0, 1), ys.repeat(members), reduction="none")
-            losses += loss.view(members, -1).sum(1).double()
+            losses += _losses(logits, ys.expand(members, -1)).sum(1).double()
             correct += (logits.argmax(-1) == ys).sum(1).double()
     return (losses / len(y)).cpu().numpy(), (correct / len(y)).cpu().numpy()
 
@@ -204,7 +197,7 @@ def _train_population(
     steps_per_epoch = math.ceil(n / batch_size)
     run = Run(epochs * steps_per_epoch, steps_per_epoch)
     template, population = _build_population(workload, members, indices, run, device)
-    forward, forward_shared = _batched_forwards(template)
+    train_forward, evaluate_forward = stacked_forwards(template)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)
     x_test, y_test = (data.x_test.to(device), data.y_test.to(device)) if evaluate_test else (None, None)
@@ -231,7 +224,7 @@ def _train_population(
             test_acc = (
                 DIVERGED_SCORE
                 if reason == "diverged"
-                else float(_evaluate(forward_shared, alone, member_buffers, x_test, y_test)[1][0])
+                else float(_evaluate(evaluate_forward, alone, member_buffers, x_test, y_test)[1][0])
             )
         finished[index] = MemberResult(members[index], curve, final, reason, test_acc)
 
@@ -249,18 +242,16 @@ def _train_population(
         loss_sums = torch.zeros(size, device=device)
         for step in range(steps_per_epoch):
             batch = orders[:, step * batch_size : (step + 1) * batch_size]
-            logits = forward(population.params, population.buffers, x_train[batch])
-            losses = (
-                F.cross_entropy(logits.flatten(0, 1), y_train[batch].flatten(), reduction="none")
-                .view(size, -1)
-                .mean(1)
-            )
+            logits = train_forward(population.params, population.buffers, x_train[batch])
+            losses = _losses(logits, y_train[batch]).mean(1)
             params = list(population.params.values())  # the optimizer's state follows this order
             grads = torch.autograd.grad(losses.sum(), params)
             population.optimizer.step(params, list(grads), lr_table[:, step])
             loss_sums += losses.detach() * batch.shape[1]
         train_losses = (loss_sums.double() / n).cpu().numpy()
-        val_losses, val_accs = _evaluate(forward_shared, population.params, population.buffers, x_val, y_val)
+        val_losses, val_accs = _evaluate(
+            evaluate_forward, population.params, population.buffers, x_val, y_val
+        )
         seconds = (time.perf_counter() - start) / size
 
         leaving: dict[int, StopReason] = {}

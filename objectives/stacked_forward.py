@@ -1,0 +1,71 @@
+"""Forward passes of a whole population: members' stacked parameters in, one call, logits out.
+
+Parameters come from ``torch.func.stack_module_state``: every tensor has a leading member
+dimension. Plain MLPs (an ``nn.Sequential`` of linear layers, elementwise activations, flatten
+and dropout) run as batched matrix products (``torch.baddbmm``), which the benchmark measured
+faster than ``vmap`` for them; every other model runs through ``vmap`` over
+``functional_call``. Both give each member exactly its own model's output.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+Forward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+"""(params, buffers, inputs) -> logits (members, examples, classes)."""
+
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.Identity)
+
+
+def stacked_forwards(model: nn.Module) -> tuple[Forward, Forward]:
+    """The model's (training, evaluation) forwards over a population.
+
+    The training forward takes inputs with a member dimension (each member's own mini-batch) and
+    runs the model in training mode (dropout on). The evaluation forward takes inputs all members
+    share and runs the model in evaluation mode, as ``model.eval()`` would.
+    """
+    if isinstance(model, nn.Sequential) and all(
+        isinstance(layer, (nn.Linear, nn.Flatten, nn.Dropout, *ELEMENTWISE)) for layer in model
+    ):
+        return _mlp_forward(model, training=True), _mlp_forward(model, training=False)
+    return _vmap_forward(model.train(), shared=False), _vmap_forward(copy.deepcopy(model).eval(), shared=True)
+
+
+def _vmap_forward(model: nn.Module, *, shared: bool) -> Forward:
+    def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, (params, buffers), (x,))
+
+    # Dropout masks differ per member, as they would for separately trained models.
+    return vmap(forward, in_dims=(0, 0, None if shared else 0), randomness="different")
+
+
+def _mlp_forward(model: nn.Sequential, *, training: bool) -> Forward:
+    """Training: per-member inputs, dropout on. Evaluation: shared inputs, dropout off."""
+    layers = list(model.named_children())
+
+    def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        if not training:  # one view of the shared inputs per member, not a copy
+            x = x.expand(len(next(iter(params.values()))), *x.shape)
+        for name, layer in layers:
+            if isinstance(layer, nn.Linear):
+                weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
+                x = (
+                    torch.bmm(x, weight.mT)
+                    if bias is None
+                    else torch.baddbmm(bias.unsqueeze(1), x, weight.mT)
+                )
+            elif isinstance(layer, nn.Flatten):
+                x = x.flatten(layer.start_dim + 1, layer.end_dim)  # + 1: the member dimension
+            elif isinstance(layer, nn.Dropout):
+                x = F.dropout(x, layer.p, training)
+            else:
+                x = layer(x)
+        return x
+
+    return forward
