@@ -1,0 +1,53 @@
+"""A population's forward pass is every member's own model, in the right mode."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.func import stack_module_state
+
+from objectives.stacked_forward import stacked_forwards
+from objectives.workloads import WORKLOADS
+
+MEMBERS, EXAMPLES = 3, 5
+
+
+def _members(name: str) -> list[nn.Module]:
+    models = []
+    for seed in range(MEMBERS):
+        torch.manual_seed(seed)
+        models.append(WORKLOADS[name].make_model())
+    return models
+
+
+def _has_dropout(model: nn.Module) -> bool:
+    return any(isinstance(module, nn.Dropout) for module in model.modules())
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_evaluation_forward_is_each_member_in_eval_mode(name: str) -> None:
+    models = _members(name)
+    params, buffers = stack_module_state(models)
+    _, evaluate = stacked_forwards(copy.deepcopy(models[0]).to("meta"))
+    x = torch.randn(EXAMPLES, *WORKLOADS[name].input_shape)
+    logits = evaluate(params, buffers, x)
+    for member, model in enumerate(models):
+        torch.testing.assert_close(logits[member], model.eval()(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_training_forward_is_each_member_on_its_own_inputs(name: str) -> None:
+    models = _members(name)
+    params, buffers = stack_module_state(models)
+    train, _ = stacked_forwards(copy.deepcopy(models[0]).to("meta"))
+    x = torch.randn(MEMBERS, EXAMPLES, *WORKLOADS[name].input_shape)
+    logits = train(params, buffers, x)
+    for member, model in enumerate(models):
+        alone = model.eval()(x[member])
+        if _has_dropout(model):  # dropout is on while training: outputs differ from eval mode
+            assert not torch.allclose(logits[member], alone)
+        else:
+            torch.testing.assert_close(logits[member], alone, rtol=1e-5, atol=1e-6)
