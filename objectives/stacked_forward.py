@@ -30,9 +30,7 @@ def stacked_forwards(model: nn.Module) -> tuple[Forward, Forward]:
     runs the model in training mode (dropout on). The evaluation forward takes inputs all members
     share and runs the model in evaluation mode, as ``model.eval()`` would.
     """
-    if isinstance(model, nn.Sequential) and all(
-        isinstance(layer, (nn.Linear, nn.Flatten, nn.Dropout, *ELEMENTWISE)) for layer in model
-    ):
+    if _is_plain_mlp(model):
         return _mlp_forward(model, training=True), _mlp_forward(model, training=False)
     return _vmap_forward(model.train(), shared=False), _vmap_forward(copy.deepcopy(model).eval(), shared=True)
 
@@ -45,27 +43,45 @@ def _vmap_forward(model: nn.Module, *, shared: bool) -> Forward:
     return vmap(forward, in_dims=(0, 0, None if shared else 0), randomness="different")
 
 
+def _is_plain_mlp(model: nn.Module) -> bool:
+    """Linear layers, elementwise activations and dropout, flattened inputs at most."""
+    if not isinstance(model, nn.Sequential):
+        return False
+    layers = list(model)
+    first_linear = next((i for i, layer in enumerate(layers) if isinstance(layer, nn.Linear)), len(layers))
+    return all(
+        isinstance(layer, (nn.Linear, nn.Dropout, *ELEMENTWISE))
+        or (isinstance(layer, nn.Flatten) and i < first_linear)
+        for i, layer in enumerate(layers)
+    )
+
+
 def _mlp_forward(model: nn.Sequential, *, training: bool) -> Forward:
-    """Training: per-member inputs, dropout on. Evaluation: shared inputs, dropout off."""
+    """Training: per-member inputs, dropout on. Evaluation: shared inputs, dropout off.
+
+    From the first linear layer on, activations are kept features-first, (members, features,
+    examples): each layer is then ``weight @ activations``, whose weight gradient autograd
+    returns contiguous, in the parameter's own layout. (With examples first, ``x @ weight.mT``,
+    it comes back transposed, and the optimizer's updates took twice as long.)
+    """
     layers = list(model.named_children())
 
     def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         if not training:  # one view of the shared inputs per member, not a copy
             x = x.expand(len(next(iter(params.values()))), *x.shape)
+        features_first = False
         for name, layer in layers:
             if isinstance(layer, nn.Linear):
                 weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
-                x = (
-                    torch.bmm(x, weight.mT)
-                    if bias is None
-                    else torch.baddbmm(bias.unsqueeze(1), x, weight.mT)
-                )
-            elif isinstance(layer, nn.Flatten):
+                x = x if features_first else x.mT
+                x = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(-1), weight, x)
+                features_first = True
+            elif isinstance(layer, nn.Flatten):  # only before the first linear layer
                 x = x.flatten(layer.start_dim + 1, layer.end_dim)  # + 1: the member dimension
             elif isinstance(layer, nn.Dropout):
                 x = F.dropout(x, layer.p, training)
             else:
                 x = layer(x)
-        return x
+        return x.mT if features_first else x
 
     return forward
