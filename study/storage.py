@@ -23,6 +23,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
+from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import FrozenTrial, TrialState
 
 from study.cli import UsageError
@@ -139,7 +140,7 @@ def _open_journal(path: Path) -> JournalStorage:
     if not path.parent.is_dir():
         raise UsageError(f"cannot create journal storage {path}: {path.parent} is not a directory")
     lock = JournalFileSymlinkLock(str(path))
-    backend = JournalFileBackend(str(path), lock_obj=lock)
+    backend = _JournalFile(path, lock)
     _check_journal(path, lock)
     try:
         storage = JournalStorage(backend)
@@ -149,6 +150,42 @@ def _open_journal(path: Path) -> JournalStorage:
         raise UsageError(
             f"{path} is not a readable Optuna journal ({error}); move it aside or pick another --out"
         ) from None
+
+
+RUNNING_TRIAL_RECORDS = {
+    JournalOperation.CREATE_TRIAL,
+    JournalOperation.SET_TRIAL_PARAM,
+    JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
+    JournalOperation.SET_TRIAL_USER_ATTR,
+    JournalOperation.SET_TRIAL_SYSTEM_ATTR,
+}
+"""What a trial writes while it runs; its last record, the state it ends in, is never one."""
+
+
+class _JournalFile(JournalFileBackend):
+    """Optuna's journal file, made durable (fsync) when a trial ends or a study changes, not on
+    every record: a running trial's records (parameters, one per epoch, attributes) are written
+    but not forced to disk one by one. A killed process loses nothing either way; after a power
+    cut, a trial that had not ended is redone, as it would be anyway.
+
+    Each fsync cost about 0.2 ms, and a population of trials writes thousands of records.
+    """
+
+    def __init__(self, path: Path, lock: JournalFileSymlinkLock) -> None:
+        super().__init__(str(path), lock_obj=lock)
+        self.path, self.lock = path, lock
+
+    def append_logs(self, logs: list[dict]) -> None:
+        if any(log["op_code"] not in RUNNING_TRIAL_RECORDS for log in logs):
+            super().append_logs(logs)  # written and fsynced
+            return
+        records = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+        self.lock.acquire()
+        try:
+            with self.path.open("ab") as file:
+                file.write(records.encode("utf-8"))
+        finally:
+            self.lock.release()
 
 
 def _check_journal(path: Path, lock: JournalFileSymlinkLock) -> None:

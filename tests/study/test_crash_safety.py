@@ -1,4 +1,4 @@
-"""Power cut in the middle of a storage write: the same command recovers and loses nothing.
+"""Killed in the middle of a storage write: the same command recovers and loses nothing.
 
 The sweep runs in a subprocess whose journal backend writes half of its k-th record and then
 SIGKILLs its own process, for several k: while creating the studies, while a trial reports its
@@ -20,23 +20,23 @@ from tests.conftest import REPO, SWEEP, comparable
 
 HARNESS = """
 import json, os, signal, sys
-from optuna.storages.journal import JournalFileBackend
+from study.storage import _JournalFile
 from study.cli import run_main
 from study.run import main
 
-die_at, calls, append = int(sys.argv[1]), 0, JournalFileBackend.append_logs
+die_at, calls, append = int(sys.argv[1]), 0, _JournalFile.append_logs
 
 def append_or_die(self, logs):
     global calls
     calls += 1
     if calls == die_at:
         data = ("\\n".join(json.dumps(log) for log in logs) + "\\n").encode()
-        with open(self._file_path, "ab") as file:
+        with open(self.path, "ab") as file:
             file.write(data[: len(data) // 2])
         os.kill(os.getpid(), signal.SIGKILL)
     return append(self, logs)
 
-JournalFileBackend.append_logs = append_or_die
+_JournalFile.append_logs = append_or_die
 run_main(main, sys.argv[2:])
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,22 @@ def test_finished_means_complete_pruned_or_failed_with_an_error() -> None:
     study.tell(study.ask(), state=TrialState.FAIL)  # failed by a heartbeat check: no error recorded
     study.ask()  # still running
     assert finished_count(study) == 3
+
+
+def test_the_journal_forces_to_disk_when_a_trial_ends_not_on_each_report(tmp_path, monkeypatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    journal = str(tmp_path / "optuna.journal")
+    study = optuna.create_study(storage=storage_module.open_storage(journal), study_name="s")
+    trial = study.ask()
+    before = len(synced)
+    trial.suggest_float("lr", 0.01, 1.0)
+    for step in range(5):
+        trial.report(0.5, step)
+    trial.set_user_attr("curve", [0.5] * 5)
+    assert len(synced) == before  # written, not forced
+    study.tell(trial, 0.5)
+    assert len(synced) == before + 1  # the end forces everything before it too
+    [stored] = optuna.load_study(study_name="s", storage=storage_module.open_storage(journal)).trials
+    assert len(stored.intermediate_values) == 5 and stored.user_attrs["curve"] == [0.5] * 5
