@@ -133,11 +133,14 @@ def run_trials(
     """Train the trials' members (``member_from_trial``) together on ``data``, reporting each
     epoch so the pruner can stop each one."""
 
-    def report_and_check(index: int, curve: Curve) -> bool:
-        trials[index].report(curve.val_acc[-1], step=curve.epoch[-1])
-        return trials[index].should_prune()
+    def report_then_prune(curves: dict[int, Curve]) -> set[int]:
+        # Every member reports its epoch before any is judged, so none is compared with
+        # companions one epoch behind.
+        for index, curve in curves.items():
+            trials[index].report(curve.val_acc[-1], step=curve.epoch[-1])
+        return {index for index in curves if trials[index].should_prune()}
 
-    results = train_members(experiment, data, members, on_epoch=report_and_check, device=device)
+    results = train_members(experiment, data, members, on_epoch=report_then_prune, device=device)
     outcomes = []
     for trial, result in zip(trials, results):
         for key, value in result_attrs(result, experiment.target).items():

@@ -93,8 +93,10 @@ class MemberResult:
     test_acc: float | None = None  # only when asked for: tuning never looks at the test split
 
 
-EpochCallback = Callable[[int, Curve], bool]
-"""Called after each finished epoch with (member index, its curve so far); True stops the member."""
+EpochCallback = Callable[[dict[int, Curve]], set[int]]
+"""Called after each epoch with the curves so far of the members that trained in it and did not
+diverge, by member index; returns the indices of the members to stop. All of a population's
+members are seen at once, so a rule comparing them sees each one's latest epoch."""
 
 
 EVAL_CHUNK = 2048
@@ -280,7 +282,12 @@ def _train_population(
                 best[index] = (float(val_accs[position]), snapshot, 0)
             else:
                 best[index] = (best_acc, best_weights, stale + 1)
-            if callback(index, curve):
+        trained = {
+            position: index for position, index in enumerate(population.indices) if position not in leaving
+        }
+        stop = callback({index: curves[index] for index in trained.values()})
+        for position, index in trained.items():
+            if index in stop:
                 leaving[position] = "stopped"
             elif early_stopping is not None and best[index][2] >= early_stopping:
                 leaving[position] = "early_stopping"
@@ -315,7 +322,7 @@ def train(
         evaluate_test: also measure the final model's test accuracy (the final comparison only).
         device: ``cpu``, ``cuda`` or ``auto``.
     """
-    callback = on_epoch or (lambda index, curve: False)
+    callback = on_epoch or (lambda curves: set())
     by_optimizer: dict[str, list[int]] = {}
     for index, member in enumerate(members):
         by_optimizer.setdefault(member.optimizer, []).append(index)

@@ -18,9 +18,10 @@ from objectives.workloads import load_splits
 from study.analysis import load_studies, summary_table, trials_frame
 from study.cli import ArgumentParser, add_experiment_arguments, experiment_from_args, positive_int, run_main
 from study.lr_find import find_range, save_plot
+from study.pruners import PRUNERS
 from study.report import DEFAULT_SEEDS, refresh_reevaluations, write_report
 from study.storage import open_storage, prepare_out_dir, storage_spec
-from study.sweep import DEFAULT_POPULATION, PRUNERS, run_sweep
+from study.sweep import DEFAULT_POPULATION, run_sweep
 
 
 def family_list(text: str) -> list[str]:

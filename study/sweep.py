@@ -26,6 +26,7 @@ from objectives.schedules import get_family
 from objectives.training import MemberConfig
 from objectives.workloads import Splits, get_workload
 from study.cli import UsageError
+from study.pruners import make_pruner
 from study.storage import (
     WORKER,
     allow_experimental,
@@ -36,21 +37,8 @@ from study.storage import (
     record_heartbeat,
 )
 
-PRUNERS = ("median", "hyperband", "none")
 DEFAULT_POPULATION = 32
 """Trials trained together by default; measured in the README (Population engine)."""
-
-
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """Pruners compare trials of the same family, so slow-starting schedules are not punished."""
-    if name == "median":
-        # Let a quarter of the run pass first: warmups and cycles start slowly by design.
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
 
 
 def check_stored_settings(storage: optuna.storages.BaseStorage, experiment: Experiment) -> None:

@@ -125,9 +125,7 @@ def test_members_leave_and_the_others_are_unaffected() -> None:
     workload, data, epochs = CASES["mlp"]
     members = [_member("sgd", seed) for seed in (1, 2, 3)]
     full = train(workload, data, members, epochs=epochs, batch_size=32)
-    stopped = train(
-        workload, data, members, epochs=epochs, batch_size=32, on_epoch=lambda index, curve: index == 1
-    )
+    stopped = train(workload, data, members, epochs=epochs, batch_size=32, on_epoch=lambda curves: {1})
     assert stopped[1].stop_reason == "stopped" and stopped[1].curve.epoch == [1]
     for index in (0, 2):
         np.testing.assert_allclose(stopped[index].curve.val_loss, full[index].curve.val_loss, rtol=1e-5)

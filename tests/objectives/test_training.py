@@ -84,9 +84,9 @@ def test_early_stopping_reports_the_best_epoch_not_the_last() -> None:
 def test_on_epoch_can_stop_one_member() -> None:
     seen: list[tuple[int, int]] = []
 
-    def stop_first_after_two(index: int, curve: object) -> bool:
-        seen.append((index, curve.epoch[-1]))
-        return index == 0 and curve.epoch[-1] == 2
+    def stop_first_after_two(curves: dict) -> set[int]:
+        seen.extend((index, curve.epoch[-1]) for index, curve in curves.items())
+        return {0} if 0 in curves and curves[0].epoch[-1] == 2 else set()
 
     first, second = _train(_member(), _member(seed=2), on_epoch=stop_first_after_two)
     assert first.stop_reason == "stopped" and first.curve.epoch == [1, 2]

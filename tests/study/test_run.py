@@ -79,17 +79,29 @@ def test_rerun_adds_nothing_and_more_trials_add_only_the_difference(run_cli, tmp
         assert comparable(study)[:3] == first[name]
 
 
-def test_same_seed_same_numbers_even_when_resumed(run_cli, tmp_path: Path) -> None:
-    # Median pruning starts after 5 trials, so 8 trials exercise the pruner too.
+def test_same_seed_same_numbers(run_cli, tmp_path: Path) -> None:
+    # 8 trials in one population, which the median pruner judges against each other.
     args = [*SWEEP, *FAMILIES, "--trials", "8"]
-    assert run_cli("run", *args, "--out", str(tmp_path / "a"))[0] == 0
-    assert run_cli("run", *SWEEP, *FAMILIES, "--trials", "3", "--out", str(tmp_path / "b"))[0] == 0
-    assert run_cli("run", *args, "--out", str(tmp_path / "b"))[0] == 0
+    for out in ("a", "b"):
+        assert run_cli("run", *args, "--out", str(tmp_path / out))[0] == 0
     assert run_cli("run", *args, "--seed", "1", "--out", str(tmp_path / "c"))[0] == 0
     a, b, c = (load_studies(str(tmp_path / d / "optuna.journal")) for d in "abc")
+    assert any(t.state == TrialState.PRUNED for study in a.values() for t in study.trials)
     for name in a:
         assert comparable(a[name]) == comparable(b[name])
         assert comparable(a[name]) != comparable(c[name])
+
+
+def test_one_at_a_time_a_resumed_sweep_has_the_same_numbers(run_cli, tmp_path: Path) -> None:
+    # Median pruning starts after 5 trials, so 8 trials exercise the pruner too. (With larger
+    # populations a resumed sweep cuts its populations differently: complete, not identical.)
+    args = [*SWEEP, *FAMILIES, "--population", "1"]
+    assert run_cli("run", *args, "--trials", "8", "--out", str(tmp_path / "a"))[0] == 0
+    assert run_cli("run", *args, "--trials", "3", "--out", str(tmp_path / "b"))[0] == 0
+    assert run_cli("run", *args, "--trials", "8", "--out", str(tmp_path / "b"))[0] == 0
+    a, b = (load_studies(str(tmp_path / d / "optuna.journal")) for d in "ab")
+    for name in a:
+        assert comparable(a[name]) == comparable(b[name])
 
 
 def test_diverging_trials_are_recorded_and_the_sweep_goes_on(run_cli, tmp_path: Path, monkeypatch) -> None:
