@@ -32,14 +32,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from objectives.objective import Experiment
 from objectives.optimizers import get_optimizer
 from objectives.workloads import Splits, get_workload, load_splits
-from study.analysis import load_studies
 from study.cli import ArgumentParser, positive_int, run_main
 from study.storage import open_storage
 from study.sweep import run_sweep
 
 
-def canonical(experiment: Experiment, data: Splits, trials: int, storage: str) -> float:
-    """The optuna-examples loop; returns seconds for ``trials`` trials."""
+def canonical(experiment: Experiment, data: Splits, trials: int, storage: str) -> tuple[float, optuna.Study]:
+    """The optuna-examples loop; returns seconds for ``trials`` trials, and the study."""
     workload = get_workload(experiment.workload)
     low, high = get_optimizer(experiment.optimizer).lr_range
 
@@ -74,17 +73,19 @@ def canonical(experiment: Experiment, data: Splits, trials: int, storage: str) -
     )
     start = time.perf_counter()
     study.optimize(objective, n_trials=trials)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, study
 
 
-def project(experiment: Experiment, data: Splits, trials: int, population: int, journal: Path) -> float:
-    """This project's sweep of one family; returns seconds for ``trials`` trials."""
+def project(
+    experiment: Experiment, data: Splits, trials: int, population: int, journal: Path
+) -> tuple[float, optuna.Study]:
+    """This project's sweep of one family; returns seconds for ``trials`` trials, and the study."""
     storage = open_storage(str(journal))
     start = time.perf_counter()
-    run_sweep(
+    [study] = run_sweep(
         storage, [experiment], data, trials=trials, pruner="median", population=population, device="cpu"
     )
-    return time.perf_counter() - start
+    return time.perf_counter() - start, study
 
 
 def training_flops_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> float:
@@ -128,34 +129,45 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = load_splits(args.workload, 0, None)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        seconds = {
+        runs = {
             "canonical (DataLoader, torch scheduler, SQLite)": canonical(experiment, data, args.trials, f"sqlite:///{scratch / 'canonical.db'}"),
             "this project, one trial at a time": project(experiment, data, args.trials, 1, scratch / "one.journal"),
             f"this project, population {args.population}": project(experiment, data, args.trials, args.population, scratch / "population.journal"),
         }  # fmt: skip
-        trained = examples_trained(scratch / "population.journal", len(data.y_train))
-    table = pd.DataFrame({"way": list(seconds), "seconds": list(seconds.values())})
+        summary = [
+            {"way": way, "seconds": seconds, "pruned": pruned_share(study), "epochs_per_trial": epochs_trained(study) / args.trials}
+            for way, (seconds, study) in runs.items()
+        ]  # fmt: skip
+    table = pd.DataFrame(summary)
     table["trials_per_minute"] = 60 * args.trials / table["seconds"]
     table["speedup"] = table["trials_per_minute"] / table["trials_per_minute"].iloc[0]
     print(
         f"{args.workload}, cosine family, {args.trials} trials of {workload.epochs} epochs, median pruner, {args.threads} thread(s)"
     )
-    print(table.round({"seconds": 1, "trials_per_minute": 1, "speedup": 2}).to_string(index=False))
-    achieved = (
-        trained
-        * training_flops_per_example(workload.make_model(), workload.input_shape)
-        / seconds[table["way"].iloc[-1]]
+    print(
+        table.round(
+            {"seconds": 1, "pruned": 2, "epochs_per_trial": 1, "trials_per_minute": 1, "speedup": 2}
+        ).to_string(index=False)
     )
+    population = table.iloc[-1]
+    achieved = (
+        population["epochs_per_trial"] * args.trials * len(data.y_train)
+        * training_flops_per_example(workload.make_model(), workload.input_shape)
+        / population["seconds"]
+    )  # fmt: skip
     peak = matmul_flops_per_second()
     print(
         f"population engine: {achieved / 1e9:.2f} GFLOP/s of training; a 2048x2048 fp32 matmul here: {peak / 1e9:.1f} GFLOP/s ({achieved / peak:.1%})"
     )
 
 
-def examples_trained(journal: Path, train_size: int) -> int:
-    """Training examples a sweep processed: epochs actually trained x training-set size."""
-    [study] = load_studies(str(journal)).values()
-    return sum(len(trial.intermediate_values) for trial in study.trials) * train_size
+def epochs_trained(study: optuna.Study) -> int:
+    """Epochs the study's trials trained, all together (one report per epoch)."""
+    return sum(len(trial.intermediate_values) for trial in study.trials)
+
+
+def pruned_share(study: optuna.Study) -> float:
+    return sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials) / len(study.trials)
 
 
 if __name__ == "__main__":
