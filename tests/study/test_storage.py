@@ -6,12 +6,14 @@ import datetime
 import os
 import subprocess
 import sys
+import time
 
 import optuna
 from optuna.trial import TrialState
 
 from study import storage as storage_module
 from study.storage import UNCLAIMED_GRACE_S, WORKER, fail_abandoned_trials, finished_count
+from tests.conftest import REPO
 
 
 def _dead_pid() -> int:
@@ -83,3 +85,42 @@ def test_the_journal_forces_to_disk_when_a_trial_ends_not_on_each_report(tmp_pat
     assert len(synced) == before + 1  # the end forces everything before it too
     [stored] = optuna.load_study(study_name="s", storage=storage_module.open_storage(journal)).trials
     assert len(stored.intermediate_values) == 5 and stored.user_attrs["curve"] == [0.5] * 5
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from study.storage import _JournalLock
+_JournalLock(Path(sys.argv[1])).acquire()
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _holder(journal, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(journal), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_the_journal_lock_excludes_other_writers_and_dies_with_its_holder(tmp_path) -> None:
+    journal = tmp_path / "optuna.journal"
+    lock = storage_module._JournalLock(journal)
+    holder = _holder(journal, 0.5)
+    start = time.monotonic()
+    lock.acquire()  # waits for the holder to finish
+    assert time.monotonic() - start > 0.3 and holder.wait() == 0
+    lock.release()
+
+    holder = _holder(journal, 60)
+    holder.kill()  # dies holding the lock
+    holder.wait()
+    start = time.monotonic()
+    lock.acquire()
+    assert time.monotonic() - start < 5  # no stale lock to wait out
+    lock.release()
