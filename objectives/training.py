@@ -4,7 +4,8 @@ A *member* is one configuration to train (optimizer, base LR, schedule family an
 seed). ``train`` takes a list of members and returns one result per member, in order. Members
 that share an optimizer are trained together: their parameters are stacked along a leading
 member dimension and every step is one batched forward and backward pass (``stacked_forward``),
-followed by a batched optimizer step with each member's own learning rate. Tiny models leave a CPU mostly idle one at a time; stacked, they keep it busy.
+followed by a batched optimizer step with each member's own learning rate. Tiny models leave a
+CPU mostly idle one at a time; stacked, they keep it busy.
 
 Each member still owns everything that makes its curve its own: its initialization
 (``torch.manual_seed(seed)`` before building its model), its data order (a generator seeded with
