@@ -132,21 +132,37 @@ def _configure(
     return member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number))
 
 
+def _room(study: optuna.Study, trials: int) -> int:
+    """How many more trials the study may start: ``trials`` less the finished and running ones."""
+    current = study.get_trials(deepcopy=False)
+    return (
+        trials - sum(map(counts_as_finished, current)) - sum(t.state == TrialState.RUNNING for t in current)
+    )
+
+
 def _run_batch(
     storage: optuna.storages.BaseStorage,
     study: optuna.Study,
     experiment: Experiment,
     data: Splits,
-    size: int,
+    trials_wanted: int,
+    population: int,
     device: str,
 ) -> None:
-    """Ask ``size`` trials, train them as one population, tell each how it ended."""
+    """Ask up to ``population`` trials, train them as one population, tell each how it ended.
+
+    The room left is checked before every ask, not once per batch: workers asking at the same
+    time interleave their asks, and together they overshoot ``trials_wanted`` by at most one
+    trial each, not by a batch each.
+    """
     trials: list[optuna.Trial] = []
     members: list[MemberConfig] = []
     try:
-        for _ in range(size):
+        while len(trials) < population and _room(study, trials_wanted) > 0:
             trials.append(_ask(study))  # in the list at once: an interrupt marks it too
             members.append(_configure(storage, study, experiment, trials[-1]))
+        if not trials:
+            return  # peers took the room left
         with heartbeat(storage, study, trials):
             outcomes = run_trials(trials, members, experiment, data, device=device)
     except KeyboardInterrupt:
@@ -184,24 +200,22 @@ def _top_up(
     A worker starts at most ``trials`` - finished - running trials at a time (up to
     ``population`` of them, trained together); near the end it waits for the trials its peers
     hold, and takes them over if those peers die. So a study ends with exactly ``trials``
-    finished trials, unless workers ask at the same instant (at most one batch extra per extra
-    worker).
+    finished trials, unless workers ask at the same instant (at most one trial extra per extra
+    worker; see ``_run_batch``).
     """
     while True:
         if abandoned := fail_abandoned_trials(storage, study):
             tqdm.write(
                 f"{study.study_name}: {abandoned} trial(s) of a stopped worker marked failed; redoing them"
             )
-        current = study.get_trials(deepcopy=False)
-        finished = sum(map(counts_as_finished, current))
+        finished = finished_count(study)
         yield finished
         if finished >= trials:
             return
-        free = trials - finished - sum(t.state == TrialState.RUNNING for t in current)
-        if free <= 0:
+        if _room(study, trials) <= 0:
             time.sleep(WAIT_FOR_PEERS_S)
             continue
-        _run_batch(storage, study, experiment, data, min(population, free), device)
+        _run_batch(storage, study, experiment, data, trials, population, device)
 
 
 def run_sweep(
