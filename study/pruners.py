@@ -53,11 +53,12 @@ class PopulationMedianPruner(optuna.pruners.BasePruner):
         step = trial.last_step
         if step is None or step < self.n_warmup_steps:
             return False
+        worker = trial.user_attrs.get("worker")
         others = [
             value
             for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
             if other.number != trial.number
-            and (value := _comparable_value(other, trial, step)) is not None
+            and (value := _comparable_value(other, worker, step)) is not None
             and math.isfinite(value)
         ]
         if len(others) < self.n_min_trials:
@@ -71,12 +72,11 @@ class PopulationMedianPruner(optuna.pruners.BasePruner):
         return min(own) > median
 
 
-def _comparable_value(other: FrozenTrial, trial: FrozenTrial, step: int) -> float | None:
+def _comparable_value(other: FrozenTrial, worker: object, step: int) -> float | None:
     """``other``'s value at ``step`` if it is completed, its latest one up to ``step`` if it is
-    a companion of ``trial``; None if it does not count."""
+    a companion (run by ``worker``, the judged trial's); None if it does not count."""
     if other.state == TrialState.COMPLETE:
         return other.intermediate_values.get(step)
-    worker = trial.user_attrs.get("worker")
     if worker is None or other.user_attrs.get("worker") != worker:
         return None
     reached = [s for s in other.intermediate_values if s <= step]
