@@ -17,8 +17,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from objectives.optimizers import get_optimizer
-from objectives.schedules import get_family
+from objectives.optimizers import OptimizerSettings, get_optimizer
+from objectives.schedules import get_family, suggest_space
 from objectives.training import Curve, MemberConfig, MemberResult, train
 from objectives.workloads import Splits, get_workload
 
@@ -35,22 +35,35 @@ class Experiment:
     early_stopping: int | None  # patience in epochs; None trains every epoch
     seed: int  # fixes the data split; each trial's own seed derives from it
     lr_range: tuple[float, float] | None = None  # base-LR search bounds; None: the optimizer's default
+    momentum: float | None = None  # SGD's momentum (0: plain SGD); None: the default, or no such setting
+    nesterov: bool = False  # SGD only
+    weight_decay: float | None = None  # None: the optimizer's default
 
     @property
     def base_lr_bounds(self) -> tuple[float, float]:
         return self.lr_range or get_optimizer(self.optimizer).lr_range
 
     @property
+    def optimizer_settings(self) -> OptimizerSettings:
+        return OptimizerSettings(momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
+
+    @property
+    def optimizer_label(self) -> str:
+        """The optimizer and any setting that differs from its default, e.g. ``sgd_momentum0_wd0.0001``."""
+        return optimizer_label(self.optimizer, self.optimizer_settings)
+
+    @property
     def study_name(self) -> str:
-        return f"{self.workload}-{self.optimizer}-{self.family}"
+        return f"{self.workload}-{self.optimizer_label}-{self.family}"
 
     @property
     def target(self) -> float:
         return get_workload(self.workload).target
 
     def to_attrs(self) -> dict[str, Any]:
-        """Study user attributes: the settings (JSON types), plus the target they are judged against."""
-        attrs = {**asdict(self), "target": self.target}
+        """Study user attributes: the settings (JSON types), plus the target they are judged against
+        and the optimizer's label (what tells sweeps with other optimizer settings apart)."""
+        attrs = {**asdict(self), "target": self.target, "optimizer_label": self.optimizer_label}
         attrs["lr_range"] = None if self.lr_range is None else list(self.lr_range)
         return attrs
 
@@ -60,6 +73,20 @@ class Experiment:
         if fields.get("lr_range") is not None:
             fields["lr_range"] = tuple(fields["lr_range"])
         return cls(**fields)
+
+
+def optimizer_label(optimizer: str, settings: OptimizerSettings) -> str:
+    """The optimizer's name, then each setting that differs from its default: sweeps with other
+    settings get their own studies and report sections. Defaults add nothing."""
+    spec, default = get_optimizer(optimizer), OptimizerSettings()
+    parts = [optimizer]
+    if spec.momentum(settings) != spec.momentum(default):
+        parts.append(f"momentum{spec.momentum(settings):g}")
+    if settings.nesterov:
+        parts.append("nesterov")
+    if spec.weight_decay(settings) != spec.weight_decay(default):
+        parts.append(f"wd{spec.weight_decay(settings):g}")
+    return "_".join(parts)
 
 
 def derive_seed(*keys: int) -> int:
@@ -75,9 +102,22 @@ def trial_seed(sweep_seed: int, trial_number: int) -> int:
 def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:
     """Suggest the base LR (log scale, within the experiment's bounds) and the family's own knobs."""
     lr = trial.suggest_float("lr", *experiment.base_lr_bounds, log=True)
-    kwargs = get_family(experiment.family).suggest(trial)
+    return member_from_params(experiment, {"lr": lr, **suggest_space(trial, get_family(experiment.family).space)}, seed)
+
+
+def member_from_params(experiment: Experiment, params: dict[str, Any], seed: int) -> MemberConfig:
+    """The member a trial with these parameters trains: a stored trial's, or typed ones.
+
+    Raises ValueError naming a parameter that is unknown, missing or of the wrong kind."""
+    if "lr" not in params:
+        raise ValueError(f"{experiment.family} needs the base LR (lr)")
     return MemberConfig(
-        optimizer=experiment.optimizer, lr=lr, family=experiment.family, schedule_kwargs=kwargs, seed=seed
+        optimizer=experiment.optimizer,
+        lr=params["lr"],
+        family=experiment.family,
+        schedule_kwargs=get_family(experiment.family).kwargs(params),
+        seed=seed,
+        optimizer_settings=experiment.optimizer_settings,
     )
 
 

@@ -1,7 +1,14 @@
-"""Optimizers the sweep compares schedules on, each with a default base-LR search range."""
+"""Optimizers the sweep compares schedules on: their settings, base-LR ranges and batched rules.
+
+Each optimizer is PyTorch's (``make``) and the same rule on stacked members (``batched``), with
+the settings a study fixes (``OptimizerSettings``: SGD's momentum and Nesterov, every optimizer's
+weight decay). ``sgd`` and ``adamw`` also have a schedule-free variant (the ``schedulefree``
+package's ``SGDScheduleFree`` and ``AdamWScheduleFree``), used by the ``schedule_free`` family.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -10,33 +17,129 @@ from torch import nn
 
 from objectives import batched_optimizers as batched
 
+DEFAULT_MOMENTUM = 0.9
+"""SGD's momentum unless ``--momentum`` says otherwise (0 is plain SGD)."""
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """An optimizer's settings besides the LR; None means the optimizer's default."""
+
+    momentum: float | None = None  # SGD only; default DEFAULT_MOMENTUM, 0 is plain SGD
+    nesterov: bool = False  # SGD only; needs momentum > 0
+    weight_decay: float | None = None  # default: the optimizer's (0.01 for adamw, else 0)
+
 
 @dataclass(frozen=True)
 class OptimizerSpec:
+    """One optimizer: PyTorch's class, its batched twin, and what the sweep searches."""
+
     name: str
-    make: Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer]  # (params, lr): one model
-    batched: Callable[[], batched.BatchedOptimizer]  # the same rule for stacked members
+    torch_class: type[torch.optim.Optimizer]
+    batched_rule: Callable[[float, float, bool], batched.BatchedOptimizer]  # (momentum, decay, nesterov)
     lr_range: tuple[float, float]  # searched on a log scale
+    default_weight_decay: float = 0.0
+    has_momentum_setting: bool = False  # SGD: --momentum and --nesterov apply
+    has_beta1: bool = False  # Adam-style: one_cycle and cyclic_* cycle beta1
+    schedule_free: Callable[[float, float], batched.BatchedOptimizer] | None = None  # (beta, decay)
+
+    def check(self, settings: OptimizerSettings) -> None:
+        """Raise ValueError, naming the value, for settings this optimizer does not take."""
+        if not self.has_momentum_setting and (settings.momentum is not None or settings.nesterov):
+            raise ValueError(f"--momentum and --nesterov are SGD settings; {self.name} has none")
+        momentum = self.momentum(settings)
+        if not (0 <= momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1), but got momentum={momentum}")
+        if settings.nesterov and momentum == 0:
+            raise ValueError("--nesterov needs momentum > 0, but got momentum=0")
+        decay = self.weight_decay(settings)
+        if not (math.isfinite(decay) and decay >= 0):
+            raise ValueError(f"weight decay must be a number >= 0, but got weight_decay={decay}")
+
+    def momentum(self, settings: OptimizerSettings) -> float:
+        """SGD's momentum (0 for the other optimizers, whose beta1 is fixed at 0.9)."""
+        if not self.has_momentum_setting:
+            return 0.0
+        return DEFAULT_MOMENTUM if settings.momentum is None else settings.momentum
+
+    def base_momentum(self, settings: OptimizerSettings) -> float:
+        """The momentum one_cycle and cyclic_* would cycle: SGD's momentum or Adam's beta1; 0: none.
+
+        PyTorch's schedulers would also switch momentum on for plain SGD and RMSprop; here an
+        optimizer without momentum stays without it, and only its LR is scheduled."""
+        return batched.Adam.beta1 if self.has_beta1 else self.momentum(settings)
+
+    def weight_decay(self, settings: OptimizerSettings) -> float:
+        return self.default_weight_decay if settings.weight_decay is None else settings.weight_decay
+
+    def make(
+        self, params: Iterable[nn.Parameter], lr: float, settings: OptimizerSettings = OptimizerSettings()
+    ) -> torch.optim.Optimizer:
+        """PyTorch's optimizer for one model."""
+        options: dict[str, float | bool] = {"lr": lr, "weight_decay": self.weight_decay(settings)}
+        if self.has_momentum_setting:
+            options |= {"momentum": self.momentum(settings), "nesterov": settings.nesterov}
+        return self.torch_class(params, **options)
+
+    def batched(self, settings: OptimizerSettings = OptimizerSettings()) -> batched.BatchedOptimizer:
+        """The same rule for stacked members."""
+        return self.batched_rule(self.momentum(settings), self.weight_decay(settings), settings.nesterov)
+
+    def schedule_free_batched(self, settings: OptimizerSettings) -> batched.BatchedOptimizer:
+        """The schedule-free variant for stacked members; ValueError where there is none."""
+        if self.schedule_free is None:
+            supported = ", ".join(name for name, spec in OPTIMIZERS.items() if spec.schedule_free)
+            raise ValueError(
+                f"schedule_free needs an optimizer with a schedule-free variant ({supported}), but got {self.name}"
+            )
+        if settings.nesterov:
+            raise ValueError("schedule_free has no Nesterov variant; leave out --nesterov")
+        beta = self.base_momentum(settings)
+        if beta == 0:
+            raise ValueError(
+                "schedule-free SGD needs momentum > 0 (its averaging weight), but got momentum=0"
+            )
+        return self.schedule_free(beta, self.weight_decay(settings))
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     spec.name: spec
     for spec in [
         OptimizerSpec(
-            "sgd", lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9), batched.SGD, (1e-3, 1.0)
+            "sgd",
+            torch.optim.SGD,
+            lambda momentum, decay, nesterov: batched.SGD(momentum, decay, nesterov),
+            (1e-3, 1.0),
+            has_momentum_setting=True,
+            schedule_free=lambda beta, decay: batched.ScheduleFree(beta, decay, normalize=False),
         ),
-        OptimizerSpec("adam", lambda params, lr: torch.optim.Adam(params, lr=lr), batched.Adam, (1e-4, 3e-2)),
+        OptimizerSpec(
+            "adam",
+            torch.optim.Adam,
+            lambda momentum, decay, nesterov: batched.Adam(weight_decay=decay, decoupled=False),
+            (1e-4, 3e-2),
+            has_beta1=True,
+        ),
         OptimizerSpec(
             "adamw",
-            lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=0.01),
-            lambda: batched.Adam(weight_decay=0.01),
+            torch.optim.AdamW,
+            lambda momentum, decay, nesterov: batched.Adam(weight_decay=decay, decoupled=True),
             (1e-4, 3e-2),
+            default_weight_decay=0.01,
+            has_beta1=True,
+            schedule_free=lambda beta, decay: batched.ScheduleFree(beta, decay, normalize=True),
         ),
         OptimizerSpec(
-            "rmsprop", lambda params, lr: torch.optim.RMSprop(params, lr=lr), batched.RMSprop, (1e-5, 1e-2)
+            "rmsprop",
+            torch.optim.RMSprop,
+            lambda momentum, decay, nesterov: batched.RMSprop(weight_decay=decay),
+            (1e-5, 1e-2),
         ),
         OptimizerSpec(
-            "adagrad", lambda params, lr: torch.optim.Adagrad(params, lr=lr), batched.Adagrad, (1e-3, 1.0)
+            "adagrad",
+            torch.optim.Adagrad,
+            lambda momentum, decay, nesterov: batched.Adagrad(weight_decay=decay),
+            (1e-3, 1.0),
         ),
     ]
 }

@@ -15,10 +15,16 @@ diverged, early-stopped) leave the batch, which shrinks. Dropout draws its masks
 stream for the whole population, so with dropout only the distribution of a member's curve,
 not its exact values, is independent of its companions.
 
-Per epoch it records the mean train loss, validation loss and accuracy, the LR of the epoch's
-last update, and the seconds of compute charged to the member so far (each epoch's wall time
-split evenly over the members that trained in it). A non-finite train or validation loss stops
-the member as diverged; its score is ``DIVERGED_SCORE``.
+Members share a population when they share an optimizer, its settings and whether it is
+schedule-free (``MemberConfig.population_key``). A family that cycles momentum (``one_cycle``,
+``cyclic_*``) gives its member its own momentum (or beta1) at every step; a schedule-free
+member is evaluated at the optimizer's average, as the ``schedulefree`` package's
+``optimizer.eval()`` would.
+
+Per epoch it records the mean train loss, validation loss and accuracy, the LR and momentum of
+the epoch's last update, and the seconds of compute charged to the member so far (each epoch's
+wall time split evenly over the members that trained in it). A non-finite train or validation
+loss stops the member as diverged; its score is ``DIVERGED_SCORE``.
 """
 
 from __future__ import annotations
@@ -36,8 +42,8 @@ from torch import nn
 from torch.func import stack_module_state
 
 from objectives.batched_optimizers import BatchedOptimizer
-from objectives.optimizers import get_optimizer
-from objectives.schedules import Run, get_family
+from objectives.optimizers import OptimizerSettings, get_optimizer
+from objectives.schedules import Multiplier, Plateau, Run, get_family
 from objectives.stacked_forward import Forward, stacked_forwards
 from objectives.workloads import Splits, Workload
 
@@ -56,25 +62,43 @@ class MemberConfig:
     family: str
     schedule_kwargs: dict[str, Any]
     seed: int
+    optimizer_settings: OptimizerSettings = field(default_factory=OptimizerSettings)
 
     def __post_init__(self) -> None:
         """Reject bad configurations before any training starts, with the offending value."""
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"the base LR must be a positive number, but got lr={self.lr}")
-        get_optimizer(self.optimizer)
+        self.make_optimizer()
         # The knobs are valid or not whatever the run length, so any run checks them.
         get_family(self.family).build(Run(total_steps=100, steps_per_epoch=10), **self.schedule_kwargs)
+
+    @property
+    def population_key(self) -> tuple[str, OptimizerSettings, bool]:
+        """Members with the same key share one batched optimizer, so they train together."""
+        return self.optimizer, self.optimizer_settings, get_family(self.family).schedule_free
+
+    def make_optimizer(self) -> BatchedOptimizer:
+        """The member's batched optimizer: the schedule-free variant for ``schedule_free``."""
+        spec = get_optimizer(self.optimizer)
+        spec.check(self.optimizer_settings)
+        if get_family(self.family).schedule_free:
+            return spec.schedule_free_batched(self.optimizer_settings)
+        return spec.batched(self.optimizer_settings)
 
 
 @dataclass
 class Curve:
-    """Per-epoch records, one list per quantity (the shape stored in each Optuna trial)."""
+    """Per-epoch records, one list per quantity (the shape stored in each Optuna trial).
+
+    ``lr`` and ``momentum`` are those of the epoch's last update (``momentum`` is SGD's momentum
+    or Adam's beta1, 0 for optimizers without one); ``seconds`` is cumulative."""
 
     epoch: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    momentum: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[Any]]:
@@ -114,6 +138,40 @@ def resolve_device(device: str) -> torch.device:
 
 
 @dataclass
+class _Progress:
+    """One member's bookkeeping across epochs: its curve, its best epoch, when to stop it."""
+
+    curve: Curve = field(default_factory=Curve)
+    best_acc: float = -math.inf
+    kept_weights: dict[str, torch.Tensor] | None = None  # the best epoch's, with early stopping
+    stale_epochs: int = 0  # epochs since the best one
+    seconds: float = 0.0  # compute charged so far
+
+    def record(
+        self, epoch: int, train_loss: float, val_loss: float, val_acc: float, lr: float, momentum: float
+    ) -> bool:
+        """Append one epoch; True when it diverged (a non-finite loss)."""
+        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        curve = self.curve
+        curve.epoch.append(epoch)
+        curve.train_loss.append(train_loss)
+        curve.val_loss.append(val_loss)
+        curve.val_acc.append(math.nan if diverged else val_acc)
+        curve.lr.append(lr)
+        curve.momentum.append(momentum)
+        curve.seconds.append(self.seconds)
+        return diverged
+
+    def track_best(self, val_acc: float, weights: Callable[[], dict[str, torch.Tensor]] | None) -> None:
+        """A better epoch resets the stale count and, with early stopping, keeps its weights."""
+        if val_acc > self.best_acc:
+            self.best_acc, self.stale_epochs = val_acc, 0
+            self.kept_weights = weights() if weights else None
+        else:
+            self.stale_epochs += 1
+
+
+@dataclass
 class _Population:
     """The members still training: stacked parameters and everything per member, aligned."""
 
@@ -121,7 +179,9 @@ class _Population:
     params: dict[str, torch.Tensor]  # name -> (members, ...), leaves that require grad
     buffers: dict[str, torch.Tensor]
     optimizer: BatchedOptimizer
-    schedules: list[Any]
+    base_momentum: float  # the optimizer's momentum or beta1 for members that do not cycle it
+    schedules: list[Any]  # Multiplier, or Plateau (fed the validation loss)
+    momenta: list[Multiplier | None]  # the cycled momentum, where the family cycles one
     generators: list[torch.Generator]
 
     def keep(self, positions: list[int]) -> None:
@@ -130,8 +190,23 @@ class _Population:
         self.params = {name: p.detach()[index].requires_grad_() for name, p in self.params.items()}
         self.buffers = {name: b[index] for name, b in self.buffers.items()}
         self.optimizer.keep(index)
-        for attribute in ("indices", "schedules", "generators"):
+        for attribute in ("indices", "schedules", "momenta", "generators"):
             setattr(self, attribute, [getattr(self, attribute)[i] for i in positions])
+
+    def evaluation_params(self) -> dict[str, torch.Tensor]:
+        """The weights evaluation sees (a schedule-free optimizer's average, else the trained ones)."""
+        names = list(self.params)
+        return dict(zip(names, self.optimizer.evaluation_params([self.params[n] for n in names])))
+
+    def schedule_tables(
+        self, lrs: Sequence[float], steps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every member's LR at ``steps`` (members x steps), and momentum where any cycles one."""
+        lr_table = np.stack([lr * schedule(steps) for lr, schedule in zip(lrs, self.schedules)])
+        if not any(self.momenta):
+            return lr_table, None
+        full = np.full(len(steps), self.base_momentum)
+        return lr_table, np.stack([full if m is None else m(steps) for m in self.momenta])
 
 
 def _losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -172,132 +247,151 @@ def _build_population(
         models.append(workload.make_model().to(device))
     params, buffers = stack_module_state(models)
     template = models[0].to("meta")
+    first = members[indices[0]]
+    base_momentum = get_optimizer(first.optimizer).base_momentum(first.optimizer_settings)
+    families = [get_family(members[i].family) for i in indices]
     population = _Population(
         indices=list(indices),
         params={name: p.detach().requires_grad_() for name, p in params.items()},
         buffers=buffers,
-        optimizer=get_optimizer(members[indices[0]].optimizer).batched(),
-        schedules=[get_family(members[i].family).build(run, **members[i].schedule_kwargs) for i in indices],
+        optimizer=first.make_optimizer(),
+        base_momentum=base_momentum,
+        schedules=[f.build(run, **members[i].schedule_kwargs) for f, i in zip(families, indices)],
+        momenta=[
+            f.momentum(run, **members[i].schedule_kwargs) if f.momentum and base_momentum > 0 else None
+            for f, i in zip(families, indices)
+        ],
         generators=[torch.Generator().manual_seed(members[i].seed) for i in indices],
     )
     return template, population
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What stays fixed while a population trains: data on the device, forwards, lengths."""
+
+    data: Splits
+    train_forward: Forward
+    evaluate_forward: Forward
+    run: Run
+    batch_size: int
+    early_stopping: int | None
+    evaluate_test: bool
+
+
+def _train_epoch(
+    population: _Population, setup: _Setup, epoch: int, lr_steps: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch of every member: mean train loss per member, and the LR and momentum tables."""
+    data, per_epoch, batch_size = setup.data, setup.run.steps_per_epoch, setup.batch_size
+    device, n = data.x_train.device, len(data.y_train)
+    steps = np.arange((epoch - 1) * per_epoch, epoch * per_epoch)
+    lrs, momenta = population.schedule_tables(lr_steps, steps)
+    lr_table = torch.as_tensor(lrs, dtype=torch.float32, device=device)
+    momentum_table = None if momenta is None else torch.as_tensor(momenta, dtype=torch.float32, device=device)
+    orders = torch.stack([torch.randperm(n, generator=g) for g in population.generators]).to(device)
+    loss_sums = torch.zeros(len(population.indices), device=device)
+    for step in range(per_epoch):
+        batch = orders[:, step * batch_size : (step + 1) * batch_size]
+        logits = setup.train_forward(population.params, population.buffers, data.x_train[batch])
+        losses = _losses(logits, data.y_train[batch]).mean(1)
+        params = list(population.params.values())  # the optimizer's state follows this order
+        grads = torch.autograd.grad(losses.sum(), params)
+        momentum = None if momentum_table is None else momentum_table[:, step]
+        population.optimizer.step(params, list(grads), lr_table[:, step], momentum)
+        loss_sums += losses.detach() * batch.shape[1]
+    if momenta is None:
+        momenta = np.full_like(lrs, population.base_momentum)
+    return (loss_sums.double() / n).cpu().numpy(), lrs, momenta
+
+
+def _finish(
+    population: _Population, position: int, progress: _Progress, reason: StopReason | None,
+    member: MemberConfig, setup: _Setup,
+) -> MemberResult:  # fmt: skip
+    """The member's result: its score and, when asked, the test accuracy of the weights it keeps."""
+    if reason == "diverged":
+        return MemberResult(
+            member, progress.curve, DIVERGED_SCORE, reason, DIVERGED_SCORE if setup.evaluate_test else None
+        )
+    if progress.kept_weights is not None:
+        weights, final = progress.kept_weights, progress.best_acc  # the best epoch's weights and score
+    else:
+        weights = {name: p[position].detach() for name, p in population.evaluation_params().items()}
+        final = progress.curve.val_acc[-1]
+    test_acc = None
+    if setup.evaluate_test:  # the member alone, as a population of one, with the weights it keeps
+        alone = {name: w[None] for name, w in weights.items()}
+        member_buffers = {name: b[position : position + 1] for name, b in population.buffers.items()}
+        data = setup.data
+        test_acc = float(
+            _evaluate(setup.evaluate_forward, alone, member_buffers, data.x_test, data.y_test)[1][0]
+        )
+    return MemberResult(member, progress.curve, final, reason, test_acc)
+
+
+def _record_epoch(
+    population: _Population, setup: _Setup, progress: dict[int, _Progress], epoch: int,
+    train_losses: np.ndarray, lrs: np.ndarray, momenta: np.ndarray, seconds: float,
+) -> dict[int, StopReason]:  # fmt: skip
+    """Validate, record every member's epoch and feed its schedule; the diverged, by position."""
+    evaluated = population.evaluation_params()
+    data = setup.data
+    val_losses, val_accs = _evaluate(
+        setup.evaluate_forward, evaluated, population.buffers, data.x_val, data.y_val
+    )
+    diverged: dict[int, StopReason] = {}
+    for position, index in enumerate(population.indices):
+        member = progress[index]
+        member.seconds += seconds
+        values = (float(train_losses[position]), float(val_losses[position]), float(val_accs[position]))
+        if member.record(epoch, *values, float(lrs[position, -1]), float(momenta[position, -1])):
+            diverged[position] = "diverged"
+            continue
+        schedule = population.schedules[position]
+        if isinstance(schedule, Plateau):
+            schedule.observe(values[1])
+        snapshot = lambda p=position: {n: w[p].detach().clone() for n, w in evaluated.items()}
+        member.track_best(values[2], snapshot if setup.early_stopping else None)
+    return diverged
+
+
 def _train_population(
-    workload: Workload,
-    data: Splits,
-    members: Sequence[MemberConfig],
-    indices: list[int],
-    *,
-    epochs: int,
-    batch_size: int,
-    early_stopping: int | None,
-    callback: EpochCallback,
-    evaluate_test: bool,
-    device: torch.device,
-) -> dict[int, MemberResult]:
-    n = len(data.y_train)
-    steps_per_epoch = math.ceil(n / batch_size)
+    workload: Workload, data: Splits, members: Sequence[MemberConfig], indices: list[int], *,
+    epochs: int, batch_size: int, early_stopping: int | None, callback: EpochCallback,
+    evaluate_test: bool, device: torch.device,
+) -> dict[int, MemberResult]:  # fmt: skip
+    steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
     run = Run(epochs * steps_per_epoch, steps_per_epoch)
     template, population = _build_population(workload, members, indices, run, device)
     train_forward, evaluate_forward = stacked_forwards(template)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
-    x_test, y_test = (data.x_test.to(device), data.y_test.to(device)) if evaluate_test else (None, None)
-    curves = {i: Curve() for i in indices}
-    best = {i: (-math.inf, None, 0) for i in indices}  # accuracy, weights (early stopping), stale epochs
+    test = (data.x_test, data.y_test) if evaluate_test else (data.x_test[:0], data.y_test[:0])  # unused
+    on_device = Splits(*(t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val, *test)))
+    setup = _Setup(on_device, train_forward, evaluate_forward, run, batch_size, early_stopping, evaluate_test)
+    progress = {i: _Progress() for i in indices}
     finished: dict[int, MemberResult] = {}
-    charged = dict.fromkeys(indices, 0.0)
-
-    def finish(position: int, reason: StopReason | None) -> None:
-        index = population.indices[position]
-        curve = curves[index]
-        best_acc, best_weights, _ = best[index]
-        weights = {name: p[position].detach() for name, p in population.params.items()}
-        if reason == "diverged":
-            final = DIVERGED_SCORE
-        elif best_weights is not None:
-            weights, final = best_weights, best_acc  # keep the best epoch's weights and score
-        else:
-            final = curve.val_acc[-1]
-        test_acc = None
-        if evaluate_test:  # the member alone, as a population of one, with the weights it keeps
-            alone = {name: w[None] for name, w in weights.items()}
-            member_buffers = {name: b[position : position + 1] for name, b in population.buffers.items()}
-            test_acc = (
-                DIVERGED_SCORE
-                if reason == "diverged"
-                else float(_evaluate(evaluate_forward, alone, member_buffers, x_test, y_test)[1][0])
-            )
-        finished[index] = MemberResult(members[index], curve, final, reason, test_acc)
-
     for epoch in range(1, epochs + 1):
         if not population.indices:
             break
-        start = time.perf_counter()
-        size = len(population.indices)
-        steps = np.arange((epoch - 1) * steps_per_epoch, epoch * steps_per_epoch)
-        lrs = np.stack(
-            [members[i].lr * schedule(steps) for i, schedule in zip(population.indices, population.schedules)]
-        )
-        lr_table = torch.as_tensor(lrs, dtype=torch.float32, device=device)
-        orders = torch.stack([torch.randperm(n, generator=g) for g in population.generators]).to(device)
-        loss_sums = torch.zeros(size, device=device)
-        for step in range(steps_per_epoch):
-            batch = orders[:, step * batch_size : (step + 1) * batch_size]
-            logits = train_forward(population.params, population.buffers, x_train[batch])
-            losses = _losses(logits, y_train[batch]).mean(1)
-            params = list(population.params.values())  # the optimizer's state follows this order
-            grads = torch.autograd.grad(losses.sum(), params)
-            population.optimizer.step(params, list(grads), lr_table[:, step])
-            loss_sums += losses.detach() * batch.shape[1]
-        train_losses = (loss_sums.double() / n).cpu().numpy()
-        val_losses, val_accs = _evaluate(
-            evaluate_forward, population.params, population.buffers, x_val, y_val
-        )
+        start, size = time.perf_counter(), len(population.indices)
+        base_lrs = [members[i].lr for i in population.indices]
+        train_losses, lrs, momenta = _train_epoch(population, setup, epoch, base_lrs)
         seconds = (time.perf_counter() - start) / size
-
-        leaving: dict[int, StopReason] = {}
-        for position, index in enumerate(population.indices):
-            curve, schedule = curves[index], population.schedules[position]
-            charged[index] += seconds
-            diverged = not (math.isfinite(train_losses[position]) and math.isfinite(val_losses[position]))
-            curve.epoch.append(epoch)
-            curve.train_loss.append(float(train_losses[position]))
-            curve.val_loss.append(float(val_losses[position]))
-            curve.val_acc.append(math.nan if diverged else float(val_accs[position]))
-            curve.lr.append(float(lrs[position, -1]))
-            curve.seconds.append(charged[index])
-            if diverged:
-                leaving[position] = "diverged"
-                continue
-            if get_family(members[index].family).reacts_to_val_loss:
-                schedule.observe(float(val_losses[position]))
-            best_acc, best_weights, stale = best[index]
-            if val_accs[position] > best_acc:
-                snapshot = (
-                    {n_: p[position].detach().clone() for n_, p in population.params.items()}
-                    if early_stopping
-                    else None
-                )
-                best[index] = (float(val_accs[position]), snapshot, 0)
-            else:
-                best[index] = (best_acc, best_weights, stale + 1)
-        trained = {
-            position: index for position, index in enumerate(population.indices) if position not in leaving
-        }
-        stop = callback({index: curves[index] for index in trained.values()})
+        leaving = _record_epoch(population, setup, progress, epoch, train_losses, lrs, momenta, seconds)
+        trained = {p: i for p, i in enumerate(population.indices) if p not in leaving}
+        stop = callback({index: progress[index].curve for index in trained.values()})
         for position, index in trained.items():
             if index in stop:
                 leaving[position] = "stopped"
-            elif early_stopping is not None and best[index][2] >= early_stopping:
+            elif early_stopping is not None and progress[index].stale_epochs >= early_stopping:
                 leaving[position] = "early_stopping"
         for position, reason in leaving.items():
-            finish(position, reason)
+            index = population.indices[position]
+            finished[index] = _finish(population, position, progress[index], reason, members[index], setup)
         if leaving:
             population.keep([p for p in range(size) if p not in leaving])
-    for position in range(len(population.indices)):
-        finish(position, None)
+    for position, index in enumerate(population.indices):
+        finished[index] = _finish(population, position, progress[index], None, members[index], setup)
     return finished
 
 
@@ -313,7 +407,8 @@ def train(
     evaluate_test: bool = False,
     device: str = "cpu",
 ) -> list[MemberResult]:
-    """Train every member for up to ``epochs`` epochs, those sharing an optimizer together;
+    """Train every member for up to ``epochs`` epochs, those sharing an optimizer together
+    (``MemberConfig.population_key``);
     one result per member, in order.
 
     Args:
@@ -324,11 +419,11 @@ def train(
         device: ``cpu``, ``cuda`` or ``auto``.
     """
     callback = on_epoch or (lambda curves: set())
-    by_optimizer: dict[str, list[int]] = {}
+    populations: dict[tuple[str, OptimizerSettings, bool], list[int]] = {}
     for index, member in enumerate(members):
-        by_optimizer.setdefault(member.optimizer, []).append(index)
+        populations.setdefault(member.population_key, []).append(index)
     results: dict[int, MemberResult] = {}
-    for indices in by_optimizer.values():
+    for indices in populations.values():
         results |= _train_population(
             workload, data, members, indices,
             epochs=epochs, batch_size=batch_size, early_stopping=early_stopping, callback=callback,

@@ -7,6 +7,7 @@ docstring lists; nothing here draws or writes files.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -38,6 +39,12 @@ TRIAL_COLUMNS = [
 ]  # fmt: skip
 
 
+def optimizer_label(attrs: dict[str, Any]) -> str | None:
+    """The optimizer with its non-default settings (``Experiment.optimizer_label``); studies
+    stored before optimizer settings existed have only the name."""
+    return attrs.get("optimizer_label", attrs.get("optimizer"))
+
+
 def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     """One row per finished trial: ``TRIAL_COLUMNS`` plus one ``param_<name>`` column per knob.
 
@@ -61,7 +68,7 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             rows.append(
                 {
                     "workload": study.user_attrs.get("workload"),
-                    "optimizer": study.user_attrs.get("optimizer"),
+                    "optimizer": optimizer_label(study.user_attrs),
                     "family": study.user_attrs.get("family"),
                     "number": trial.number,
                     "state": trial.state.name,
@@ -163,7 +170,7 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             rows.append(
                 {
                     "workload": study.user_attrs["workload"],
-                    "optimizer": study.user_attrs["optimizer"],
+                    "optimizer": optimizer_label(study.user_attrs),
                     "family": study.user_attrs["family"],
                     "seed": run["seed"],
                     "test_acc": run["test_acc"],
@@ -226,7 +233,7 @@ def schedule_shapes_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             per_epoch_lr = np.array(record["runs"][0]["curve"]["lr"], dtype=float)
             lr = per_epoch_lr[np.minimum(steps // per_epoch, len(per_epoch_lr) - 1)]
         else:
-            kwargs = family.suggest(optuna.trial.FixedTrial(params))
+            kwargs = family.kwargs(params)
             lr = params["lr"] * family.build(Run(total, per_epoch), **kwargs)(steps)
         frames.append(
             pd.DataFrame({"family": attrs["family"], "step": steps, "epoch": steps / per_epoch, "lr": lr})

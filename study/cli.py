@@ -17,7 +17,7 @@ import optuna
 
 from objectives.datasets import DataError
 from objectives.objective import Experiment
-from objectives.optimizers import OPTIMIZERS
+from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
 from objectives.workloads import WORKLOADS, get_workload
 
 
@@ -62,6 +62,16 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--optimizer", choices=list(OPTIMIZERS), default="sgd", help="default sgd (momentum 0.9)"
     )
+    parser.add_argument(
+        "--momentum", type=float, help="SGD's momentum (default 0.9; 0 is plain SGD); stored with the study"
+    )
+    parser.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        metavar="DECAY",
+        help="weight decay, any optimizer (default 0.01 for adamw, decoupled; 0 otherwise)",
+    )
     parser.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the workload's)")
     parser.add_argument("--batch-size", type=positive_int, help="mini-batch size (default: the workload's)")
     parser.add_argument(
@@ -94,7 +104,14 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
 
 def experiment_from_args(args: argparse.Namespace, family: str) -> Experiment:
     """The experiment that ``add_experiment_arguments``' flags describe, with the workload's defaults."""
-    workload = get_workload(args.workload)
+    workload, spec = get_workload(args.workload), get_optimizer(args.optimizer)
+    settings = OptimizerSettings(
+        momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay
+    )
+    try:
+        spec.check(settings)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     return Experiment(
         workload=workload.name,
         optimizer=args.optimizer,
@@ -103,6 +120,10 @@ def experiment_from_args(args: argparse.Namespace, family: str) -> Experiment:
         batch_size=args.batch_size or workload.batch_size,
         early_stopping=args.early_stopping,
         seed=args.seed,
+        # Stored as the values in force, so a default given explicitly is the same study.
+        momentum=spec.momentum(settings) if spec.has_momentum_setting else None,
+        nesterov=settings.nesterov,
+        weight_decay=spec.weight_decay(settings),
     )
 
 

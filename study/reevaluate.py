@@ -10,13 +10,12 @@ seeds change.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from objectives.objective import Experiment, derive_seed, member_from_trial, result_attrs, train_members
+from objectives.objective import Experiment, derive_seed, member_from_params, result_attrs, train_members
 from objectives.workloads import Splits
 
 ATTR = "reevaluation"
@@ -53,12 +52,10 @@ def reevaluate(
         return stored_reevaluation(study)
     experiment = Experiment.from_attrs(study.user_attrs)
     best = study.best_trial
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a stored LR may lie outside today's range
-        members = [
-            member_from_trial(optuna.trial.FixedTrial(best.params), experiment, seed)
-            for seed in reevaluation_seeds(experiment.seed, seeds)
-        ]
+    members = [
+        member_from_params(experiment, best.params, seed)
+        for seed in reevaluation_seeds(experiment.seed, seeds)
+    ]
     results = train_members(experiment, data, members, evaluate_test=True, device=device)
     record = {
         "trial": best.number,

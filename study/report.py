@@ -88,7 +88,7 @@ def build_section(studies: Sequence[optuna.Study]) -> Section:
     }
     return Section(
         workload=first.workload,
-        optimizer=first.optimizer,
+        optimizer=first.optimizer_label,
         experiment=first,
         trials=trials,
         reevaluation=reevaluation,
@@ -107,7 +107,8 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list
     groups: dict[tuple[str, str], list[optuna.Study]] = {}
     for study in sorted(studies, key=lambda s: s.study_name):
         if "workload" in study.user_attrs:
-            groups.setdefault((study.user_attrs["workload"], study.user_attrs["optimizer"]), []).append(study)
+            key = (study.user_attrs["workload"], analysis.optimizer_label(study.user_attrs))
+            groups.setdefault(key, []).append(study)
     return groups
 
 
@@ -232,7 +233,7 @@ def _methods(section: Section) -> list[str]:
     e, workload = section.experiment, get_workload(section.workload)
     seeds = int(section.ranking["seeds"].max()) if len(section.ranking) else 0
     return [
-        f"Workload: {section.workload} ({workload.description}); optimizer {e.optimizer}; {e.epochs} epochs of batch size {e.batch_size}"
+        f"Workload: {section.workload} ({workload.description}); optimizer {e.optimizer_label}; {e.epochs} epochs of batch size {e.batch_size}"
         + (f", early stopping after {e.early_stopping} flat epochs" if e.early_stopping else "") + ".",
         f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation accuracy.",
         f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",

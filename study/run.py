@@ -8,15 +8,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from objectives.schedules import FAMILIES
+from objectives.objective import Experiment
+from objectives.optimizers import get_optimizer
+from objectives.schedules import FAMILIES, get_family
 from objectives.workloads import load_splits
 from study.analysis import load_studies, summary_table, trials_frame
-from study.cli import ArgumentParser, add_experiment_arguments, experiment_from_args, positive_int, run_main
+from study.cli import (
+    ArgumentParser,
+    UsageError,
+    add_experiment_arguments,
+    experiment_from_args,
+    positive_int,
+    run_main,
+)
 from study.lr_find import find_range, save_plot
 from study.pruners import PRUNERS
 from study.report import DEFAULT_SEEDS, refresh_reevaluations, write_report
@@ -37,13 +47,38 @@ def family_list(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def usable_families(families: list[str] | None, experiment: Experiment) -> list[str]:
+    """The families to sweep: all that the optimizer can train by default (saying which it
+    leaves out, on stderr), or the ones named, each of which it must be able to train."""
+
+    def trainable(family: str) -> str | None:  # why not, or None
+        if not get_family(family).schedule_free:
+            return None
+        try:
+            get_optimizer(experiment.optimizer).schedule_free_batched(experiment.optimizer_settings)
+        except ValueError as error:
+            return str(error)
+        return None
+
+    if families is not None:
+        if reasons := [reason for family in families if (reason := trainable(family))]:
+            raise UsageError(reasons[0])
+        return families
+    usable = [family for family in FAMILIES if trainable(family) is None]
+    for family in sorted(set(FAMILIES) - set(usable)):
+        print(f"note: leaving out {family}: {trainable(family)}", file=sys.stderr)
+    return usable
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.run", description=__doc__)
     parser.add_argument(
         "--trials", type=positive_int, default=100, help="finished trials per family (default 100)"
     )
     parser.add_argument(
-        "--families", type=family_list, default=list(FAMILIES), help="comma list, or all (default)"
+        "--families",
+        type=family_list,
+        help=f"comma list, or all (default): {', '.join(FAMILIES)}",
     )
     add_experiment_arguments(parser)
     parser.add_argument(
@@ -84,7 +119,8 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    experiments = [experiment_from_args(args, family) for family in args.families]
+    families = usable_families(args.families, experiment_from_args(args, "constant"))
+    experiments = [experiment_from_args(args, family) for family in families]
     data = load_splits(experiments[0].workload, args.seed, args.data_dir)  # before anything is written
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)
@@ -111,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     table = summary_table(trials_frame(studies))
     first = experiments[0]
     print(
-        f"\n{first.workload}, {first.optimizer}: {args.trials} trials per family, target val_acc {first.target}"
+        f"\n{first.workload}, {first.optimizer_label}: {args.trials} trials per family, target val_acc {first.target}"
     )
     print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
     if not args.no_report:

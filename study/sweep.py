@@ -60,6 +60,13 @@ def check_stored_settings(storage: optuna.storages.BaseStorage, experiment: Expe
         )
 
 
+def _optimizer_settings(experiment: Experiment) -> str:
+    momentum = "" if experiment.momentum is None else f", momentum {experiment.momentum:g}"
+    nesterov = " (Nesterov)" if experiment.nesterov else ""
+    decay = "" if experiment.weight_decay is None else f", weight decay {experiment.weight_decay:g}"
+    return f"{experiment.optimizer}{momentum}{nesterov}{decay}"
+
+
 def _study_note(experiment: Experiment) -> str:
     """Markdown shown on the study's dashboard page."""
     workload = get_workload(experiment.workload)
@@ -67,12 +74,13 @@ def _study_note(experiment: Experiment) -> str:
         f", early stopping after {experiment.early_stopping} flat epochs" if experiment.early_stopping else ""
     )
     return (
-        f"## {experiment.family} on {experiment.workload} with {experiment.optimizer}\n\n"
+        f"## {experiment.family} on {experiment.workload} with {experiment.optimizer_label}\n\n"
         f"{get_family(experiment.family).description}.\n\n"
         f"- Workload: {workload.description}; {experiment.epochs} epochs, batch size {experiment.batch_size}{stopping}.\n"
         f"- Objective: final validation accuracy (`val_acc`, maximized); converged means val_acc >= {experiment.target}.\n"
         "- A step is one optimizer update; lengths are fractions of the run; gamma of a smooth decay is per epoch.\n"
-        "- Each trial's `curve` attribute holds its per-epoch train/val loss, val accuracy, LR and seconds.\n"
+        f"- Optimizer: {_optimizer_settings(experiment)}.\n"
+        "- Each trial's `curve` attribute holds its per-epoch train/val loss, val accuracy, LR, momentum and seconds.\n"
     )
 
 

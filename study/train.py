@@ -7,7 +7,6 @@ Parameter names are the ones the dashboard shows.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ import optuna
 import pandas as pd
 import torch
 
-from objectives.objective import Experiment, member_from_trial, train_members
-from objectives.schedules import FAMILIES
+from objectives.objective import Experiment, member_from_params, train_members
+from objectives.schedules import FAMILIES, get_family
 from objectives.training import MemberConfig
 from objectives.workloads import load_splits
 from study.cli import (
@@ -53,29 +52,6 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-def _family_param_names(family: str) -> list[str]:
-    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    FAMILIES[family].suggest(trial)
-    return list(trial.params)
-
-
-def member_from_params(experiment: Experiment, params: dict[str, Any], seed: int) -> MemberConfig:
-    """The member that a trial with these stored (or typed) parameters would train."""
-    known = ["lr", *_family_param_names(experiment.family)]
-    if unknown := sorted(set(params) - set(known)):
-        raise UsageError(
-            f"unknown parameter(s) {', '.join(unknown)} for {experiment.family}; it takes: {', '.join(known)}"
-        )
-    if missing := [name for name in known if name not in params]:
-        raise UsageError(f"{experiment.family} needs {', '.join(f'--param {n}=...' for n in missing)}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # values outside the search range are allowed here
-        try:
-            return member_from_trial(optuna.trial.FixedTrial(params), experiment, seed)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-
-
 def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
     storage = open_storage(storage_spec(args.storage, args.out))
     names = optuna.get_all_study_names(storage)
@@ -90,6 +66,10 @@ def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
             f"study {args.from_study!r} has no trial {args.trial}; it has trials 0 to {len(trials) - 1}"
         )
     trial = trials[args.trial]
+    if "seed" not in trial.user_attrs:
+        raise UsageError(
+            f"trial {args.trial} of {args.from_study!r} is {trial.state.name} and stored no run; choose a complete or pruned trial"
+        )
     print(f"stored: state {trial.state.name}, value {trial.value}")
     return Experiment.from_attrs(study.user_attrs), trial.params, trial.user_attrs["seed"]
 
@@ -110,8 +90,30 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+COLUMNS = {
+    "epoch": "epoch",
+    "train_loss": "train_loss",
+    "val_loss": "val_loss",
+    "val_acc": "val_acc",
+    "lr": "lr_at_epoch_end",
+    "momentum": "momentum_at_epoch_end",
+    "seconds": "seconds_cumulative",
+}
+"""The curve's quantities as the table names them: what the LR, momentum and seconds shown are."""
+
+
+def _check_names(family: str, params: dict[str, Any]) -> None:
+    """Typed parameters name exactly the family's knobs, said in the command line's words."""
+    known = ["lr", *get_family(family).param_names]
+    if unknown := sorted(set(params) - set(known)):
+        raise UsageError(
+            f"unknown parameter(s) {', '.join(unknown)} for {family}; it takes: {', '.join(known)}"
+        )
+    if missing := [name for name in known if name not in params]:
+        raise UsageError(f"{family} needs {', '.join(f'--param {n}=...' for n in missing)}")
+
+
+def _member(args: Any) -> tuple[Experiment, MemberConfig]:
     if args.from_study is not None:
         if args.trial is None:
             raise UsageError("--from-study needs --trial N")
@@ -121,22 +123,33 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise UsageError("give --lr (or --from-study NAME --trial N)")
         experiment = experiment_from_args(args, args.family)
         params, seed = {**parse_params(args.param), "lr": args.lr}, args.seed
-    member = member_from_params(experiment, params, seed)
-    torch.set_num_threads(args.threads)
+        _check_names(args.family, params)
+    try:
+        return experiment, member_from_params(experiment, params, seed)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    experiment, member = _member(args)
+    torch.set_num_threads(args.threads)
     [result] = train_members(
         experiment,
         load_splits(experiment.workload, experiment.seed, args.data_dir),
         [member],
+        evaluate_test=True,  # reported at the end; nothing is decided on it
         device=args.device,
     )
-    print(pd.DataFrame(result.curve.as_dict()).to_string(index=False))
+    print(pd.DataFrame(result.curve.as_dict()).rename(columns=COLUMNS).to_string(index=False))
     reached = result.curve.first_reaching(experiment.target)
     print(
         f"final val_acc {result.final_val_acc:.4f}; target {experiment.target} "
         + (f"reached at epoch {result.curve.epoch[reached]}" if reached is not None else "not reached")
         + (f"; stopped: {result.stop_reason}" if result.stop_reason else "")
     )
+    diverged = result.stop_reason == "diverged"
+    print("test accuracy: - (diverged)" if diverged else f"test accuracy: {result.test_acc:.4f}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_trial_reports_every_epoch_and_stores_its_curve() -> None:
     trial = _tell_one(study)
     curve = trial.user_attrs["curve"]
     assert trial.state == TrialState.COMPLETE
-    assert set(curve) == {"epoch", "train_loss", "val_loss", "val_acc", "lr", "seconds"}
+    assert set(curve) == {"epoch", "train_loss", "val_loss", "val_acc", "lr", "momentum", "seconds"}
     assert curve["epoch"] == [1, 2, 3]
     assert trial.intermediate_values == dict(zip(curve["epoch"], curve["val_acc"]))
     assert trial.value == curve["val_acc"][-1]

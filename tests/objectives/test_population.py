@@ -10,8 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch.optim import lr_scheduler
 
+import schedulefree
+
 from objectives import batched_optimizers
-from objectives.optimizers import OPTIMIZERS, get_optimizer
+from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
+from objectives.schedules import Run, get_family
 from objectives.training import MemberConfig, train
 from objectives.workloads import Splits, get_workload, load_splits
 
@@ -54,32 +57,45 @@ def test_a_member_trains_the_same_alone_or_in_a_population(case: str, optimizer:
         )
 
 
+def _cosine(optimizer: torch.optim.Optimizer, member: MemberConfig, total: int) -> lr_scheduler.LRScheduler:
+    return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=member.lr * 0.1)
+
+
 def _torch_reference(
-    workload, data: Splits, member: MemberConfig, epochs: int, batch_size: int
-) -> dict[str, list[float]]:
-    """The plain loop people write: one model, torch.optim, CosineAnnealingLR stepped per update."""
+    workload, data: Splits, member: MemberConfig, epochs: int, batch_size: int, *,
+    schedule=_cosine, schedule_free=None,
+) -> dict[str, list[float]]:  # fmt: skip
+    """The plain loop people write: one model, torch.optim, a scheduler stepped per update (or
+    none, for a schedule-free optimizer, switched to ``eval()`` to validate)."""
     torch.manual_seed(member.seed)
     model = workload.make_model()
-    optimizer = get_optimizer(member.optimizer).make(model.parameters(), member.lr)
     steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
-    scheduler = lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=epochs * steps_per_epoch, eta_min=member.lr * 0.1
-    )
+    if schedule_free is None:
+        optimizer = get_optimizer(member.optimizer).make(model.parameters(), member.lr)
+        scheduler = schedule(optimizer, member, epochs * steps_per_epoch)
+    else:
+        optimizer, scheduler = schedule_free(model.parameters()), None
+    switch = getattr(optimizer, "train", None), getattr(optimizer, "eval", None)  # schedule-free only
     order_generator = torch.Generator().manual_seed(member.seed)
     curve: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
     for _ in range(epochs):
         order = torch.randperm(len(data.y_train), generator=order_generator)
         total = 0.0
         model.train()
+        if switch[0]:
+            switch[0]()
         for step in range(steps_per_epoch):
             batch = order[step * batch_size : (step + 1) * batch_size]
             loss = F.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            if scheduler:
+                scheduler.step()
             total += loss.item() * len(batch)
         model.eval()
+        if switch[1]:
+            switch[1]()
         with torch.no_grad():
             logits = model(data.x_val)
         curve["train_loss"].append(total / len(data.y_train))
@@ -88,37 +104,170 @@ def _torch_reference(
     return curve
 
 
+def _assert_same_curve(result, reference: dict[str, list[float]]) -> None:
+    for name, values in reference.items():
+        np.testing.assert_allclose(getattr(result.curve, name), values, rtol=1e-4, err_msg=name)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_population_of_one_is_the_plain_torch_loop(case: str, optimizer: str) -> None:
     workload, data, epochs = CASES[case]
     member = _member(optimizer, 5)
     [result] = train(workload, data, [member], epochs=epochs, batch_size=32)
-    reference = _torch_reference(workload, data, member, epochs, 32)
-    for name, values in reference.items():
-        np.testing.assert_allclose(getattr(result.curve, name), values, rtol=1e-4, err_msg=name)
+    _assert_same_curve(result, _torch_reference(workload, data, member, epochs, 32))
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_batched_optimizers_follow_torch_optim_per_member(name: str) -> None:
-    spec, members, steps = get_optimizer(name), 3, 6
+ONE_CYCLE = {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e3, "anneal": "cos"}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_cycle_trains_as_torch_one_cycle_lr_with_its_default_momentum_cycling(optimizer: str) -> None:
+    workload, data, epochs = CASES["mlp"]
+    lr = {"sgd": 0.2, "adam": 0.01}[optimizer]
+    member = MemberConfig(optimizer=optimizer, lr=lr, family="one_cycle", schedule_kwargs=ONE_CYCLE, seed=5)
+
+    def one_cycle_lr(
+        opt: torch.optim.Optimizer, member: MemberConfig, total: int
+    ) -> lr_scheduler.LRScheduler:
+        return lr_scheduler.OneCycleLR(
+            opt, max_lr=member.lr, total_steps=total, pct_start=0.3, div_factor=25.0, final_div_factor=1e3
+        )  # cycle_momentum=True, PyTorch's default
+
+    [result] = train(workload, data, [member], epochs=epochs, batch_size=32)
+    _assert_same_curve(result, _torch_reference(workload, data, member, epochs, 32, schedule=one_cycle_lr))
+    assert min(result.curve.momentum) < 0.9 < max(result.curve.momentum)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_schedule_free_trains_as_the_package_and_validates_at_its_average(optimizer: str) -> None:
+    workload, data, epochs = CASES["mlp"]
+    lr = {"sgd": 0.5, "adamw": 0.003}[optimizer]
+    steps_per_epoch = math.ceil(len(data.y_train) / 32)
+    member = MemberConfig(
+        optimizer=optimizer, lr=lr, family="schedule_free", schedule_kwargs={"warmup_fraction": 0.1}, seed=5
+    )
+    warmup = round(0.1 * epochs * steps_per_epoch)
+    package = {"sgd": schedulefree.SGDScheduleFree, "adamw": schedulefree.AdamWScheduleFree}[optimizer]
+    decay = get_optimizer(optimizer).weight_decay(OptimizerSettings())
+    [result] = train(workload, data, [member], epochs=epochs, batch_size=32)
+    reference = _torch_reference(
+        workload, data, member, epochs, 32,
+        schedule_free=lambda params: package(params, lr=lr, warmup_steps=warmup, weight_decay=decay),
+    )  # fmt: skip
+    _assert_same_curve(result, reference)
+
+
+SETTINGS = [
+    ("sgd", OptimizerSettings()),
+    ("sgd", OptimizerSettings(momentum=0.0)),  # plain SGD
+    ("sgd", OptimizerSettings(momentum=0.5, nesterov=True, weight_decay=0.1)),
+    ("adam", OptimizerSettings()),
+    ("adam", OptimizerSettings(weight_decay=0.1)),  # L2, coupled
+    ("adamw", OptimizerSettings()),  # decoupled 0.01
+    ("adamw", OptimizerSettings(weight_decay=0.3)),
+    ("rmsprop", OptimizerSettings()),
+    ("rmsprop", OptimizerSettings(weight_decay=0.01)),
+    ("adagrad", OptimizerSettings()),
+    ("adagrad", OptimizerSettings(weight_decay=0.01)),
+]
+
+
+def _stacked_problem(members: int, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Start weights, per-step LRs and gradients, every member its own."""
     rng = torch.Generator().manual_seed(0)
     start = torch.randn(members, 4, 5, generator=rng)
     lrs = torch.rand(steps, members, generator=rng) * 0.1 + 0.01  # every member its own LR each step
     grads = torch.randn(steps, members, 4, 5, generator=rng)
+    return start, lrs, grads
+
+
+def test_every_optimizer_is_covered_by_the_settings_table() -> None:
+    assert {name for name, _ in SETTINGS} == set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("name,settings", SETTINGS, ids=str)
+def test_batched_optimizers_follow_torch_optim_per_member(name: str, settings: OptimizerSettings) -> None:
+    spec, members, steps = get_optimizer(name), 3, 6
+    start, lrs, grads = _stacked_problem(members, steps)
     stacked = start.clone()
-    batched = spec.batched()
+    batched = spec.batched(settings)
     assert isinstance(batched, batched_optimizers.BatchedOptimizer)
     for step in range(steps):
         batched.step([stacked], [grads[step]], lrs[step])
     for member in range(members):
         parameter = torch.nn.Parameter(start[member].clone())
-        reference = spec.make([parameter], 0.1)
+        reference = spec.make([parameter], 0.1, settings)
         for step in range(steps):
             parameter.grad = grads[step, member].clone()
             reference.param_groups[0]["lr"] = float(lrs[step, member])
             reference.step()
         torch.testing.assert_close(stacked[member], parameter.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_a_cycled_momentum_follows_torch_per_member(name: str) -> None:
+    """Each member's momentum (SGD) or beta1 (Adam) changes every step, as a scheduler sets it."""
+    spec, members, steps = get_optimizer(name), 3, 8
+    start, lrs, grads = _stacked_problem(members, steps)
+    momenta = torch.rand(steps, members, generator=torch.Generator().manual_seed(1)) * 0.2 + 0.75
+    stacked, batched = start.clone(), spec.batched()
+    for step in range(steps):
+        batched.step([stacked], [grads[step]], lrs[step], momenta[step])
+    for member in range(members):
+        parameter = torch.nn.Parameter(start[member].clone())
+        reference = spec.make([parameter], 0.1)
+        group = reference.param_groups[0]
+        for step in range(steps):
+            parameter.grad = grads[step, member].clone()
+            group["lr"] = float(lrs[step, member])
+            if name == "sgd":
+                group["momentum"] = float(momenta[step, member])
+            else:
+                group["betas"] = (float(momenta[step, member]), group["betas"][1])
+            reference.step()
+        torch.testing.assert_close(stacked[member], parameter.detach(), rtol=1e-5, atol=1e-6)
+
+
+SCHEDULE_FREE = {"sgd": schedulefree.SGDScheduleFree, "adamw": schedulefree.AdamWScheduleFree}
+
+
+def test_schedule_free_variants_are_the_packages() -> None:
+    assert {name for name, spec in OPTIMIZERS.items() if spec.schedule_free} == set(SCHEDULE_FREE)
+    with pytest.raises(ValueError, match=r"schedule-free variant \(sgd, adamw\), but got rmsprop"):
+        get_optimizer("rmsprop").schedule_free_batched(OptimizerSettings())
+    with pytest.raises(ValueError, match="momentum=0"):
+        get_optimizer("sgd").schedule_free_batched(OptimizerSettings(momentum=0.0))
+
+
+@pytest.mark.parametrize("weight_decay", [None, 0.05])
+@pytest.mark.parametrize("name", sorted(SCHEDULE_FREE))
+def test_batched_schedule_free_follows_the_package_per_member(name: str, weight_decay: float | None) -> None:
+    """A whole run with the package's warmup: the trained y at every step and the averaged x
+    that ``optimizer.eval()`` switches to."""
+    spec, members, steps, warmup = get_optimizer(name), 3, 40, 7
+    settings = OptimizerSettings(weight_decay=weight_decay)
+    start, _, grads = _stacked_problem(members, steps)
+    base = torch.tensor([0.05, 0.02, 0.3])
+    schedule = get_family("schedule_free").build(Run(steps, 10), warmup_fraction=warmup / steps)
+    stacked, batched = start.clone(), spec.schedule_free_batched(settings)
+    trajectory = []
+    for step in range(steps):
+        batched.step([stacked], [grads[step]], base * float(schedule(np.array([step]))[0]))
+        trajectory.append(stacked.clone())
+    averaged = batched.evaluation_params([stacked])[0]
+    for member in range(members):
+        parameter = torch.nn.Parameter(start[member].clone())
+        reference = SCHEDULE_FREE[name](
+            [parameter], lr=float(base[member]), warmup_steps=warmup, weight_decay=spec.weight_decay(settings)
+        )
+        reference.train()
+        for step in range(steps):
+            parameter.grad = grads[step, member].clone()
+            reference.step()
+            torch.testing.assert_close(trajectory[step][member], parameter.detach(), rtol=1e-5, atol=1e-6)
+        reference.eval()
+        torch.testing.assert_close(averaged[member], parameter.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_members_leave_and_the_others_are_unaffected() -> None:

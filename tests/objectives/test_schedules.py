@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +43,9 @@ def _torch_multistep(opt: torch.optim.Optimizer, run: Run, k: dict[str, Any]) ->
 
 
 def _torch_cyclic(mode: str) -> Callable[..., lr_scheduler.LRScheduler]:
-    def build(opt: torch.optim.Optimizer, run: Run, k: dict[str, Any]) -> lr_scheduler.LRScheduler:
+    def build(
+        opt: torch.optim.Optimizer, run: Run, k: dict[str, Any], cycle_momentum: bool = False
+    ) -> lr_scheduler.LRScheduler:
         return lr_scheduler.CyclicLR(
             opt,
             base_lr=LR,
@@ -50,22 +53,23 @@ def _torch_cyclic(mode: str) -> Callable[..., lr_scheduler.LRScheduler]:
             step_size_up=steps_from_fraction(k["cycle_fraction"] / 2, run.total_steps),
             mode=mode,
             gamma=k.get("gamma", 1.0) ** (1 / run.steps_per_epoch),
-            cycle_momentum=False,
+            cycle_momentum=cycle_momentum,
         )
 
     return build
 
 
 def _torch_warmup_then(
-    decay: Callable[..., lr_scheduler.LRScheduler],
+    decay: Callable[[torch.optim.Optimizer, int, float], lr_scheduler.LRScheduler],
 ) -> Callable[..., lr_scheduler.LRScheduler]:
     def build(opt: torch.optim.Optimizer, run: Run, k: dict[str, Any]) -> lr_scheduler.LRScheduler:
         warmup = round(k["warmup_fraction"] * run.total_steps)
         rest = run.total_steps - warmup
+        final = k.get("final_fraction", 0.0)
         if warmup == 0:
-            return decay(opt, rest)
+            return decay(opt, rest, final)
         ramp = lr_scheduler.LinearLR(opt, start_factor=1 / (warmup + 1), end_factor=1.0, total_iters=warmup)
-        return lr_scheduler.SequentialLR(opt, [ramp, decay(opt, rest)], milestones=[warmup])
+        return lr_scheduler.SequentialLR(opt, [ramp, decay(opt, rest, final)], milestones=[warmup])
 
     return build
 
@@ -91,7 +95,7 @@ TORCH_EQUIVALENT: dict[
     "cyclic_triangular": _torch_cyclic("triangular"),
     "cyclic_triangular2": _torch_cyclic("triangular2"),
     "cyclic_exp_range": _torch_cyclic("exp_range"),
-    "one_cycle": lambda opt, run, k: lr_scheduler.OneCycleLR(
+    "one_cycle": lambda opt, run, k, cycle_momentum=False: lr_scheduler.OneCycleLR(
         opt,
         max_lr=LR,
         total_steps=run.total_steps,
@@ -99,11 +103,15 @@ TORCH_EQUIVALENT: dict[
         anneal_strategy=k["anneal"],
         div_factor=k["div_factor"],
         final_div_factor=k["final_div_factor"],
-        cycle_momentum=False,
+        cycle_momentum=cycle_momentum,
     ),
-    "warmup_cosine": _torch_warmup_then(lambda opt, rest: lr_scheduler.CosineAnnealingLR(opt, T_max=rest)),
+    "warmup_cosine": _torch_warmup_then(
+        lambda opt, rest, final: lr_scheduler.CosineAnnealingLR(opt, T_max=rest, eta_min=LR * final)
+    ),
     "warmup_linear": _torch_warmup_then(
-        lambda opt, rest: lr_scheduler.PolynomialLR(opt, total_iters=rest, power=1.0)
+        lambda opt, rest, final: lr_scheduler.LinearLR(
+            opt, start_factor=1.0, end_factor=final, total_iters=rest
+        )
     ),
 }
 
@@ -125,9 +133,108 @@ def _torch_lrs(name: str, run: Run, kwargs: dict[str, Any]) -> np.ndarray:
     return np.array(lrs)
 
 
-def test_every_stateless_family_has_a_torch_equivalent() -> None:
+def _transformers_wsd(t: int, run: Run, k: dict[str, Any]) -> float:
+    """``transformers``' ``_get_wsd_scheduler_lambda`` (linear warmup, min_lr_ratio 0), written out."""
+    warmup = round(k["warmup_fraction"] * run.total_steps)
+    decay = min(max(1, round(k["cooldown_fraction"] * run.total_steps)), run.total_steps - warmup)
+    stable = run.total_steps - warmup - decay
+    if t < warmup:
+        return t / max(1, warmup)
+    if t < warmup + stable:
+        return 1.0
+    progress = (t - warmup - stable) / max(1, decay)
+    shape = k["cooldown_shape"]
+    if shape == "linear":
+        return max(0.0, 1.0 - progress)
+    if shape == "cosine":
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
+    return max(0.0, 1.0 - math.sqrt(progress))
+
+
+def _transformers_inverse_sqrt(t: int, run: Run, k: dict[str, Any]) -> float:
+    """``transformers``' ``_get_inverse_sqrt_schedule_lr_lambda``, written out."""
+    warmup = round(k["warmup_fraction"] * run.total_steps)
+    timescale = max(1, round(k["timescale_fraction"] * run.total_steps))
+    if t < warmup:
+        return t / max(1, warmup)
+    shift = timescale - warmup
+    return 1.0 / math.sqrt((t + shift) / timescale)
+
+
+def _rex_paper(t: int, run: Run, k: dict[str, Any]) -> float:
+    """REX (Chen et al. 2022, eq. for the profile): (1 - z) / (0.5 + 0.5 (1 - z)), after our warmup."""
+    warmup = round(k["warmup_fraction"] * run.total_steps)
+    if t < warmup:
+        return (t + 1) / (warmup + 1)
+    z = (t - warmup) / max(1, run.total_steps - warmup)
+    return (1 - z) / (0.5 + 0.5 * (1 - z))
+
+
+def _schedulefree_warmup(t: int, run: Run, k: dict[str, Any]) -> float:
+    """The ``schedulefree`` optimizers' ``sched``: (k + 1) / warmup_steps during the warmup, else 1."""
+    warmup = round(k["warmup_fraction"] * run.total_steps)
+    return (t + 1) / warmup if t < warmup else 1.0
+
+
+PUBLISHED_FORMULA: dict[str, Callable[[int, Run, dict[str, Any]], float]] = {
+    "wsd": _transformers_wsd,
+    "inverse_sqrt": _transformers_inverse_sqrt,
+    "rex": _rex_paper,
+    "schedule_free": _schedulefree_warmup,
+}
+
+
+def test_every_stateless_family_has_an_independent_reference() -> None:
     stateless = {name for name, family in FAMILIES.items() if not family.reacts_to_val_loss}
-    assert stateless == set(TORCH_EQUIVALENT)
+    assert stateless == set(TORCH_EQUIVALENT) | set(PUBLISHED_FORMULA)
+    assert not set(TORCH_EQUIVALENT) & set(PUBLISHED_FORMULA)
+
+
+@pytest.mark.parametrize("run", RUNS, ids=str)
+@pytest.mark.parametrize("name", sorted(PUBLISHED_FORMULA))
+def test_matches_the_published_formula_at_every_step(name: str, run: Run) -> None:
+    settings = _sampled_settings(name, count=12)
+    if name == "wsd":  # every cooldown shape, whatever the sample drew
+        settings += [{**settings[0], "cooldown_shape": shape} for shape in ("linear", "cosine", "1-sqrt")]
+    for kwargs in settings:
+        ours = FAMILIES[name].build(run, **kwargs)(np.arange(run.total_steps))
+        reference = [PUBLISHED_FORMULA[name](t, run, kwargs) for t in range(run.total_steps)]
+        np.testing.assert_allclose(ours, reference, rtol=1e-9, atol=1e-12, err_msg=str(kwargs))
+
+
+MOMENTUM_CYCLING = {name: family for name, family in FAMILIES.items() if family.momentum is not None}
+
+
+def test_the_families_pytorch_cycles_momentum_for_cycle_it_here() -> None:
+    assert set(MOMENTUM_CYCLING) == {
+        "one_cycle",
+        "cyclic_triangular",
+        "cyclic_triangular2",
+        "cyclic_exp_range",
+    }
+
+
+@pytest.mark.parametrize("torch_optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("run", RUNS, ids=str)
+@pytest.mark.parametrize("name", sorted(MOMENTUM_CYCLING))
+def test_momentum_matches_torch_scheduler_at_every_step(name: str, run: Run, torch_optimizer: str) -> None:
+    """PyTorch's scheduler with its default ``cycle_momentum=True``: SGD's momentum, Adam's beta1."""
+    for kwargs in _sampled_settings(name):
+        parameter = torch.nn.Parameter(torch.zeros(1))
+        optimizer = (
+            torch.optim.SGD([parameter], lr=LR, momentum=0.9)
+            if torch_optimizer == "sgd"
+            else torch.optim.Adam([parameter], lr=LR)
+        )
+        scheduler = TORCH_EQUIVALENT[name](optimizer, run, kwargs, cycle_momentum=True)
+        expected = []
+        for _ in range(run.total_steps):
+            group = optimizer.param_groups[0]
+            expected.append(group["momentum"] if torch_optimizer == "sgd" else group["betas"][0])
+            optimizer.step()
+            scheduler.step()
+        ours = MOMENTUM_CYCLING[name].momentum(run, **kwargs)(np.arange(run.total_steps))
+        np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=0, err_msg=str(kwargs))
 
 
 @pytest.mark.parametrize("run", RUNS, ids=str)

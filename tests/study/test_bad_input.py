@@ -130,6 +130,58 @@ CASES: dict[str, tuple[str, list[str], str]] = {
         ["--from-study", "moons-sgd-cosine", "--out", "{stored}"],
         "--from-study needs --trial N",
     ),
+    "momentum for adam": ("run", ["--optimizer", "adam", "--momentum", "0.5"], "SGD settings; adam has none"),
+    "momentum of 1": (
+        "train",
+        [*TRAIN_STEP, "--momentum", "1"],
+        "momentum must be in [0, 1), but got momentum=1.0",
+    ),
+    "nan momentum": ("run", ["--momentum", "nan"], "momentum=nan"),
+    "nesterov without momentum": ("run", ["--momentum", "0", "--nesterov"], "--nesterov needs momentum > 0"),
+    "negative weight decay": ("run", ["--weight-decay", "-0.1"], "weight_decay=-0.1"),
+    "schedule-free rmsprop": (
+        "run",
+        ["--optimizer", "rmsprop", "--families", "cosine,schedule_free"],
+        "schedule_free needs an optimizer with a schedule-free variant (sgd, adamw), but got rmsprop",
+    ),
+    "schedule-free plain SGD": (
+        "train",
+        ["--family", "schedule_free", "--lr", "0.1", "--param", "warmup_fraction=0.1", "--momentum", "0"],
+        "schedule-free SGD needs momentum > 0",
+    ),
+    "fractional integer knob": (
+        "train",
+        ["--family", "plateau", "--lr", "0.1", "--param", "factor=0.5", "--param", "patience=2.5"],
+        "plateau needs a whole number for patience, but got 2.5",
+    ),
+    "text for a number": (
+        "train",
+        ["--family", "cosine", "--lr", "0.1", "--param", "final_fraction=abc"],
+        "cosine needs a finite number for final_fraction, but got 'abc'",
+    ),
+    "nan knob": (
+        "train",
+        ["--family", "exponential", "--lr", "0.1", "--param", "gamma=nan"],
+        "gamma, but got nan",
+    ),
+    "unknown choice": (
+        "train",
+        [
+            "--family",
+            "one_cycle",
+            "--lr",
+            "0.1",
+            "--param",
+            "pct_start=0.3",
+            "--param",
+            "div_factor=25",
+            "--param",
+            "final_div_factor=1e3",
+            "--param",
+            "anneal=bogus",
+        ],
+        "one_cycle needs anneal in ['cos', 'linear'], but got 'bogus'",
+    ),  # fmt: skip
 }
 
 

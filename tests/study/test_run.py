@@ -40,7 +40,11 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
             "early_stopping": None,
             "seed": 0,
             "lr_range": None,
+            "momentum": 0.9,
+            "nesterov": False,
+            "weight_decay": 0.0,
             "target": 0.93,
+            "optimizer_label": "sgd",
         }
         assert study.direction == optuna.study.StudyDirection.MAXIMIZE
         assert study.metric_names == ["val_acc"]

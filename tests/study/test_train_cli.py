@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from study.analysis import load_studies
@@ -12,9 +13,12 @@ def test_train_prints_one_row_per_epoch(run_cli) -> None:
     code, out, err = run_cli("train", *TINY, "--family", "exponential", "--lr", "0.3", "--param", "gamma=0.9")
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["epoch", "train_loss", "val_loss", "val_acc", "lr", "seconds"]
+    assert lines[0].split() == [
+        "epoch", "train_loss", "val_loss", "val_acc", "lr_at_epoch_end", "momentum_at_epoch_end", "seconds_cumulative"
+    ]  # fmt: skip
     assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
-    assert lines[-1].startswith("final val_acc ")
+    assert lines[-2].startswith("final val_acc ")
+    assert re.fullmatch(r"test accuracy: 0\.\d{4}", lines[-1])
 
 
 def test_a_stored_trial_is_retrained_to_the_same_curve(run_cli, tmp_path: Path) -> None:
@@ -24,7 +28,7 @@ def test_a_stored_trial_is_retrained_to_the_same_curve(run_cli, tmp_path: Path) 
         "train", "--from-study", "moons-sgd-one_cycle", "--trial", "1", "--out", str(tmp_path)
     )
     assert code == 0, err
-    rows = [line.split() for line in out.strip().splitlines()[2:-1]]
+    rows = [line.split() for line in out.strip().splitlines()[2:-2]]
     assert [float(row[3]) for row in rows] == [round(acc, 6) for acc in stored.user_attrs["curve"]["val_acc"]]
     assert [float(row[2]) for row in rows] == [
         round(loss, 6) for loss in stored.user_attrs["curve"]["val_loss"]
