@@ -41,11 +41,20 @@ class Experiment:
 
     @property
     def base_lr_bounds(self) -> tuple[float, float]:
-        return self.lr_range or get_optimizer(self.optimizer).lr_range
+        """The searched base-LR range: the experiment's own, else the optimizer's (its
+        schedule-free variant's for the ``schedule_free`` family)."""
+        if self.lr_range:
+            return self.lr_range
+        spec = get_optimizer(self.optimizer)
+        if get_family(self.family).schedule_free and spec.schedule_free_lr_range:
+            return spec.schedule_free_lr_range
+        return spec.lr_range
 
     @property
     def optimizer_settings(self) -> OptimizerSettings:
-        return OptimizerSettings(momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
+        return OptimizerSettings(
+            momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay
+        )
 
     @property
     def optimizer_label(self) -> str:
@@ -102,7 +111,9 @@ def trial_seed(sweep_seed: int, trial_number: int) -> int:
 def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:
     """Suggest the base LR (log scale, within the experiment's bounds) and the family's own knobs."""
     lr = trial.suggest_float("lr", *experiment.base_lr_bounds, log=True)
-    return member_from_params(experiment, {"lr": lr, **suggest_space(trial, get_family(experiment.family).space)}, seed)
+    return member_from_params(
+        experiment, {"lr": lr, **suggest_space(trial, get_family(experiment.family).space)}, seed
+    )
 
 
 def member_from_params(experiment: Experiment, params: dict[str, Any], seed: int) -> MemberConfig:

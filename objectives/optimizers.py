@@ -42,6 +42,7 @@ class OptimizerSpec:
     has_momentum_setting: bool = False  # SGD: --momentum and --nesterov apply
     has_beta1: bool = False  # Adam-style: one_cycle and cyclic_* cycle beta1
     schedule_free: Callable[[float, float], batched.BatchedOptimizer] | None = None  # (beta, decay)
+    schedule_free_lr_range: tuple[float, float] | None = None  # the variant's own base-LR range
 
     def check(self, settings: OptimizerSettings) -> None:
         """Raise ValueError, naming the value, for settings this optimizer does not take."""
@@ -112,6 +113,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             (1e-3, 1.0),
             has_momentum_setting=True,
             schedule_free=lambda beta, decay: batched.ScheduleFree(beta, decay, normalize=False),
+            # Its z-step is plain SGD: no 1 / (1 - momentum) = 10x amplification, so 10x the range.
+            schedule_free_lr_range=(1e-2, 10.0),
         ),
         OptimizerSpec(
             "adam",

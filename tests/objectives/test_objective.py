@@ -93,3 +93,12 @@ def test_experiment_round_trips_through_study_attributes(attrs_change: dict) -> 
     assert attrs["target"] == 0.93 and attrs["family"] == "cosine"
     assert Experiment.from_attrs(attrs) == experiment
     assert experiment.study_name == "moons-sgd-cosine"
+
+
+def test_schedule_free_sgd_searches_its_own_base_lr_range() -> None:
+    """Its z-step is plain SGD (no 1 / (1 - momentum) amplification): ten times SGD's range."""
+    sgd = dataclasses.replace(EXPERIMENT, optimizer="sgd", family="schedule_free")
+    assert sgd.base_lr_bounds == (1e-2, 10.0)
+    assert dataclasses.replace(sgd, family="cosine").base_lr_bounds == (1e-3, 1.0)
+    assert dataclasses.replace(sgd, optimizer="adamw").base_lr_bounds == (1e-4, 3e-2)
+    assert dataclasses.replace(sgd, lr_range=(0.1, 0.2)).base_lr_bounds == (0.1, 0.2)
