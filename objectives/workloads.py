@@ -9,9 +9,12 @@ training set; the official test set is only for the final comparison.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import cache, lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +86,44 @@ def _moons(seed: int, data_dir: Path | None) -> Splits:
 
 def _moons_mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 2))
+
+
+def _mnist1d(seed: int, data_dir: Path | None) -> Splits:
+    """MNIST-1D (Greydanus 2020): the package's own generator with its default arguments.
+
+    4,000 training and 1,000 test sequences of 40 features, made offline and identically on
+    every call (never the package's download path). A stratified fifth of the training set,
+    fixed by ``seed``, validates; the test set is the generator's own, the same for every seed.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset  # imports requests; never uses it here
+
+    saved = random.getstate(), np.random.get_state()
+    try:  # the generator seeds Python's and numpy's global generators: leave them as they were
+        data = make_dataset(get_dataset_args())
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+    return carve_validation(data["x"], data["y"], data["x_test"], data["y_test"], seed=seed, val=0.2)
+
+
+def _mnist1d_mlp() -> nn.Module:
+    """The MLP of the MNIST-1D paper: 40-100-100-10, ReLU."""
+    return nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def _mnist1d_cnn() -> nn.Module:
+    """The CNN of the MNIST-1D paper: three 1-D convolutions of 25 channels (stride 2), then linear."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 40)),
+        nn.Conv1d(1, 25, 5, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(25, 25, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(25, 25, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(25 * 5, 10),
+    )
 
 
 def _unit_scale(images: np.ndarray) -> np.ndarray:
@@ -180,6 +221,28 @@ WORKLOADS: dict[str, Workload] = {
             target=0.93,
         ),
         Workload(
+            name="mnist1d",
+            description="MNIST-1D (Greydanus 2020), 40-feature sequences, the paper's MLP 40-100-100-10",
+            load=_mnist1d,
+            make_model=_mnist1d_mlp,
+            input_shape=(40,),
+            classes=10,
+            epochs=30,
+            batch_size=32,
+            target=0.65,
+        ),
+        Workload(
+            name="mnist1d-cnn",
+            description="MNIST-1D (Greydanus 2020), the paper's 1-D CNN (3 conv layers of 25 channels)",
+            load=_mnist1d,
+            make_model=_mnist1d_cnn,
+            input_shape=(40,),
+            classes=10,
+            epochs=30,
+            batch_size=32,
+            target=0.90,
+        ),
+        Workload(
             name="mnist",
             description="MNIST handwritten digits, the Keras example MLP 784-128-10 with dropout 0.2",
             load=_idx_images(MNIST),
@@ -228,11 +291,45 @@ WORKLOADS: dict[str, Workload] = {
 
 
 def get_workload(name: str) -> Workload:
-    """Look a workload up by name; unknown names raise with the valid choices."""
-    try:
+    """A built-in workload by name, or your own as ``package.module:NAME`` (see
+    ``import_workload``); anything else raises with the valid choices."""
+    if name in WORKLOADS:
         return WORKLOADS[name]
-    except KeyError:
-        raise ValueError(f"unknown workload {name!r}; choose one of: {', '.join(WORKLOADS)}") from None
+    if ":" in name:
+        return import_workload(name)
+    raise ValueError(
+        f"unknown workload {name!r}; choose one of: {', '.join(WORKLOADS)}, or package.module:NAME for your own"
+    )
+
+
+@cache
+def import_workload(spec: str) -> Workload:
+    """Your own workload: ``package.module:NAME`` names a ``Workload``, or a function of no
+    arguments that returns one. Its name becomes ``spec``, so stored studies find it again.
+
+    Raises ValueError, in one line, for a module that cannot be imported, a missing name, or an
+    object that is not a workload."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{spec!r}: expected package.module:NAME")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # noqa: BLE001 - the user's module: any error in it is theirs to see, in one line
+        raise ValueError(
+            f"{spec!r}: cannot import {module_name!r} ({type(error).__name__}: {error})"
+        ) from None
+    if not hasattr(module, attribute):
+        raise ValueError(f"{spec!r}: module {module_name!r} has no {attribute!r}")
+    found = getattr(module, attribute)
+    try:
+        workload = found() if callable(found) and not isinstance(found, Workload) else found
+    except Exception as error:  # noqa: BLE001 - the user's function, as above
+        raise ValueError(f"{spec!r}: {attribute}() raised {type(error).__name__}: {error}") from None
+    if not isinstance(workload, Workload):  # a usage error, shown as one line like the others
+        raise ValueError(  # noqa: TRY004
+            f"{spec!r}: {attribute} is a {type(workload).__name__}, not an objectives.workloads.Workload"
+        )
+    return dataclasses.replace(workload, name=spec)
 
 
 @lru_cache(maxsize=4)

@@ -54,10 +54,39 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
+def workload_names(text: str) -> list[str]:
+    """An argparse type: workloads by name (``package.module:NAME`` for your own), comma-separated."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r}")
+    for name in names:
+        if name not in WORKLOADS and ":" not in name:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {name!r} (choose from {', '.join(WORKLOADS)}, or package.module:NAME)"
+            )
+        try:
+            get_workload(name)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return names
+
+
+def workload_name(text: str) -> str:
+    """An argparse type: one workload (``package.module:NAME`` for your own)."""
+    names = workload_names(text)
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"takes one workload here, got {len(names)}: {text!r}")
+    return names[0]
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloads: bool = False) -> None:
     """The settings shared by every command that trains: what, how long, which seed."""
     parser.add_argument(
-        "--workload", choices=list(WORKLOADS), default="digits", help="data + model (default digits)"
+        "--workload",
+        type=workload_names if several_workloads else workload_name,
+        default=["digits"] if several_workloads else "digits",
+        help=f"data + model (default digits): {', '.join(WORKLOADS)}, or package.module:NAME for your own"
+        + ("; a comma list sweeps each in turn into one storage" if several_workloads else ""),
     )
     parser.add_argument(
         "--optimizer", choices=list(OPTIMIZERS), default="sgd", help="default sgd (momentum 0.9)"
@@ -102,9 +131,12 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def experiment_from_args(args: argparse.Namespace, family: str) -> Experiment:
-    """The experiment that ``add_experiment_arguments``' flags describe, with the workload's defaults."""
-    workload, spec = get_workload(args.workload), get_optimizer(args.optimizer)
+def experiment_from_args(
+    args: argparse.Namespace, family: str, chosen_workload: str | None = None
+) -> Experiment:
+    """The experiment that ``add_experiment_arguments``' flags describe, with the workload's
+    defaults; ``chosen_workload`` picks one of several."""
+    workload, spec = get_workload(chosen_workload or args.workload), get_optimizer(args.optimizer)
     settings = OptimizerSettings(
         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay
     )

@@ -14,9 +14,9 @@ import torch
 
 from objectives.lr_finder import RangeTest, lr_range_test
 from objectives.optimizers import OPTIMIZERS
-from objectives.workloads import WORKLOADS, get_workload, load_splits
+from objectives.workloads import get_workload, load_splits
 from study import figures
-from study.cli import ArgumentParser, positive_int, run_main
+from study.cli import ArgumentParser, positive_int, run_main, workload_name
 from study.storage import prepare_out_dir
 
 
@@ -35,7 +35,9 @@ def save_plot(test: RangeTest, workload: str, optimizer: str, out: Path) -> Path
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.lr_find", description=__doc__)
-    parser.add_argument("--workload", choices=list(WORKLOADS), default="digits")
+    parser.add_argument(
+        "--workload", type=workload_name, default="digits", help="a built-in workload, or package.module:NAME"
+    )
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
     parser.add_argument("--data-dir", type=Path, help="the benchmark data files, as for study.run")
     parser.add_argument("--out", type=Path, default=Path("results"), help="the plot goes to OUT/lr_find/")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import optuna
 import torch
 
 from objectives.objective import Experiment
@@ -80,7 +81,7 @@ def build_parser() -> ArgumentParser:
         type=family_list,
         help=f"comma list, or all (default): {', '.join(FAMILIES)}",
     )
-    add_experiment_arguments(parser)
+    add_experiment_arguments(parser, several_workloads=True)
     parser.add_argument(
         "--out", type=Path, default=Path("results"), help="output directory (default results)"
     )
@@ -117,41 +118,55 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    families = usable_families(args.families, experiment_from_args(args, "constant"))
-    experiments = [experiment_from_args(args, family) for family in families]
-    data = load_splits(experiments[0].workload, args.seed, args.data_dir)  # before anything is written
-    prepare_out_dir(args.out)
-    torch.set_num_threads(args.threads)
-    if args.lr_range == "auto":
-        test = find_range(args.workload, args.optimizer, seed=args.seed, data_dir=args.data_dir)
-        experiments = [dataclasses.replace(e, lr_range=test.suggested) for e in experiments]
-        print(
-            f"LR range test: base LR searched in {test.suggested[0]:.3g} to {test.suggested[1]:.3g}", end=""
-        )
-        print(f" (plot: {save_plot(test, args.workload, args.optimizer, args.out)})")
-    spec = storage_spec(args.storage, args.out)
-    storage = open_storage(spec, heartbeat=args.heartbeat)
+def _experiments(args: argparse.Namespace, workload: str) -> list[Experiment]:
+    families = usable_families(args.families, experiment_from_args(args, "constant", workload))
+    return [experiment_from_args(args, family, workload) for family in families]
 
-    studies = run_sweep(
-        storage,
-        experiments,
-        data,
-        trials=args.trials,
-        pruner=args.pruner,
-        population=args.population,
-        device=args.device,
-    )
 
-    table = summary_table(trials_frame(studies))
+def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment]) -> list[Experiment]:
+    """``--lr-range auto``: every family searches the range the LR range test suggests."""
+    workload = experiments[0].workload
+    test = find_range(workload, args.optimizer, seed=args.seed, data_dir=args.data_dir)
+    low, high = test.suggested
+    print(f"LR range test on {workload}: base LR searched in {low:.3g} to {high:.3g}", end="")
+    print(f" (plot: {save_plot(test, workload, args.optimizer, args.out)})")
+    return [dataclasses.replace(e, lr_range=test.suggested) for e in experiments]
+
+
+def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], trials: int) -> None:
     first = experiments[0]
     print(
-        f"\n{first.workload}, {first.optimizer_label}: {args.trials} trials per family, target val_acc {first.target}"
+        f"\n{first.workload}, {first.optimizer_label}: {trials} trials per family, target val_acc {first.target}"
     )
+    table = summary_table(trials_frame(studies))
     print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    plans = {workload: _experiments(args, workload) for workload in args.workload}
+    data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}  # before anything is written
+    prepare_out_dir(args.out)
+    torch.set_num_threads(args.threads)
+    spec = storage_spec(args.storage, args.out)
+    storage = open_storage(spec, heartbeat=args.heartbeat)
+    swept: list[optuna.Study] = []
+    for workload, experiments in plans.items():  # one workload after another, into one storage
+        if args.lr_range == "auto":
+            experiments = _with_lr_range_test(args, experiments)
+        studies = run_sweep(
+            storage,
+            experiments,
+            data[workload],
+            trials=args.trials,
+            pruner=args.pruner,
+            population=args.population,
+            device=args.device,
+        )
+        _print_summary(experiments, studies, args.trials)
+        swept += studies
     if not args.no_report:
-        refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
+        refresh_reevaluations(swept, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
         print(f"\nReport: {write_report(list(load_studies(storage).values()), args.out)}")
     print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
 

@@ -8,7 +8,7 @@ import torch
 
 from objectives.workloads import WORKLOADS, get_workload, load_splits
 
-BUILT_IN = ["digits", "moons"]  # the others read files; see test_datasets.py
+BUILT_IN = ["digits", "moons", "mnist1d"]  # the others read files; see test_datasets.py
 
 
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
@@ -43,3 +43,26 @@ def test_splits_are_disjoint_stratified_and_seeded(name: str) -> None:
 def test_unknown_workload_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="unknown workload 'mnst'; choose one of: digits, moons, mnist"):
         get_workload("mnst")
+
+
+def test_mnist1d_is_generated_offline_identically_and_leaves_global_randomness_alone(monkeypatch) -> None:
+    """The package's own generator with its default arguments: 4,000 + 1,000 sequences of 40."""
+    import random
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("MNIST-1D must be generated offline, never downloaded")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    random.seed(123)
+    np.random.seed(123)
+    before = random.random(), np.random.random()
+    random.seed(123)
+    np.random.seed(123)
+    first, second = get_workload("mnist1d").load(0, None), get_workload("mnist1d").load(0, None)
+    assert (random.random(), np.random.random()) == before
+    assert [len(first.y_train), len(first.y_val), len(first.y_test)] == [3200, 800, 1000]
+    assert first.x_train.shape[1:] == (40,)
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(first, name), getattr(second, name))
+    assert torch.equal(get_workload("mnist1d").load(1, None).x_test, first.x_test), "the test set is fixed"
