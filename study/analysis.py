@@ -24,7 +24,7 @@ SIGNIFICANCE = 0.05
 
 def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna.Study]:
     """Every study in a storage (opened, or a database URL or .journal path), by name."""
-    opened = open_storage(storage) if isinstance(storage, str) else storage
+    opened = open_storage(storage, create=False) if isinstance(storage, str) else storage
     return {
         name: optuna.load_study(study_name=name, storage=opened)
         for name in optuna.get_all_study_names(opened)

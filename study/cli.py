@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,11 +19,17 @@ import optuna
 from objectives.datasets import DataError
 from objectives.objective import Experiment
 from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
+from objectives.training import resolve_device
 from objectives.workloads import WORKLOADS, get_workload
 
 
 class UsageError(Exception):
     """Bad input from the user: shown as one line, exit code 2."""
+
+
+class RunStopped(Exception):
+    """An error that would fail every trial (training itself broke): the run stops, in one line,
+    with exit code 1, and the trials it had started are redone on the next run."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -79,6 +86,74 @@ def workload_name(text: str) -> str:
     return names[0]
 
 
+MAX_SEED = 2**32 - 1
+"""Seeds feed numpy's and scikit-learn's generators, which take 0 to 2**32 - 1."""
+
+
+def seed(text: str) -> int:
+    """An argparse type for ``--seed``: a whole number from 0 to ``MAX_SEED``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {value}")
+    return value
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def thread_count(text: str) -> int:
+    """An argparse type for ``--threads``: 1 up to the cores this process may use (more crashes
+    OpenMP's thread pool)."""
+    value = positive_int(text)
+    if value > (cores := usable_cores()):
+        raise argparse.ArgumentTypeError(
+            f"{value} threads, but this machine lets this process use {cores} cores"
+        )
+    return value
+
+
+def out_directory(text: str) -> Path:
+    """An argparse type for ``--out``: a directory path, not an empty string (which would mean here)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a directory, got an empty string")
+    return Path(text)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, *, help_out: str) -> None:
+    """``--out`` and ``--storage``, as every command that reads or writes a sweep takes them."""
+    parser.add_argument("--out", type=out_directory, default=Path("results"), help=help_out)
+    parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--threads``, as every command that trains takes them."""
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where to train (default auto: a CUDA GPU if there is one, else the CPU)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=thread_count,
+        default=1,
+        help="PyTorch threads (default 1; numbers are identical only for the same count)",
+    )
+
+
+def check_device(name: str) -> str:
+    """``--device`` as given, once it is known to exist here (one line, exit 2, if not)."""
+    try:
+        resolve_device(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return name
+
+
 def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloads: bool = False) -> None:
     """The settings shared by every command that trains: what, how long, which seed."""
     parser.add_argument(
@@ -110,25 +185,14 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloa
         help="stop after PATIENCE epochs without a better validation accuracy, keeping the best weights",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="fixes the data split and the training seeds (default 0)"
-    )
-    parser.add_argument(
-        "--device",
-        choices=["auto", "cpu", "cuda"],
-        default="auto",
-        help="where to train (default auto: a CUDA GPU if there is one, else the CPU)",
+        "--seed", type=seed, default=0, help="fixes the data split and the training seeds (default 0)"
     )
     parser.add_argument(
         "--data-dir",
         type=Path,
         help="read the canonical data files from DIR instead of downloading to the cache",
     )
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=1,
-        help="PyTorch threads (default 1; numbers are identical only for the same count)",
-    )
+    add_device_arguments(parser)
 
 
 def experiment_from_args(
@@ -167,7 +231,11 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     except (UsageError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except RunStopped as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
         print(
             "interrupted; finished trials are stored, run the same command again to resume", file=sys.stderr
         )

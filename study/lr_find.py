@@ -16,7 +16,7 @@ from objectives.lr_finder import RangeTest, lr_range_test
 from objectives.optimizers import OPTIMIZERS
 from objectives.workloads import get_workload, load_splits
 from study import figures
-from study.cli import ArgumentParser, positive_int, run_main, workload_name
+from study.cli import ArgumentParser, out_directory, run_main, seed, thread_count, workload_name
 from study.storage import prepare_out_dir
 
 
@@ -40,9 +40,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
     parser.add_argument("--data-dir", type=Path, help="the benchmark data files, as for study.run")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="the plot goes to OUT/lr_find/")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument(
+        "--out", type=out_directory, default=Path("results"), help="the plot goes to OUT/lr_find/"
+    )
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--threads", type=thread_count, default=1)
     args = parser.parse_args(argv)
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)

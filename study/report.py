@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,15 @@ from tqdm import tqdm
 from objectives.objective import Experiment
 from objectives.workloads import get_workload, load_splits
 from study import analysis, figures
-from study.cli import ArgumentParser, UsageError, positive_int, run_main
+from study.cli import (
+    ArgumentParser,
+    UsageError,
+    add_device_arguments,
+    add_output_arguments,
+    check_device,
+    positive_int,
+    run_main,
+)
 from study.reevaluate import is_current, reevaluate, stored_reevaluation
 from study.storage import prepare_out_dir, storage_spec
 
@@ -167,14 +176,39 @@ def draw_section(section: Section) -> None:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def _write_atomically(path: Path, content: str | bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(content.encode() if isinstance(content, str) else content)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+STAGING_PREFIX = ".report-"
+"""Where a report is written before it is switched into place (a hidden sibling of report/)."""
+
+
+def _write(path: Path, content: str | bytes) -> None:
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+def _staging_directory(out: Path) -> Path:
+    """A fresh hidden directory for the next report, with the permissions the umask gives."""
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
+
+
+def _publish(staging: Path, report: Path) -> None:
+    """Switch ``report`` to the freshly written ``staging`` in one rename, so a reader sees the
+    previous report or the new one, never a mix: ``report`` is a symbolic link to the current
+    directory. Reports killed before their switch, and the previous one, are removed after it."""
+    link = staging.with_name(staging.name + ".link")
+    link.symlink_to(staging.name)
+    if report.is_dir() and not report.is_symlink():  # a report/ written by an older version
+        shutil.rmtree(report)
+    os.replace(link, report)
+    for leftover in report.parent.glob(STAGING_PREFIX + "*"):
+        if leftover == staging:
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
 
 
 def _png(figure: Figure) -> bytes:
@@ -308,20 +342,17 @@ def _markdown_section(section: Section) -> str:
 
 def write_report(studies: Sequence[optuna.Study], out: Path) -> Path:
     """Write ``out/report/`` from the stored studies (and their stored re-evaluations)."""
-    report = out / "report"
-    report.mkdir(exist_ok=True)
-    for leftover in report.glob(".*"):  # temporary files of a report killed mid-write
-        leftover.unlink()
+    report = _staging_directory(out)
     sections = [build_section(group) for group in group_studies(studies).values()]
     html_parts, markdown_parts = [], []
     for section in sections:
         draw_section(section)
         images = {name: _png(figure) for name, (figure, _) in section.figures.items()}
         for name, image in images.items():
-            _write_atomically(report / f"{section.name}-{name}.png", image)
+            _write(report / f"{section.name}-{name}.png", image)
         for name in ("ranking", "pairwise", "trials", "reevaluation"):
             table = getattr(section, name)
-            _write_atomically(report / f"{section.name}-{name}.csv", table.to_csv(index=False))
+            _write(report / f"{section.name}-{name}.csv", table.to_csv(index=False))
         html_parts.append(_html_section(section, images))
         markdown_parts.append(_markdown_section(section))
     html_parts += _performance_profiles(sections, report)
@@ -333,9 +364,10 @@ def write_report(studies: Sequence[optuna.Study], out: Path) -> Path:
         "re-trained over several seeds and scored on a test split that tuning never saw.</p>"
         + "\n".join(html_parts) + "</body></html>"
     )  # fmt: skip
-    _write_atomically(report / "index.html", page)
-    _write_atomically(report / "summary.md", f"# {title}\n\n" + "\n".join(markdown_parts))
-    return report / "index.html"
+    _write(report / "index.html", page)
+    _write(report / "summary.md", f"# {title}\n\n" + "\n".join(markdown_parts))
+    _publish(report, out / "report")
+    return out / "report" / "index.html"
 
 
 def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str]:
@@ -348,7 +380,7 @@ def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str
         profile = analysis.performance_profile_frame(pd.concat([s.reevaluation for s in same]))
         order = profile.groupby("family")["share"].mean().sort_values(ascending=False).index.tolist()
         image = _png(figures.performance_profile(profile, order))
-        _write_atomically(report / f"{optimizer}-performance_profile.png", image)
+        _write(report / f"{optimizer}-performance_profile.png", image)
         parts.append(
             f'<h2>Across workloads ({html.escape(optimizer)})</h2><figure><img src="data:image/png;base64,'
             f'{base64.b64encode(image).decode()}" alt="performance profile"><figcaption>Share of the '
@@ -360,17 +392,14 @@ def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.report", description=__doc__)
-    parser.add_argument(
-        "--out", type=Path, default=Path("results"), help="where report/ goes, and the default storage"
-    )
-    parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
+    add_output_arguments(parser, help_out="where report/ goes, and the default storage")
     parser.add_argument(
         "--seeds", type=positive_int, default=DEFAULT_SEEDS, help="re-evaluation seeds per family (default 5)"
     )
     parser.add_argument("--data-dir", type=Path, help="the benchmark data files, as for study.run")
-    parser.add_argument("--threads", type=positive_int, default=1, help="PyTorch threads (default 1)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to re-train")
+    add_device_arguments(parser)
     args = parser.parse_args(argv)
+    check_device(args.device)
     spec = storage_spec(args.storage, args.out)
     if args.storage is None and not Path(spec).is_file():
         raise UsageError(

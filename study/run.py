@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import shlex
 import sys
 from collections.abc import Sequence
@@ -22,8 +23,11 @@ from objectives.workloads import load_splits
 from study.analysis import load_studies, summary_table, trials_frame
 from study.cli import (
     ArgumentParser,
+    RunStopped,
     UsageError,
     add_experiment_arguments,
+    add_output_arguments,
+    check_device,
     experiment_from_args,
     positive_int,
     run_main,
@@ -31,7 +35,7 @@ from study.cli import (
 from study.lr_find import find_range, save_plot
 from study.pruners import PRUNERS
 from study.report import DEFAULT_SEEDS, refresh_reevaluations, write_report
-from study.storage import open_storage, prepare_out_dir, storage_spec
+from study.storage import counts_as_finished, open_storage, prepare_out_dir, storage_spec
 from study.sweep import DEFAULT_POPULATION, run_sweep
 
 
@@ -82,10 +86,7 @@ def build_parser() -> ArgumentParser:
         help=f"comma list, or all (default): {', '.join(FAMILIES)}",
     )
     add_experiment_arguments(parser, several_workloads=True)
-    parser.add_argument(
-        "--out", type=Path, default=Path("results"), help="output directory (default results)"
-    )
-    parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
+    add_output_arguments(parser, help_out="output directory (default results)")
     parser.add_argument("--pruner", choices=PRUNERS, default="median", help="default median")
     parser.add_argument(
         "--population",
@@ -142,8 +143,26 @@ def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], t
     print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
 
 
+def _disk_full(spec: str, wanted: int) -> str:
+    """What to say when the disk fills mid-sweep: finished trials are kept, and about how much
+    more space the rest needs (a journal's bytes per finished trial, times the trials left)."""
+    message = f"no space left on the device holding {spec}; every finished trial is kept"
+    path = Path(spec)
+    if spec.endswith(".journal") and path.is_file():
+        finished = sum(
+            counts_as_finished(t)
+            for study in load_studies(spec).values()
+            for t in study.get_trials(deepcopy=False)
+        )
+        if 0 < finished < wanted:
+            needed = path.stat().st_size / finished * (wanted - finished) / 1e6
+            message += f"; the {wanted - finished} trial(s) left need about {needed:.1f} MB more"
+    return message + ": free some and run the same command again to resume"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    check_device(args.device)
     plans = {workload: _experiments(args, workload) for workload in args.workload}
     data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}  # before anything is written
     prepare_out_dir(args.out)
@@ -151,20 +170,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     spec = storage_spec(args.storage, args.out)
     storage = open_storage(spec, heartbeat=args.heartbeat)
     swept: list[optuna.Study] = []
-    for workload, experiments in plans.items():  # one workload after another, into one storage
-        if args.lr_range == "auto":
-            experiments = _with_lr_range_test(args, experiments)
-        studies = run_sweep(
-            storage,
-            experiments,
-            data[workload],
-            trials=args.trials,
-            pruner=args.pruner,
-            population=args.population,
-            device=args.device,
-        )
-        _print_summary(experiments, studies, args.trials)
-        swept += studies
+    try:
+        for workload, experiments in plans.items():  # one workload after another, into one storage
+            if args.lr_range == "auto":
+                experiments = _with_lr_range_test(args, experiments)
+            studies = run_sweep(
+                storage,
+                experiments,
+                data[workload],
+                trials=args.trials,
+                pruner=args.pruner,
+                population=args.population,
+                device=args.device,
+            )
+            _print_summary(experiments, studies, args.trials)
+            swept += studies
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
         refresh_reevaluations(swept, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
         print(f"\nReport: {write_report(list(load_studies(storage).values()), args.out)}")

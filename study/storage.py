@@ -24,14 +24,27 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import FrozenTrial, TrialState
 
 from study.cli import UsageError
 
 JOURNAL_SUFFIX = ".journal"
-WORKER = {"host": socket.gethostname(), "pid": os.getpid()}
-"""Stored on each trial this process runs, so a later run can tell whether it is still alive."""
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: clock ticks after boot, from /proc), or None when it
+    is gone or a zombie (killed, not yet collected by its parent) or /proc is not there."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, *rest = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return None if state in ("Z", "X") else rest[18]  # field 22 of proc(5): starttime
+
+
+WORKER = {"host": socket.gethostname(), "pid": os.getpid(), "started": process_start(os.getpid())}
+"""Stored on each trial this process runs, so a later run can tell whether it is still alive: the
+same process id with the same start time (a reused process id has another)."""
 
 
 @contextlib.contextmanager
@@ -78,17 +91,21 @@ def prepare_out_dir(out: Path) -> None:
         raise UsageError(f"cannot use --out {out}: not writable")
 
 
-def open_storage(spec: str, *, heartbeat: int | None = None) -> optuna.storages.BaseStorage:
+def open_storage(
+    spec: str, *, heartbeat: int | None = None, create: bool = True
+) -> optuna.storages.BaseStorage:
     """Open a journal file (a path ending in .journal) or a database URL (sqlite, postgresql, ...).
 
     Args:
         heartbeat: for a database, record each running trial's heartbeat every this many seconds;
             a trial silent for three times as long is failed by the next worker that looks.
+        create: make a new journal file if there is none; commands that only read say there is
+            none instead, and create nothing.
     """
     if "://" in spec:
         return _open_database(spec, heartbeat)
     if spec.endswith(JOURNAL_SUFFIX):
-        return _open_journal(Path(spec))
+        return _open_journal(Path(spec), create=create)
     raise UsageError(
         f"storage {spec!r} is neither a database URL (sqlite:///sweep.db, postgresql://user@host/db) "
         f"nor a journal file path ending in {JOURNAL_SUFFIX}"
@@ -135,48 +152,61 @@ def _create_schema_once(url: str, heartbeat: int | None) -> optuna.storages.RDBS
             attempt += 1
 
 
-def _open_journal(path: Path) -> JournalStorage:
+def _open_journal(path: Path, *, create: bool) -> JournalStorage:
     if path.is_dir():
         raise UsageError(f"journal storage {path} is a directory, not a file")
     if not path.parent.is_dir():
         raise UsageError(f"cannot create journal storage {path}: {path.parent} is not a directory")
+    if not create and not path.exists():
+        raise UsageError(f"no journal at {path}: run a sweep there first, or point --out / --storage at one")
     lock = _JournalLock(path)
-    backend = _JournalFile(path, lock)
-    _check_journal(path, lock)
     try:
-        storage = JournalStorage(backend)
+        if path.exists():  # before Optuna's backend, which creates the file, writes anything
+            _check_journal(path, lock)
+        storage = JournalStorage(_JournalFile(path, lock))
         storage.get_all_studies()  # replays every record: a nonsensical one fails here, not mid-sweep
         return storage
+    except OSError as error:
+        raise UsageError(f"cannot use journal storage {path}: {error.strerror or error}") from None
     except (ValueError, KeyError, TypeError) as error:
         raise UsageError(
             f"{path} is not a readable Optuna journal ({error}); move it aside or pick another --out"
         ) from None
 
 
-RUNNING_TRIAL_RECORDS = {
-    JournalOperation.CREATE_TRIAL,
-    JournalOperation.SET_TRIAL_PARAM,
-    JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
-    JournalOperation.SET_TRIAL_USER_ATTR,
-    JournalOperation.SET_TRIAL_SYSTEM_ATTR,
-}
-"""What a trial writes while it runs; its last record, the state it ends in, is never one."""
+RUNNING_TRIAL_OP_CODES = frozenset({4, 5, 7, 8, 9})
+"""The journal's op codes of what a trial writes while it runs (create trial, parameter,
+intermediate value, user and system attribute); the state a trial ends in is never one. Optuna's
+enum of them is private, so the codes are written here and a test checks them against what a
+stock ``JournalStorage`` writes for each operation (Optuna 5)."""
+
+
+LOCK_SUFFIX = ".lr-study.flock"
+"""Our writers' lock file beside the journal. Not ``<journal>.lock``: that is the path Optuna's
+own lock uses, and a stock writer (optuna-dashboard saving a note) would wait out its grace
+period on our file and then delete it."""
 
 
 class _JournalLock:
-    """Writers' mutual exclusion on a journal: an OS lock (``flock``) on ``<journal>.lock``.
+    """Our writers' mutual exclusion on a journal: an OS lock (``flock``) on ``<journal>``
+    + ``LOCK_SUFFIX``.
 
     Optuna's default symlink lock costs about 40 us a record (a symlink made and removed), and
     one left by a writer killed mid-append blocks everyone for its 30 s grace period; the kernel
-    releases an ``flock`` the moment its holder dies, and taking it costs about 10 us.
+    releases an ``flock`` the moment its holder dies, and taking it costs about 10 us. A stock
+    Optuna writer on the same journal takes its own lock instead; that is safe because every
+    writer appends each batch of records in one ``write`` to a file opened for appending.
     """
 
     def __init__(self, journal: Path) -> None:
-        self.path = journal.with_name(journal.name + ".lock")
+        self.path = journal.with_name(journal.name + LOCK_SUFFIX)
         self.fd: int | None = None
 
     def acquire(self) -> bool:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise UsageError(f"cannot lock the journal: {self.path}: {error.strerror or error}") from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return True
 
@@ -200,8 +230,8 @@ class _JournalFile(JournalFileBackend):
         self.path, self.lock = path, lock
 
     def append_logs(self, logs: list[dict]) -> None:
-        if any(log["op_code"] not in RUNNING_TRIAL_RECORDS for log in logs):
-            super().append_logs(logs)  # written and fsynced
+        if any(log.get("op_code") not in RUNNING_TRIAL_OP_CODES for log in logs):
+            super().append_logs(logs)  # Optuna's own path: written and fsynced
             return
         records = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
         self.lock.acquire()
@@ -212,31 +242,42 @@ class _JournalFile(JournalFileBackend):
             self.lock.release()
 
 
+def _is_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and isinstance(record.get("op_code"), int)
+
+
 def _check_journal(path: Path, lock: _JournalLock) -> None:
-    """Cut off a half-written last record; reject any other line that is not a JSON record.
+    """Cut off a half-written last record of a readable journal; touch nothing else.
 
     A process killed mid-write leaves a last line without its newline. Optuna skips such a line
-    when reading but would append after it, corrupting the file, so it goes. Any other bad line
-    is damage we must not write past. The journal's lock is held: no writer is mid-append.
+    when reading but would append after it, corrupting the file, so it goes, but only once every
+    complete line has proved to be a journal record: a file that is not a journal is refused as
+    it is. The journal's lock is held: none of our writers is mid-append.
     """
     lock.acquire()
     try:
         data = path.read_bytes()
         complete = data.rfind(b"\n") + 1
+        lines = data[:complete].splitlines()
+        if bad := next((n for n, line in enumerate(lines, start=1) if not _is_record(line)), None):
+            raise UsageError(
+                f"{path} is not a readable Optuna journal (line {bad} is not a journal record); "
+                "move it aside or pick another --out"
+            )
         if complete < len(data):
+            if not lines:
+                raise UsageError(
+                    f"{path} is not an Optuna journal (no complete record); move it aside or pick another --out"
+                )
             with path.open("rb+") as file:
                 file.truncate(complete)
             print(f"recovered {path}: dropped a half-written last record ({len(data) - complete} bytes)")
     finally:
         lock.release()
-    for number, line in enumerate(data[:complete].splitlines(), start=1):
-        try:
-            json.loads(line)
-        except ValueError:
-            raise UsageError(
-                f"{path} is not a readable Optuna journal (line {number} is not a JSON record); "
-                "move it aside or pick another --out"
-            ) from None
 
 
 def counts_as_finished(trial: FrozenTrial) -> bool:
@@ -263,13 +304,24 @@ def _abandoned(trial: FrozenTrial) -> bool:
         return started is not None and (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
     if worker.get("host") != WORKER["host"]:
         return False  # another machine's trial: its heartbeat tells
-    try:
-        os.kill(int(worker["pid"]), 0)
-    except ProcessLookupError:
+    if worker == WORKER:  # this process looks only between its batches: a trial of its own is left over
         return True
-    except PermissionError:
+    return not _alive(int(worker["pid"]), worker.get("started"))
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether the worker process still runs: with /proc, the same process id started at the same
+    time and not a zombie; without, a process with that id exists."""
+    if WORKER["started"] is not None:  # /proc is here
+        now = process_start(pid)
+        return now is not None and (started is None or now == started)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _trial_ids(
@@ -281,19 +333,22 @@ def _trial_ids(
 
 
 def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> int:
-    """Fail the RUNNING trials whose worker is gone, so they are redone; return how many."""
+    """Fail the RUNNING trials whose worker is gone, so they are redone; return how many this
+    process failed (a peer failing the same trial first is no error, and not counted)."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    marked = 0
     if abandoned := [trial.number for trial in running if _abandoned(trial)]:  # usually none: no lookups
         for trial_id in _trial_ids(storage, study, abandoned):
-            storage.set_trial_user_attr(trial_id, "interrupted", True)
             try:
+                storage.set_trial_user_attr(trial_id, "interrupted", True)
                 storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+                marked += 1
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another worker failed it a moment ago
     if _heartbeat_interval(storage):
         with allow_experimental():
             optuna.storages.fail_stale_trials(study)  # the trials whose heartbeat stopped
-    return len(running) - len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    return marked
 
 
 def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:

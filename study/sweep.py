@@ -3,9 +3,12 @@
 Resuming is the default, not a mode: every run opens the studies that exist, fails the trials
 that a dead process left RUNNING, and tops each study up to ``--trials`` finished trials.
 
-Reproducibility: the sampler is re-seeded before every ask from (seed, study, trial number), and
-each trial's training seed derives from (seed, trial number), so the same command with the same
-seed asks the same trials and gets the same numbers, in one go or resumed after a clean stop.
+Reproducibility: the sampler is re-seeded before every ask from (seed, study, place) and each
+trial's training seed derives from (seed, place), where a trial's place is its number less the
+interrupted trials before it. So the same command with the same seed asks the same trials and
+gets the same numbers; at population 1 also when stopped and resumed, since a trial redone after
+an interrupt takes the interrupted one's place. (Workers asking at the same moment may share a
+place, and so a seed; nothing depends on it being unique.)
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from optuna_dashboard import get_note, save_note
 from tqdm import tqdm
 
@@ -25,7 +28,7 @@ from objectives.objective import Experiment, derive_seed, member_from_trial, run
 from objectives.schedules import get_family
 from objectives.training import MemberConfig
 from objectives.workloads import Splits, get_workload
-from study.cli import UsageError
+from study.cli import RunStopped, UsageError
 from study.pruners import make_pruner
 from study.storage import (
     WORKER,
@@ -47,9 +50,11 @@ def check_stored_settings(storage: optuna.storages.BaseStorage, experiment: Expe
     Only settings already stored are compared: a peer worker may be writing them this instant.
     """
     try:
-        stored = storage.get_study_user_attrs(storage.get_study_id_from_name(experiment.study_name))
+        study_id = storage.get_study_id_from_name(experiment.study_name)
     except KeyError:
         return  # not made yet
+    _check_ours(storage, study_id, experiment.study_name)
+    stored = storage.get_study_user_attrs(study_id)
     wanted = experiment.to_attrs()
     if differences := [
         f"{k}={stored[k]!r} (now {v!r})" for k, v in wanted.items() if k in stored and stored[k] != v
@@ -65,6 +70,24 @@ def _optimizer_settings(experiment: Experiment) -> str:
     nesterov = " (Nesterov)" if experiment.nesterov else ""
     decay = "" if experiment.weight_decay is None else f", weight decay {experiment.weight_decay:g}"
     return f"{experiment.optimizer}{momentum}{nesterov}{decay}"
+
+
+def _check_ours(storage: optuna.storages.BaseStorage, study_id: int, name: str) -> None:
+    """Refuse a study of the same name that this project did not make: one that is not
+    maximized, or that has trials but none of the settings every sweep writes before its first
+    trial (a peer may be creating one this instant: no trials yet, no settings yet)."""
+    directions = storage.get_study_directions(study_id)
+    if directions != [optuna.study.StudyDirection.MAXIMIZE]:
+        found = ", ".join(d.name.lower() for d in directions)
+        raise UsageError(
+            f"study {name!r} in this storage is not one of this project's (it is to {found}, sweeps maximize "
+            "validation accuracy); use another --out/--storage"
+        )
+    if "workload" not in storage.get_study_user_attrs(study_id) and storage.get_n_trials(study_id) > 0:
+        raise UsageError(
+            f"study {name!r} in this storage was not made by lr-schedule-study (it has trials but no sweep "
+            "settings); use another --out/--storage"
+        )
 
 
 def _study_note(experiment: Experiment) -> str:
@@ -115,29 +138,40 @@ def _describe(study: optuna.Study, experiment: Experiment) -> None:
         save_note(study, _study_note(experiment))
 
 
-def _sampler(experiment: Experiment, trial_number: int) -> optuna.samplers.TPESampler:
+def _sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:
+    """TPE seeded for one trial's draws. Its options are Optuna 5's defaults, set here because the
+    sweep depends on them: constant liar spreads a population's asks, multivariate TPE samples
+    the knobs jointly (Optuna 4 defaulted to neither)."""
     return optuna.samplers.TPESampler(
-        seed=derive_seed(experiment.seed, zlib.crc32(experiment.study_name.encode()), trial_number)
+        seed=derive_seed(experiment.seed, zlib.crc32(experiment.study_name.encode()), place),
+        constant_liar=True,
+        multivariate=True,
     )
 
 
-def _ask(study: optuna.Study) -> optuna.Trial:
+def _ask(study: optuna.Study, experiment: Experiment) -> optuna.Trial:
+    """Ask the next trial with the sampler seeded for its place (before ``ask``, which already
+    draws the knobs that multivariate TPE samples jointly)."""
+    trials = study.get_trials(deepcopy=False)
+    study.sampler = _sampler(experiment, len(trials) - _interrupted(trials))
     with warnings.catch_warnings():
         # Heartbeats are recorded by storage.heartbeat; Optuna expects only optimize() to.
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
         return study.ask()
 
 
+def _interrupted(trials: Sequence[FrozenTrial]) -> int:
+    return sum(bool(trial.user_attrs.get("interrupted")) for trial in trials)
+
+
 def _configure(
     storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment, trial: optuna.Trial
 ) -> MemberConfig:
     """Claim the trial and draw its configuration at once, so the next ask sees it (constant liar)."""
-    # Seeded from the number the storage gave this trial, so every draw is reproducible even
-    # when workers ask at the same moment.
-    study.sampler = _sampler(experiment, trial.number)
+    place = trial.number - _interrupted(study.get_trials(deepcopy=False)[: trial.number])
     record_heartbeat(storage, study, trial)  # before the worker: a claimed trial always has one
     trial.set_user_attr("worker", WORKER)
-    return member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number))
+    return member_from_trial(trial, experiment, trial_seed(experiment.seed, place))
 
 
 def _room(study: optuna.Study, trials: int) -> int:
@@ -167,27 +201,41 @@ def _run_batch(
     members: list[MemberConfig] = []
     try:
         while len(trials) < population and _room(study, trials_wanted) > 0:
-            trials.append(_ask(study))  # in the list at once: an interrupt marks it too
-            members.append(_configure(storage, study, experiment, trials[-1]))
+            trial = _ask(study, experiment)
+            trials.append(trial)  # in the list at once: an interrupt marks it too
+            try:
+                members.append(_configure(storage, study, experiment, trial))
+            except ValueError as error:  # this trial's own configuration: it alone fails
+                _fail(study, trials.pop(), f"{type(error).__name__}: {error}", experiment)
         if not trials:
             return  # peers took the room left
         with heartbeat(storage, study, trials):
             outcomes = run_trials(trials, members, experiment, data, device=device)
     except KeyboardInterrupt:
-        for trial in trials:
-            trial.set_user_attr("interrupted", True)  # redone on resume, not counted
-            study.tell(trial, state=TrialState.FAIL)
+        _interrupt(study, trials)
         raise
-    except Exception as error:  # noqa: BLE001 -- one broken batch must not end the sweep; it is recorded
-        message = f"{type(error).__name__}: {error}"
-        numbers = ", ".join(str(trial.number) for trial in trials)
-        tqdm.write(f"warning: {experiment.study_name} trial(s) {numbers} failed: {message}", file=sys.stderr)
-        for trial in trials:
-            trial.set_user_attr("error", message)
-            study.tell(trial, state=TrialState.FAIL)
-        return
+    except Exception as error:  # training broke for the whole batch: stop, and redo it later
+        _interrupt(study, trials)
+        raise RunStopped(
+            f"training {experiment.study_name} failed for a whole batch ({type(error).__name__}: {error}); "
+            "its trials are not counted and are redone by the next run"
+        ) from error
     for trial, outcome in zip(trials, outcomes):
         study.tell(trial, outcome.value, state=outcome.state)
+
+
+def _interrupt(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
+    """End trials that did not get to finish: failed, marked interrupted, redone on resume."""
+    for trial in trials:
+        trial.set_user_attr("interrupted", True)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, message: str, experiment: Experiment) -> None:
+    """A trial that failed for a reason of its own: recorded with its error, and counted."""
+    tqdm.write(f"warning: {experiment.study_name} trial {trial.number} failed: {message}", file=sys.stderr)
+    trial.set_user_attr("error", message)
+    study.tell(trial, state=TrialState.FAIL)
 
 
 WAIT_FOR_PEERS_S = 0.5
@@ -211,6 +259,7 @@ def _top_up(
     finished trials, unless workers ask at the same instant (at most one trial extra per extra
     worker; see ``_run_batch``).
     """
+    waiting = False
     while True:
         if abandoned := fail_abandoned_trials(storage, study):
             tqdm.write(
@@ -221,9 +270,23 @@ def _top_up(
         if finished >= trials:
             return
         if _room(study, trials) <= 0:
+            if not waiting:
+                tqdm.write(f"{study.study_name}: {_held_by_peers(study)}", file=sys.stderr)
+            waiting = True
             time.sleep(WAIT_FOR_PEERS_S)
             continue
+        waiting = False
         _run_batch(storage, study, experiment, data, trials, population, device)
+
+
+def _held_by_peers(study: optuna.Study) -> str:
+    """What a worker waits for near a study's end: the trials other workers are training."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    workers = sorted({f"{w['host']}:{w['pid']}" for t in running if (w := t.user_attrs.get("worker"))})
+    return (
+        f"waiting for {len(running)} trial(s) other workers hold ({', '.join(workers) or 'not yet claimed'}); "
+        "a worker that stops has its trials redone here"
+    )
 
 
 def run_sweep(

@@ -8,7 +8,6 @@ Parameter names are the ones the dashboard shows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -23,6 +22,8 @@ from study.cli import (
     ArgumentParser,
     UsageError,
     add_experiment_arguments,
+    add_output_arguments,
+    check_device,
     experiment_from_args,
     positive_float,
     run_main,
@@ -53,7 +54,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
-    storage = open_storage(storage_spec(args.storage, args.out))
+    storage = open_storage(storage_spec(args.storage, args.out), create=False)
     names = optuna.get_all_study_names(storage)
     if args.from_study not in names:
         raise UsageError(
@@ -85,8 +86,7 @@ def build_parser() -> ArgumentParser:
     stored = parser.add_argument_group("re-train a stored trial (other settings come from the study)")
     stored.add_argument("--from-study", metavar="NAME")
     stored.add_argument("--trial", type=int, metavar="N")
-    stored.add_argument("--out", type=Path, default=Path("results"))
-    stored.add_argument("--storage")
+    add_output_arguments(stored, help_out="where the stored sweep is (default results)")
     return parser
 
 
@@ -132,6 +132,7 @@ def _member(args: Any) -> tuple[Experiment, MemberConfig]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    check_device(args.device)
     experiment, member = _member(args)
     torch.set_num_threads(args.threads)
     [result] = train_members(

@@ -6,11 +6,10 @@ import math
 
 import numpy as np
 import pytest
+import schedulefree
 import torch
 import torch.nn.functional as F
 from torch.optim import lr_scheduler
-
-import schedulefree
 
 from objectives import batched_optimizers
 from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer

@@ -181,7 +181,7 @@ CASES: dict[str, tuple[str, list[str], str]] = {
             "anneal=bogus",
         ],
         "one_cycle needs anneal in ['cos', 'linear'], but got 'bogus'",
-    ),  # fmt: skip
+    ),
 }
 
 

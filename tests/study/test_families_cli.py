@@ -15,7 +15,7 @@ NEW_FAMILIES = ["wsd", "inverse_sqrt", "rex", "schedule_free"]
 
 def test_new_families_sweep_and_report_beside_an_old_one(run_cli, tmp_path: Path) -> None:
     families = ",".join(["cosine", *NEW_FAMILIES])
-    code, out, err = run_cli(
+    code, _, err = run_cli(
         "run", "--workload", "moons", "--epochs", "4", "--families", families, "--trials", "4",
         "--seeds", "2", "--out", str(tmp_path),
     )  # fmt: skip
@@ -31,7 +31,7 @@ def test_new_families_sweep_and_report_beside_an_old_one(run_cli, tmp_path: Path
 
 
 def test_all_families_leave_out_what_the_optimizer_cannot_train(run_cli, tmp_path: Path) -> None:
-    code, out, err = run_cli("run", *SWEEP, "--optimizer", "rmsprop", "--trials", "1", "--out", str(tmp_path))
+    code, _, err = run_cli("run", *SWEEP, "--optimizer", "rmsprop", "--trials", "1", "--out", str(tmp_path))
     assert code == 0, err
     assert (
         "note: leaving out schedule_free: schedule_free needs an optimizer with a schedule-free variant"

@@ -15,7 +15,7 @@ from objectives.objective import Experiment, trial_seed
 from study import reevaluate, report
 from study.analysis import load_studies
 from study.report import Section
-from tests.conftest import REPO, SWEEP, TINY
+from tests.conftest import REPO, TINY
 
 FAMILIES = ["constant", "cosine", "plateau"]
 FIGURES = [
@@ -103,29 +103,36 @@ def test_report_without_a_sweep_is_a_one_line_error(run_cli, tmp_path: Path) -> 
 
 HARNESS = """
 import os, signal, sys
+from pathlib import Path
 from study import report
 from study.cli import run_main
 
-die_at, calls, replace = int(sys.argv[1]), 0, os.replace
+die_at, calls, write = int(sys.argv[1]), 0, Path.write_bytes
 
-def replace_or_die(source, destination):
+def write_or_die(path, data):
     global calls
     calls += 1
-    if calls == die_at:  # the temporary file is written, the rename has not happened
+    if calls == die_at:  # files before this one are written, the switch has not happened
         os.kill(os.getpid(), signal.SIGKILL)
-    return replace(source, destination)
+    return write(path, data)
 
-report.os.replace = replace_or_die
+Path.write_bytes = write_or_die
 run_main(report.main, sys.argv[2:])
 """
 
 
-@pytest.mark.parametrize("die_at", [1, 9, 12])
-def test_killed_while_writing_the_report_leaves_no_half_file(die_at: int, run_cli, tmp_path: Path) -> None:
-    assert (
-        run_cli("run", *SWEEP, "--families", "constant,cosine", "--trials", "3", "--out", str(tmp_path))[0]
-        == 0
-    )
+def _contents(report: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(report.iterdir())}
+
+
+@pytest.mark.parametrize("die_at", [1, 5, 12])
+def test_killed_while_writing_the_report_shows_the_previous_one_whole(
+    die_at: int, run_cli, tmp_path: Path
+) -> None:
+    sweep = ["--families", "constant,cosine", "--trials", "3", "--out", str(tmp_path)]
+    assert run_cli("run", *TINY, *sweep, "--seeds", "3")[0] == 0
+    report = tmp_path / "report"
+    previous = _contents(report)
     killed = subprocess.run(
         [sys.executable, "-c", HARNESS, str(die_at), "--out", str(tmp_path), "--seeds", "2"],
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -134,20 +141,24 @@ def test_killed_while_writing_the_report_leaves_no_half_file(die_at: int, run_cl
         timeout=120,
     )
     assert killed.returncode == -9
-    report = tmp_path / "report"
-    assert list(report.glob(".*")), "the kill left a temporary file"
-    # Whatever is visible was renamed into place whole.
-    if (page := report / "index.html").exists():
-        assert page.read_text().rstrip().endswith("</html>")
-    if (summary := report / "summary.md").exists():
-        assert summary.read_text().startswith("# Which learning-rate schedule?")
-    assert all(png.read_bytes().startswith(b"\x89PNG") for png in report.glob("*.png"))
+    assert list(tmp_path.glob(".report-*")), "the kill left a half-written report aside"
+    assert _contents(report) == previous, "a reader still sees the previous report, all of it"
 
     code, _, err = run_cli("report", "--out", str(tmp_path), "--seeds", "2")
 
     assert code == 0, err
-    assert (report / "index.html").read_text().rstrip().endswith("</html>")
-    assert not list(report.glob(".*"))
+    new = _contents(report)
+    assert new != previous and set(new) == set(previous)
+    assert new["index.html"].rstrip().endswith(b"</html>")
+    assert len(list(tmp_path.glob(".report-*"))) == 1, "only the current report's directory is left"
+
+
+def test_report_files_follow_the_umask(swept: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [swept / "report", *(swept / "report").iterdir()]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o777 if path.is_dir() else 0o666) & ~umask, (path, oct(mode))
 
 
 def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:

@@ -108,6 +108,29 @@ def test_one_at_a_time_a_resumed_sweep_has_the_same_numbers(run_cli, tmp_path: P
         assert comparable(a[name]) == comparable(b[name])
 
 
+def test_killed_mid_trial_one_at_a_time_the_resumed_sweep_has_the_same_numbers(
+    run_cli, tmp_path: Path
+) -> None:
+    """SIGKILL during training, past TPE's 10 random start-up trials: the trial redone takes the
+    killed one's place, so every counted trial is what an uninterrupted sweep gets."""
+    args = ["--workload", "moons", "--epochs", "60", "--families", "constant", "--no-report"]
+    args += ["--trials", "16", "--population", "1"]
+    assert run_cli("run", *args, "--out", str(tmp_path / "a"))[0] == 0
+    journal = tmp_path / "b" / "optuna.journal"
+    (tmp_path / "b").mkdir()
+    worker = _start_sweep([*args, "--out", str(tmp_path / "b")])
+    _wait_for_finished_trials(journal, 12)
+    worker.kill()
+    worker.communicate()
+    assert run_cli("run", *args, "--out", str(tmp_path / "b"))[0] == 0
+
+    def counted(journal: Path) -> list[tuple]:
+        study = load_studies(str(journal))["moons-sgd-constant"]
+        return [row[1:] for row, t in zip(comparable(study), study.trials) if counts_as_finished(t)]
+
+    assert counted(journal) == counted(tmp_path / "a" / "optuna.journal")
+
+
 def test_diverging_trials_are_recorded_and_the_sweep_goes_on(run_cli, tmp_path: Path, monkeypatch) -> None:
     # An LR this high overflows digits' ReLU MLP to NaN in the first epoch.
     monkeypatch.setitem(OPTIMIZERS, "sgd", dataclasses.replace(OPTIMIZERS["sgd"], lr_range=(1e10, 1e11)))
@@ -121,7 +144,7 @@ def test_diverging_trials_are_recorded_and_the_sweep_goes_on(run_cli, tmp_path: 
     assert "diverged" in out
 
 
-def test_a_trial_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
+def test_an_error_that_breaks_a_batch_stops_the_run_and_counts_nothing(
     run_cli, tmp_path: Path, monkeypatch
 ) -> None:
     real_run_trials = sweep.run_trials
@@ -132,15 +155,42 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
         return real_run_trials(trials, members, experiment, data, **options)
 
     monkeypatch.setattr(sweep, "run_trials", fail_trial_one)
-    args = [*SWEEP, "--families", "constant", "--trials", "3", "--population", "1"]
-    code, out, err = run_cli("run", *args, "--out", str(tmp_path))
-    assert code == 0
-    assert err == "warning: moons-sgd-constant trial(s) 1 failed: RuntimeError: out of memory\n"
-    [row] = [line.split() for line in out.splitlines() if line.split()[:1] == ["constant"]]
-    assert row[-4:] == ["2", "0", "1", "0"]  # complete, pruned, failed, diverged
+    args = [*SWEEP, "--families", "constant", "--trials", "3", "--population", "1", "--out", str(tmp_path)]
+    code, _, err = run_cli("run", *args)
+    assert code == 1
+    assert err.count("\n") == 1 and "training moons-sgd-constant failed for a whole batch" in err
+    assert "RuntimeError: out of memory" in err and "Traceback" not in err
     trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert trials[1].user_attrs["interrupted"] is True and "error" not in trials[1].user_attrs
+
+    monkeypatch.setattr(sweep, "run_trials", real_run_trials)  # fixed: the rerun redoes it
+    assert run_cli("run", *args)[0] == 0
+    trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, *[TrialState.COMPLETE] * 2]
+
+
+def test_a_trial_whose_own_configuration_fails_is_recorded_and_the_sweep_goes_on(
+    run_cli, tmp_path: Path, monkeypatch
+) -> None:
+    real_member = sweep.member_from_trial
+
+    def reject_trial_one(trial, experiment, seed):
+        if trial.number == 1:
+            raise ValueError("cosine needs 0 <= final_fraction < 1, but got final_fraction=2.0")
+        return real_member(trial, experiment, seed)
+
+    monkeypatch.setattr(sweep, "member_from_trial", reject_trial_one)
+    args = [*SWEEP, "--families", "cosine", "--trials", "3", "--population", "2"]
+    code, _, err = run_cli("run", *args, "--out", str(tmp_path))
+    assert code == 0, err
+    assert (
+        err
+        == "warning: moons-sgd-cosine trial 1 failed: ValueError: cosine needs 0 <= final_fraction < 1, but got final_fraction=2.0\n"
+    )
+    trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-cosine"].trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
-    assert trials[1].user_attrs["error"] == "RuntimeError: out of memory"
+    assert "final_fraction=2.0" in trials[1].user_attrs["error"]
 
 
 def test_sqlite_storage_url_works(run_cli, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import errno
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +14,9 @@ import optuna
 from optuna.trial import TrialState
 
 from study import storage as storage_module
-from study.storage import UNCLAIMED_GRACE_S, WORKER, fail_abandoned_trials, finished_count
-from tests.conftest import REPO
+from study.analysis import load_studies
+from study.storage import UNCLAIMED_GRACE_S, WORKER, counts_as_finished, fail_abandoned_trials, finished_count
+from tests.conftest import REPO, SWEEP
 
 
 def _dead_pid() -> int:
@@ -25,9 +28,10 @@ def _dead_pid() -> int:
 def test_only_trials_of_dead_local_processes_are_failed(monkeypatch) -> None:
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
+    peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     workers = {
         "dead": {**WORKER, "pid": _dead_pid()},
-        "alive": WORKER,
+        "alive": {**WORKER, "pid": peer.pid, "started": storage_module.process_start(peer.pid)},
         "other machine": {"host": "elsewhere", "pid": _dead_pid()},
     }
     trials = {}
@@ -51,6 +55,17 @@ def test_only_trials_of_dead_local_processes_are_failed(monkeypatch) -> None:
     )
     assert fail_abandoned_trials(storage, study) == 1
     assert study.trials[trials["just asked"].number].state == TrialState.FAIL
+    peer.kill()
+    peer.wait()
+
+
+def test_this_process_own_running_trials_are_left_over_between_batches() -> None:
+    """A run stopped in this process (a full disk, say) leaves trials RUNNING under its own name;
+    it looks only between its batches, so those are redone, not waited for."""
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.ask().set_user_attr("worker", WORKER)
+    assert fail_abandoned_trials(storage, study) == 1
 
 
 def test_finished_means_complete_pruned_or_failed_with_an_error() -> None:
@@ -124,3 +139,166 @@ def test_the_journal_lock_excludes_other_writers_and_dies_with_its_holder(tmp_pa
     lock.acquire()
     assert time.monotonic() - start < 5  # no stale lock to wait out
     lock.release()
+
+
+# --- issue 11: nothing lost, nothing stuck --------------------------------------------------
+
+
+def test_a_file_that_is_not_a_journal_is_refused_untouched(run_cli, tmp_path) -> None:
+    for content in (b"hello\nworld-no-newline", b"no newline at all", b'{"op_code": 0}\nnot json\n'):
+        journal = tmp_path / "x.journal"
+        journal.write_bytes(content)
+        code, _, err = run_cli(
+            "run", *SWEEP, "--trials", "1", "--storage", str(journal), "--out", str(tmp_path)
+        )
+        assert code == 2 and "is not" in err and "journal" in err, err
+        assert journal.read_bytes() == content
+
+
+def test_a_peer_failing_the_same_dead_trial_first_is_no_error(monkeypatch) -> None:
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s")
+    dead = study.ask()
+    dead.set_user_attr("worker", {**WORKER, "pid": _dead_pid()})
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))  # what this worker saw
+    study.tell(dead, state=TrialState.FAIL)  # the peer won the race
+    monkeypatch.setattr(study, "get_trials", lambda **kwargs: stale)
+    assert fail_abandoned_trials(storage, study) == 0  # nothing marked by this process, no crash
+
+
+def test_a_peer_finishing_a_trial_is_not_counted_as_stopped() -> None:
+    """The count is what this process marked, not the change in RUNNING trials (which was -1 here)."""
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s")
+    peer_trial = study.ask()
+    peer_trial.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    study.tell(peer_trial, 1.0)  # the peer's trial ends while this worker looks
+    real_get_trials = study.get_trials
+    seen = iter([stale])
+    study.get_trials = lambda **kwargs: next(seen, None) or real_get_trials(**kwargs)
+    assert fail_abandoned_trials(storage, study) == 0
+
+
+def test_zombie_and_reused_process_ids_count_as_stopped() -> None:
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, never collected: a zombie
+    deadline = time.monotonic() + 30
+    while storage_module.process_start(zombie.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    peer_started = storage_module.process_start(peer.pid)
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s")
+    workers = {
+        "zombie": {**WORKER, "pid": zombie.pid, "started": "1"},
+        "reused pid": {**WORKER, "pid": peer.pid, "started": str(int(peer_started) - 1)},  # another start
+        "alive": {**WORKER, "pid": peer.pid, "started": peer_started},
+    }
+    for worker in workers.values():
+        study.ask().set_user_attr("worker", worker)
+    assert fail_abandoned_trials(storage, study) == 2
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING]
+    zombie.wait()
+    peer.kill()
+    peer.wait()
+
+
+def _stock_op_codes(tmp_path) -> dict[str, int]:
+    """The op code a stock JournalStorage writes for each operation, read back from its file."""
+    path = tmp_path / "stock.journal"
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    study = optuna.create_study(storage=stock, study_name="s")
+    trial = study.ask()
+    trial.suggest_float("lr", 0.1, 1.0)
+    trial.report(0.5, 1)
+    trial.set_user_attr("curve", [1])
+    stock.set_trial_system_attr(trial._trial_id, "k", 1)
+    study.tell(trial, 0.5)
+    codes = [json.loads(line)["op_code"] for line in path.read_text().splitlines()]
+    names = ["create_study", "create_trial", "param", "intermediate", "user_attr", "system_attr", "state"]
+    return dict(zip(names, codes, strict=True))
+
+
+def test_running_trial_op_codes_are_the_ones_optuna_writes(tmp_path) -> None:
+    codes = _stock_op_codes(tmp_path)
+    running = {codes[name] for name in ("create_trial", "param", "intermediate", "user_attr", "system_attr")}
+    assert storage_module.RUNNING_TRIAL_OP_CODES == running
+    assert codes["state"] not in running and codes["create_study"] not in running
+
+
+def test_records_are_written_byte_for_byte_as_optuna_writes_them(tmp_path) -> None:
+    logs = [
+        {"op_code": code, "worker_id": "w-1", "trial_id": 3, "value": [0.25, None], "name": "é"}
+        for code in sorted(storage_module.RUNNING_TRIAL_OP_CODES)
+    ]
+    ours_path, stock_path = tmp_path / "ours.journal", tmp_path / "stock.journal"
+    ours = storage_module._JournalFile(ours_path, storage_module._JournalLock(ours_path))
+    for batch in (logs[:1], logs[1:]):
+        ours.append_logs(batch)
+        optuna.storages.journal.JournalFileBackend(str(stock_path)).append_logs(batch)
+    assert ours_path.read_bytes() == stock_path.read_bytes()
+
+
+def test_a_stock_optuna_writer_and_a_sweep_share_a_journal(run_cli, tmp_path) -> None:
+    """optuna-dashboard saving a note is a stock writer: it must neither stall nor lose records."""
+    journal = tmp_path / "optuna.journal"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "study.run", *SWEEP, "--families", "constant", "--trials", "40",
+         "--population", "2", "--out", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and journal.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    start = time.monotonic()
+    for index in range(40):
+        stock.set_study_user_attr(stock.get_study_id_from_name("moons-sgd-constant"), f"note-{index}", index)
+    assert time.monotonic() - start < 10, "the stock writer stalled"
+    assert sweep.wait(timeout=120) == 0, sweep.stderr.read()
+    assert not (tmp_path / "optuna.journal.lock").exists() or not (tmp_path / "optuna.journal.lock").is_file()
+    [study] = load_studies(str(journal)).values()
+    assert {f"note-{i}" for i in range(40)} <= set(study.user_attrs)
+    assert sum(counts_as_finished(t) for t in study.trials) == 40
+
+
+def test_a_study_this_project_did_not_make_is_refused(run_cli, tmp_path) -> None:
+    journal = str(tmp_path / "optuna.journal")
+    opened = storage_module.open_storage(journal)
+    foreign = optuna.create_study(storage=opened, study_name="moons-sgd-constant", direction="minimize")
+    before = (tmp_path / "optuna.journal").read_bytes()
+    code, _, err = run_cli("run", *SWEEP, "--families", "constant", "--trials", "1", "--out", str(tmp_path))
+    assert code == 2 and "is not one of this project's (it is to minimize" in err
+    assert (tmp_path / "optuna.journal").read_bytes() == before
+    other = optuna.create_study(storage=opened, study_name="moons-sgd-cosine", direction="maximize")
+    other.tell(other.ask(), 5.0)
+    code, _, err = run_cli("run", *SWEEP, "--families", "cosine", "--trials", "1", "--out", str(tmp_path))
+    assert code == 2 and "was not made by lr-schedule-study" in err
+    assert foreign.trials == []
+
+
+def test_a_full_disk_stops_cleanly_keeping_finished_trials(run_cli, tmp_path, monkeypatch) -> None:
+    real_append, calls = storage_module._JournalFile.append_logs, []
+
+    def fill_up(self, logs):
+        calls.append(1)
+        if len(calls) > 120:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return real_append(self, logs)
+
+    monkeypatch.setattr(storage_module._JournalFile, "append_logs", fill_up)
+    args = [*SWEEP, "--families", "constant", "--trials", "20", "--population", "1", "--out", str(tmp_path)]
+    code, _, err = run_cli("run", *args)
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "no space left on the device" in err and "MB more" in err and "every finished trial is kept" in err
+    finished = [
+        t.number
+        for t in load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+        if counts_as_finished(t)
+    ]
+    assert finished
+    monkeypatch.setattr(storage_module._JournalFile, "append_logs", real_append)
+    assert run_cli("run", *args)[0] == 0
+    after = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+    assert sum(counts_as_finished(t) for t in after) == 20
+    assert all(counts_as_finished(after[n]) for n in finished)

@@ -82,7 +82,7 @@ def test_a_bad_workload_path_is_one_line(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     for command in ("run", "train", "lr_find"):
-        code, out, err = run_cli(command, "--workload", spec, "--out", str(tmp_path / "out"))
+        code, _, err = run_cli(command, "--workload", spec, "--out", str(tmp_path / "out"))
         assert code == 2 and err.count("\n") == 1 and message in err, (command, err)
         assert not (tmp_path / "out").exists()
 
