@@ -160,6 +160,8 @@ def _open_journal(path: Path, *, create: bool) -> JournalStorage:
     if not create and not path.exists():
         raise UsageError(f"no journal at {path}: run a sweep there first, or point --out / --storage at one")
     lock = _JournalLock(path)
+    lock.acquire()  # fails here, in one line, if the lock cannot be made (a directory in its place)
+    lock.release()
     try:
         if path.exists():  # before Optuna's backend, which creates the file, writes anything
             _check_journal(path, lock)

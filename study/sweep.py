@@ -150,8 +150,7 @@ def _sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:
 
 
 def _ask(study: optuna.Study, experiment: Experiment) -> optuna.Trial:
-    """Ask the next trial with the sampler seeded for its place (before ``ask``, which already
-    draws the knobs that multivariate TPE samples jointly)."""
+    """Ask the next trial with the sampler seeded for its place, before any draw for it."""
     trials = study.get_trials(deepcopy=False)
     study.sampler = _sampler(experiment, len(trials) - _interrupted(trials))
     with warnings.catch_warnings():

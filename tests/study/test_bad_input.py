@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import optuna
 import pytest
+import torch
+from optuna.trial import TrialState
 
+from study.storage import open_storage
 from tests.conftest import SWEEP, run_subprocess
 
 TRAIN_STEP = ["--family", "step", "--lr", "0.1"]
@@ -130,6 +134,36 @@ CASES: dict[str, tuple[str, list[str], str]] = {
         ["--from-study", "moons-sgd-cosine", "--out", "{stored}"],
         "--from-study needs --trial N",
     ),
+    "negative seed": ("run", ["--seed", "-1"], "argument --seed: must be between 0 and 4294967295, got -1"),
+    "huge seed": ("train", [*TRAIN_STEP, "--seed", str(2**70)], "must be between 0 and 4294967295"),
+    "negative seed, LR range test": ("lr_find", ["--seed", "-1"], "argument --seed: must be between 0"),
+    "too many threads": (
+        "run",
+        ["--threads", "100000"],
+        "100000 threads, but this machine lets this process use",
+    ),
+    "empty out": ("run", ["--out", ""], "argument --out: needs a directory, got an empty string"),
+    "empty out, report": ("report", ["--out", ""], "argument --out: needs a directory"),
+    "journal on a read-only file system": (
+        "run",
+        ["--storage", "{read_only}/x.journal"],
+        "cannot lock the journal: {read_only}/x.journal",
+    ),
+    "lock path is a directory": (
+        "run",
+        ["--storage", "{tmp}/locked.journal"],
+        "cannot lock the journal: {tmp}/locked.journal.lr-study.flock",
+    ),
+    "re-train from a missing journal": (
+        "train",
+        ["--from-study", "digits-sgd-cosine", "--trial", "0", "--out", "{tmp}/empty"],
+        "no journal at {tmp}/empty/optuna.journal",
+    ),
+    "report from a missing journal": (
+        "report",
+        ["--storage", "{tmp}/empty/none.journal", "--out", "{tmp}/empty"],
+        "no journal at {tmp}/empty/none.journal",
+    ),
     "momentum for adam": ("run", ["--optimizer", "adam", "--momentum", "0.5"], "SGD settings; adam has none"),
     "momentum of 1": (
         "train",
@@ -204,6 +238,7 @@ def test_bad_input_gets_one_line_and_exit_code_2(case: str, stored: Path, run_cl
     (tmp_path / "garbage.journal").write_text("this is not json\n")
     (tmp_path / "dir.journal").mkdir()
     (tmp_path / "empty").mkdir()
+    (tmp_path / "locked.journal.lr-study.flock").mkdir()
     (tmp_path / "damaged").mkdir()
     (tmp_path / "damaged" / "train-images-idx3-ubyte.gz").write_bytes(b"not the canonical file")
     module, argv, message = CASES[case]
@@ -223,6 +258,7 @@ def test_bad_input_gets_one_line_and_exit_code_2(case: str, stored: Path, run_cl
     assert message.format(**places) in err
     assert "Traceback" not in out + err
     assert journal.read_bytes() == before
+    assert not list((tmp_path / "empty").iterdir()), "reading created files"
 
 
 def test_real_process_exit_code_and_stderr(tmp_path: Path) -> None:
@@ -231,3 +267,46 @@ def test_real_process_exit_code_and_stderr(tmp_path: Path) -> None:
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
         assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize(
+    "module,argv",
+    [("run", ["--trials", "1"]), ("train", TRAIN_STEP), ("report", [])],
+)
+def test_cuda_without_a_gpu_is_one_line_before_anything_is_asked(module, argv, stored: Path, run_cli) -> None:
+    journal = stored / "optuna.journal"
+    before = journal.read_bytes()
+    code, _, err = run_cli(module, *argv, "--out", str(stored), "--device", "cuda")
+    assert code == 2 and err.count("\n") == 1 and "PyTorch sees no CUDA GPU" in err
+    assert journal.read_bytes() == before
+
+
+def test_retraining_an_interrupted_or_failed_trial_is_one_line(run_cli, tmp_path: Path) -> None:
+    assert run_cli("run", *SWEEP, "--families", "cosine", "--trials", "1", "--out", str(tmp_path))[0] == 0
+    journal = str(tmp_path / "optuna.journal")
+    study = optuna.load_study(study_name="moons-sgd-cosine", storage=open_storage(journal))
+    interrupted = study.ask()
+    interrupted.set_user_attr("interrupted", True)
+    study.tell(interrupted, state=TrialState.FAIL)
+    code, _, err = run_cli(
+        "train", "--from-study", "moons-sgd-cosine", "--trial", "1", "--out", str(tmp_path)
+    )
+    assert code == 2 and err == (
+        "error: trial 1 of 'moons-sgd-cosine' is FAIL and stored no run; choose a complete or pruned trial\n"
+    )
+
+
+def test_an_unreadable_journal_is_one_line(run_cli, tmp_path: Path, monkeypatch) -> None:
+    journal = tmp_path / "optuna.journal"
+    journal.write_bytes(b"")
+    real_read = Path.read_bytes
+
+    def refuse(path: Path) -> bytes:
+        if path == journal:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    code, _, err = run_cli("run", *SWEEP, "--trials", "1", "--out", str(tmp_path))
+    assert code == 2 and err == f"error: cannot use journal storage {journal}: Permission denied\n"

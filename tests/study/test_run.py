@@ -270,6 +270,17 @@ def test_ctrl_c_marks_the_running_trial_interrupted_and_says_how_to_resume(run_c
     assert sum(counts_as_finished(t) for t in trials) == 40
 
 
+def test_ctrl_c_twice_still_exits_in_one_line(tmp_path: Path) -> None:
+    worker = _start_sweep([*LONG_SWEEP, "--out", str(tmp_path)])
+    _wait_for_finished_trials(tmp_path / "optuna.journal", 2)
+    worker.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    worker.send_signal(signal.SIGINT)  # impatient: a second Ctrl-C while the first is handled
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 130 and "Traceback" not in err, err
+    assert err.endswith("interrupted; finished trials are stored, run the same command again to resume\n")
+
+
 @pytest.mark.parametrize("pruner,may_prune", [("none", False), ("hyperband", True), ("median", True)])
 def test_pruners(run_cli, tmp_path: Path, pruner: str, may_prune: bool) -> None:
     args = [

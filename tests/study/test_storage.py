@@ -302,3 +302,20 @@ def test_a_full_disk_stops_cleanly_keeping_finished_trials(run_cli, tmp_path, mo
     after = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
     assert sum(counts_as_finished(t) for t in after) == 20
     assert all(counts_as_finished(after[n]) for n in finished)
+
+
+def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
+    from study import sweep
+
+    peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    held = {**WORKER, "pid": peer.pid, "started": storage_module.process_start(peer.pid)}
+    study.ask().set_user_attr("worker", held)
+    rounds = sweep._top_up(storage, study, None, None, 1, 1, "cpu")  # room 0: a peer holds the last trial
+    assert [next(rounds), next(rounds), next(rounds)] == [0, 0, 0]
+    err = capsys.readouterr().err
+    assert err.count("waiting for") == 1, "said once, not every half second"
+    assert f"waiting for 1 trial(s) other workers hold ({WORKER['host']}:{peer.pid})" in err
+    peer.kill()
+    peer.wait()
