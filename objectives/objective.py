@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -96,16 +95,6 @@ def optimizer_label(optimizer: str, settings: OptimizerSettings) -> str:
     if spec.weight_decay(settings) != spec.weight_decay(default):
         parts.append(f"wd{spec.weight_decay(settings):g}")
     return "_".join(parts)
-
-
-def derive_seed(*keys: int) -> int:
-    """A well-mixed 32-bit seed from integers (the sweep seed, a trial number, ...)."""
-    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
-
-
-def trial_seed(sweep_seed: int, trial_number: int) -> int:
-    """The seed of trial k; shared by trial k of every family: same init, same data order."""
-    return derive_seed(sweep_seed, trial_number)
 
 
 def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:

@@ -17,7 +17,8 @@ from scipy import stats
 
 from objectives.schedules import Run, get_family
 from study.reevaluate import stored_reevaluation
-from study.storage import allow_experimental, counts_as_finished, open_storage
+from study.storage import allow_experimental, open_storage
+from study.workers import counts_as_finished
 
 SIGNIFICANCE = 0.05
 

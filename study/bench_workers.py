@@ -21,7 +21,8 @@ import pandas as pd
 
 from study.analysis import load_studies
 from study.cli import ArgumentParser, positive_int, run_main
-from study.storage import counts_as_finished, temporary_database
+from study.postgres import temporary_database
+from study.workers import counts_as_finished
 
 
 def _worker_counts(text: str) -> list[int]:

@@ -21,15 +21,7 @@ from objectives.objective import Experiment
 from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
 from objectives.training import resolve_device
 from objectives.workloads import WORKLOADS, get_workload
-
-
-class UsageError(Exception):
-    """Bad input from the user: shown as one line, exit code 2."""
-
-
-class RunStopped(Exception):
-    """An error that would fail every trial (training itself broke): the run stops, in one line,
-    with exit code 1, and the trials it had started are redone on the next run."""
+from study.errors import RunStopped, UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -4,14 +4,17 @@ Optuna's ``MedianPruner`` compares a trial only with COMPLETE trials. Trials tra
 finish together, so in a study's first population it would have nothing to compare with and
 would prune nothing, and later populations would be judged against a reference that stands still
 for a whole batch. ``PopulationMedianPruner`` applies the same median rule but also counts the
-trial's companions in its population, which report every epoch together with it.
+trial's companions in its population, which report every epoch together with it; the sweep
+names them (``PopulationMedianPruner.judging``), nothing is read back from trial attributes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import statistics
+from collections.abc import Iterable, Iterator
 
+import numpy as np
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -23,7 +26,7 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     """Pruners compare trials of the same family, so slow-starting schedules are not punished."""
     if name == "median":
         # Let a quarter of the run pass first: warmups and cycles start slowly by design.
-        return PopulationMedianPruner(n_min_trials=5, n_warmup_steps=max(1, epochs // 4))
+        return PopulationMedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     if name == "none":
@@ -32,52 +35,68 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
 
 class PopulationMedianPruner(optuna.pruners.BasePruner):
-    """Prune a trial whose best value so far is worse than the median, at the current step, of
-    the study's completed trials and of its companions.
+    """Optuna's ``MedianPruner`` rule, with the trial's population counted as if completed.
 
-    Companions are the other RUNNING trials of the same worker process (the ``worker`` user
-    attribute the sweep records): the population being trained with it. A companion stopped
-    earlier in the population counts with its last reported value. With no companions (one
-    trial at a time) this is Optuna's ``MedianPruner``.
+    A trial is pruned when its best value so far is worse than the median of the values, at the
+    current step, of the reference trials: the study's completed trials and the trial's
+    companions, the other members of its population. One rule for both: a trial counts with its
+    value at this step, so a companion stopped earlier counts no more than a trial pruned in an
+    earlier batch. The sweep hands the companions over in memory (``judging``); without any,
+    every decision is exactly ``optuna.pruners.MedianPruner(n_startup_trials, n_warmup_steps)``
+    (a test compares them over many random studies, early-stopped trials included).
 
     Args:
-        n_min_trials: judge only when at least this many other trials have a value to compare.
+        n_startup_trials: judge only once there are this many reference trials.
         n_warmup_steps: never prune before this step.
     """
 
-    def __init__(self, n_min_trials: int = 5, n_warmup_steps: int = 0) -> None:
-        self.n_min_trials = n_min_trials
+    def __init__(self, n_startup_trials: int = 5, n_warmup_steps: int = 0) -> None:
+        self.n_startup_trials = n_startup_trials
         self.n_warmup_steps = n_warmup_steps
+        self._companions: frozenset[int] = frozenset()
+
+    @contextlib.contextmanager
+    def judging(self, population: Iterable[int]) -> Iterator[None]:
+        """While a population trains: the numbers of its trials, each one's companions."""
+        self._companions = frozenset(population)
+        try:
+            yield
+        finally:
+            self._companions = frozenset()
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        step = trial.last_step
-        if step is None or step < self.n_warmup_steps:
-            return False
-        worker = trial.user_attrs.get("worker")
-        others = [
-            value
+        reference = [
+            other
             for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-            if other.number != trial.number
-            and (value := _comparable_value(other, worker, step)) is not None
-            and math.isfinite(value)
+            if other.state == TrialState.COMPLETE
+            or (other.number in self._companions and other.number != trial.number)
         ]
-        if len(others) < self.n_min_trials:
+        step = trial.last_step
+        if (
+            not reference
+            or len(reference) < self.n_startup_trials
+            or step is None
+            or step < self.n_warmup_steps
+        ):
             return False
-        own = [value for value in trial.intermediate_values.values() if math.isfinite(value)]
-        if not own:
-            return True  # nothing but NaN: as Optuna's MedianPruner does
-        median = statistics.median(others)
-        if study.direction == StudyDirection.MAXIMIZE:
-            return max(own) < median
-        return min(own) > median
+        best = _best(trial.intermediate_values.values(), study.direction)
+        if math.isnan(best):
+            return True  # nothing but NaN so far, as Optuna's MedianPruner decides
+        median = _median_at(reference, step)
+        if math.isnan(median):
+            return False
+        return best < median if study.direction == StudyDirection.MAXIMIZE else best > median
 
 
-def _comparable_value(other: FrozenTrial, worker: object, step: int) -> float | None:
-    """``other``'s value at ``step`` if it is completed, its latest one up to ``step`` if it is
-    a companion (run by ``worker``, the judged trial's); None if it does not count."""
-    if other.state == TrialState.COMPLETE:
-        return other.intermediate_values.get(step)
-    if worker is None or other.user_attrs.get("worker") != worker:
-        return None
-    reached = [s for s in other.intermediate_values if s <= step]
-    return other.intermediate_values[max(reached)] if reached else None
+def _best(values: Iterable[float], direction: StudyDirection) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan
+    return max(finite) if direction == StudyDirection.MAXIMIZE else min(finite)
+
+
+def _median_at(trials: Iterable[FrozenTrial], step: int) -> float:
+    """The median of the trials' values at ``step``, NaN ignored; NaN when none has one."""
+    values = [t.intermediate_values[step] for t in trials if step in t.intermediate_values]
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.percentile(finite, 50)) if finite else math.nan

@@ -15,16 +15,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from objectives.objective import Experiment, derive_seed, member_from_params, result_attrs, train_members
+from objectives.objective import Experiment, member_from_params, result_attrs, train_members
+from objectives.seeds import reevaluation_seeds
 from objectives.workloads import Splits
 
 ATTR = "reevaluation"
-SEED_OFFSET = 1_000_000
-"""Re-evaluation seeds derive from (seed, SEED_OFFSET + k): never a tuning trial's seed."""
-
-
-def reevaluation_seeds(sweep_seed: int, count: int) -> list[int]:
-    return [derive_seed(sweep_seed, SEED_OFFSET + k) for k in range(count)]
 
 
 def stored_reevaluation(study: optuna.Study) -> dict[str, Any] | None:

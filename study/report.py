@@ -30,13 +30,13 @@ from objectives.workloads import get_workload, load_splits
 from study import analysis, figures
 from study.cli import (
     ArgumentParser,
-    UsageError,
     add_device_arguments,
     add_output_arguments,
     check_device,
     positive_int,
     run_main,
 )
+from study.errors import UsageError
 from study.reevaluate import is_current, reevaluate, stored_reevaluation
 from study.storage import prepare_out_dir, storage_spec
 

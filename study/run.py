@@ -23,8 +23,6 @@ from objectives.workloads import load_splits
 from study.analysis import load_studies, summary_table, trials_frame
 from study.cli import (
     ArgumentParser,
-    RunStopped,
-    UsageError,
     add_experiment_arguments,
     add_output_arguments,
     check_device,
@@ -32,11 +30,13 @@ from study.cli import (
     positive_int,
     run_main,
 )
+from study.errors import RunStopped, UsageError
 from study.lr_find import find_range, save_plot
 from study.pruners import PRUNERS
 from study.report import DEFAULT_SEEDS, refresh_reevaluations, write_report
-from study.storage import counts_as_finished, open_storage, prepare_out_dir, storage_spec
+from study.storage import open_storage, prepare_out_dir, storage_spec
 from study.sweep import DEFAULT_POPULATION, run_sweep
+from study.workers import counts_as_finished
 
 
 def family_list(text: str) -> list[str]:

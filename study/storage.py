@@ -1,68 +1,27 @@
 """Where studies live: a journal file by default, or any Optuna database URL.
 
-Also the bookkeeping that makes a sweep resumable and shareable between workers: which trials
-count as finished, and which RUNNING trials were abandoned by a worker that is gone. A worker on
-this machine is gone when its process is; a worker anywhere is gone when its heartbeat stops
-(database storages only: Optuna records heartbeats there, not in journal files).
+Opening a storage (one line, exit 2, for anything unusable), a journal's repair and its lock.
+Which workers are alive and which trials count is ``study/workers.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import json
 import os
-import socket
-import threading
 import time
-import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.trial import FrozenTrial, TrialState
 
-from study.cli import UsageError
+from study.errors import UsageError
 
 JOURNAL_SUFFIX = ".journal"
-
-
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` started (Linux: clock ticks after boot, from /proc), or None when it
-    is gone or a zombie (killed, not yet collected by its parent) or /proc is not there."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    state, *rest = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    return None if state in ("Z", "X") else rest[18]  # field 22 of proc(5): starttime
-
-
-WORKER = {"host": socket.gethostname(), "pid": os.getpid(), "started": process_start(os.getpid())}
-"""Stored on each trial this process runs, so a later run can tell whether it is still alive: the
-same process id with the same start time (a reused process id has another)."""
-
-
-@contextlib.contextmanager
-def temporary_database(server_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database on ``server_url``'s server, dropped afterwards (tests, benchmarks).
-
-    ``server_url`` must name a role allowed to create databases.
-    """
-    import psycopg  # the postgresql extra
-
-    name = f"lrstudy_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
@@ -280,112 +239,3 @@ def _check_journal(path: Path, lock: _JournalLock) -> None:
             print(f"recovered {path}: dropped a half-written last record ({len(data) - complete} bytes)")
     finally:
         lock.release()
-
-
-def counts_as_finished(trial: FrozenTrial) -> bool:
-    """Complete, pruned, or failed with a recorded error. Trials failed because their worker died
-    (a killed process, Ctrl-C, a stopped heartbeat) carry no error: they are redone, not counted."""
-    if trial.state == TrialState.FAIL:
-        return "error" in trial.user_attrs
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def finished_count(study: optuna.Study) -> int:
-    return sum(counts_as_finished(trial) for trial in study.get_trials(deepcopy=False))
-
-
-UNCLAIMED_GRACE_S = 10
-"""A RUNNING trial with no worker recorded this long after it started was abandoned at once.
-A live peer records its worker milliseconds after asking; this bounds the wait on resume."""
-
-
-def _abandoned(trial: FrozenTrial) -> bool:
-    worker = trial.user_attrs.get("worker")
-    if worker is None:  # killed between ask() and recording its worker, or just asked by a peer
-        started = trial.datetime_start
-        return started is not None and (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
-    if worker.get("host") != WORKER["host"]:
-        return False  # another machine's trial: its heartbeat tells
-    if worker == WORKER:  # this process looks only between its batches: a trial of its own is left over
-        return True
-    return not _alive(int(worker["pid"]), worker.get("started"))
-
-
-def _alive(pid: int, started: str | None) -> bool:
-    """Whether the worker process still runs: with /proc, the same process id started at the same
-    time and not a zombie; without, a process with that id exists."""
-    if WORKER["started"] is not None:  # /proc is here
-        now = process_start(pid)
-        return now is not None and (started is None or now == started)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _trial_ids(
-    storage: optuna.storages.BaseStorage, study: optuna.Study, numbers: Iterable[int]
-) -> list[int]:
-    """The storage's ids of a study's trials (the public API speaks numbers, the storage ids)."""
-    study_id = storage.get_study_id_from_name(study.study_name)
-    return [storage.get_trial_id_from_study_id_trial_number(study_id, number) for number in numbers]
-
-
-def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> int:
-    """Fail the RUNNING trials whose worker is gone, so they are redone; return how many this
-    process failed (a peer failing the same trial first is no error, and not counted)."""
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    marked = 0
-    if abandoned := [trial.number for trial in running if _abandoned(trial)]:  # usually none: no lookups
-        for trial_id in _trial_ids(storage, study, abandoned):
-            try:
-                storage.set_trial_user_attr(trial_id, "interrupted", True)
-                storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
-                marked += 1
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another worker failed it a moment ago
-    if _heartbeat_interval(storage):
-        with allow_experimental():
-            optuna.storages.fail_stale_trials(study)  # the trials whose heartbeat stopped
-    return marked
-
-
-def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
-    return storage.get_heartbeat_interval() if isinstance(storage, optuna.storages.RDBStorage) else None
-
-
-def record_heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> None:
-    """One heartbeat now, if the storage records them, so a trial is never without one."""
-    if _heartbeat_interval(storage):
-        [trial_id] = _trial_ids(storage, study, [trial.number])
-        storage.record_heartbeat(trial_id)
-
-
-@contextlib.contextmanager
-def heartbeat(
-    storage: optuna.storages.BaseStorage, study: optuna.Study, trials: Sequence[optuna.Trial]
-) -> Iterator[None]:
-    """Record the trials' heartbeats in the background while they run (database storages only)."""
-    if not (interval := _heartbeat_interval(storage)):
-        yield
-        return
-    trial_ids = _trial_ids(storage, study, [trial.number for trial in trials])
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            for trial_id in trial_ids:
-                storage.record_heartbeat(trial_id)
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

@@ -15,30 +15,21 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
-import zlib
 from collections.abc import Iterator, Sequence
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from optuna_dashboard import get_note, save_note
 from tqdm import tqdm
 
-from objectives.objective import Experiment, derive_seed, member_from_trial, run_trials, trial_seed
+from objectives.objective import Experiment
 from objectives.schedules import get_family
-from objectives.training import MemberConfig
 from objectives.workloads import Splits, get_workload
-from study.cli import RunStopped, UsageError
+from study.errors import UsageError
+from study.population import room, run_population
 from study.pruners import make_pruner
-from study.storage import (
-    WORKER,
-    allow_experimental,
-    counts_as_finished,
-    fail_abandoned_trials,
-    finished_count,
-    heartbeat,
-    record_heartbeat,
-)
+from study.storage import allow_experimental
+from study.workers import fail_abandoned_trials, finished_count
 
 DEFAULT_POPULATION = 32
 """Trials trained together by default; measured in the README (Population engine)."""
@@ -138,105 +129,6 @@ def _describe(study: optuna.Study, experiment: Experiment) -> None:
         save_note(study, _study_note(experiment))
 
 
-def _sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:
-    """TPE seeded for one trial's draws. Its options are Optuna 5's defaults, set here because the
-    sweep depends on them: constant liar spreads a population's asks, multivariate TPE samples
-    the knobs jointly (Optuna 4 defaulted to neither)."""
-    return optuna.samplers.TPESampler(
-        seed=derive_seed(experiment.seed, zlib.crc32(experiment.study_name.encode()), place),
-        constant_liar=True,
-        multivariate=True,
-    )
-
-
-def _ask(study: optuna.Study, experiment: Experiment) -> optuna.Trial:
-    """Ask the next trial with the sampler seeded for its place, before any draw for it."""
-    trials = study.get_trials(deepcopy=False)
-    study.sampler = _sampler(experiment, len(trials) - _interrupted(trials))
-    with warnings.catch_warnings():
-        # Heartbeats are recorded by storage.heartbeat; Optuna expects only optimize() to.
-        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-        return study.ask()
-
-
-def _interrupted(trials: Sequence[FrozenTrial]) -> int:
-    return sum(bool(trial.user_attrs.get("interrupted")) for trial in trials)
-
-
-def _configure(
-    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment, trial: optuna.Trial
-) -> MemberConfig:
-    """Claim the trial and draw its configuration at once, so the next ask sees it (constant liar)."""
-    place = trial.number - _interrupted(study.get_trials(deepcopy=False)[: trial.number])
-    record_heartbeat(storage, study, trial)  # before the worker: a claimed trial always has one
-    trial.set_user_attr("worker", WORKER)
-    return member_from_trial(trial, experiment, trial_seed(experiment.seed, place))
-
-
-def _room(study: optuna.Study, trials: int) -> int:
-    """How many more trials the study may start: ``trials`` less the finished and running ones."""
-    current = study.get_trials(deepcopy=False)
-    return (
-        trials - sum(map(counts_as_finished, current)) - sum(t.state == TrialState.RUNNING for t in current)
-    )
-
-
-def _run_batch(
-    storage: optuna.storages.BaseStorage,
-    study: optuna.Study,
-    experiment: Experiment,
-    data: Splits,
-    trials_wanted: int,
-    population: int,
-    device: str,
-) -> None:
-    """Ask up to ``population`` trials, train them as one population, tell each how it ended.
-
-    The room left is checked before every ask, not once per batch: workers asking at the same
-    time interleave their asks, and together they overshoot ``trials_wanted`` by at most one
-    trial each, not by a batch each.
-    """
-    trials: list[optuna.Trial] = []
-    members: list[MemberConfig] = []
-    try:
-        while len(trials) < population and _room(study, trials_wanted) > 0:
-            trial = _ask(study, experiment)
-            trials.append(trial)  # in the list at once: an interrupt marks it too
-            try:
-                members.append(_configure(storage, study, experiment, trial))
-            except ValueError as error:  # this trial's own configuration: it alone fails
-                _fail(study, trials.pop(), f"{type(error).__name__}: {error}", experiment)
-        if not trials:
-            return  # peers took the room left
-        with heartbeat(storage, study, trials):
-            outcomes = run_trials(trials, members, experiment, data, device=device)
-    except KeyboardInterrupt:
-        _interrupt(study, trials)
-        raise
-    except Exception as error:  # training broke for the whole batch: stop, and redo it later
-        _interrupt(study, trials)
-        raise RunStopped(
-            f"training {experiment.study_name} failed for a whole batch ({type(error).__name__}: {error}); "
-            "its trials are not counted and are redone by the next run"
-        ) from error
-    for trial, outcome in zip(trials, outcomes):
-        study.tell(trial, outcome.value, state=outcome.state)
-
-
-def _interrupt(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
-    """End trials that did not get to finish: failed, marked interrupted, redone on resume."""
-    for trial in trials:
-        trial.set_user_attr("interrupted", True)
-        study.tell(trial, state=TrialState.FAIL)
-
-
-def _fail(study: optuna.Study, trial: optuna.Trial, message: str, experiment: Experiment) -> None:
-    """A trial that failed for a reason of its own: recorded with its error, and counted."""
-    tqdm.write(f"warning: {experiment.study_name} trial {trial.number} failed: {message}", file=sys.stderr)
-    trial.set_user_attr("error", message)
-    study.tell(trial, state=TrialState.FAIL)
-
-
 WAIT_FOR_PEERS_S = 0.5
 """How often a worker looks again while other workers hold a study's last trials."""
 
@@ -256,7 +148,7 @@ def _top_up(
     ``population`` of them, trained together); near the end it waits for the trials its peers
     hold, and takes them over if those peers die. So a study ends with exactly ``trials``
     finished trials, unless workers ask at the same instant (at most one trial extra per extra
-    worker; see ``_run_batch``).
+    worker; see ``Population.fill``).
     """
     waiting = False
     while True:
@@ -268,14 +160,14 @@ def _top_up(
         yield finished
         if finished >= trials:
             return
-        if _room(study, trials) <= 0:
+        if room(study, trials) <= 0:
             if not waiting:
                 tqdm.write(f"{study.study_name}: {_held_by_peers(study)}", file=sys.stderr)
             waiting = True
             time.sleep(WAIT_FOR_PEERS_S)
             continue
         waiting = False
-        _run_batch(storage, study, experiment, data, trials, population, device)
+        run_population(storage, study, experiment, data, size=population, trials_wanted=trials, device=device)
 
 
 def _held_by_peers(study: optuna.Study) -> str:

@@ -20,7 +20,6 @@ from objectives.training import MemberConfig
 from objectives.workloads import load_splits
 from study.cli import (
     ArgumentParser,
-    UsageError,
     add_experiment_arguments,
     add_output_arguments,
     check_device,
@@ -28,6 +27,7 @@ from study.cli import (
     positive_float,
     run_main,
 )
+from study.errors import UsageError
 from study.storage import open_storage, storage_spec
 
 

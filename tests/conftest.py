@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from study.storage import temporary_database
+from study.postgres import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--workload", "moons", "--epochs", "3"]

@@ -9,8 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from objectives.objective import Experiment, member_from_trial, run_trials, trial_seed
+from objectives.objective import Experiment, member_from_trial, run_trials
 from objectives.optimizers import OPTIMIZERS
+from objectives.seeds import trial_seed
 from objectives.workloads import load_splits
 
 EXPERIMENT = Experiment(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from study.analysis import load_studies
-from study.storage import counts_as_finished
+from study.workers import counts_as_finished
 from tests.conftest import REPO, SWEEP, comparable
 
 HARNESS = """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,10 +30,8 @@ def _complete(study: optuna.Study, curve: list[float]) -> None:
     )
 
 
-def _running(study: optuna.Study, worker: str | None, curve: list[float]) -> optuna.Trial:
+def _running(study: optuna.Study, curve: list[float]) -> optuna.Trial:
     trial = study.ask()
-    if worker is not None:
-        trial.set_user_attr("worker", worker)
     for step, value in enumerate(curve):
         trial.report(value, step)
     return trial
@@ -41,42 +41,80 @@ def _decide(pruner: optuna.pruners.BasePruner, study: optuna.Study, trial: optun
     return pruner.prune(study, study.get_trials(deepcopy=False)[trial.number])
 
 
-@pytest.mark.parametrize("completed", [3, 4, 5, 12])
-def test_with_no_companions_it_decides_as_optunas_median_pruner(completed: int) -> None:
-    rng = random.Random(completed)
-    study = _study()
-    for _ in range(completed):
-        _complete(study, [rng.random() for _ in range(6)])
-    ours = PopulationMedianPruner(n_min_trials=5, n_warmup_steps=2)
-    optunas = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+def _random_curve(rng: random.Random, steps: int) -> list[float]:
+    """Values in [0, 1], now and then NaN (a diverging epoch)."""
+    return [math.nan if rng.random() < 0.05 else rng.random() for _ in range(steps)]
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+@pytest.mark.parametrize("seed", range(8))
+def test_with_no_companions_it_decides_as_optunas_median_pruner(seed: int, direction: str) -> None:
+    """Random studies, early-stopped trials among the completed (curves of any length), NaNs."""
+    rng = random.Random(seed)
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(rng.randint(0, 12)):
+        curve = _random_curve(rng, rng.randint(1, 8))  # shorter than 8: stopped early
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.COMPLETE, value=rng.random(), intermediate_values=dict(enumerate(curve))
+            )
+        )
+    startup, warmup = rng.randint(0, 6), rng.randint(0, 3)
+    ours = PopulationMedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+    optunas = optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
     decisions = []
-    for _ in range(20):
-        trial = _running(study, "alone", [])
-        for step in range(6):
-            trial.report(rng.random(), step)
-            decisions.append(_decide(ours, study, trial))
-            assert decisions[-1] == _decide(optunas, study, trial), (completed, step)
+    for _ in range(10):
+        trial = _running(study, [])
+        for step, value in enumerate(_random_curve(rng, 8)):
+            trial.report(value, step)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # numpy's all-NaN warnings, in Optuna's code
+                expected = _decide(optunas, study, trial)
+            with ours.judging([trial.number]):  # a population of one
+                decisions.append(_decide(ours, study, trial))
+            assert decisions[-1] == expected, (seed, startup, warmup, step)
         study.tell(trial, state=TrialState.FAIL)  # out of the way of the next one
-    assert any(decisions) == (completed >= 5)  # the comparison is not vacuous
 
 
-def test_companions_are_compared_and_other_workers_trials_are_not() -> None:
+def test_the_random_studies_cover_both_decisions() -> None:
+    """The comparison above is not vacuous: over its studies both answers occur many times."""
+    rng, study = random.Random(0), _study()
+    for _ in range(8):
+        _complete(study, [rng.random() for _ in range(8)])
+    pruner = PopulationMedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    decisions = [_decide(pruner, study, _running(study, [rng.random()] * 3)) for _ in range(40)]
+    assert 5 < sum(decisions) < 35
+
+
+def test_companions_are_the_trials_it_is_told_of_and_no_others() -> None:
     study = _study()
-    population = [_running(study, "this worker", [v, v]) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
-    stranger = _running(study, "another worker", [0.05, 0.05])
-    pruner = PopulationMedianPruner(n_min_trials=5, n_warmup_steps=1)
-    assert [_decide(pruner, study, t) for t in population] == [True, True, True, False, False, False]
-    assert not _decide(pruner, study, stranger)  # nobody to compare with
-    assert not _decide(PopulationMedianPruner(n_min_trials=5, n_warmup_steps=2), study, population[0])
+    population = [_running(study, [v, v]) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
+    elsewhere = _running(study, [0.05, 0.05])  # another worker's population: RUNNING, not named
+    pruner = PopulationMedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    with pruner.judging(t.number for t in population):
+        assert [_decide(pruner, study, t) for t in population] == [True, True, True, False, False, False]
+    with pruner.judging([elsewhere.number]):
+        assert not _decide(pruner, study, elsewhere)  # nobody to compare with
+    assert not _decide(pruner, study, population[0])  # outside judging: no companions at all
 
 
-def test_a_companion_stopped_earlier_counts_with_its_last_value() -> None:
+def test_a_companion_stopped_earlier_counts_no_more_than_a_trial_pruned_earlier() -> None:
+    """One rule: a trial counts with its value at the current step, companion or not."""
     study = _study()
-    _running(study, "this worker", [0.9])  # stopped after step 0
-    _running(study, "this worker", [0.4, 0.4])
-    _running(study, "this worker", [0.6, 0.6])
-    judged = _running(study, "this worker", [0.5, 0.5])
-    assert _decide(PopulationMedianPruner(n_min_trials=3), study, judged)  # median of 0.9, 0.4, 0.6
+    stopped = _running(study, [0.9])  # stopped after step 0: no value at step 1
+    others = [_running(study, [0.4, 0.4]), _running(study, [0.6, 0.6])]
+    judged = _running(study, [0.5, 0.5])
+    pruner = PopulationMedianPruner(n_startup_trials=3)
+    with pruner.judging(t.number for t in [stopped, *others, judged]):
+        assert not _decide(pruner, study, judged)  # median of 0.4 and 0.6 is 0.5: not worse
+    pruned_earlier = _study()
+    pruned_earlier.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, intermediate_values={0: 0.9}))
+    for value in (0.4, 0.6):
+        _complete(pruned_earlier, [value, value])
+    alone = _running(pruned_earlier, [0.5, 0.5])
+    assert not PopulationMedianPruner(n_startup_trials=2).prune(
+        pruned_earlier, pruned_earlier.get_trials(deepcopy=False)[alone.number]
+    )
 
 
 def test_a_population_is_pruned_in_a_studys_first_batch(tmp_path: Path, run_cli) -> None:

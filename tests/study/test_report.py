@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from objectives.objective import Experiment, trial_seed
+from objectives.objective import Experiment
+from objectives.seeds import trial_seed
 from study import reevaluate, report
 from study.analysis import load_studies
 from study.report import Section

@@ -16,9 +16,9 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
 from objectives.optimizers import OPTIMIZERS
-from study import sweep
+from study import population
 from study.analysis import load_studies
-from study.storage import counts_as_finished
+from study.workers import counts_as_finished
 from tests.conftest import REPO, SLOW_SWEEP, SWEEP, comparable, run_subprocess
 
 FAMILIES = ["--families", "cosine,plateau"]
@@ -147,14 +147,14 @@ def test_diverging_trials_are_recorded_and_the_sweep_goes_on(run_cli, tmp_path: 
 def test_an_error_that_breaks_a_batch_stops_the_run_and_counts_nothing(
     run_cli, tmp_path: Path, monkeypatch
 ) -> None:
-    real_run_trials = sweep.run_trials
+    real_run_trials = population.run_trials
 
     def fail_trial_one(trials, members, experiment, data, **options):
         if trials[0].number == 1:
             raise RuntimeError("out of memory")
         return real_run_trials(trials, members, experiment, data, **options)
 
-    monkeypatch.setattr(sweep, "run_trials", fail_trial_one)
+    monkeypatch.setattr(population, "run_trials", fail_trial_one)
     args = [*SWEEP, "--families", "constant", "--trials", "3", "--population", "1", "--out", str(tmp_path)]
     code, _, err = run_cli("run", *args)
     assert code == 1
@@ -164,7 +164,7 @@ def test_an_error_that_breaks_a_batch_stops_the_run_and_counts_nothing(
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
     assert trials[1].user_attrs["interrupted"] is True and "error" not in trials[1].user_attrs
 
-    monkeypatch.setattr(sweep, "run_trials", real_run_trials)  # fixed: the rerun redoes it
+    monkeypatch.setattr(population, "run_trials", real_run_trials)  # fixed: the rerun redoes it
     assert run_cli("run", *args)[0] == 0
     trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, *[TrialState.COMPLETE] * 2]
@@ -173,14 +173,14 @@ def test_an_error_that_breaks_a_batch_stops_the_run_and_counts_nothing(
 def test_a_trial_whose_own_configuration_fails_is_recorded_and_the_sweep_goes_on(
     run_cli, tmp_path: Path, monkeypatch
 ) -> None:
-    real_member = sweep.member_from_trial
+    real_member = population.member_from_trial
 
     def reject_trial_one(trial, experiment, seed):
         if trial.number == 1:
             raise ValueError("cosine needs 0 <= final_fraction < 1, but got final_fraction=2.0")
         return real_member(trial, experiment, seed)
 
-    monkeypatch.setattr(sweep, "member_from_trial", reject_trial_one)
+    monkeypatch.setattr(population, "member_from_trial", reject_trial_one)
     args = [*SWEEP, "--families", "cosine", "--trials", "3", "--population", "2"]
     code, _, err = run_cli("run", *args, "--out", str(tmp_path))
     assert code == 0, err

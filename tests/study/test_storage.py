@@ -1,4 +1,5 @@
-"""Resumability bookkeeping: which trials count as finished, which RUNNING trials are dead."""
+"""Storages and the bookkeeping on them: the journal's repair, lock and records, which trials
+count as finished, which RUNNING trials are dead."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import optuna
 from optuna.trial import TrialState
 
 from study import storage as storage_module
+from study import workers as workers_module
 from study.analysis import load_studies
-from study.storage import UNCLAIMED_GRACE_S, WORKER, counts_as_finished, fail_abandoned_trials, finished_count
+from study.workers import UNCLAIMED_GRACE_S, WORKER, counts_as_finished, fail_abandoned_trials, finished_count
 from tests.conftest import REPO, SWEEP
 
 
@@ -31,7 +33,7 @@ def test_only_trials_of_dead_local_processes_are_failed(monkeypatch) -> None:
     peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     workers = {
         "dead": {**WORKER, "pid": _dead_pid()},
-        "alive": {**WORKER, "pid": peer.pid, "started": storage_module.process_start(peer.pid)},
+        "alive": {**WORKER, "pid": peer.pid, "started": workers_module.process_start(peer.pid)},
         "other machine": {"host": "elsewhere", "pid": _dead_pid()},
     }
     trials = {}
@@ -49,7 +51,7 @@ def test_only_trials_of_dead_local_processes_are_failed(monkeypatch) -> None:
 
     later = datetime.datetime.now() + datetime.timedelta(seconds=UNCLAIMED_GRACE_S + 1)
     monkeypatch.setattr(
-        storage_module.datetime,
+        workers_module.datetime,
         "datetime",
         type("Later", (datetime.datetime,), {"now": staticmethod(lambda: later)}),
     )
@@ -183,10 +185,10 @@ def test_a_peer_finishing_a_trial_is_not_counted_as_stopped() -> None:
 def test_zombie_and_reused_process_ids_count_as_stopped() -> None:
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, never collected: a zombie
     deadline = time.monotonic() + 30
-    while storage_module.process_start(zombie.pid) is not None and time.monotonic() < deadline:
+    while workers_module.process_start(zombie.pid) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    peer_started = storage_module.process_start(peer.pid)
+    peer_started = workers_module.process_start(peer.pid)
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
     workers = {
@@ -310,7 +312,7 @@ def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
     peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
-    held = {**WORKER, "pid": peer.pid, "started": storage_module.process_start(peer.pid)}
+    held = {**WORKER, "pid": peer.pid, "started": workers_module.process_start(peer.pid)}
     study.ask().set_user_attr("worker", held)
     rounds = sweep._top_up(storage, study, None, None, 1, 1, "cpu")  # room 0: a peer holds the last trial
     assert [next(rounds), next(rounds), next(rounds)] == [0, 0, 0]

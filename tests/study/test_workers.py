@@ -14,7 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from study.analysis import load_studies
-from study.storage import counts_as_finished
+from study.workers import counts_as_finished
 from tests.conftest import REPO, SLOW_SWEEP, SWEEP
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -1,0 +1,154 @@
+"""A population at the Optuna boundary: the trials of one batch, asked, trained together, told.
+
+``Population`` owns what one batch needs: the study and its experiment, the trials it asked and
+the members they train, their heartbeats, the pruner's view of which trials are companions, and
+telling the study how each ended. The sweep (``study/sweep.py``) only decides when to make one.
+
+Seeds: a trial's place is its number less the interrupted trials before it (``objectives.seeds``
+says which seed drives what); the sampler is seeded from the place before every ask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+from objectives.objective import Experiment, Outcome, member_from_trial, run_trials
+from objectives.seeds import sampler_seed, trial_seed
+from objectives.training import MemberConfig
+from objectives.workloads import Splits
+from study.errors import RunStopped
+from study.pruners import PopulationMedianPruner
+from study.workers import WORKER, counts_as_finished, heartbeat, record_heartbeat
+
+
+def sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:
+    """TPE seeded for one trial's draws. Its options are Optuna 5's defaults, set here because the
+    sweep depends on them: constant liar spreads a population's asks, multivariate TPE samples
+    the knobs jointly (Optuna 4 defaulted to neither)."""
+    return optuna.samplers.TPESampler(
+        seed=sampler_seed(experiment.seed, experiment.study_name, place),
+        constant_liar=True,
+        multivariate=True,
+    )
+
+
+def room(study: optuna.Study, trials: int) -> int:
+    """How many more trials the study may start: ``trials`` less the finished and running ones."""
+    current = study.get_trials(deepcopy=False)
+    return (
+        trials - sum(map(counts_as_finished, current)) - sum(t.state == TrialState.RUNNING for t in current)
+    )
+
+
+def _interrupted(trials: Sequence[FrozenTrial]) -> int:
+    return sum(bool(trial.user_attrs.get("interrupted")) for trial in trials)
+
+
+@dataclass
+class Population:
+    """The trials of one batch and the members they train, from ask to tell."""
+
+    storage: optuna.storages.BaseStorage
+    study: optuna.Study
+    experiment: Experiment
+    trials: list[optuna.Trial] = field(default_factory=list)
+    members: list[MemberConfig] = field(default_factory=list)
+
+    def fill(self, size: int, trials_wanted: int) -> None:
+        """Ask up to ``size`` trials while the study has room for them.
+
+        The room left is checked before every ask, not once per batch: workers asking at the
+        same time interleave their asks, and together they overshoot ``trials_wanted`` by at
+        most one trial each, not by a batch each."""
+        while len(self.trials) < size and room(self.study, trials_wanted) > 0:
+            trial = self._ask()
+            self.trials.append(trial)  # in the list at once: an interrupt marks it too
+            try:
+                self.members.append(self._configure(trial))
+            except ValueError as error:  # this trial's own configuration: it alone fails
+                self._fail(self.trials.pop(), f"{type(error).__name__}: {error}")
+
+    def train(self, data: Splits, device: str) -> list[Outcome]:
+        """Train the members together, with heartbeats, each pruned against its companions."""
+        with heartbeat(self.storage, self.study, self.trials), self._judging():
+            return run_trials(self.trials, self.members, self.experiment, data, device=device)
+
+    def tell(self, outcomes: Sequence[Outcome]) -> None:
+        for trial, outcome in zip(self.trials, outcomes, strict=True):
+            self.study.tell(trial, outcome.value, state=outcome.state)
+
+    def interrupt(self) -> None:
+        """End trials that did not get to finish: failed, marked interrupted, redone on resume."""
+        for trial in self.trials:
+            trial.set_user_attr("interrupted", True)
+            self.study.tell(trial, state=TrialState.FAIL)
+
+    def stop_run(self, error: Exception) -> RunStopped:
+        """Training broke for the whole batch: none of it counts, and the run stops."""
+        self.interrupt()
+        return RunStopped(
+            f"training {self.experiment.study_name} failed for a whole batch ({type(error).__name__}: {error}); "
+            "its trials are not counted and are redone by the next run"
+        )
+
+    def _ask(self) -> optuna.Trial:
+        """Ask the next trial with the sampler seeded for its place, before any draw for it."""
+        trials = self.study.get_trials(deepcopy=False)
+        self.study.sampler = sampler(self.experiment, len(trials) - _interrupted(trials))
+        with warnings.catch_warnings():
+            # Heartbeats are recorded by workers.heartbeat; Optuna expects only optimize() to.
+            warnings.filterwarnings(
+                "ignore", "Heartbeat of storage is supposed to be used with Study.optimize"
+            )
+            return self.study.ask()
+
+    def _configure(self, trial: optuna.Trial) -> MemberConfig:
+        """Claim the trial and draw its configuration at once, so the next ask sees it (constant liar)."""
+        place = trial.number - _interrupted(self.study.get_trials(deepcopy=False)[: trial.number])
+        record_heartbeat(self.storage, self.study, trial)  # before the worker: a claimed trial has one
+        trial.set_user_attr("worker", WORKER)
+        return member_from_trial(trial, self.experiment, trial_seed(self.experiment.seed, place))
+
+    def _fail(self, trial: optuna.Trial, message: str) -> None:
+        """A trial that failed for a reason of its own: recorded with its error, and counted."""
+        name = self.experiment.study_name
+        tqdm.write(f"warning: {name} trial {trial.number} failed: {message}", file=sys.stderr)
+        trial.set_user_attr("error", message)
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    @contextlib.contextmanager
+    def _judging(self) -> Iterator[None]:
+        """Name this population's trials to the pruner, which counts them as companions."""
+        pruner = self.study.pruner
+        if not isinstance(pruner, PopulationMedianPruner):
+            yield
+            return
+        with pruner.judging(trial.number for trial in self.trials):
+            yield
+
+
+def run_population(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment, data: Splits, *,
+    size: int, trials_wanted: int, device: str,
+) -> None:  # fmt: skip
+    """Ask up to ``size`` trials, train them as one population, tell each how it ended."""
+    population = Population(storage, study, experiment)
+    try:
+        population.fill(size, trials_wanted)
+        if not population.trials:
+            return  # peers took the room left
+        outcomes = population.train(data, device)
+    except KeyboardInterrupt:
+        population.interrupt()
+        raise
+    except Exception as error:  # training broke for the whole batch: stop, and redo it later
+        raise population.stop_run(error) from error
+    population.tell(outcomes)
