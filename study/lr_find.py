@@ -9,28 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from objectives.lr_finder import RangeTest, lr_range_test
 from objectives.optimizers import OPTIMIZERS
-from objectives.workloads import get_workload, load_splits
-from study import figures
 from study.cli import ArgumentParser, out_directory, run_main, seed, thread_count, workload_name
+from study.lr_range import find_range, save_plot
 from study.storage import prepare_out_dir
-
-
-def find_range(workload: str, optimizer: str, *, seed: int, data_dir: Path | None) -> RangeTest:
-    return lr_range_test(get_workload(workload), load_splits(workload, seed, data_dir), optimizer, seed=seed)
-
-
-def save_plot(test: RangeTest, workload: str, optimizer: str, out: Path) -> Path:
-    folder = out / "lr_find"
-    folder.mkdir(exist_ok=True)
-    frame = pd.DataFrame({"lr": test.lrs, "loss": test.losses, "smoothed": test.smoothed})
-    path = folder / f"{workload}-{optimizer}.png"
-    figures.lr_range(frame, test.suggested, f"LR range test: {workload}, {optimizer}").savefig(path, dpi=110)
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -31,9 +31,10 @@ from study.cli import (
     run_main,
 )
 from study.errors import RunStopped, UsageError
-from study.lr_find import find_range, save_plot
+from study.lr_range import find_range, save_plot
 from study.pruners import PRUNERS
-from study.report import DEFAULT_SEEDS, refresh_reevaluations, write_report
+from study.render import write_report
+from study.report import DEFAULT_SEEDS, refresh_reevaluations
 from study.storage import open_storage, prepare_out_dir, storage_spec
 from study.sweep import DEFAULT_POPULATION, run_sweep
 from study.workers import counts_as_finished

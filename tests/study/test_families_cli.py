@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.analysis import load_studies
-from study.report import group_studies
+from study.sections import group_studies
 from tests.conftest import SWEEP, TINY
 
 NEW_FAMILIES = ["wsd", "inverse_sqrt", "rex", "schedule_free"]

@@ -13,9 +13,9 @@ import pytest
 
 from objectives.objective import Experiment
 from objectives.seeds import trial_seed
-from study import reevaluate, report
+from study import reevaluate, render
 from study.analysis import load_studies
-from study.report import Section
+from study.sections import Section
 from tests.conftest import REPO, TINY
 
 FAMILIES = ["constant", "cosine", "plateau"]
@@ -178,10 +178,10 @@ def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:
     )
     experiment = Experiment("moons", "sgd", "a", 10, 32, None, 0)
     section = Section("moons", "sgd", experiment, *[pd.DataFrame()] * 6, ranking, pd.DataFrame(), 10)
-    assert report.headline(section)[0].startswith(
+    assert render.headline(section)[0].startswith(
         "Fastest to converge: a, which reaches validation accuracy 0.93 in a median 5 epochs"
     )
-    assert report.headline(section)[0].endswith("tied on epochs with b, ahead on area under the curve.")
+    assert render.headline(section)[0].endswith("tied on epochs with b, ahead on area under the curve.")
 
 
 def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_path: Path) -> None:

@@ -1,0 +1,27 @@
+"""The LR range test of a workload, run and drawn: shared by ``study.lr_find`` and ``study.run
+--lr-range auto`` (no command imports another)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from objectives.lr_finder import RangeTest, lr_range_test
+from objectives.workloads import get_workload, load_splits
+from study import figures
+
+
+def find_range(workload: str, optimizer: str, *, seed: int, data_dir: Path | None) -> RangeTest:
+    """The range test on the workload's training split for ``seed``."""
+    return lr_range_test(get_workload(workload), load_splits(workload, seed, data_dir), optimizer, seed=seed)
+
+
+def save_plot(test: RangeTest, workload: str, optimizer: str, out: Path) -> Path:
+    """The loss against the LR, with the suggested range, as ``OUT/lr_find/<workload>-<optimizer>.png``."""
+    folder = out / "lr_find"
+    folder.mkdir(exist_ok=True)
+    frame = pd.DataFrame({"lr": test.lrs, "loss": test.losses, "smoothed": test.smoothed})
+    path = folder / f"{workload}-{optimizer}.png"
+    figures.lr_range(frame, test.suggested, f"LR range test: {workload}, {optimizer}").savefig(path, dpi=110)
+    return path

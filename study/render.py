@@ -1,0 +1,234 @@
+"""The report's rendering: headline prose, tables for display, the HTML page and summary.md,
+written aside and switched into place whole (``write_report``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from matplotlib.figure import Figure
+
+from objectives.workloads import get_workload
+from study import analysis, figures
+from study.sections import Section, build_section, draw_section, group_studies
+
+STAGING_PREFIX = ".report-"
+"""Where a report is written before it is switched into place (a hidden sibling of report/)."""
+
+
+def _write(path: Path, content: str | bytes) -> None:
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+def _staging_directory(out: Path) -> Path:
+    """A fresh hidden directory for the next report, with the permissions the umask gives."""
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
+
+
+def _publish(staging: Path, report: Path) -> None:
+    """Switch ``report`` to the freshly written ``staging`` in one rename, so a reader sees the
+    previous report or the new one, never a mix: ``report`` is a symbolic link to the current
+    directory. Reports killed before their switch, and the previous one, are removed after it."""
+    link = staging.with_name(staging.name + ".link")
+    link.symlink_to(staging.name)
+    if report.is_dir() and not report.is_symlink():  # a report/ written by an older version
+        shutil.rmtree(report)
+    os.replace(link, report)
+    for leftover in report.parent.glob(STAGING_PREFIX + "*"):
+        if leftover == staging:
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def headline(section: Section) -> list[str]:
+    """The answer first: fastest family, most accurate family, and whether the lead is real."""
+    target, ranking, pairwise = section.experiment.target, section.ranking, section.pairwise
+    if not len(ranking):
+        return ["No family has a complete trial yet, so there is nothing to compare."]
+    lines = []
+    reached = ranking.dropna(subset=["epochs_to_target"])
+    if len(reached):
+        # Ties on epochs are broken by the area under the validation curve, not by wall-clock
+        # seconds, so the same command always names the same family.
+        ordered = reached.sort_values(["epochs_to_target", "auc", "family"], ascending=[True, False, True])
+        fastest = ordered.iloc[0]
+        tied = ordered[ordered["epochs_to_target"] == fastest["epochs_to_target"]]["family"].tolist()[1:]
+        lines.append(
+            f"Fastest to converge: {fastest['family']}, which reaches validation accuracy {target} in a median "
+            f"{fastest['epochs_to_target']:g} epochs ({fastest['seconds_to_target']:.2f} s; "
+            f"{fastest['reached_target'].replace('/', ' of ')} seeds reached it)"
+            + (f"; tied on epochs with {', '.join(tied)}, ahead on area under the curve." if tied else ".")
+        )
+    else:
+        lines.append(
+            f"No family's best configuration reaches validation accuracy {target} with most seeds "
+            f"within {section.experiment.epochs} epochs."
+        )
+    best = ranking.iloc[0]
+    lines.append(
+        f"Most accurate: {best['family']}, test accuracy {best['test_acc']:.4f} "
+        f"(95% CI {best['test_acc_ci_low']:.4f} to {best['test_acc_ci_high']:.4f}, {best['seeds']} seeds)."
+    )
+    if len(pairwise):
+        tied = pairwise[pairwise["verdict"] == "not distinguishable"]["family"].tolist()
+        runner_up = pairwise.iloc[0]
+        if tied:
+            lines.append(
+                f"The lead is not significant: {len(tied)} of {len(pairwise)} other families are statistically "
+                f"indistinguishable from it (paired t-test over seeds, Holm-corrected, 5% level), including the "
+                f"runner-up {runner_up['family']} ({runner_up['difference']:+.4f}, adjusted p = {runner_up['p_holm']:.2g})."
+            )
+        else:
+            lines.append(
+                f"The lead is significant: every other family is worse (paired t-test over seeds, Holm-corrected, "
+                f"5% level); the runner-up {runner_up['family']} by {runner_up['difference']:.4f}."
+            )
+    return lines
+
+
+def _methods(section: Section) -> list[str]:
+    e, workload = section.experiment, get_workload(section.workload)
+    seeds = int(section.ranking["seeds"].max()) if len(section.ranking) else 0
+    return [
+        f"Workload: {section.workload} ({workload.description}); optimizer {e.optimizer_label}; {e.epochs} epochs of batch size {e.batch_size}"
+        + (f", early stopping after {e.early_stopping} flat epochs" if e.early_stopping else "") + ".",
+        f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation accuracy.",
+        f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
+        "Splits: fixed, stratified train / validation / test, determined by the seed; a step is one optimizer update.",
+        f"Converged means validation accuracy >= {e.target}. AUC is the area under the validation-accuracy curve over the run, normalized to [0, 1].",
+    ]  # fmt: skip
+
+
+RANKING_COLUMNS = {
+    "family": "family", "test_acc": "test acc.", "test_acc_ci_low": "95% CI low", "test_acc_ci_high": "95% CI high",
+    "epochs_to_target": "epochs to target (median)", "epochs_to_target_min": "min", "epochs_to_target_max": "max",
+    "reached_target": "seeds reaching", "seconds_to_target": "seconds to target (median)", "auc": "AUC",
+    "hyperparameters": "tuned hyperparameters", "complete": "complete", "pruned": "pruned", "failed": "failed",
+    "diverged": "diverged",
+}  # fmt: skip
+
+
+def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    shown = table[list(columns)].rename(columns=columns) if columns else table
+    return shown.round(4)
+
+
+STYLE = """
+body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.headline { background: #f3f7fb; border-left: 4px solid #2b6cb0; padding: 0.8em 1.2em; font-size: 1.08em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; display: inline-block; max-width: 100%; overflow-x: auto; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; } th { background: #f5f5f5; }
+td:first-child, th:first-child { text-align: left; } figure { margin: 1.5em 0; } figcaption { color: #555; margin-top: 0.4em; }
+img { max-width: 100%; } .muted { color: #666; font-size: 0.9em; }
+"""
+
+
+def _html_section(section: Section, images: dict[str, bytes]) -> str:
+    parts = [f"<h2>{html.escape(section.workload)} with {html.escape(section.optimizer)}</h2>"]
+    parts.append(
+        '<div class="headline">'
+        + "".join(f"<p>{html.escape(line)}</p>" for line in headline(section))
+        + "</div>"
+    )
+    if len(section.ranking):
+        parts.append(
+            "<h3>Ranking (re-evaluated on the test split)</h3>"
+            + _display(section.ranking, RANKING_COLUMNS).to_html(index=False, na_rep="-")
+        )
+    if len(section.pairwise):
+        parts.append(
+            "<h3>Against the most accurate family</h3>"
+            + _display(section.pairwise).to_html(index=False, na_rep="-")
+        )
+    for name, (_, caption) in section.figures.items():
+        data = base64.b64encode(images[name]).decode()
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{name}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+        )
+    parts.append(
+        "<h3>How these numbers were made</h3><ul>"
+        + "".join(f"<li>{html.escape(m)}</li>" for m in _methods(section))
+        + "</ul>"
+    )
+    return "\n".join(parts)
+
+
+def _markdown_section(section: Section) -> str:
+    lines = [f"## {section.workload} with {section.optimizer}", "", *headline(section), ""]
+    if len(section.ranking):
+        lines += [_display(section.ranking, RANKING_COLUMNS).to_markdown(index=False), ""]
+    if len(section.pairwise):
+        lines += [_display(section.pairwise).to_markdown(index=False), ""]
+    return "\n".join(lines + [f"- {m}" for m in _methods(section)] + [""])
+
+
+def write_report(studies: Sequence[optuna.Study], out: Path) -> Path:
+    """Write ``out/report/`` from the stored studies (and their stored re-evaluations)."""
+    report = _staging_directory(out)
+    sections = [build_section(group) for group in group_studies(studies).values()]
+    html_parts, markdown_parts = [], []
+    for section in sections:
+        draw_section(section)
+        images = {name: _png(figure) for name, (figure, _) in section.figures.items()}
+        for name, image in images.items():
+            _write(report / f"{section.name}-{name}.png", image)
+        for name in ("ranking", "pairwise", "trials", "reevaluation"):
+            table = getattr(section, name)
+            _write(report / f"{section.name}-{name}.csv", table.to_csv(index=False))
+        html_parts.append(_html_section(section, images))
+        markdown_parts.append(_markdown_section(section))
+    html_parts += _performance_profiles(sections, report)
+    title = "Which learning-rate schedule? " + ", ".join(f"{s.workload} / {s.optimizer}" for s in sections)
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        '<p class="muted">Every schedule family tuned by Optuna with the same budget, then its best configuration '
+        "re-trained over several seeds and scored on a test split that tuning never saw.</p>"
+        + "\n".join(html_parts) + "</body></html>"
+    )  # fmt: skip
+    _write(report / "index.html", page)
+    _write(report / "summary.md", f"# {title}\n\n" + "\n".join(markdown_parts))
+    _publish(report, out / "report")
+    return out / "report" / "index.html"
+
+
+def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str]:
+    """With several workloads per optimizer: AlgoPerf's performance profile across them."""
+    parts = []
+    for optimizer in sorted({s.optimizer for s in sections}):
+        same = [s for s in sections if s.optimizer == optimizer and len(s.reevaluation)]
+        if len(same) < 2:
+            continue
+        profile = analysis.performance_profile_frame(pd.concat([s.reevaluation for s in same]))
+        order = profile.groupby("family")["share"].mean().sort_values(ascending=False).index.tolist()
+        image = _png(figures.performance_profile(profile, order))
+        _write(report / f"{optimizer}-performance_profile.png", image)
+        parts.append(
+            f'<h2>Across workloads ({html.escape(optimizer)})</h2><figure><img src="data:image/png;base64,'
+            f'{base64.b64encode(image).decode()}" alt="performance profile"><figcaption>Share of the '
+            f"{len(same)} workloads on which each family reaches its target within tau times the fastest family's "
+            "time (AlgoPerf's performance profile): higher and further left is better.</figcaption></figure>"
+        )
+    return parts

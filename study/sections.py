@@ -1,0 +1,132 @@
+"""The report's data: each (workload, optimizer) group of studies as one ``Section`` of frames,
+and the figures drawn from them. Nothing here writes files or prose (``study/render.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import optuna
+import pandas as pd
+from matplotlib.figure import Figure
+
+from objectives.objective import Experiment
+from study import analysis, figures
+from study.reevaluate import stored_reevaluation
+
+
+@dataclass
+class Section:
+    """Everything the report shows for one (workload, optimizer): frames first, figures from them."""
+
+    workload: str
+    optimizer: str
+    experiment: Experiment
+    trials: pd.DataFrame
+    reevaluation: pd.DataFrame
+    curves: pd.DataFrame
+    shapes: pd.DataFrame
+    expected_best: pd.DataFrame
+    importance: pd.DataFrame
+    ranking: pd.DataFrame
+    pairwise: pd.DataFrame
+    trials_per_family: int
+    figures: dict[str, tuple[Figure, str]] = field(default_factory=dict)  # name -> (figure, how to read it)
+
+    @property
+    def name(self) -> str:
+        return f"{self.workload}-{self.optimizer}"
+
+    @property
+    def order(self) -> list[str]:
+        """Families, most accurate first; families without a re-evaluation last."""
+        ranked = list(self.ranking["family"]) if len(self.ranking) else []
+        return ranked + sorted(set(self.trials["family"]) - set(ranked))
+
+
+def build_section(studies: Sequence[optuna.Study]) -> Section:
+    """The frames of one (workload, optimizer) group of studies (reads stored re-evaluations)."""
+    first = Experiment.from_attrs(studies[0].user_attrs)
+    trials = analysis.trials_frame(studies)
+    reevaluation = analysis.reevaluation_frame(studies)
+    hyperparameters = {
+        study.user_attrs["family"]: record["params"]
+        for study in studies
+        if (record := stored_reevaluation(study))
+    }
+    return Section(
+        workload=first.workload,
+        optimizer=first.optimizer_label,
+        experiment=first,
+        trials=trials,
+        reevaluation=reevaluation,
+        curves=analysis.curves_frame(studies),
+        shapes=analysis.schedule_shapes_frame(studies),
+        expected_best=analysis.expected_best_frame(trials),
+        importance=analysis.importance_frame(studies),
+        ranking=analysis.ranking_table(reevaluation, trials, hyperparameters),
+        pairwise=analysis.pairwise_table(reevaluation),
+        trials_per_family=int(trials.groupby("family").size().max()) if len(trials) else 0,
+    )
+
+
+def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list[optuna.Study]]:
+    """Studies by (workload, optimizer), in a stable order."""
+    groups: dict[tuple[str, str], list[optuna.Study]] = {}
+    for study in sorted(studies, key=lambda s: s.study_name):
+        if "workload" in study.user_attrs:
+            key = (study.user_attrs["workload"], analysis.optimizer_label(study.user_attrs))
+            groups.setdefault(key, []).append(study)
+    return groups
+
+
+def draw_section(section: Section) -> None:
+    """Fill ``section.figures``; each comes with one sentence on how to read it."""
+    order, target = section.order, section.experiment.target
+    ranked = [family for family in order if family in set(section.reevaluation["family"])]
+    add = section.figures.__setitem__
+    if ranked:
+        add(
+            "convergence",
+            (
+                figures.convergence(section.curves, ranked),
+                "Validation accuracy and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band: the curve that rises first converges fastest.",
+            ),
+        )
+        add(
+            "schedules",
+            (
+                figures.schedule_shapes(section.shapes, ranked),
+                "The learning rate each family's tuned configuration uses during the run, per optimizer step.",
+            ),
+        )
+        add(
+            "epochs_to_target",
+            (
+                figures.epochs_to_target(section.ranking, target),
+                f"Epochs until validation accuracy first reaches {target}: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed.",
+            ),
+        )
+    add(
+        "distribution",
+        (
+            figures.accuracy_distribution(section.trials, order),
+            "Every tuning trial's final validation accuracy (pruned trials where they stopped): a narrow box high up means the family is forgiving to tune.",
+        ),
+    )
+    add(
+        "sensitivity",
+        (
+            figures.sensitivity(section.trials, order),
+            "Final validation accuracy against the base learning rate: a wide plateau means the family tolerates a poorly chosen LR.",
+        ),
+    )
+    add(
+        "tuning_budget",
+        (
+            figures.tuning_budget(section.expected_best, order),
+            "Expected best validation accuracy if you ran only n trials (Dodge et al. 2019): how many trials a family needs before it is competitive.",
+        ),
+    )
+    if len(section.importance):
+        add("importance", (figures.importance(section.importance, [f for f in order if f in set(section.importance["family"])]), "How much of the spread of results each searched hyperparameter explains (fANOVA): tune the long bars first."))  # fmt: skip
