@@ -28,7 +28,8 @@ class BatchedOptimizer:
 
     state_names: tuple[str, ...] = ()  # one state tensor of each name per parameter, zeros at first
 
-    def __init__(self) -> None:
+    def __init__(self, weight_decay: float = 0.0) -> None:
+        self.weight_decay = weight_decay
         self.state: dict[str, list[Tensor]] = {}
         self.steps = 0
 
@@ -72,8 +73,8 @@ class SGD(BatchedOptimizer):
     state_names = ("buffer",)
 
     def __init__(self, momentum: float = 0.9, weight_decay: float = 0.0, nesterov: bool = False) -> None:
-        super().__init__()
-        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+        super().__init__(weight_decay)
+        self.momentum, self.nesterov = momentum, nesterov
 
     def update(
         self, params: list[Tensor], grads: list[Tensor], lrs: list[Tensor], momenta: list[Tensor] | None
@@ -103,8 +104,8 @@ class Adam(BatchedOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, weight_decay: float = 0.0, decoupled: bool = True) -> None:
-        super().__init__()
-        self.weight_decay, self.decoupled = weight_decay, decoupled
+        super().__init__(weight_decay)
+        self.decoupled = decoupled
 
     def update(
         self, params: list[Tensor], grads: list[Tensor], lrs: list[Tensor], momenta: list[Tensor] | None
@@ -148,10 +149,6 @@ class RMSprop(BatchedOptimizer):
     alpha, eps = 0.99, 1e-8
     state_names = ("square_avg",)
 
-    def __init__(self, weight_decay: float = 0.0) -> None:
-        super().__init__()
-        self.weight_decay = weight_decay
-
     def update(
         self, params: list[Tensor], grads: list[Tensor], lrs: list[Tensor], momenta: list[Tensor] | None
     ) -> None:
@@ -167,10 +164,6 @@ class Adagrad(BatchedOptimizer):
 
     eps = 1e-10
     state_names = ("sum",)
-
-    def __init__(self, weight_decay: float = 0.0) -> None:
-        super().__init__()
-        self.weight_decay = weight_decay
 
     def update(
         self, params: list[Tensor], grads: list[Tensor], lrs: list[Tensor], momenta: list[Tensor] | None
@@ -194,8 +187,8 @@ class ScheduleFree(BatchedOptimizer):
     beta2, eps = 0.999, 1e-8
 
     def __init__(self, beta: float, weight_decay: float, *, normalize: bool) -> None:
-        super().__init__()
-        self.beta, self.weight_decay, self.normalize = beta, weight_decay, normalize
+        super().__init__(weight_decay)
+        self.beta, self.normalize = beta, normalize
         self.lr_max: Tensor | None = None  # per member
         self.weight_sum: Tensor | None = None  # per member
 

@@ -121,6 +121,18 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, help_out: str) -> N
     parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
 
 
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--seed`` and ``--data-dir``, as every command that loads a workload's data takes them."""
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="fixes the data split and the training seeds (default 0)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="read the canonical data files from DIR instead of downloading to the cache",
+    )
+
+
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--threads``, as every command that trains takes them."""
     parser.add_argument(
@@ -176,14 +188,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloa
         metavar="PATIENCE",
         help="stop after PATIENCE epochs without a better validation accuracy, keeping the best weights",
     )
-    parser.add_argument(
-        "--seed", type=seed, default=0, help="fixes the data split and the training seeds (default 0)"
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        help="read the canonical data files from DIR instead of downloading to the cache",
-    )
+    add_data_arguments(parser)
     add_device_arguments(parser)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from objectives.optimizers import OPTIMIZERS
-from study.cli import ArgumentParser, out_directory, run_main, seed, thread_count, workload_name
+from study.cli import ArgumentParser, add_data_arguments, out_directory, run_main, thread_count, workload_name
 from study.lr_range import find_range, save_plot
 from study.storage import prepare_out_dir
 
@@ -23,12 +23,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--workload", type=workload_name, default="digits", help="a built-in workload, or package.module:NAME"
     )
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
-    parser.add_argument("--data-dir", type=Path, help="the benchmark data files, as for study.run")
     parser.add_argument(
         "--out", type=out_directory, default=Path("results"), help="the plot goes to OUT/lr_find/"
     )
-    parser.add_argument("--seed", type=seed, default=0)
-    parser.add_argument("--threads", type=thread_count, default=1)
+    add_data_arguments(parser)
+    parser.add_argument("--threads", type=thread_count, default=1, help="PyTorch threads (default 1)")
     args = parser.parse_args(argv)
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)

@@ -35,15 +35,21 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
 
 class PopulationMedianPruner(optuna.pruners.BasePruner):
-    """Optuna's ``MedianPruner`` rule, with the trial's population counted as if completed.
+    """Optuna's ``MedianPruner`` rule, with the trial's population counted beside the completed trials.
 
-    A trial is pruned when its best value so far is worse than the median of the values, at the
-    current step, of the reference trials: the study's completed trials and the trial's
-    companions, the other members of its population. One rule for both: a trial counts with its
-    value at this step, so a companion stopped earlier counts no more than a trial pruned in an
-    earlier batch. The sweep hands the companions over in memory (``judging``); without any,
-    every decision is exactly ``optuna.pruners.MedianPruner(n_startup_trials, n_warmup_steps)``
-    (a test compares them over many random studies, early-stopped trials included).
+    A trial is pruned when its best value so far is worse than the median, at the current step,
+    of the reference trials: the study's completed trials (their value at this step) and the
+    trial's companions, the other members of its population (their latest value up to this
+    step; one stopped earlier counts with its last value). The sweep names the companions in
+    memory (``judging``). Without any, every decision is exactly
+    ``optuna.pruners.MedianPruner(n_startup_trials, n_warmup_steps)`` (a test compares them over
+    many random studies, early-stopped trials included).
+
+    Why a stopped companion keeps counting: its population is judged every epoch, and dropping
+    the ones stopped would leave only survivors, whose median climbs each epoch, halving the
+    population again and again. Measured with that rule on the default sweeps: 75% of trials
+    pruned on digits instead of 45%, 95-98% on mnist1d, where the best tuned accuracy per family
+    fell from 0.6388-0.7075 to 0.6050-0.6888 (README, Pruning a population).
 
     Args:
         n_startup_trials: judge only once there are this many reference trials.
@@ -65,24 +71,22 @@ class PopulationMedianPruner(optuna.pruners.BasePruner):
             self._companions = frozenset()
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        reference = [
-            other
-            for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-            if other.state == TrialState.COMPLETE
-            or (other.number in self._companions and other.number != trial.number)
-        ]
+        completed, companions = [], []
+        for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            if other.state == TrialState.COMPLETE:
+                completed.append(other)
+            elif other.number in self._companions and other.number != trial.number:
+                companions.append(other)
         step = trial.last_step
-        if (
-            not reference
-            or len(reference) < self.n_startup_trials
-            or step is None
-            or step < self.n_warmup_steps
-        ):
+        references = len(completed) + len(companions)
+        if not references or references < self.n_startup_trials or step is None or step < self.n_warmup_steps:
             return False
         best = _best(trial.intermediate_values.values(), study.direction)
         if math.isnan(best):
             return True  # nothing but NaN so far, as Optuna's MedianPruner decides
-        median = _median_at(reference, step)
+        values = [t.intermediate_values[step] for t in completed if step in t.intermediate_values]
+        values += [v for t in companions if (v := _latest(t, step)) is not None]
+        median = _median(values)
         if math.isnan(median):
             return False
         return best < median if study.direction == StudyDirection.MAXIMIZE else best > median
@@ -95,8 +99,13 @@ def _best(values: Iterable[float], direction: StudyDirection) -> float:
     return max(finite) if direction == StudyDirection.MAXIMIZE else min(finite)
 
 
-def _median_at(trials: Iterable[FrozenTrial], step: int) -> float:
-    """The median of the trials' values at ``step``, NaN ignored; NaN when none has one."""
-    values = [t.intermediate_values[step] for t in trials if step in t.intermediate_values]
+def _latest(trial: FrozenTrial, step: int) -> float | None:
+    """A companion's value at ``step``, or its last one before it (stopped earlier); None if none."""
+    reached = [s for s in trial.intermediate_values if s <= step]
+    return trial.intermediate_values[max(reached)] if reached else None
+
+
+def _median(values: list[float]) -> float:
+    """The median, NaN ignored; NaN when there is nothing else."""
     finite = [v for v in values if not math.isnan(v)]
     return float(np.percentile(finite, 50)) if finite else math.nan

@@ -53,7 +53,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--seeds", type=positive_int, default=DEFAULT_SEEDS, help="re-evaluation seeds per family (default 5)"
     )
-    parser.add_argument("--data-dir", type=Path, help="the benchmark data files, as for study.run")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="read the canonical data files from DIR instead of downloading to the cache",
+    )
     add_device_arguments(parser)
     args = parser.parse_args(argv)
     check_device(args.device)

@@ -98,23 +98,17 @@ def test_companions_are_the_trials_it_is_told_of_and_no_others() -> None:
     assert not _decide(pruner, study, population[0])  # outside judging: no companions at all
 
 
-def test_a_companion_stopped_earlier_counts_no_more_than_a_trial_pruned_earlier() -> None:
-    """One rule: a trial counts with its value at the current step, companion or not."""
+def test_a_companion_stopped_earlier_counts_with_its_last_value() -> None:
+    """Or the median would be of survivors alone, climbing every epoch (see the pruner's docstring)."""
     study = _study()
-    stopped = _running(study, [0.9])  # stopped after step 0: no value at step 1
+    stopped = _running(study, [0.9])  # stopped after step 0
     others = [_running(study, [0.4, 0.4]), _running(study, [0.6, 0.6])]
     judged = _running(study, [0.5, 0.5])
     pruner = PopulationMedianPruner(n_startup_trials=3)
     with pruner.judging(t.number for t in [stopped, *others, judged]):
-        assert not _decide(pruner, study, judged)  # median of 0.4 and 0.6 is 0.5: not worse
-    pruned_earlier = _study()
-    pruned_earlier.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, intermediate_values={0: 0.9}))
-    for value in (0.4, 0.6):
-        _complete(pruned_earlier, [value, value])
-    alone = _running(pruned_earlier, [0.5, 0.5])
-    assert not PopulationMedianPruner(n_startup_trials=2).prune(
-        pruned_earlier, pruned_earlier.get_trials(deepcopy=False)[alone.number]
-    )
+        assert _decide(pruner, study, judged)  # median of 0.9, 0.4 and 0.6 is 0.6
+    with pruner.judging(t.number for t in [*others, judged]):
+        assert not _decide(pruner, study, judged)  # not its companion: median 0.5, not worse
 
 
 def test_a_population_is_pruned_in_a_studys_first_batch(tmp_path: Path, run_cli) -> None:
