@@ -152,22 +152,31 @@ def importance_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
 # --- the re-evaluated best configurations ------------------------------------------------------
 
 
+def full_budget_auc(accuracy: np.ndarray, budget: int, *, diverged: bool) -> float:
+    """The area under the validation-accuracy curve over the whole epoch budget, normalized to
+    [0, 1] (trapezoids over epochs 1 to ``budget``): a run that stopped early counts for every
+    epoch it did not train, with 0 once it diverged (its diverged epoch too), and with its best
+    accuracy, the weights early stopping keeps, once it was stopped early."""
+    after = 0.0 if diverged or not len(accuracy) else float(accuracy.max())
+    full = np.concatenate([accuracy, np.full(max(0, budget - len(accuracy)), after)])[:budget]
+    if len(full) == 1:
+        return float(full[0])
+    return float(np.trapezoid(full, np.arange(1, len(full) + 1)) / (len(full) - 1))
+
+
 def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
-    """One row per re-evaluation run: workload, optimizer, family, seed, test_acc, val_acc (final),
-    epochs_to_target, seconds_to_target, auc (area under the validation-accuracy curve over the
-    run, normalized to [0, 1]; a diverged epoch counts 0), diverged."""
+    """One row per re-evaluation run: workload, optimizer, family, seed, test_acc, val_acc (of the
+    model the run ends with: with early stopping the kept best epoch's), epochs_to_target,
+    seconds_to_target, auc (``full_budget_auc``), diverged."""
     rows = []
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
+        budget, early_stopping = study.user_attrs["epochs"], study.user_attrs.get("early_stopping")
         for run in record["runs"]:
             accuracy = np.nan_to_num(np.array(run["curve"]["val_acc"], dtype=float))
-            epochs = np.array(run["curve"]["epoch"], dtype=float)
-            auc = (
-                float(np.trapezoid(accuracy, epochs) / (epochs[-1] - epochs[0]))
-                if len(epochs) > 1
-                else float(accuracy[0])
-            )
+            auc = full_budget_auc(accuracy, budget, diverged=run["diverged"])
+            kept = accuracy.max() if early_stopping and not run["diverged"] else accuracy[-1]
             rows.append(
                 {
                     "workload": study.user_attrs["workload"],
@@ -175,7 +184,7 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                     "family": study.user_attrs["family"],
                     "seed": run["seed"],
                     "test_acc": run["test_acc"],
-                    "val_acc": accuracy[-1],
+                    "val_acc": float(kept),
                     "epochs_to_target": run["epochs_to_target"],
                     "seconds_to_target": run["seconds_to_target"],
                     "auc": auc,

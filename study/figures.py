@@ -134,9 +134,12 @@ def tuning_budget(expected: pd.DataFrame, order: list[str]) -> Figure:
     return figure
 
 
-def epochs_to_target(ranking: pd.DataFrame, target: float) -> Figure:
+def epochs_to_target(ranking: pd.DataFrame, target: float, *, budget: int | None = None) -> Figure:
     """Median epochs to the target accuracy over seeds (a seed that never reaches it counts as
-    never), with the fastest and slowest seed as whiskers. ``ranking`` is a ``ranking_table``."""
+    never), with the fastest and slowest seed as whiskers, fastest family first. A slowest seed
+    that never reaches the target draws its whisker to the end of the ``budget`` with an arrow.
+    ``ranking`` is a ``ranking_table``."""
+    ranking = ranking.sort_values(["epochs_to_target", "family"], na_position="last", kind="stable")
     families = ranking["family"].tolist()
     with _style():
         figure = Figure(figsize=(9, 0.42 * len(families) + 1.2), layout="constrained")
@@ -147,15 +150,28 @@ def epochs_to_target(ranking: pd.DataFrame, target: float) -> Figure:
             for c in ("epochs_to_target", "epochs_to_target_min", "epochs_to_target_max")
         )
         reached = ~np.isnan(median)
+        end = float(budget) if budget else float(np.nanmax(np.concatenate([slowest, median, [1.0]])))
+        never = reached & np.isnan(slowest)  # some seed never gets there: the whisker runs off the end
+        slowest = np.where(never, end, slowest)
         ax.barh(positions[reached], median[reached], color="tab:blue", alpha=0.8)
         ax.errorbar(
             median[reached],
             positions[reached],
-            xerr=[median[reached] - fastest[reached], np.nan_to_num(slowest[reached] - median[reached])],
+            xerr=[median[reached] - fastest[reached], slowest[reached] - median[reached]],
             fmt="none",
             color="black",
             capsize=3,
         )
+        ax.plot(
+            slowest[never],
+            positions[never],
+            ">",
+            color="black",
+            markersize=6,
+            label="a seed never reaches it",
+        )
+        if never.any():
+            ax.legend(loc="lower right", fontsize=8)
         for position, family_median, seeds in zip(positions, median, ranking["reached_target"]):
             if np.isnan(family_median):
                 ax.text(

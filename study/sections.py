@@ -103,8 +103,8 @@ def draw_section(section: Section) -> None:
         add(
             "epochs_to_target",
             (
-                figures.epochs_to_target(section.ranking, target),
-                f"Epochs until validation accuracy first reaches {target}: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed.",
+                figures.epochs_to_target(section.ranking, target, budget=section.experiment.epochs),
+                f"Epochs until validation accuracy first reaches {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
             ),
         )
     add(

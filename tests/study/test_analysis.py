@@ -145,3 +145,79 @@ def test_performance_profile_over_two_workloads() -> None:
     ]
     assert profile["a"].tolist() == [0.5, 0.5, 1.0]  # fastest on w1; 3x slower on w2
     assert profile["b"].tolist() == [0.5, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "accuracy,budget,diverged,expected",
+    [
+        # Diverged at epoch 6 of 10: epochs 6 to 10 count 0 (by hand: 3.55 / 9).
+        ([0.5, 0.7, 0.8, 0.9, 0.9, np.nan], 10, True, 3.55 / 9),
+        # Early-stopped after epoch 4 of 6: it keeps its best weights, 0.8, for epochs 5 and 6 (3.7 / 5).
+        ([0.6, 0.8, 0.7, 0.7], 6, False, 3.7 / 5),
+        ([0.5, 1.0], 2, False, 0.75),
+        ([0.4], 1, False, 0.4),
+    ],
+)
+def test_auc_spans_the_full_epoch_budget(
+    accuracy: list[float], budget: int, diverged: bool, expected: float
+) -> None:
+    values = np.nan_to_num(np.array(accuracy))
+    assert analysis.full_budget_auc(values, budget, diverged=diverged) == pytest.approx(expected)
+
+
+def _reevaluated(early_stopping: int | None, curves: list[list[float]], diverged: list[bool]) -> optuna.Study:
+    study = optuna.create_study(study_name="s", direction="maximize")
+    attrs = {
+        "workload": "digits",
+        "optimizer": "sgd",
+        "family": "cosine",
+        "epochs": 6,
+        "early_stopping": early_stopping,
+    }
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    runs = [
+        {"seed": k, "test_acc": 0.9, "epochs_to_target": None, "seconds_to_target": None, "diverged": d,
+         "curve": {"epoch": list(range(1, len(c) + 1)), "val_acc": c}}
+        for k, (c, d) in enumerate(zip(curves, diverged))
+    ]  # fmt: skip
+    study.set_user_attr(
+        "reevaluation", {"trial": 0, "params": {}, "steps_per_epoch": 1, "seeds": [0], "runs": runs}
+    )
+    return study
+
+
+def test_with_early_stopping_the_accuracy_is_the_kept_best_epochs() -> None:
+    curves, diverged = [[0.6, 0.8, 0.7, 0.7], [0.5, None]], [False, True]
+    stopping = analysis.reevaluation_frame([_reevaluated(2, curves, diverged)])
+    assert list(stopping["val_acc"]) == [0.8, 0.0]
+    assert list(stopping["auc"]) == pytest.approx([3.7 / 5, 0.25 / 5])
+    plain = analysis.reevaluation_frame([_reevaluated(None, [[0.6, 0.8, 0.7]], [False])])
+    assert list(plain["val_acc"]) == [0.7]
+
+
+def test_a_seed_that_never_converges_draws_its_whisker_to_the_end_and_speed_sorts() -> None:
+    from study import figures
+
+    ranking = pd.DataFrame(
+        {
+            "family": ["slow", "never-once", "fast", "mostly-never"],
+            "epochs_to_target": [9.0, 5.0, 3.0, np.nan],
+            "epochs_to_target_min": [8.0, 4.0, 2.0, 7.0],
+            "epochs_to_target_max": [10.0, np.nan, 4.0, np.nan],
+            "reached_target": ["5/5", "4/5", "5/5", "1/5"],
+        }
+    )
+    figure = figures.epochs_to_target(ranking, 0.97, budget=20)
+    ax = figure.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == [
+        "fast",
+        "never-once",
+        "slow",
+        "mostly-never",
+    ]
+    [arrow] = [line for line in ax.get_lines() if line.get_marker() == ">"]
+    assert list(arrow.get_xdata()) == [20.0] and list(arrow.get_ydata()) == [1]  # never-once, to the end
+    [whiskers] = [c for c in ax.collections if c.get_segments()]
+    right_ends = sorted(max(x for x, _ in segment) for segment in whiskers.get_segments())
+    assert right_ends == [4.0, 10.0, 20.0], "the whisker of a never-converging seed is not collapsed"
