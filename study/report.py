@@ -10,6 +10,7 @@ new one, never a mix. The data is ``study/sections.py``, the rendering ``study/r
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,7 +43,10 @@ def refresh_reevaluations(
 ) -> None:
     """Re-evaluate every study whose stored re-evaluation is missing or out of date."""
     stale = [study for study in studies if not is_current(study, seeds) and study.best_trials]
-    for study in tqdm(stale, desc="re-evaluating best configurations", unit="family", disable=None):
+    bar = tqdm(stale, desc="re-evaluating best configurations", unit="family", disable=None)
+    for study in bar:
+        if bar.disable:  # no terminal: a plain line per study instead of the bar
+            print(f"re-evaluating {study.study_name} over {seeds} seeds on the test split", file=sys.stderr)
         experiment = Experiment.from_attrs(study.user_attrs)
         reevaluate(study, load_splits(experiment.workload, experiment.seed, data_dir), seeds, device=device)
 

@@ -180,6 +180,36 @@ def _held_by_peers(study: optuna.Study) -> str:
     )
 
 
+PLAIN_PROGRESS_EVERY_S = 10.0
+"""Without a terminal, a progress line at least this often during a long study."""
+
+
+class _Progress:
+    """The sweep's progress: a bar on a terminal; without one (a log file, CI, ``nohup``) a plain
+    line on stderr when a study ends and at least every ``PLAIN_PROGRESS_EVERY_S`` seconds."""
+
+    def __init__(self, total: int, initial: int) -> None:
+        self.bar = tqdm(total=total, initial=initial, unit="trial", disable=None)
+        self.start = self.said = time.monotonic()
+
+    def show(self, study: optuna.Study, finished: int, trials: int, done: int) -> None:
+        values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        best = f"{max(values):.4f}" if values else "-"
+        if not self.bar.disable:
+            self.bar.set_description(study.study_name)
+            self.bar.set_postfix(best=best)  # this study's best, not the previous one's
+            self.bar.update(done - self.bar.n)
+            return
+        now = time.monotonic()
+        if finished >= trials or now - self.said >= PLAIN_PROGRESS_EVERY_S:
+            self.said = now
+            line = f"{study.study_name}: {min(finished, trials)}/{trials} trials, best val_acc {best}"
+            print(f"{line}, {now - self.start:.0f} s elapsed", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def run_sweep(
     storage: optuna.storages.BaseStorage,
     experiments: Sequence[Experiment],
@@ -195,13 +225,15 @@ def run_sweep(
         check_stored_settings(storage, experiment)
     studies = [open_study(storage, experiment, pruner) for experiment in experiments]
     done = {study.study_name: min(finished_count(study), trials) for study in studies}
-    with tqdm(total=trials * len(studies), initial=sum(done.values()), unit="trial", disable=None) as bar:
+    if all(count >= trials for count in done.values()):
+        print(f"nothing to do: every study already has {trials} finished trials (raise --trials to add more)")
+        return studies
+    progress = _Progress(total=trials * len(studies), initial=sum(done.values()))
+    try:
         for study, experiment in zip(studies, experiments):
-            bar.set_description(study.study_name)
             for finished in _top_up(storage, study, experiment, data, trials, population, device):
                 done[study.study_name] = min(finished, trials)
-                bar.update(sum(done.values()) - bar.n)
-                values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-                if values:
-                    bar.set_postfix(best=f"{max(values):.4f}")
+                progress.show(study, finished, trials, sum(done.values()))
+    finally:
+        progress.close()
     return studies
