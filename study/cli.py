@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import optuna
 
@@ -25,10 +26,21 @@ from study.errors import RunStopped, UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is a ``UsageError`` (one line) instead of usage + message."""
+    """argparse, but a bad argument is a ``UsageError`` (one line) instead of usage + message, and
+    a command's docstring reads as plain text in ``--help``."""
+
+    def __init__(self, *args: Any, description: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, description=plain_text(description), **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def plain_text(docstring: str | None) -> str | None:
+    """A docstring for ``--help``: no reStructuredText literals, hyphenated words kept whole."""
+    if docstring is None:
+        return None
+    return re.sub(r"-\n\s*", "-", docstring).replace("``", "")
 
 
 def positive_int(text: str) -> int:

@@ -130,8 +130,13 @@ RANKING_COLUMNS = {
 
 
 def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
-    shown = table[list(columns)].rename(columns=columns) if columns else table
-    return shown.round(4)
+    """The table as shown: 4 decimals, counts as whole numbers (not 8.0), "-" for missing ones."""
+    shown = (table[list(columns)].rename(columns=columns) if columns else table).round(4)
+    for name in shown.columns:
+        values = shown[name]
+        if pd.api.types.is_float_dtype(values) and values.dropna().apply(float.is_integer).all():
+            shown[name] = ["-" if pd.isna(v) else str(int(v)) for v in values]
+    return shown
 
 
 STYLE = """
@@ -178,9 +183,9 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
 def _markdown_section(section: Section) -> str:
     lines = [f"## {section.workload} with {section.optimizer}", "", *headline(section), ""]
     if len(section.ranking):
-        lines += [_display(section.ranking, RANKING_COLUMNS).to_markdown(index=False), ""]
+        lines += [_display(section.ranking, RANKING_COLUMNS).to_markdown(index=False, missingval="-"), ""]
     if len(section.pairwise):
-        lines += [_display(section.pairwise).to_markdown(index=False), ""]
+        lines += [_display(section.pairwise).to_markdown(index=False, missingval="-"), ""]
     return "\n".join(lines + [f"- {m}" for m in _methods(section)] + [""])
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -207,3 +208,19 @@ def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_p
     assert (tmp_path / "report" / "digits-sgd-ranking.csv").is_file() and (
         tmp_path / "report" / "moons-sgd-ranking.csv"
     ).is_file()
+
+
+def test_counts_show_as_whole_numbers_and_missing_ones_as_a_dash(swept: Path) -> None:
+    shown = render._display(pd.DataFrame({"family": ["a", "b"], "max": [8.0, np.nan], "acc": [0.91234, 0.5]}))
+    assert list(shown["max"]) == ["8", "-"] and list(shown["acc"]) == [0.9123, 0.5]
+    summary = (swept / "report" / "summary.md").read_text()
+    assert "nan" not in summary and "<NA>" not in summary
+
+
+@pytest.mark.parametrize("command", ["run", "train", "report", "lr_find"])
+def test_help_reads_as_plain_text(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", f"study.{command}", "--help"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert "``" not in done.stdout and not re.search(r"\w- \w", done.stdout)  # not "self- contained"
