@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -172,25 +173,7 @@ def epochs_to_target(ranking: pd.DataFrame, target: float, *, budget: int | None
         )
         if never.any():
             ax.legend(loc="lower right", fontsize=8)
-        for position, family_median, seeds in zip(positions, median, ranking["reached_target"]):
-            if np.isnan(family_median):
-                ax.text(
-                    0.1,
-                    position,
-                    f"most seeds never reach it ({seeds} do)",
-                    va="center",
-                    fontsize=8,
-                    color="tab:red",
-                )
-            elif not seeds.startswith(seeds.split("/")[1] + "/"):
-                ax.text(
-                    family_median + 0.2,
-                    position,
-                    f"only {seeds} seeds reach it",
-                    va="center",
-                    fontsize=8,
-                    color="tab:red",
-                )
+        _say_which_seeds_reach(ax, positions, median, ranking["reached_target"])
         ax.set(
             yticks=positions,
             yticklabels=families,
@@ -199,6 +182,23 @@ def epochs_to_target(ranking: pd.DataFrame, target: float, *, budget: int | None
         )
         ax.invert_yaxis()
     return figure
+
+
+def _say_which_seeds_reach(ax: Axes, positions: np.ndarray, median: np.ndarray, reached: pd.Series) -> None:
+    """Beside each bar, in red, when not every seed reaches the target."""
+    for position, family_median, seeds in zip(positions, median, reached):
+        if np.isnan(family_median):
+            ax.text(
+                0.1,
+                position,
+                f"most seeds never reach it ({seeds} do)",
+                va="center",
+                fontsize=8,
+                color="tab:red",
+            )
+        elif not seeds.startswith(seeds.split("/")[1] + "/"):
+            text = f"only {seeds} seeds reach it"
+            ax.text(family_median + 0.2, position, text, va="center", fontsize=8, color="tab:red")
 
 
 def importance(importances: pd.DataFrame, order: list[str]) -> Figure:
