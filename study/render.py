@@ -189,8 +189,9 @@ def _markdown_section(section: Section) -> str:
     return "\n".join(lines + [f"- {m}" for m in _methods(section)] + [""])
 
 
-def write_report(studies: Sequence[optuna.Study], out: Path) -> Path:
-    """Write ``out/report/`` from the stored studies (and their stored re-evaluations)."""
+def write_report(studies: Sequence[optuna.Study], out: Path) -> tuple[Path, list[str]]:
+    """Write ``out/report/`` from the stored studies (and their stored re-evaluations); return
+    the page and its headlines, which the terminal shows too (one answer, not two)."""
     report = _staging_directory(out)
     sections = [build_section(group) for group in group_studies(studies).values()]
     html_parts, markdown_parts = [], []
@@ -216,7 +217,8 @@ def write_report(studies: Sequence[optuna.Study], out: Path) -> Path:
     _write(report / "index.html", page)
     _write(report / "summary.md", f"# {title}\n\n" + "\n".join(markdown_parts))
     _publish(report, out / "report")
-    return out / "report" / "index.html"
+    answers = [f"{s.workload} with {s.optimizer}: " + " ".join(headline(s)) for s in sections]
+    return out / "report" / "index.html", answers
 
 
 def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str]:

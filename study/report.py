@@ -76,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UsageError(f"storage {spec} holds no sweep studies")
     torch.set_num_threads(args.threads)
     refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
-    print(f"report: {write_report(studies, args.out)}")
+    page, answers = write_report(studies, args.out)
+    print("\n".join(answers))
+    print(f"report: {page}")
 
 
 if __name__ == "__main__":

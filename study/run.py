@@ -138,7 +138,8 @@ def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment])
 def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], trials: int) -> None:
     first = experiments[0]
     print(
-        f"\n{first.workload}, {first.optimizer_label}: {trials} trials per family, target val_acc {first.target}"
+        f"\n{first.workload}, {first.optimizer_label}: {trials} trials per family, target val_acc {first.target} "
+        "(best_val_acc: the tuning trials' validation accuracy; the report's answer is on the test split)"
     )
     table = summary_table(trials_frame(studies))
     print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
@@ -192,7 +193,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
         refresh_reevaluations(swept, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
-        print(f"\nReport: {write_report(list(load_studies(storage).values()), args.out)}")
+        page, answers = write_report(list(load_studies(storage).values()), args.out)
+        print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
+        print("\n".join(answers))
+        print(f"\nReport: {page}")
     print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
 
 

@@ -15,11 +15,15 @@ NEW_FAMILIES = ["wsd", "inverse_sqrt", "rex", "schedule_free"]
 
 def test_new_families_sweep_and_report_beside_an_old_one(run_cli, tmp_path: Path) -> None:
     families = ",".join(["cosine", *NEW_FAMILIES])
-    code, _, err = run_cli(
+    code, out, err = run_cli(
         "run", "--workload", "moons", "--epochs", "4", "--families", families, "--trials", "4",
         "--seeds", "2", "--out", str(tmp_path),
     )  # fmt: skip
     assert code == 0, err
+    answer = out.split(
+        "The report's answer (best configurations re-trained over seeds, on the test split):\n"
+    )[1]
+    assert answer.startswith("moons with sgd: ") and "Most accurate: " in answer.splitlines()[0]
     studies = load_studies(str(tmp_path / "optuna.journal"))
     assert sorted(studies) == sorted(f"moons-sgd-{family}" for family in ["cosine", *NEW_FAMILIES])
     ranking = pd.read_csv(tmp_path / "report" / "moons-sgd-ranking.csv")
