@@ -49,4 +49,4 @@ def test_notebook_reproduces_the_tables_and_figures(
     html = "".join(output.get("data", {}).get("text/html", "") for output in outputs)
     assert "test_acc" in html and "verdict" in html  # the ranking and the pairwise table
     text = "".join(output.get("data", {}).get("text/markdown", "") for output in outputs)
-    assert "Most accurate:" in text
+    assert "Reference (chosen by validation accuracy" in text

@@ -94,7 +94,8 @@ def _reevaluation(
     for family, accs in test_accs.items():
         for seed, acc in enumerate(accs):
             reached = (seconds or {}).get(family, [1.0] * len(accs))[seed]
-            rows.append({"workload": workload, "family": family, "seed": seed, "test_acc": acc, "epochs_to_target": None if reached is None else 3,
+            rows.append({"workload": workload, "family": family, "seed": seed, "test_acc": acc, "val_acc": acc,
+                         "epochs_to_target": None if reached is None else 3,
                          "seconds_to_target": reached, "auc": 0.8, "diverged": False})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -221,3 +222,12 @@ def test_a_seed_that_never_converges_draws_its_whisker_to_the_end_and_speed_sort
     [whiskers] = [c for c in ax.collections if c.get_segments()]
     right_ends = sorted(max(x for x, _ in segment) for segment in whiskers.get_segments())
     assert right_ends == [4.0, 10.0, 20.0], "the whisker of a never-converging seed is not collapsed"
+
+
+def test_the_reference_is_chosen_on_validation_not_on_the_test_split() -> None:
+    """a leads on validation, c on test: a is the reference, and c's lead over it is a verdict."""
+    runs = _reevaluation({"a": [0.90, 0.91, 0.90, 0.91, 0.90], "c": [0.95, 0.96, 0.95, 0.97, 0.96]})
+    runs["val_acc"] = np.where(runs["family"] == "a", 0.99, 0.95)
+    assert analysis.reference_family(runs) == "a"
+    [row] = analysis.pairwise_table(runs).to_dict("records")
+    assert row["best"] == "a" and row["difference"] == pytest.approx(-0.054) and row["verdict"] == "better"
