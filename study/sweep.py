@@ -92,7 +92,8 @@ def _study_note(experiment: Experiment) -> str:
         f"{get_family(experiment.family).description}.\n\n"
         f"- Workload: {workload.description}; {experiment.epochs} epochs, batch size {experiment.batch_size}{stopping}.\n"
         f"- Objective: final validation accuracy (`val_acc`, maximized); converged means val_acc >= {experiment.target}.\n"
-        "- A step is one optimizer update; lengths are fractions of the run; gamma of a smooth decay is per epoch.\n"
+        "- The learning-curve plot's Step axis is the epoch; each point is that epoch's validation accuracy.\n"
+        "- In a schedule, a step is one optimizer update; lengths are fractions of the run; gamma of a smooth decay is per epoch.\n"
         f"- Optimizer: {_optimizer_settings(experiment)}.\n"
         "- Each trial's `curve` attribute holds its per-epoch train/val loss, val accuracy, LR, momentum and seconds.\n"
     )
