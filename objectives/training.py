@@ -279,10 +279,20 @@ class _Setup:
     evaluate_test: bool
 
 
-def _train_epoch(
-    population: _Population, setup: _Setup, epoch: int, lr_steps: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One epoch of every member: mean train loss per member, and the LR and momentum tables."""
+@dataclass(frozen=True)
+class _Epoch:
+    """One epoch of every member of a population, as measured."""
+
+    train_losses: np.ndarray  # mean train loss per member
+    val_losses: np.ndarray
+    val_accs: np.ndarray
+    lrs: np.ndarray  # members x steps
+    momenta: np.ndarray  # members x steps (the optimizer's own where nothing cycles it)
+    evaluated: dict[str, torch.Tensor]  # the weights validation saw
+
+
+def _train_epoch(population: _Population, setup: _Setup, epoch: int, lr_steps: Sequence[float]) -> _Epoch:
+    """One epoch of every member: train, then validate (both charged to the members' seconds)."""
     data, per_epoch, batch_size = setup.data, setup.run.steps_per_epoch, setup.batch_size
     device, n = data.x_train.device, len(data.y_train)
     steps = np.arange((epoch - 1) * per_epoch, epoch * per_epoch)
@@ -302,7 +312,11 @@ def _train_epoch(
         loss_sums += losses.detach() * batch.shape[1]
     if momenta is None:
         momenta = np.full_like(lrs, population.base_momentum)
-    return (loss_sums.double() / n).cpu().numpy(), lrs, momenta
+    evaluated = population.evaluation_params()
+    val_losses, val_accs = _evaluate(
+        setup.evaluate_forward, evaluated, population.buffers, data.x_val, data.y_val
+    )
+    return _Epoch((loss_sums.double() / n).cpu().numpy(), val_losses, val_accs, lrs, momenta, evaluated)
 
 
 def _finish(
@@ -331,21 +345,20 @@ def _finish(
 
 
 def _record_epoch(
-    population: _Population, setup: _Setup, progress: dict[int, _Progress], epoch: int,
-    train_losses: np.ndarray, lrs: np.ndarray, momenta: np.ndarray, seconds: float,
+    population: _Population, setup: _Setup, progress: dict[int, _Progress], epoch: int, measured: _Epoch,
+    seconds: float,
 ) -> dict[int, StopReason]:  # fmt: skip
-    """Validate, record every member's epoch and feed its schedule; the diverged, by position."""
-    evaluated = population.evaluation_params()
-    data = setup.data
-    val_losses, val_accs = _evaluate(
-        setup.evaluate_forward, evaluated, population.buffers, data.x_val, data.y_val
-    )
+    """Record every member's epoch and feed its schedule; the diverged, by position."""
+    evaluated = measured.evaluated
     diverged: dict[int, StopReason] = {}
     for position, index in enumerate(population.indices):
         member = progress[index]
         member.seconds += seconds
-        values = (float(train_losses[position]), float(val_losses[position]), float(val_accs[position]))
-        if member.record(epoch, *values, float(lrs[position, -1]), float(momenta[position, -1])):
+        values = tuple(
+            float(v[position]) for v in (measured.train_losses, measured.val_losses, measured.val_accs)
+        )
+        lr, momentum = float(measured.lrs[position, -1]), float(measured.momenta[position, -1])
+        if member.record(epoch, *values, lr, momentum):
             diverged[position] = "diverged"
             continue
         schedule = population.schedules[position]
@@ -375,9 +388,9 @@ def _train_population(
             break
         start, size = time.perf_counter(), len(population.indices)
         base_lrs = [members[i].lr for i in population.indices]
-        train_losses, lrs, momenta = _train_epoch(population, setup, epoch, base_lrs)
-        seconds = (time.perf_counter() - start) / size
-        leaving = _record_epoch(population, setup, progress, epoch, train_losses, lrs, momenta, seconds)
+        measured = _train_epoch(population, setup, epoch, base_lrs)
+        seconds = (time.perf_counter() - start) / size  # training and validation, as before
+        leaving = _record_epoch(population, setup, progress, epoch, measured, seconds)
         trained = {p: i for p, i in enumerate(population.indices) if p not in leaving}
         stop = callback({index: progress[index].curve for index in trained.values()})
         for position, index in trained.items():
