@@ -378,8 +378,9 @@ def _train_population(
     run = Run(epochs * steps_per_epoch, steps_per_epoch)
     template, population = _build_population(workload, members, indices, run, device)
     train_forward, evaluate_forward = stacked_forwards(template)
-    test = (data.x_test, data.y_test) if evaluate_test else (data.x_test[:0], data.y_test[:0])  # unused
-    on_device = Splits(*(t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val, *test)))
+    tuning = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
+    test = [t.to(device) if evaluate_test else t for t in (data.x_test, data.y_test)]  # moved only if used
+    on_device = Splits(*tuning, *test)
     setup = _Setup(on_device, train_forward, evaluate_forward, run, batch_size, early_stopping, evaluate_test)
     progress = {i: _Progress() for i in indices}
     finished: dict[int, MemberResult] = {}
