@@ -74,6 +74,11 @@ FASHION_MNIST = Dataset(
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ),
 )
+SHAKESPEARE = Dataset(
+    name="tinyshakespeare",
+    files={"input.txt": "6fb458f1232090904fb40fe944165e91"},
+    mirrors=("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/",),
+)
 CIFAR10_ARCHIVE = Dataset(
     name="cifar10",
     files={"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},

@@ -61,7 +61,8 @@ def lr_range_test(
     for step in range(steps):
         lr = start * (end / start) ** (step / (steps - 1))
         indices = order[step * batch : (step + 1) * batch]
-        loss = F.cross_entropy(model(data.x_train[indices]), data.y_train[indices])
+        logits = model(data.x_train[indices])  # (batch, [positions,] classes)
+        loss = F.cross_entropy(logits.flatten(0, -2), data.y_train[indices].flatten())
         opt.zero_grad()
         loss.backward()
         for group in opt.param_groups:

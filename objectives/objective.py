@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from objectives.metrics import Metric
 from objectives.optimizers import OptimizerSettings, get_optimizer
 from objectives.schedules import get_family, suggest_space
 from objectives.training import Curve, MemberConfig, MemberResult, train
@@ -68,10 +69,18 @@ class Experiment:
     def target(self) -> float:
         return get_workload(self.workload).target
 
+    @property
+    def metric(self) -> Metric:
+        return get_workload(self.workload).metric
+
     def to_attrs(self) -> dict[str, Any]:
-        """Study user attributes: the settings (JSON types), plus the target they are judged against
-        and the optimizer's label (what tells sweeps with other optimizer settings apart)."""
-        attrs = {**asdict(self), "target": self.target, "optimizer_label": self.optimizer_label}
+        """Study user attributes: the settings (JSON types), plus the metric and target they are
+        judged by and the optimizer's label (what tells sweeps with other optimizer settings
+        apart). Reports read these, so they need not import the workload."""
+        attrs = {
+            **asdict(self), "target": self.target, "metric": self.metric.to_attrs(),
+            "optimizer_label": self.optimizer_label,
+        }  # fmt: skip
         attrs["lr_range"] = None if self.lr_range is None else list(self.lr_range)
         return attrs
 
@@ -141,10 +150,10 @@ def _json_safe(values: list[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
 
 
-def result_attrs(result: MemberResult, target: float) -> dict[str, Any]:
+def result_attrs(result: MemberResult, target: float, metric: Metric) -> dict[str, Any]:
     """What is stored of one training run: its whole curve and how fast it reached ``target``."""
     curve = result.curve
-    reached = curve.first_reaching(target)
+    reached = curve.first_reaching(target, metric)
     return {
         "curve": {name: _json_safe(values) for name, values in curve.as_dict().items()},
         "epochs_to_target": None if reached is None else curve.epoch[reached],
@@ -177,16 +186,16 @@ def run_trials(
         # Every member reports its epoch before any is judged, so none is compared with
         # companions one epoch behind.
         for index, curve in curves.items():
-            trials[index].report(curve.val_acc[-1], step=curve.epoch[-1])
+            trials[index].report(curve.val_metric[-1], step=curve.epoch[-1])
         return {index for index in curves if trials[index].should_prune()}
 
     results = train_members(experiment, data, members, on_epoch=report_then_prune, device=device)
     outcomes = []
     for trial, result in zip(trials, results):
-        for key, value in result_attrs(result, experiment.target).items():
+        for key, value in result_attrs(result, experiment.target, experiment.metric).items():
             trial.set_user_attr(key, value)
         pruned = result.stop_reason == "stopped"
         outcomes.append(
-            Outcome(TrialState.PRUNED, None) if pruned else Outcome(TrialState.COMPLETE, result.final_val_acc)
+            Outcome(TrialState.PRUNED, None) if pruned else Outcome(TrialState.COMPLETE, result.final_metric)
         )
     return outcomes

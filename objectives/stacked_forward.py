@@ -1,10 +1,11 @@
 """Forward passes of a whole population: members' stacked parameters in, one call, logits out.
 
 Parameters come from ``torch.func.stack_module_state``: every tensor has a leading member
-dimension. Plain MLPs (an ``nn.Sequential`` of linear layers, elementwise activations, flatten
-and dropout) run as batched matrix products (``torch.baddbmm``), which the benchmark measured
-faster than ``vmap`` for them; every other model runs through ``vmap`` over
-``functional_call``. Both give each member exactly its own model's output.
+dimension. A model with its own ``population_forward(params, inputs, *, shared)`` (the
+transformer) runs through it. Plain MLPs (an ``nn.Sequential`` of linear layers, elementwise
+activations, flatten and dropout) run as batched matrix products (``torch.baddbmm``), which the
+benchmark measured faster than ``vmap`` for them; every other model runs through ``vmap`` over
+``functional_call``. All give each member exactly its own model's output.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def stacked_forwards(model: nn.Module) -> tuple[Forward, Forward]:
     runs the model in training mode (dropout on). The evaluation forward takes inputs all members
     share and runs the model in evaluation mode, as ``model.eval()`` would.
     """
+    if hasattr(model, "population_forward"):  # it has no dropout or buffers: train and eval are alike
+        return (
+            lambda params, buffers, x: model.population_forward(params, x, shared=False),
+            lambda params, buffers, x: model.population_forward(params, x, shared=True),
+        )
     if _is_plain_mlp(model):
         return _mlp_forward(model, training=True), _mlp_forward(model, training=False)
     return _vmap_forward(model.train(), shared=False), _vmap_forward(copy.deepcopy(model).eval(), shared=True)

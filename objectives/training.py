@@ -21,10 +21,14 @@ schedule-free (``MemberConfig.population_key``). A family that cycles momentum (
 member is evaluated at the optimizer's average, as the ``schedulefree`` package's
 ``optimizer.eval()`` would.
 
-Per epoch it records the mean train loss, validation loss and accuracy, the LR and momentum of
-the epoch's last update, and the seconds of compute charged to the member so far (each epoch's
-wall time split evenly over the members that trained in it). A non-finite train or validation
-loss stops the member as diverged; its score is ``DIVERGED_SCORE``.
+An epoch is one pass over the training set in each member's own order, or, for workloads with
+``steps_per_epoch`` (the language model), that many batches drawn at random with replacement.
+
+Per epoch it records the mean train loss, validation loss, accuracy and the workload's metric
+(``objectives.metrics``), the LR and momentum of the epoch's last update, and the seconds of
+compute charged to the member so far (each epoch's wall time split evenly over the members that
+trained in it). A non-finite train or validation loss stops the member as diverged; it scores
+the metric's worst value.
 """
 
 from __future__ import annotations
@@ -42,13 +46,11 @@ from torch import nn
 from torch.func import stack_module_state
 
 from objectives.batched_optimizers import BatchedOptimizer
+from objectives.metrics import Metric
 from objectives.optimizers import OptimizerSettings, get_optimizer
 from objectives.schedules import Multiplier, Plateau, Run, get_family
 from objectives.stacked_forward import Forward, stacked_forwards
 from objectives.workloads import Splits, Workload
-
-DIVERGED_SCORE = 0.0
-"""The validation accuracy a diverged member is scored with: the worst possible, so samplers avoid it."""
 
 StopReason = Literal["diverged", "early_stopping", "stopped"]
 
@@ -90,13 +92,15 @@ class MemberConfig:
 class Curve:
     """Per-epoch records, one list per quantity (the shape stored in each Optuna trial).
 
-    ``lr`` and ``momentum`` are those of the epoch's last update (``momentum`` is SGD's momentum
-    or Adam's beta1, 0 for optimizers without one); ``seconds`` is cumulative."""
+    ``val_metric`` is the workload's metric (accuracy, bits per character, ...); ``lr`` and
+    ``momentum`` are those of the epoch's last update (``momentum`` is SGD's momentum or Adam's
+    beta1, 0 for optimizers without one); ``seconds`` is cumulative."""
 
     epoch: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
+    val_metric: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     momentum: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
@@ -104,18 +108,18 @@ class Curve:
     def as_dict(self) -> dict[str, list[Any]]:
         return asdict(self)
 
-    def first_reaching(self, target: float) -> int | None:
-        """Index of the first epoch whose validation accuracy reaches ``target``."""
-        return next((i for i, acc in enumerate(self.val_acc) if acc >= target), None)
+    def first_reaching(self, target: float, metric: Metric) -> int | None:
+        """Index of the first epoch whose validation metric reaches ``target``."""
+        return next((i for i, value in enumerate(self.val_metric) if metric.reached(value, target)), None)
 
 
 @dataclass
 class MemberResult:
     config: MemberConfig
     curve: Curve
-    final_val_acc: float  # with early stopping: the best epoch's, whose weights are kept
+    final_metric: float  # validation; with early stopping the best epoch's, whose weights are kept
     stop_reason: StopReason | None  # None: trained for every epoch
-    test_acc: float | None = None  # only when asked for: tuning never looks at the test split
+    test_metric: float | None = None  # only when asked for: tuning never looks at the test split
 
 
 EpochCallback = Callable[[dict[int, Curve]], set[int]]
@@ -141,8 +145,9 @@ def resolve_device(device: str) -> torch.device:
 class _Progress:
     """One member's bookkeeping across epochs: its curve, its best epoch, when to stop it."""
 
+    metric: Metric
     curve: Curve = field(default_factory=Curve)
-    best_acc: float = -math.inf
+    best: float = math.nan  # the best validation metric so far
     kept_weights: dict[str, torch.Tensor] | None = None  # the best epoch's, with early stopping
     stale_epochs: int = 0  # epochs since the best one
     seconds: float = 0.0  # compute charged so far
@@ -157,15 +162,17 @@ class _Progress:
         curve.train_loss.append(train_loss)
         curve.val_loss.append(val_loss)
         curve.val_acc.append(math.nan if diverged else val_acc)
+        curve.val_metric.append(math.nan if diverged else self.metric.of(val_loss, val_acc))
         curve.lr.append(lr)
         curve.momentum.append(momentum)
         curve.seconds.append(self.seconds)
         return diverged
 
-    def track_best(self, val_acc: float, weights: Callable[[], dict[str, torch.Tensor]] | None) -> None:
-        """A better epoch resets the stale count and, with early stopping, keeps its weights."""
-        if val_acc > self.best_acc:
-            self.best_acc, self.stale_epochs = val_acc, 0
+    def track_best(self, weights: Callable[[], dict[str, torch.Tensor]] | None) -> None:
+        """A better last epoch resets the stale count and, with early stopping, keeps its weights."""
+        value = self.curve.val_metric[-1]
+        if math.isnan(self.best) or self.metric.sign * value > self.metric.sign * self.best:
+            self.best, self.stale_epochs = value, 0
             self.kept_weights = weights() if weights else None
         else:
             self.stale_epochs += 1
@@ -210,12 +217,14 @@ class _Population:
 
 
 def _losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of every (member, example): logits (members, n, classes), targets (members, n).
+    """Cross-entropy of every (member, example): logits (members, n, [positions,] classes),
+    targets (members, n, [positions]); a sequence's loss is the mean over its positions.
 
     The classes go to dimension 1, where PyTorch's CPU log-softmax over a few classes is about
     2.5x faster, forward and backward, than over the last dimension (measured on 32 x 32 x 10).
     """
-    return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    losses = F.cross_entropy(logits.movedim(-1, 1), targets, reduction="none")
+    return losses.flatten(2).mean(2) if losses.dim() > 2 else losses
 
 
 def _evaluate(
@@ -225,17 +234,19 @@ def _evaluate(
     x: torch.Tensor,
     y: torch.Tensor,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-member loss and accuracy on (x, y), which all members share, in chunks."""
+    """Per-member loss and accuracy on (x, y), which all members share, in chunks of about
+    ``EVAL_CHUNK`` predictions."""
     members = len(next(iter(params.values())))
     losses = torch.zeros(members, dtype=torch.float64, device=x.device)
     correct = torch.zeros_like(losses)
+    chunk = max(1, EVAL_CHUNK // y[0].numel())
     with torch.no_grad():
-        for start in range(0, len(y), EVAL_CHUNK):
-            xs, ys = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-            logits = forward(params, buffers, xs)  # (members, n, classes)
-            losses += _losses(logits, ys.expand(members, -1)).sum(1).double()
-            correct += (logits.argmax(-1) == ys).sum(1).double()
-    return (losses / len(y)).cpu().numpy(), (correct / len(y)).cpu().numpy()
+        for start in range(0, len(y), chunk):
+            xs, ys = x[start : start + chunk], y[start : start + chunk]
+            logits = forward(params, buffers, xs)  # (members, n, [positions,] classes)
+            losses += _losses(logits, ys.expand(members, *ys.shape)).sum(1).double()
+            correct += (logits.argmax(-1) == ys).flatten(1).sum(1).double()
+    return (losses / len(y)).cpu().numpy(), (correct / y.numel()).cpu().numpy()
 
 
 def _build_population(
@@ -277,6 +288,8 @@ class _Setup:
     batch_size: int
     early_stopping: int | None
     evaluate_test: bool
+    random_batches: bool  # an epoch of random batches (``Workload.steps_per_epoch``), not one pass
+    metric: Metric
 
 
 @dataclass(frozen=True)
@@ -299,7 +312,13 @@ def _train_epoch(population: _Population, setup: _Setup, epoch: int, lr_steps: S
     lrs, momenta = population.schedule_tables(lr_steps, steps)
     lr_table = torch.as_tensor(lrs, dtype=torch.float32, device=device)
     momentum_table = None if momenta is None else torch.as_tensor(momenta, dtype=torch.float32, device=device)
-    orders = torch.stack([torch.randperm(n, generator=g) for g in population.generators]).to(device)
+    if setup.random_batches:
+        orders = torch.stack(
+            [torch.randint(n, (per_epoch * batch_size,), generator=g) for g in population.generators]
+        )
+    else:
+        orders = torch.stack([torch.randperm(n, generator=g) for g in population.generators])
+    orders = orders.to(device)
     loss_sums = torch.zeros(len(population.indices), device=device)
     for step in range(per_epoch):
         batch = orders[:, step * batch_size : (step + 1) * batch_size]
@@ -316,7 +335,8 @@ def _train_epoch(population: _Population, setup: _Setup, epoch: int, lr_steps: S
     val_losses, val_accs = _evaluate(
         setup.evaluate_forward, evaluated, population.buffers, data.x_val, data.y_val
     )
-    return _Epoch((loss_sums.double() / n).cpu().numpy(), val_losses, val_accs, lrs, momenta, evaluated)
+    mean_losses = (loss_sums.double() / orders.shape[1]).cpu().numpy()
+    return _Epoch(mean_losses, val_losses, val_accs, lrs, momenta, evaluated)
 
 
 def _finish(
@@ -324,24 +344,24 @@ def _finish(
     member: MemberConfig, setup: _Setup,
 ) -> MemberResult:  # fmt: skip
     """The member's result: its score and, when asked, the test accuracy of the weights it keeps."""
+    worst = setup.metric.worst
     if reason == "diverged":
-        return MemberResult(
-            member, progress.curve, DIVERGED_SCORE, reason, DIVERGED_SCORE if setup.evaluate_test else None
-        )
+        return MemberResult(member, progress.curve, worst, reason, worst if setup.evaluate_test else None)
     if progress.kept_weights is not None:
-        weights, final = progress.kept_weights, progress.best_acc  # the best epoch's weights and score
+        weights, final = progress.kept_weights, progress.best  # the best epoch's weights and score
     else:
         weights = {name: p[position].detach() for name, p in population.evaluation_params().items()}
-        final = progress.curve.val_acc[-1]
-    test_acc = None
+        final = progress.curve.val_metric[-1]
+    test_metric = None
     if setup.evaluate_test:  # the member alone, as a population of one, with the weights it keeps
         alone = {name: w[None] for name, w in weights.items()}
         member_buffers = {name: b[position : position + 1] for name, b in population.buffers.items()}
         data = setup.data
-        test_acc = float(
-            _evaluate(setup.evaluate_forward, alone, member_buffers, data.x_test, data.y_test)[1][0]
+        losses, accuracies = _evaluate(
+            setup.evaluate_forward, alone, member_buffers, data.x_test, data.y_test
         )
-    return MemberResult(member, progress.curve, final, reason, test_acc)
+        test_metric = setup.metric.of(float(losses[0]), float(accuracies[0]))
+    return MemberResult(member, progress.curve, final, reason, test_metric)
 
 
 def _record_epoch(
@@ -365,7 +385,7 @@ def _record_epoch(
         if isinstance(schedule, Plateau):
             schedule.observe(values[1])
         snapshot = lambda p=position: {n: w[p].detach().clone() for n, w in evaluated.items()}
-        member.track_best(values[2], snapshot if setup.early_stopping else None)
+        member.track_best(snapshot if setup.early_stopping else None)
     return diverged
 
 
@@ -374,15 +394,18 @@ def _train_population(
     epochs: int, batch_size: int, early_stopping: int | None, callback: EpochCallback,
     evaluate_test: bool, device: torch.device,
 ) -> dict[int, MemberResult]:  # fmt: skip
-    steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
+    steps_per_epoch = workload.epoch_steps(data, batch_size)
     run = Run(epochs * steps_per_epoch, steps_per_epoch)
     template, population = _build_population(workload, members, indices, run, device)
     train_forward, evaluate_forward = stacked_forwards(template)
     tuning = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
     test = [t.to(device) if evaluate_test else t for t in (data.x_test, data.y_test)]  # moved only if used
     on_device = Splits(*tuning, *test)
-    setup = _Setup(on_device, train_forward, evaluate_forward, run, batch_size, early_stopping, evaluate_test)
-    progress = {i: _Progress() for i in indices}
+    setup = _Setup(
+        on_device, train_forward, evaluate_forward, run, batch_size, early_stopping, evaluate_test,
+        random_batches=workload.steps_per_epoch is not None, metric=workload.metric,
+    )  # fmt: skip
+    progress = {i: _Progress(workload.metric) for i in indices}
     finished: dict[int, MemberResult] = {}
     for epoch in range(1, epochs + 1):
         if not population.indices:
@@ -427,9 +450,9 @@ def train(
 
     Args:
         early_stopping: stop a member after this many epochs without a better validation
-            accuracy, and keep its best weights. None trains every epoch.
+            metric, and keep its best weights. None trains every epoch.
         on_epoch: see ``EpochCallback``; used by the sweep to report and prune.
-        evaluate_test: also measure the final model's test accuracy (the final comparison only).
+        evaluate_test: also measure the final model's test metric (the final comparison only).
         device: ``cpu``, ``cuda`` or ``auto``.
     """
     callback = on_epoch or (lambda curves: set())

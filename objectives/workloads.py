@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from objectives.datasets import FASHION_MNIST, MNIST, Dataset, load_cifar10, load_idx_pair
+from objectives.datasets import FASHION_MNIST, MNIST, SHAKESPEARE, Dataset, fetch, load_cifar10, load_idx_pair
+from objectives.metrics import ACCURACY, Metric, bits_per_character
+from objectives.transformer import CharTransformer
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,12 @@ class Splits:
 
 @dataclass(frozen=True)
 class Workload:
-    """What to train and how long; the loss is cross-entropy and the metric accuracy for all."""
+    """What to train, how long, and what it is judged by. The loss is always cross-entropy.
+
+    A model maps a batch of examples to logits (examples, classes), or for sequences
+    (examples, positions, classes) against targets (examples, positions). Its ``metric`` is
+    accuracy (maximized) unless it says otherwise, e.g. ``bits_per_character`` (minimized).
+    """
 
     name: str
     description: str
@@ -50,7 +58,20 @@ class Workload:
     classes: int
     epochs: int  # default epoch budget
     batch_size: int
-    target: float  # validation accuracy that counts as "converged"
+    target: float  # the validation metric's value that counts as "converged"
+    metric: Metric = ACCURACY
+    steps_per_epoch: int | None = None  # None: one pass over the training set; else random batches
+    optimizer: str = "sgd"  # the default optimizer (``--optimizer`` overrides it)
+    token_inputs: bool = False  # inputs are token ids in [0, classes), not real numbers
+
+    def example_inputs(self, *leading: int) -> torch.Tensor:
+        """Random inputs of the model's shape, with ``leading`` dimensions first (for tests and FLOP counts)."""
+        shape = (*leading, *self.input_shape)
+        return torch.randint(self.classes, shape) if self.token_inputs else torch.randn(shape)
+
+    def epoch_steps(self, data: Splits, batch_size: int) -> int:
+        """Optimizer steps per epoch: ``steps_per_epoch``, else one pass over the training set."""
+        return self.steps_per_epoch or math.ceil(len(data.y_train) / batch_size)
 
 
 def carve_validation(
@@ -124,6 +145,52 @@ def _mnist1d_cnn() -> nn.Module:
         nn.Flatten(),
         nn.Linear(25 * 5, 10),
     )
+
+
+SHAKESPEARE_CONTEXT = 64
+"""Characters a window holds: the model predicts each next one from up to 63 before it."""
+SHAKESPEARE_VOCABULARY = 66
+"""The 65 characters of the training block, plus the unknown symbol."""
+UNKNOWN = 0
+
+
+def character_splits(text: str, *, context: int, vocabulary: int) -> Splits:
+    """Contiguous blocks of ``text``: the first 90% trains, the next 2.5% validates (every epoch of
+    every trial: kept small so validation costs a fifth of an epoch), the last 7.5% tests (random
+    windows would overlap across splits and leak). The vocabulary is the training block's
+    ``vocabulary - 1`` most frequent characters (ties by code point) plus the unknown symbol, 0,
+    which every other character maps to.
+
+    Training examples are every window of ``context + 1`` characters (a view, not a copy): inputs
+    the first ``context``, targets the next character at each position. Validation and test are
+    cut into non-overlapping windows, the remainder dropped.
+    """
+    train_end, val_end = int(len(text) * 0.9), int(len(text) * 0.925)
+    counts: dict[str, int] = {}
+    for character in text[:train_end]:
+        counts[character] = counts.get(character, 0) + 1
+    kept = sorted(counts, key=lambda c: (-counts[c], c))[: vocabulary - 1]
+    table = np.full(max(map(ord, text)) + 1, UNKNOWN, dtype=np.int64)
+    table[[ord(c) for c in kept]] = np.arange(1, len(kept) + 1)
+    codes = torch.from_numpy(table[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)])
+    windows = codes[:train_end].unfold(0, context + 1, 1)
+
+    def tiled(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        usable = (len(block) - 1) // context * context
+        return block[:usable].view(-1, context), block[1 : usable + 1].view(-1, context)
+
+    return Splits(windows[:, :-1], windows[:, 1:], *tiled(codes[train_end:val_end]), *tiled(codes[val_end:]))
+
+
+def _shakespeare(seed: int, data_dir: Path | None) -> Splits:
+    """Tiny Shakespeare (1,115,394 characters, md5-checked), in contiguous blocks; the same split for every seed."""
+    text = fetch(SHAKESPEARE, "input.txt", data_dir).decode("utf-8")
+    return character_splits(text, context=SHAKESPEARE_CONTEXT, vocabulary=SHAKESPEARE_VOCABULARY)
+
+
+def _shakespeare_transformer() -> nn.Module:
+    """Two pre-norm blocks of width 64 with 4 heads: about 113,000 parameters."""
+    return CharTransformer(SHAKESPEARE_VOCABULARY, SHAKESPEARE_CONTEXT, width=64, layers=2, heads=4)
 
 
 def _unit_scale(images: np.ndarray) -> np.ndarray:
@@ -285,6 +352,21 @@ WORKLOADS: dict[str, Workload] = {
             epochs=10,
             batch_size=64,
             target=0.60,
+        ),
+        Workload(
+            name="shakespeare",
+            description="tiny Shakespeare, characters; a 2-block transformer (width 64, 4 heads, context 64)",
+            load=_shakespeare,
+            make_model=_shakespeare_transformer,
+            input_shape=(SHAKESPEARE_CONTEXT,),
+            classes=SHAKESPEARE_VOCABULARY,
+            epochs=10,
+            batch_size=16,
+            target=3.2,
+            metric=bits_per_character(SHAKESPEARE_VOCABULARY),
+            steps_per_epoch=50,
+            optimizer="adamw",
+            token_inputs=True,
         ),
     ]
 }

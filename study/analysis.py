@@ -15,12 +15,18 @@ import pandas as pd
 from optuna.trial import TrialState
 from scipy import stats
 
+from objectives.metrics import Metric
 from objectives.schedules import Run, get_family
 from study.reevaluate import stored_reevaluation
 from study.storage import allow_experimental, open_storage
 from study.workers import counts_as_finished
 
 SIGNIFICANCE = 0.05
+
+
+def study_metric(study: optuna.Study) -> Metric:
+    """The metric the study's trials are judged by, as stored with it."""
+    return Metric.from_attrs(study.user_attrs.get("metric"))
 
 
 def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna.Study]:
@@ -35,7 +41,7 @@ def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna
 # --- all trials ---------------------------------------------------------------------------------
 
 TRIAL_COLUMNS = [
-    "workload", "optimizer", "family", "number", "state", "value", "final_val_acc", "diverged",
+    "workload", "optimizer", "family", "number", "state", "value", "final_metric", "diverged",
     "epochs_to_target", "seconds_to_target",
 ]  # fmt: skip
 
@@ -49,8 +55,8 @@ def optimizer_label(attrs: dict[str, Any]) -> str | None:
 def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     """One row per finished trial: ``TRIAL_COLUMNS`` plus one ``param_<name>`` column per knob.
 
-    ``final_val_acc`` is the objective of complete trials and the last reported validation
-    accuracy of pruned ones (how far they got), NaN for failed ones.
+    ``final_metric`` is the objective (the validation metric) of complete trials and the last
+    reported one of pruned trials (how far they got), NaN for failed ones.
     """
     rows = []
     for study in studies:
@@ -74,7 +80,7 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                     "number": trial.number,
                     "state": trial.state.name,
                     "value": trial.value,
-                    "final_val_acc": final,
+                    "final_metric": final,
                     "diverged": bool(attrs.get("diverged", False)),
                     "epochs_to_target": attrs.get("epochs_to_target"),
                     "seconds_to_target": attrs.get("seconds_to_target"),
@@ -84,8 +90,8 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS if not rows else None)
 
 
-def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per family: best validation accuracy, median epochs to target, and how trials ended.
+def summary_table(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Per family: best validation metric, median epochs to target, and how trials ended.
 
     ``trials`` is a ``trials_frame``. Sorted best first.
     """
@@ -93,7 +99,7 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
     state = trials["state"]
     table = pd.DataFrame(
         {
-            "best_val_acc": groups["value"].max(),
+            "best_metric": groups["value"].agg(metric.best),
             "median_epochs_to_target": groups["epochs_to_target"].median(),
             "reached_target": groups["epochs_to_target"].count(),
             "complete": (state == TrialState.COMPLETE.name).groupby(trials["family"], sort=False).sum(),
@@ -102,19 +108,20 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
             "diverged": groups["diverged"].sum(),
         }
     )
-    return table.sort_values("best_val_acc", ascending=False).reset_index()
+    return table.sort_values("best_metric", ascending=metric.direction == "minimize").reset_index()
 
 
-def expected_best_frame(trials: pd.DataFrame) -> pd.DataFrame:
-    """Expected best validation accuracy after n trials, n = 1..N, per family (Dodge et al. 2019).
+def expected_best_frame(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Expected best validation metric after n trials, n = 1..N, per family (Dodge et al. 2019).
 
-    The expectation of the maximum of n draws with replacement from a family's N finished trials
+    The expectation of the best of n draws with replacement from a family's N finished trials
     (the bootstrap of "Show your work", computed exactly), with its standard deviation.
     Columns: family, trials (n), expected_best, sd.
     """
     rows = []
-    for family, values in trials.groupby("family", sort=False)["final_val_acc"]:
-        v = np.sort(values.fillna(0.0).to_numpy())  # a failed trial is worth nothing
+    for family, values in trials.groupby("family", sort=False)["final_metric"]:
+        # Computed as a maximum of sign * value; a failed trial is worth the metric's worst.
+        v = np.sort(metric.sign * values.fillna(metric.worst).to_numpy())
         total = len(v)
         ranks = np.arange(1, total + 1) / total
         for n in range(1, total + 1):
@@ -124,7 +131,7 @@ def expected_best_frame(trials: pd.DataFrame) -> pd.DataFrame:
                 {
                     "family": family,
                     "trials": n,
-                    "expected_best": mean,
+                    "expected_best": metric.sign * mean,
                     "sd": float(np.sqrt(max(weights @ v**2 - mean**2, 0))),
                 }
             )
@@ -152,39 +159,45 @@ def importance_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
 # --- the re-evaluated best configurations ------------------------------------------------------
 
 
-def full_budget_auc(accuracy: np.ndarray, budget: int, *, diverged: bool) -> float:
-    """The area under the validation-accuracy curve over the whole epoch budget, normalized to
-    [0, 1] (trapezoids over epochs 1 to ``budget``): a run that stopped early counts for every
-    epoch it did not train, with 0 once it diverged (its diverged epoch too), and with its best
-    accuracy, the weights early stopping keeps, once it was stopped early."""
-    after = 0.0 if diverged or not len(accuracy) else float(accuracy.max())
-    full = np.concatenate([accuracy, np.full(max(0, budget - len(accuracy)), after)])[:budget]
+def full_budget_auc(values: np.ndarray, budget: int, metric: Metric, *, diverged: bool) -> float:
+    """The area under the validation-metric curve over the whole epoch budget, divided by its
+    length (trapezoids over epochs 1 to ``budget``; in [0, 1] for accuracy): a run that stopped
+    early counts for every epoch it did not train, with the metric's worst once it diverged (its
+    diverged epoch too), and with its best value, the weights early stopping keeps, once it was
+    stopped early. ``values`` has NaN where an epoch diverged."""
+    values = np.where(np.isnan(values), metric.worst, values)
+    after = metric.worst if diverged or not len(values) else metric.best(values)
+    full = np.concatenate([values, np.full(max(0, budget - len(values)), after)])[:budget]
     if len(full) == 1:
         return float(full[0])
     return float(np.trapezoid(full, np.arange(1, len(full) + 1)) / (len(full) - 1))
 
 
 def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
-    """One row per re-evaluation run: workload, optimizer, family, seed, test_acc, val_acc (of the
-    model the run ends with: with early stopping the kept best epoch's), epochs_to_target,
+    """One row per re-evaluation run: workload, optimizer, family, seed, test_metric, val_metric
+    (of the model the run ends with: with early stopping the kept best epoch's), epochs_to_target,
     seconds_to_target, auc (``full_budget_auc``), diverged."""
     rows = []
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
         budget, early_stopping = study.user_attrs["epochs"], study.user_attrs.get("early_stopping")
+        metric = study_metric(study)
         for run in record["runs"]:
-            accuracy = np.nan_to_num(np.array(run["curve"]["val_acc"], dtype=float))
-            auc = full_budget_auc(accuracy, budget, diverged=run["diverged"])
-            kept = accuracy.max() if early_stopping and not run["diverged"] else accuracy[-1]
+            values = np.array(run["curve"]["val_metric"], dtype=float)  # stored None (diverged) is NaN
+            auc = full_budget_auc(values, budget, metric, diverged=run["diverged"])
+            if run["diverged"]:
+                kept = metric.worst
+            else:
+                kept = metric.best(values) if early_stopping else values[-1]
             rows.append(
                 {
                     "workload": study.user_attrs["workload"],
                     "optimizer": optimizer_label(study.user_attrs),
                     "family": study.user_attrs["family"],
                     "seed": run["seed"],
-                    "test_acc": run["test_acc"],
-                    "val_acc": float(kept),
+                    "test_metric": run["test_metric"],
+                    "val_metric": float(kept),
                     "epochs_to_target": run["epochs_to_target"],
                     "seconds_to_target": run["seconds_to_target"],
                     "auc": auc,
@@ -196,8 +209,8 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         "optimizer",
         "family",
         "seed",
-        "test_acc",
-        "val_acc",
+        "test_metric",
+        "val_metric",
         "epochs_to_target",
         "seconds_to_target",
         "auc",
@@ -208,7 +221,7 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
 
 def curves_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     """Per-epoch curves of the re-evaluation runs, long form: family, seed, epoch, train_loss,
-    val_loss, val_acc, lr."""
+    val_loss, val_acc, val_metric, lr."""
     rows = []
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
@@ -218,11 +231,14 @@ def curves_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             for i, epoch in enumerate(curve["epoch"]):
                 rows.append(
                     {"family": study.user_attrs["family"], "seed": run["seed"], "epoch": epoch}
-                    | {name: curve[name][i] for name in ("train_loss", "val_loss", "val_acc", "lr")}
+                    | {name: curve[name][i] for name in CURVE_QUANTITIES}
                 )
-    return pd.DataFrame(
-        rows, columns=["family", "seed", "epoch", "train_loss", "val_loss", "val_acc", "lr"]
-    ).astype({"train_loss": float, "val_loss": float, "val_acc": float, "lr": float})
+    return pd.DataFrame(rows, columns=["family", "seed", "epoch", *CURVE_QUANTITIES]).astype(
+        dict.fromkeys(CURVE_QUANTITIES, float)
+    )
+
+
+CURVE_QUANTITIES = ("train_loss", "val_loss", "val_acc", "val_metric", "lr")
 
 
 MAX_SHAPE_POINTS = 1000
@@ -263,25 +279,25 @@ def _t_interval(values: np.ndarray) -> tuple[float, float]:
 
 
 def ranking_table(
-    reevaluation: pd.DataFrame, trials: pd.DataFrame, hyperparameters: dict[str, dict]
+    reevaluation: pd.DataFrame, trials: pd.DataFrame, hyperparameters: dict[str, dict], metric: Metric
 ) -> pd.DataFrame:
-    """Per family, best test accuracy first: test accuracy mean and 95% t-interval over seeds;
+    """Per family, best test metric first: its mean and 95% t-interval over seeds;
     epochs and seconds to target, median with min and max over seeds, where a seed that never
     reached the target counts as infinitely slow (so the median is NaN, "never", when most seeds
     miss); mean normalized AUC; the tuned hyperparameters; how the tuning trials ended."""
     rows = []
-    outcomes = summary_table(trials).set_index("family") if len(trials) else pd.DataFrame()
+    outcomes = summary_table(trials, metric).set_index("family") if len(trials) else pd.DataFrame()
     for family, runs in reevaluation.groupby("family", sort=False):
-        low, high = _t_interval(runs["test_acc"].to_numpy(dtype=float))
+        low, high = _t_interval(runs["test_metric"].to_numpy(dtype=float))
         epochs, seconds = (
             runs[column].astype(float).fillna(np.inf) for column in ("epochs_to_target", "seconds_to_target")
         )
         row = {
             "family": family,
             "seeds": len(runs),
-            "test_acc": runs["test_acc"].mean(),
-            "test_acc_ci_low": low,
-            "test_acc_ci_high": high,
+            "test_metric": runs["test_metric"].mean(),
+            "test_metric_ci_low": low,
+            "test_metric_ci_high": high,
             "epochs_to_target": epochs.median(),
             "epochs_to_target_min": epochs.min(),
             "epochs_to_target_max": epochs.max(),
@@ -298,7 +314,8 @@ def ranking_table(
             row |= outcomes.loc[family, ["complete", "pruned", "failed", "diverged"]].to_dict()
         rows.append(row)
     table = pd.DataFrame(rows).replace([np.inf, -np.inf], np.nan)  # never reached: shown as missing
-    return table.sort_values("test_acc", ascending=False, kind="stable").reset_index(drop=True)
+    ascending = metric.direction == "minimize"
+    return table.sort_values("test_metric", ascending=ascending, kind="stable").reset_index(drop=True)
 
 
 def _short(value: object) -> str:
@@ -315,28 +332,29 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return result
 
 
-def reference_family(reevaluation: pd.DataFrame) -> str:
+def reference_family(reevaluation: pd.DataFrame, metric: Metric) -> str:
     """The family every other is tested against, chosen without the test split: the best mean
-    validation accuracy of the re-evaluation runs (ties by name)."""
-    means = reevaluation.groupby("family")["val_acc"].mean()
-    return str(means[means == means.max()].index.min())
+    validation metric of the re-evaluation runs (ties by name)."""
+    means = reevaluation.groupby("family")["val_metric"].mean()
+    best = metric.best(means)
+    return str(means[means == best].index.min())
 
 
-def pairwise_table(reevaluation: pd.DataFrame) -> pd.DataFrame:
-    """Every family against the reference (``reference_family``) on test accuracy: mean
-    difference (reference minus family), paired t-test over the shared seeds (run k of every
-    family has the same seed), Holm-adjusted p, and the verdict at the 5% level: worse, better
-    or not distinguishable. Columns: family, best (the reference), difference, p_value, p_holm,
-    verdict."""
-    means = reevaluation.groupby("family", sort=False)["test_acc"].mean()
+def pairwise_table(reevaluation: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Every family against the reference (``reference_family``) on the test metric: mean
+    difference (family minus reference, in the metric's units), paired t-test over the shared
+    seeds (run k of every family has the same seed), Holm-adjusted p, and the verdict at the 5%
+    level: worse, better or not distinguishable. Columns: family, best (the reference),
+    difference, p_value, p_holm, verdict."""
+    means = reevaluation.groupby("family", sort=False)["test_metric"].mean()
     if len(means) < 2:
         return pd.DataFrame(columns=["family", "best", "difference", "p_value", "p_holm", "verdict"])
-    best = reference_family(reevaluation)
-    by_seed = reevaluation.pivot_table(index="seed", columns="family", values="test_acc")
+    best = reference_family(reevaluation, metric)
+    by_seed = reevaluation.pivot_table(index="seed", columns="family", values="test_metric")
     rows = []
-    for family in means.drop(best).sort_values(ascending=False).index:
+    for family in (metric.sign * means.drop(best)).sort_values(ascending=False).index:
         pair = by_seed[[best, family]].dropna()
-        differences = pair[best] - pair[family]
+        differences = pair[family] - pair[best]
         if len(pair) < 2 or np.allclose(differences, differences.iloc[0]):
             p = 0.0 if len(pair) >= 2 and differences.iloc[0] != 0 else 1.0  # no variance: t undefined
         else:
@@ -346,7 +364,7 @@ def pairwise_table(reevaluation: pd.DataFrame) -> pd.DataFrame:
     table["p_holm"] = holm(table["p_value"])
     significant = table["p_holm"] < SIGNIFICANCE
     table["verdict"] = np.where(
-        significant, np.where(table["difference"] > 0, "worse", "better"), "not distinguishable"
+        significant, np.where(metric.sign * table["difference"] < 0, "worse", "better"), "not distinguishable"
     )
     return table
 

@@ -180,7 +180,9 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloa
         + ("; a comma list sweeps each in turn into one storage" if several_workloads else ""),
     )
     parser.add_argument(
-        "--optimizer", choices=list(OPTIMIZERS), default="sgd", help="default sgd (momentum 0.9)"
+        "--optimizer",
+        choices=list(OPTIMIZERS),
+        help="default: the workload's (sgd with momentum 0.9; adamw for shakespeare)",
     )
     parser.add_argument(
         "--momentum", type=float, help="SGD's momentum (default 0.9; 0 is plain SGD); stored with the study"
@@ -209,7 +211,9 @@ def experiment_from_args(
 ) -> Experiment:
     """The experiment that ``add_experiment_arguments``' flags describe, with the workload's
     defaults; ``chosen_workload`` picks one of several."""
-    workload, spec = get_workload(chosen_workload or args.workload), get_optimizer(args.optimizer)
+    workload = get_workload(chosen_workload or args.workload)
+    optimizer = args.optimizer or workload.optimizer
+    spec = get_optimizer(optimizer)
     settings = OptimizerSettings(
         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay
     )
@@ -219,7 +223,7 @@ def experiment_from_args(
         raise UsageError(str(error)) from None
     return Experiment(
         workload=workload.name,
-        optimizer=args.optimizer,
+        optimizer=optimizer,
         family=family,
         epochs=args.epochs or workload.epochs,
         batch_size=args.batch_size or workload.batch_size,

@@ -17,6 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from objectives.metrics import Metric
+
 
 @contextlib.contextmanager
 def _style() -> Iterator[None]:
@@ -30,24 +32,34 @@ def _palette(families: list[str]) -> dict[str, tuple]:
     return dict(zip(families, colors[0::2] + colors[1::2]))
 
 
-def _grid(count: int, columns: int = 4, size: tuple[float, float] = (3.4, 2.4)) -> tuple[Figure, list]:
+def _grid(
+    count: int, columns: int = 4, size: tuple[float, float] = (3.4, 2.4), *, share_y: bool = False
+) -> tuple[Figure, list]:
     rows = math.ceil(count / columns)
     figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
+    axes = figure.subplots(rows, columns, squeeze=False, sharey=share_y).ravel().tolist()
     for unused in axes[count:]:
         unused.set_visible(False)
     return figure, axes[:count]
 
 
-def convergence(curves: pd.DataFrame, order: list[str]) -> Figure:
-    """Validation accuracy and loss per epoch of each family's re-evaluated best configuration:
+def _metric_limits(ax: Axes, values: pd.Series, metric: Metric) -> None:
+    """Zoom on where the runs are: the worst 5% of values (early epochs) are cut off."""
+    if metric.sign > 0:
+        ax.set_ylim(max(metric.worst, values.quantile(0.05) - 0.02), None)
+    else:
+        ax.set_ylim(None, min(metric.worst, values.quantile(0.95) + 0.02))
+
+
+def convergence(curves: pd.DataFrame, order: list[str], metric: Metric) -> Figure:
+    """Validation metric and loss per epoch of each family's re-evaluated best configuration:
     mean over seeds with a 95% band. ``curves`` is a ``curves_frame``; ``order`` ranks families."""
     with _style():
         figure = Figure(figsize=(13, 4.6), layout="constrained")
-        accuracy, loss = figure.subplots(1, 2)
+        measured, loss = figure.subplots(1, 2)
         palette = _palette(order)
         for ax, column, label in (
-            (accuracy, "val_acc", "validation accuracy"),
+            (measured, "val_metric", f"validation {metric.label}"),
             (loss, "val_loss", "validation loss"),
         ):
             sns.lineplot(
@@ -63,7 +75,7 @@ def convergence(curves: pd.DataFrame, order: list[str]) -> Figure:
             )
             ax.set(xlabel="epoch", ylabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        accuracy.set_ylim(max(0.0, curves["val_acc"].quantile(0.05) - 0.02), None)
+        _metric_limits(measured, curves["val_metric"], metric)
         loss.set_yscale("log")
         sns.move_legend(loss, "upper left", bbox_to_anchor=(1.02, 1), title="family", fontsize=8)
     return figure
@@ -82,61 +94,73 @@ def schedule_shapes(shapes: pd.DataFrame, order: list[str]) -> Figure:
     return figure
 
 
-def accuracy_distribution(trials: pd.DataFrame, order: list[str]) -> Figure:
-    """Final validation accuracy of every tuning trial per family (pruned ones where they
-    stopped): a narrow, high box means a forgiving family."""
+def metric_distribution(trials: pd.DataFrame, order: list[str], metric: Metric) -> Figure:
+    """Final validation metric of every tuning trial per family (pruned ones where they
+    stopped): a narrow box near the good end means a forgiving family."""
     with _style():
         figure = Figure(figsize=(9, 0.42 * len(order) + 1.2), layout="constrained")
         ax = figure.subplots()
-        sns.boxplot(trials, x="final_val_acc", y="family", order=order, color="0.85", fliersize=0, ax=ax)
+        sns.boxplot(trials, x="final_metric", y="family", order=order, color="0.85", fliersize=0, ax=ax)
         sns.stripplot(
-            trials, x="final_val_acc", y="family", hue="state", order=order, size=2.5, alpha=0.6, ax=ax
+            trials, x="final_metric", y="family", hue="state", order=order, size=2.5, alpha=0.6, ax=ax
         )
-        ax.set(xlabel="final validation accuracy of each trial", ylabel="")
+        ax.set(xlabel=f"final validation {metric.label} of each trial", ylabel="")
         ax.legend(title="trial", loc="lower left", fontsize=8)
     return figure
 
 
-def sensitivity(trials: pd.DataFrame, order: list[str]) -> Figure:
-    """Final validation accuracy against the base LR (log axis), one panel per family."""
+def sensitivity(trials: pd.DataFrame, order: list[str], metric: Metric) -> Figure:
+    """Final validation metric against the base LR (log axis), one panel per family, all on one
+    y-axis so that how forgiving each family is can be compared."""
     with _style():
-        figure, axes = _grid(len(order))
+        figure, axes = _grid(len(order), share_y=True)
         for ax, family in zip(axes, order):
             rows = trials[trials["family"] == family]
             sns.scatterplot(
                 rows,
                 x="param_lr",
-                y="final_val_acc",
+                y="final_metric",
                 hue="state",
                 s=14,
                 alpha=0.7,
                 ax=ax,
                 legend=ax is axes[0],
             )
-            ax.set(xscale="log", title=family, xlabel="base LR", ylabel="final val. accuracy")
+            ax.set(xscale="log", title=family, xlabel="base LR", ylabel=f"final val. {metric.label}")
     return figure
 
 
-def tuning_budget(expected: pd.DataFrame, order: list[str]) -> Figure:
-    """Expected best validation accuracy after n trials (Dodge et al. 2019), mean +- 1 sd."""
+def tuning_budget(expected: pd.DataFrame, order: list[str], metric: Metric) -> Figure:
+    """Expected best validation metric after n trials (Dodge et al. 2019), mean +- 1 sd (an
+    accuracy band is cut at 1)."""
+    bounded = (lambda v: v.clip(0, 1)) if not metric.from_loss else (lambda v: v)
     with _style():
         figure = Figure(figsize=(10, 5), layout="constrained")
         ax = figure.subplots()
         palette = _palette(order)
         for family in order:
             rows = expected[expected["family"] == family]
-            low, high = ((rows["expected_best"] + sign * rows["sd"]).clip(0, 1) for sign in (-1, 1))
+            low, high = (bounded(rows["expected_best"] + sign * rows["sd"]) for sign in (-1, 1))
             ax.plot(rows["trials"], rows["expected_best"], label=family, color=palette[family])
             ax.fill_between(rows["trials"], low, high, color=palette[family], alpha=0.1)
-        ax.set(xscale="log", xlabel="tuning trials (n)", ylabel="expected best validation accuracy (+- 1 sd)")
-        top = min(1.0, float((expected["expected_best"] + expected["sd"]).max()))
-        ax.set_ylim(max(0.0, float(expected["expected_best"].min()) - 0.01), top + 0.005)
+        ax.set(
+            xscale="log",
+            xlabel="tuning trials (n)",
+            ylabel=f"expected best validation {metric.label} (+- 1 sd)",
+        )
+        good_edge = bounded(expected["expected_best"] + metric.sign * expected["sd"])
+        worst_mean = float(metric.sign * (metric.sign * expected["expected_best"]).min())
+        ax.set_ylim(
+            sorted([worst_mean - metric.sign * 0.01, float(metric.best(good_edge)) + metric.sign * 0.005])
+        )
         ax.legend(title="family", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     return figure
 
 
-def epochs_to_target(ranking: pd.DataFrame, target: float, *, budget: int | None = None) -> Figure:
-    """Median epochs to the target accuracy over seeds (a seed that never reaches it counts as
+def epochs_to_target(
+    ranking: pd.DataFrame, target: float, metric: Metric, *, budget: int | None = None
+) -> Figure:
+    """Median epochs to the target metric over seeds (a seed that never reaches it counts as
     never), with the fastest and slowest seed as whiskers, fastest family first. A slowest seed
     that never reaches the target draws its whisker to the end of the ``budget`` with an arrow.
     ``ranking`` is a ``ranking_table``."""
@@ -177,7 +201,7 @@ def epochs_to_target(ranking: pd.DataFrame, target: float, *, budget: int | None
         ax.set(
             yticks=positions,
             yticklabels=families,
-            xlabel=f"epochs to validation accuracy >= {target}",
+            xlabel=f"epochs to validation {metric.label} {'>=' if metric.sign > 0 else '<='} {target}",
             ylabel="",
         )
         ax.invert_yaxis()

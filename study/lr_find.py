@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from objectives.optimizers import OPTIMIZERS
+from objectives.workloads import get_workload
 from study.cli import ArgumentParser, add_data_arguments, out_directory, run_main, thread_count, workload_name
 from study.lr_range import find_range, save_plot
 from study.storage import prepare_out_dir
@@ -22,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--workload", type=workload_name, default="digits", help="a built-in workload, or package.module:NAME"
     )
-    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
+    parser.add_argument(
+        "--optimizer", choices=list(OPTIMIZERS), help="default: the workload's (sgd; adamw for shakespeare)"
+    )
     parser.add_argument(
         "--out", type=out_directory, default=Path("results"), help="the plot goes to OUT/lr_find/"
     )
@@ -31,12 +34,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)
-    test = find_range(args.workload, args.optimizer, seed=args.seed, data_dir=args.data_dir)
-    path = save_plot(test, args.workload, args.optimizer, args.out)
+    optimizer = args.optimizer or get_workload(args.workload).optimizer
+    test = find_range(args.workload, optimizer, seed=args.seed, data_dir=args.data_dir)
+    path = save_plot(test, args.workload, optimizer, args.out)
     low, high = test.suggested
-    print(
-        f"suggested base-LR search range for {args.workload} with {args.optimizer}: {low:.3g} to {high:.3g}"
-    )
+    print(f"suggested base-LR search range for {args.workload} with {optimizer}: {low:.3g} to {high:.3g}")
     print(f"plot: {path}")
 
 

@@ -9,7 +9,6 @@ seeds change.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import optuna
@@ -17,7 +16,7 @@ from optuna.trial import TrialState
 
 from objectives.objective import Experiment, member_from_params, result_attrs, train_members
 from objectives.seeds import reevaluation_seeds
-from objectives.workloads import Splits
+from objectives.workloads import Splits, get_workload
 
 ATTR = "reevaluation"
 
@@ -30,6 +29,8 @@ def is_current(study: optuna.Study, seeds: int) -> bool:
     """Whether the stored re-evaluation is of today's best trial with these many seeds."""
     stored = stored_reevaluation(study)
     if stored is None or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return False
+    if any("test_metric" not in run for run in stored["runs"]):  # stored before metrics: redo it
         return False
     experiment = Experiment.from_attrs(study.user_attrs)
     return stored["trial"] == study.best_trial.number and stored["seeds"] == reevaluation_seeds(
@@ -55,10 +56,11 @@ def reevaluate(
     record = {
         "trial": best.number,
         "params": best.params,
-        "steps_per_epoch": math.ceil(len(data.y_train) / experiment.batch_size),
+        "steps_per_epoch": get_workload(experiment.workload).epoch_steps(data, experiment.batch_size),
         "seeds": [member.seed for member in members],
         "runs": [
-            {**result_attrs(result, experiment.target), "test_acc": result.test_acc} for result in results
+            {**result_attrs(result, experiment.target, experiment.metric), "test_metric": result.test_metric}
+            for result in results
         ],
     }
     study.set_user_attr(ATTR, record)

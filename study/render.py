@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
+from objectives.metrics import Metric
 from objectives.workloads import get_workload
 from study import analysis, figures
 from study.sections import Section, build_section, draw_section, group_studies
@@ -63,7 +64,13 @@ def _png(figure: Figure) -> bytes:
 
 def headline(section: Section) -> list[str]:
     """The answer first: fastest family, the reference family, and how the others compare with it."""
-    target, ranking, pairwise = section.experiment.target, section.ranking, section.pairwise
+    target, ranking, pairwise, metric = (
+        section.experiment.target,
+        section.ranking,
+        section.pairwise,
+        section.metric,
+    )
+    reaches = ">=" if metric.sign > 0 else "<="
     if not len(ranking):
         return ["No family has a complete trial yet, so there is nothing to compare."]
     lines = []
@@ -75,29 +82,29 @@ def headline(section: Section) -> list[str]:
         fastest = ordered.iloc[0]
         tied = ordered[ordered["epochs_to_target"] == fastest["epochs_to_target"]]["family"].tolist()[1:]
         lines.append(
-            f"Fastest to converge: {fastest['family']}, which reaches validation accuracy {target} in a median "
+            f"Fastest to converge: {fastest['family']}, which reaches validation {metric.label} {reaches} {target} in a median "
             f"{fastest['epochs_to_target']:g} epochs ({fastest['seconds_to_target']:.2f} s; "
             f"{fastest['reached_target'].replace('/', ' of ')} seeds reached it)"
             + (f"; tied on epochs with {', '.join(tied)}, ahead on area under the curve." if tied else ".")
         )
     else:
         lines.append(
-            f"No family's best configuration reaches validation accuracy {target} with most seeds "
+            f"No family's best configuration reaches validation {metric.label} {reaches} {target} with most seeds "
             f"within {section.experiment.epochs} epochs."
         )
-    reference = analysis.reference_family(section.reevaluation)
+    reference = analysis.reference_family(section.reevaluation, metric)
     best = ranking.set_index("family").loc[reference]
     lines.append(
-        f"Reference (chosen by validation accuracy, never the test split): {reference}, test accuracy "
-        f"{best['test_acc']:.4f} (95% CI {best['test_acc_ci_low']:.4f} to {best['test_acc_ci_high']:.4f}, "
-        f"{best['seeds']} seeds)."
+        f"Reference (chosen by validation {metric.label}, never the test split): {reference}, test {metric.label} "
+        f"{best['test_metric']:.4f} (95% CI {best['test_metric_ci_low']:.4f} to {best['test_metric_ci_high']:.4f} "
+        f"over {best['seeds']} seeds of initialization and data order)."
     )
     if len(pairwise):
-        lines.append(_verdicts(pairwise))
+        lines.append(_verdicts(pairwise, metric))
     return lines
 
 
-def _verdicts(pairwise: pd.DataFrame) -> str:
+def _verdicts(pairwise: pd.DataFrame, metric: Metric) -> str:
     """How many families are worse, better or not distinguishable, and the closest one."""
     counts = pairwise["verdict"].value_counts()
     closest = pairwise.loc[pairwise["difference"].abs().idxmin()]
@@ -106,8 +113,8 @@ def _verdicts(pairwise: pd.DataFrame) -> str:
     ]
     return (
         f"Against it, of {len(pairwise)} other families: {', '.join(parts)} (paired t-test over seeds on "
-        f"test accuracy, Holm-corrected, 5% level; not distinguishable is not equivalent); the closest, "
-        f"{closest['family']}, differs by {0.0 - closest['difference']:+.4f} (adjusted p = {closest['p_holm']:.2g})."
+        f"test {metric.label}, Holm-corrected, 5% level; not distinguishable is not equivalent); the closest, "
+        f"{closest['family']}, differs by {closest['difference']:+.4f} (adjusted p = {closest['p_holm']:.2g})."
     )
 
 
@@ -117,20 +124,24 @@ def _methods(section: Section) -> list[str]:
     return [
         f"Workload: {section.workload} ({workload.description}); optimizer {e.optimizer_label}; {e.epochs} epochs of batch size {e.batch_size}"
         + (f", early stopping after {e.early_stopping} flat epochs" if e.early_stopping else "") + ".",
-        f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation accuracy.",
+        f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation {section.metric.label}.",
         f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
-        "Splits: fixed, stratified train / validation / test, determined by the seed; a step is one optimizer update.",
-        f"Converged means validation accuracy >= {e.target}. AUC is the area under the validation-accuracy curve over the run, normalized to [0, 1].",
+        "Splits: fixed train / validation / test, determined by the seed (stratified for classifiers, contiguous blocks of text for language models); a step is one optimizer update. The intervals cover seeds of initialization and data order, not test-set sampling or tuning.",
+        f"Converged means validation {section.metric.label} {'>=' if section.metric.sign > 0 else '<='} {e.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",
     ]  # fmt: skip
 
 
 RANKING_COLUMNS = {
-    "family": "family", "test_acc": "test acc.", "test_acc_ci_low": "95% CI low", "test_acc_ci_high": "95% CI high",
+    "family": "family", "test_metric": "test {metric}", "test_metric_ci_low": "95% CI low", "test_metric_ci_high": "95% CI high",
     "epochs_to_target": "epochs to target (median)", "epochs_to_target_min": "min", "epochs_to_target_max": "max",
     "reached_target": "seeds reaching", "seconds_to_target": "seconds to target (median)", "auc": "AUC",
     "hyperparameters": "tuned hyperparameters", "complete": "complete", "pruned": "pruned", "failed": "failed",
     "diverged": "diverged",
 }  # fmt: skip
+
+
+def _ranking_columns(metric: Metric) -> dict[str, str]:
+    return {name: label.format(metric=metric.label) for name, label in RANKING_COLUMNS.items()}
 
 
 def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
@@ -164,11 +175,11 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
     if len(section.ranking):
         parts.append(
             "<h3>Ranking (re-evaluated on the test split)</h3>"
-            + _display(section.ranking, RANKING_COLUMNS).to_html(index=False, na_rep="-")
+            + _display(section.ranking, _ranking_columns(section.metric)).to_html(index=False, na_rep="-")
         )
     if len(section.pairwise):
         parts.append(
-            "<h3>Against the reference family (best validation accuracy)</h3>"
+            f"<h3>Against the reference family (best validation {html.escape(section.metric.label)}; difference = family minus reference)</h3>"
             + _display(section.pairwise).to_html(index=False, na_rep="-")
         )
     for name, (_, caption) in section.figures.items():
@@ -187,7 +198,12 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
 def _markdown_section(section: Section) -> str:
     lines = [f"## {section.workload} with {section.optimizer}", "", *headline(section), ""]
     if len(section.ranking):
-        lines += [_display(section.ranking, RANKING_COLUMNS).to_markdown(index=False, missingval="-"), ""]
+        lines += [
+            _display(section.ranking, _ranking_columns(section.metric)).to_markdown(
+                index=False, missingval="-"
+            ),
+            "",
+        ]
     if len(section.pairwise):
         lines += [_display(section.pairwise).to_markdown(index=False, missingval="-"), ""]
     return "\n".join(lines + [f"- {m}" for m in _methods(section)] + [""])

@@ -127,22 +127,23 @@ def _experiments(args: argparse.Namespace, workload: str) -> list[Experiment]:
 
 def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment]) -> list[Experiment]:
     """``--lr-range auto``: every family searches the range the LR range test suggests."""
-    workload = experiments[0].workload
-    test = find_range(workload, args.optimizer, seed=args.seed, data_dir=args.data_dir)
+    workload, optimizer = experiments[0].workload, experiments[0].optimizer
+    test = find_range(workload, optimizer, seed=args.seed, data_dir=args.data_dir)
     low, high = test.suggested
     print(f"LR range test on {workload}: base LR searched in {low:.3g} to {high:.3g}", end="")
-    print(f" (plot: {save_plot(test, workload, args.optimizer, args.out)})")
+    print(f" (plot: {save_plot(test, workload, optimizer, args.out)})")
     return [dataclasses.replace(e, lr_range=test.suggested) for e in experiments]
 
 
 def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], trials: int) -> None:
-    first = experiments[0]
+    first, metric = experiments[0], experiments[0].metric
+    best = f"best_{metric.validation_name}"
     print(
-        f"\n{first.workload}, {first.optimizer_label}: {trials} trials per family, target val_acc {first.target} "
-        "(best_val_acc: the tuning trials' validation accuracy; the report's answer is on the test split)"
+        f"\n{first.workload}, {first.optimizer_label}: {trials} trials per family, target "
+        f"{metric.validation_name} {first.target} ({best}: the tuning trials' best; the report's answer is on the test split)"
     )
-    table = summary_table(trials_frame(studies))
-    print(table.round({"best_val_acc": 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
+    table = summary_table(trials_frame(studies), metric).rename(columns={"best_metric": best})
+    print(table.round({best: 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
 
 
 def _disk_full(spec: str, wanted: int) -> str:

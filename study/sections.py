@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
+from objectives.metrics import Metric
 from objectives.objective import Experiment
 from study import analysis, figures
 from study.reevaluate import stored_reevaluation
@@ -22,6 +23,7 @@ class Section:
     workload: str
     optimizer: str
     experiment: Experiment
+    metric: Metric
     trials: pd.DataFrame
     reevaluation: pd.DataFrame
     curves: pd.DataFrame
@@ -39,14 +41,14 @@ class Section:
 
     @property
     def order(self) -> list[str]:
-        """Families, most accurate first; families without a re-evaluation last."""
+        """Families, best test metric first; families without a re-evaluation last."""
         ranked = list(self.ranking["family"]) if len(self.ranking) else []
         return ranked + sorted(set(self.trials["family"]) - set(ranked))
 
 
 def build_section(studies: Sequence[optuna.Study]) -> Section:
     """The frames of one (workload, optimizer) group of studies (reads stored re-evaluations)."""
-    first = Experiment.from_attrs(studies[0].user_attrs)
+    first, metric = Experiment.from_attrs(studies[0].user_attrs), analysis.study_metric(studies[0])
     trials = analysis.trials_frame(studies)
     reevaluation = analysis.reevaluation_frame(studies)
     hyperparameters = {
@@ -58,14 +60,15 @@ def build_section(studies: Sequence[optuna.Study]) -> Section:
         workload=first.workload,
         optimizer=first.optimizer_label,
         experiment=first,
+        metric=metric,
         trials=trials,
         reevaluation=reevaluation,
         curves=analysis.curves_frame(studies),
         shapes=analysis.schedule_shapes_frame(studies),
-        expected_best=analysis.expected_best_frame(trials),
+        expected_best=analysis.expected_best_frame(trials, metric),
         importance=analysis.importance_frame(studies),
-        ranking=analysis.ranking_table(reevaluation, trials, hyperparameters),
-        pairwise=analysis.pairwise_table(reevaluation),
+        ranking=analysis.ranking_table(reevaluation, trials, hyperparameters, metric),
+        pairwise=analysis.pairwise_table(reevaluation, metric),
         trials_per_family=int(trials.groupby("family").size().max()) if len(trials) else 0,
     )
 
@@ -82,15 +85,16 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list
 
 def draw_section(section: Section) -> None:
     """Fill ``section.figures``; each comes with one sentence on how to read it."""
-    order, target = section.order, section.experiment.target
+    order, target, metric = section.order, section.experiment.target, section.metric
+    measured, reaches = f"validation {metric.label}", ">=" if metric.sign > 0 else "<="
     ranked = [family for family in order if family in set(section.reevaluation["family"])]
     add = section.figures.__setitem__
     if ranked:
         add(
             "convergence",
             (
-                figures.convergence(section.curves, ranked),
-                "Validation accuracy and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band: the curve that rises first converges fastest.",
+                figures.convergence(section.curves, ranked, metric),
+                f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band: the curve that rises first converges fastest.",
             ),
         )
         add(
@@ -103,29 +107,29 @@ def draw_section(section: Section) -> None:
         add(
             "epochs_to_target",
             (
-                figures.epochs_to_target(section.ranking, target, budget=section.experiment.epochs),
-                f"Epochs until validation accuracy first reaches {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
+                figures.epochs_to_target(section.ranking, target, metric, budget=section.experiment.epochs),
+                f"Epochs until the {measured} first reaches {reaches} {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
             ),
         )
     add(
         "distribution",
         (
-            figures.accuracy_distribution(section.trials, order),
-            "Every tuning trial's final validation accuracy (pruned trials where they stopped): a narrow box high up means the family is forgiving to tune.",
+            figures.metric_distribution(section.trials, order, metric),
+            f"Every tuning trial's final {measured} (pruned trials where they stopped): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune.",
         ),
     )
     add(
         "sensitivity",
         (
-            figures.sensitivity(section.trials, order),
-            "Final validation accuracy against the base learning rate: a wide plateau means the family tolerates a poorly chosen LR.",
+            figures.sensitivity(section.trials, order, metric),
+            f"Final {measured} against the base learning rate, every panel on the same scale: a wide plateau means the family tolerates a poorly chosen LR.",
         ),
     )
     add(
         "tuning_budget",
         (
-            figures.tuning_budget(section.expected_best, order),
-            "Expected best validation accuracy if you ran only n trials (Dodge et al. 2019): how many trials a family needs before it is competitive.",
+            figures.tuning_budget(section.expected_best, order, metric),
+            f"Expected best {measured} if you ran only n trials (Dodge et al. 2019): how many trials a family needs before it is competitive. These treat the stored trials as independent draws, which TPE's adaptive trials are not, and count a pruned trial at the value where it stopped.",
         ),
     )
     if len(section.importance):

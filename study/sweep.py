@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note, save_note
 from tqdm import tqdm
 
+from objectives.metrics import Metric
 from objectives.objective import Experiment
 from objectives.schedules import get_family
 from objectives.workloads import Splits, get_workload
@@ -44,7 +45,7 @@ def check_stored_settings(storage: optuna.storages.BaseStorage, experiment: Expe
         study_id = storage.get_study_id_from_name(experiment.study_name)
     except KeyError:
         return  # not made yet
-    _check_ours(storage, study_id, experiment.study_name)
+    _check_ours(storage, study_id, experiment)
     stored = storage.get_study_user_attrs(study_id)
     wanted = experiment.to_attrs()
     if differences := [
@@ -63,16 +64,17 @@ def _optimizer_settings(experiment: Experiment) -> str:
     return f"{experiment.optimizer}{momentum}{nesterov}{decay}"
 
 
-def _check_ours(storage: optuna.storages.BaseStorage, study_id: int, name: str) -> None:
-    """Refuse a study of the same name that this project did not make: one that is not
-    maximized, or that has trials but none of the settings every sweep writes before its first
-    trial (a peer may be creating one this instant: no trials yet, no settings yet)."""
+def _check_ours(storage: optuna.storages.BaseStorage, study_id: int, experiment: Experiment) -> None:
+    """Refuse a study of the same name that this project did not make: one whose direction is
+    not the workload's metric's, or that has trials but none of the settings every sweep writes
+    before its first trial (a peer may be creating one this instant: no trials yet, no settings yet)."""
+    name, metric = experiment.study_name, experiment.metric
     directions = storage.get_study_directions(study_id)
-    if directions != [optuna.study.StudyDirection.MAXIMIZE]:
+    if directions != [optuna.study.StudyDirection[metric.direction.upper()]]:
         found = ", ".join(d.name.lower() for d in directions)
         raise UsageError(
-            f"study {name!r} in this storage is not one of this project's (it is to {found}, sweeps maximize "
-            "validation accuracy); use another --out/--storage"
+            f"study {name!r} in this storage is not one of this project's (it is to {found}, this sweep would "
+            f"{metric.direction} validation {metric.label}); use another --out/--storage"
         )
     if "workload" not in storage.get_study_user_attrs(study_id) and storage.get_n_trials(study_id) > 0:
         raise UsageError(
@@ -83,7 +85,7 @@ def _check_ours(storage: optuna.storages.BaseStorage, study_id: int, name: str) 
 
 def _study_note(experiment: Experiment) -> str:
     """Markdown shown on the study's dashboard page."""
-    workload = get_workload(experiment.workload)
+    workload, metric = get_workload(experiment.workload), experiment.metric
     stopping = (
         f", early stopping after {experiment.early_stopping} flat epochs" if experiment.early_stopping else ""
     )
@@ -91,11 +93,12 @@ def _study_note(experiment: Experiment) -> str:
         f"## {experiment.family} on {experiment.workload} with {experiment.optimizer_label}\n\n"
         f"{get_family(experiment.family).description}.\n\n"
         f"- Workload: {workload.description}; {experiment.epochs} epochs, batch size {experiment.batch_size}{stopping}.\n"
-        f"- Objective: final validation accuracy (`val_acc`, maximized); converged means val_acc >= {experiment.target}.\n"
-        "- The learning-curve plot's Step axis is the epoch; each point is that epoch's validation accuracy.\n"
+        f"- Objective: final validation {metric.label} (`{metric.validation_name}`, {metric.direction}d); "
+        f"converged means {metric.validation_name} {'>=' if metric.sign > 0 else '<='} {experiment.target}.\n"
+        f"- The learning-curve plot's Step axis is the epoch; each point is that epoch's validation {metric.label}.\n"
         "- In a schedule, a step is one optimizer update; lengths are fractions of the run; gamma of a smooth decay is per epoch.\n"
         f"- Optimizer: {_optimizer_settings(experiment)}.\n"
-        "- Each trial's `curve` attribute holds its per-epoch train/val loss, val accuracy, LR, momentum and seconds.\n"
+        "- Each trial's `curve` attribute holds its per-epoch train/val loss, val accuracy, val metric, LR, momentum and seconds.\n"
     )
 
 
@@ -107,7 +110,7 @@ def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pru
     except KeyError:
         try:
             study = optuna.create_study(
-                storage=storage, study_name=name, direction="maximize", pruner=chosen_pruner
+                storage=storage, study_name=name, direction=experiment.metric.direction, pruner=chosen_pruner
             )
         except optuna.exceptions.DuplicatedStudyError:  # a peer worker created it a moment ago
             study = optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
@@ -125,7 +128,7 @@ def _describe(study: optuna.Study, experiment: Experiment) -> None:
             study.set_user_attr(key, value)
     if study.metric_names is None:
         with allow_experimental():
-            study.set_metric_names(["val_acc"])  # the dashboard's label for the objective
+            study.set_metric_names([experiment.metric.validation_name])  # the dashboard's label
     if not get_note(study):
         save_note(study, _study_note(experiment))
 
@@ -195,7 +198,8 @@ class _Progress:
 
     def show(self, study: optuna.Study, finished: int, trials: int, done: int) -> None:
         values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-        best = f"{max(values):.4f}" if values else "-"
+        metric = Metric.from_attrs(study.user_attrs.get("metric"))
+        best = f"{metric.best(values):.4f}" if values else "-"
         if not self.bar.disable:
             self.bar.set_description(study.study_name)
             self.bar.set_postfix(best=best)  # this study's best, not the previous one's
@@ -204,7 +208,7 @@ class _Progress:
         now = time.monotonic()
         if finished >= trials or now - self.said >= PLAIN_PROGRESS_EVERY_S:
             self.said = now
-            line = f"{study.study_name}: {min(finished, trials)}/{trials} trials, best val_acc {best}"
+            line = f"{study.study_name}: {min(finished, trials)}/{trials} trials, best {metric.validation_name} {best}"
             print(f"{line}, {now - self.start:.0f} s elapsed", file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -142,15 +142,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         evaluate_test=True,  # reported at the end; nothing is decided on it
         device=args.device,
     )
-    print(pd.DataFrame(result.curve.as_dict()).rename(columns=COLUMNS).to_string(index=False))
-    reached = result.curve.first_reaching(experiment.target)
+    metric = experiment.metric
+    curve = pd.DataFrame(result.curve.as_dict())
+    if metric.validation_name == "val_acc":  # the metric is the accuracy: shown once
+        curve = curve.drop(columns="val_metric")
+    curve = curve.rename(columns=COLUMNS | {"val_metric": metric.validation_name})
+    print(curve.to_string(index=False))
+    reached = result.curve.first_reaching(experiment.target, metric)
     print(
-        f"final val_acc {result.final_val_acc:.4f}; target {experiment.target} "
+        f"final {metric.validation_name} {result.final_metric:.4f}; target {experiment.target} "
         + (f"reached at epoch {result.curve.epoch[reached]}" if reached is not None else "not reached")
         + (f"; stopped: {result.stop_reason}" if result.stop_reason else "")
     )
     diverged = result.stop_reason == "diverged"
-    print("test accuracy: - (diverged)" if diverged else f"test accuracy: {result.test_acc:.4f}")
+    print(
+        f"test {metric.label}: - (diverged)" if diverged else f"test {metric.label}: {result.test_metric:.4f}"
+    )
 
 
 if __name__ == "__main__":

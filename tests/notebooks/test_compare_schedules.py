@@ -47,6 +47,6 @@ def test_notebook_reproduces_the_tables_and_figures(
     images = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(images) == 7, "every figure of the report"
     html = "".join(output.get("data", {}).get("text/html", "") for output in outputs)
-    assert "test_acc" in html and "verdict" in html  # the ranking and the pairwise table
+    assert "test_metric" in html and "verdict" in html  # the ranking and the pairwise table
     text = "".join(output.get("data", {}).get("text/markdown", "") for output in outputs)
     assert "Reference (chosen by validation accuracy" in text

@@ -31,10 +31,11 @@ def test_trial_reports_every_epoch_and_stores_its_curve() -> None:
     trial = _tell_one(study)
     curve = trial.user_attrs["curve"]
     assert trial.state == TrialState.COMPLETE
-    assert set(curve) == {"epoch", "train_loss", "val_loss", "val_acc", "lr", "momentum", "seconds"}
+    assert set(curve) == {"epoch", "train_loss", "val_loss", "val_acc", "val_metric", "lr", "momentum", "seconds"}
     assert curve["epoch"] == [1, 2, 3]
-    assert trial.intermediate_values == dict(zip(curve["epoch"], curve["val_acc"]))
-    assert trial.value == curve["val_acc"][-1]
+    assert curve["val_metric"] == curve["val_acc"]  # moons is judged by accuracy
+    assert trial.intermediate_values == dict(zip(curve["epoch"], curve["val_metric"]))
+    assert trial.value == curve["val_metric"][-1]
     assert trial.user_attrs["seed"] == trial_seed(0, trial.number)
     assert trial.user_attrs["diverged"] is False
     reached = trial.user_attrs["epochs_to_target"]
@@ -76,7 +77,7 @@ def test_diverged_trial_is_complete_scored_worst_and_json_safe(monkeypatch: pyte
     trial = _tell_one(study, Experiment(**{**EXPERIMENT.__dict__, "workload": "digits"}))
     assert trial.state == TrialState.COMPLETE and trial.value == 0.0
     assert trial.user_attrs["diverged"] is True
-    assert trial.user_attrs["curve"]["val_acc"] == [None]
+    assert trial.user_attrs["curve"]["val_acc"] == trial.user_attrs["curve"]["val_metric"] == [None]
     json.loads(json.dumps(trial.user_attrs, allow_nan=False))  # strict JSON, as the dashboard reads it
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from objectives import batched_optimizers
 from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
 from objectives.schedules import Run, get_family
 from objectives.training import MemberConfig, train
-from objectives.workloads import Splits, get_workload, load_splits
+from objectives.workloads import Splits, character_splits, get_workload, load_splits
 
 DIGITS = get_workload("digits")
 CNN = get_workload("fashion-mnist-cnn")
@@ -30,14 +31,24 @@ def _images(count: int, seed: int) -> Splits:
     return Splits(x[:cut], y[:cut], x[cut:], y[cut:], x[cut:], y[cut:])
 
 
+def _verse(characters: int) -> str:
+    """A small made-up text with structure a transformer can pick up."""
+    words = ["to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"]
+    g = torch.Generator().manual_seed(0)
+    picks = torch.randint(len(words), (characters,), generator=g).tolist()
+    return " ".join(words[i] + (",\n" if i % 4 == 0 else "") for i in picks)[:characters]
+
+
+TRANSFORMER = dataclasses.replace(get_workload("shakespeare"), steps_per_epoch=3)
 CASES = {
     "mlp": (DIGITS, load_splits("digits", 0), 3),
     "cnn": (CNN, _images(160, 0), 2),
+    "transformer": (TRANSFORMER, character_splits(_verse(6000), context=64, vocabulary=66), 2),
 }
 
 
 def _member(optimizer: str, seed: int, lr: float | None = None) -> MemberConfig:
-    lr = lr if lr is not None else {"sgd": 0.05, "adam": 0.003}[optimizer]
+    lr = lr if lr is not None else {"sgd": 0.05, "adam": 0.003, "adamw": 0.003}[optimizer]
     return MemberConfig(
         optimizer=optimizer, lr=lr, family="cosine", schedule_kwargs={"final_fraction": 0.1}, seed=seed
     )
@@ -68,7 +79,7 @@ def _torch_reference(
     none, for a schedule-free optimizer, switched to ``eval()`` to validate)."""
     torch.manual_seed(member.seed)
     model = workload.make_model()
-    steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
+    steps_per_epoch = workload.epoch_steps(data, batch_size)
     if schedule_free is None:
         optimizer = get_optimizer(member.optimizer).make(model.parameters(), member.lr)
         scheduler = schedule(optimizer, member, epochs * steps_per_epoch)
@@ -77,15 +88,19 @@ def _torch_reference(
     switch = getattr(optimizer, "train", None), getattr(optimizer, "eval", None)  # schedule-free only
     order_generator = torch.Generator().manual_seed(member.seed)
     curve: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
+    n = len(data.y_train)
     for _ in range(epochs):
-        order = torch.randperm(len(data.y_train), generator=order_generator)
+        if workload.steps_per_epoch:  # random batches, drawn with replacement
+            order = torch.randint(n, (steps_per_epoch * batch_size,), generator=order_generator)
+        else:
+            order = torch.randperm(n, generator=order_generator)
         total = 0.0
         model.train()
         if switch[0]:
             switch[0]()
         for step in range(steps_per_epoch):
             batch = order[step * batch_size : (step + 1) * batch_size]
-            loss = F.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
+            loss = _cross_entropy(model(data.x_train[batch]), data.y_train[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -97,10 +112,15 @@ def _torch_reference(
             switch[1]()
         with torch.no_grad():
             logits = model(data.x_val)
-        curve["train_loss"].append(total / len(data.y_train))
-        curve["val_loss"].append(F.cross_entropy(logits, data.y_val).item())
-        curve["val_acc"].append((logits.argmax(1) == data.y_val).float().mean().item())
+        curve["train_loss"].append(total / len(order))
+        curve["val_loss"].append(_cross_entropy(logits, data.y_val).item())
+        curve["val_acc"].append((logits.argmax(-1) == data.y_val).float().mean().item())
     return curve
+
+
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over every prediction: one per example, or one per position of a sequence."""
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten())
 
 
 def _assert_same_curve(result, reference: dict[str, list[float]]) -> None:
@@ -115,6 +135,13 @@ def test_a_population_of_one_is_the_plain_torch_loop(case: str, optimizer: str) 
     member = _member(optimizer, 5)
     [result] = train(workload, data, [member], epochs=epochs, batch_size=32)
     _assert_same_curve(result, _torch_reference(workload, data, member, epochs, 32))
+
+
+def test_the_transformer_with_its_default_adamw_is_the_plain_torch_loop() -> None:
+    workload, data, epochs = CASES["transformer"]
+    member = _member("adamw", 5)
+    [result] = train(workload, data, [member], epochs=epochs, batch_size=16)
+    _assert_same_curve(result, _torch_reference(workload, data, member, epochs, 16))
 
 
 ONE_CYCLE = {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e3, "anneal": "cos"}

@@ -32,7 +32,7 @@ def test_evaluation_forward_is_each_member_in_eval_mode(name: str) -> None:
     models = _members(name)
     params, buffers = stack_module_state(models)
     _, evaluate = stacked_forwards(copy.deepcopy(models[0]).to("meta"))
-    x = torch.randn(EXAMPLES, *WORKLOADS[name].input_shape)
+    x = WORKLOADS[name].example_inputs(EXAMPLES)
     logits = evaluate(params, buffers, x)
     for member, model in enumerate(models):
         torch.testing.assert_close(logits[member], model.eval()(x), rtol=1e-5, atol=1e-6)
@@ -43,7 +43,7 @@ def test_training_forward_is_each_member_on_its_own_inputs(name: str) -> None:
     models = _members(name)
     params, buffers = stack_module_state(models)
     train, _ = stacked_forwards(copy.deepcopy(models[0]).to("meta"))
-    x = torch.randn(MEMBERS, EXAMPLES, *WORKLOADS[name].input_shape)
+    x = WORKLOADS[name].example_inputs(MEMBERS, EXAMPLES)
     logits = train(params, buffers, x)
     for member, model in enumerate(models):
         alone = model.eval()(x[member])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from objectives.schedules import Run, get_family
-from objectives.training import DIVERGED_SCORE, MemberConfig, train
+from objectives.training import MemberConfig, train
 from objectives.workloads import get_workload, load_splits
 
 MOONS = get_workload("moons")
@@ -35,14 +35,14 @@ def test_curve_records_every_epoch_with_the_scheduled_lr() -> None:
     np.testing.assert_allclose(curve.lr, 0.3 * schedule(last_steps))
     assert curve.seconds == sorted(curve.seconds) and curve.seconds[0] > 0
     assert all(0 <= acc <= 1 for acc in curve.val_acc) and result.stop_reason is None
-    assert result.final_val_acc == curve.val_acc[-1]
+    assert result.final_metric == curve.val_acc[-1] == curve.val_metric[-1]  # digits: accuracy
     assert curve.train_loss[-1] < curve.train_loss[0]
 
 
 def test_same_seed_same_curve_and_members_do_not_affect_each_other() -> None:
     alone = _train(_member(seed=7))[0].curve
     [_, together] = _train(_member(lr=0.05, seed=3), _member(seed=7))
-    for name in ("train_loss", "val_loss", "val_acc", "lr"):
+    for name in ("train_loss", "val_loss", "val_acc", "val_metric", "lr"):
         assert getattr(together.curve, name) == getattr(alone, name)
     assert _train(_member(seed=8))[0].curve.val_loss != alone.val_loss
 
@@ -52,9 +52,9 @@ def test_nan_loss_marks_the_member_diverged_and_the_others_go_on() -> None:
     digits, members = get_workload("digits"), [_member(lr=1e10, family="constant"), _member()]
     diverging, healthy = train(digits, load_splits("digits", 0), members, epochs=4, batch_size=32)
     assert diverging.stop_reason == "diverged"
-    assert diverging.final_val_acc == DIVERGED_SCORE
+    assert diverging.final_metric == digits.metric.worst == 0.0
     assert diverging.curve.epoch == [1]
-    assert math.isnan(diverging.curve.val_acc[-1]) and not math.isfinite(diverging.curve.train_loss[-1])
+    assert math.isnan(diverging.curve.val_metric[-1]) and not math.isfinite(diverging.curve.train_loss[-1])
     assert healthy.stop_reason is None and len(healthy.curve.epoch) == 4
 
 
@@ -63,22 +63,22 @@ def test_early_stopping_stops_after_patience_and_restores_the_best() -> None:
     [result] = _train(_member(lr=1e-12, family="constant"), epochs=10, early_stopping=2)
     assert result.stop_reason == "early_stopping"
     assert result.curve.epoch == [1, 2, 3]
-    assert result.final_val_acc == max(result.curve.val_acc)
+    assert result.final_metric == max(result.curve.val_metric)
 
 
 def test_test_accuracy_only_when_asked_and_of_the_final_model() -> None:
     [tuning] = _train(_member())
     [final] = _train(_member(), evaluate_test=True)
-    assert tuning.test_acc is None
+    assert tuning.test_metric is None
     assert final.curve.val_acc == tuning.curve.val_acc, "measuring the test split changes nothing else"
-    assert 0.5 < final.test_acc <= 1 and final.test_acc * len(DATA.y_test) == round(
-        final.test_acc * len(DATA.y_test)
+    assert 0.5 < final.test_metric <= 1 and final.test_metric * len(DATA.y_test) == round(
+        final.test_metric * len(DATA.y_test)
     )
 
 
 def test_early_stopping_reports_the_best_epoch_not_the_last() -> None:
     [result] = _train(_member(lr=2.0, family="constant", seed=5), epochs=10, early_stopping=3)
-    assert result.final_val_acc == max(result.curve.val_acc)
+    assert result.final_metric == max(result.curve.val_metric)
 
 
 def test_on_epoch_can_stop_one_member() -> None:

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from objectives.workloads import WORKLOADS, get_workload, load_splits
+from objectives.workloads import WORKLOADS, character_splits, get_workload, load_splits
+
+SHAKESPEARE_FILE = Path(__file__).parents[3] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 BUILT_IN = ["digits", "moons", "mnist1d"]  # the others read files; see test_datasets.py
 
 
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
 def test_model_maps_its_input_to_class_logits(name: str) -> None:
+    """Classifiers: one row of logits per example; language models: one per position."""
     workload = get_workload(name)
-    assert workload.make_model()(torch.zeros(3, *workload.input_shape)).shape == (3, workload.classes)
-    assert (
-        0 < workload.target < 1 and workload.epochs > 0 and workload.batch_size > 0 and workload.description
-    )
+    per_position = workload.input_shape if workload.token_inputs else ()
+    logits = workload.make_model()(workload.example_inputs(3))
+    assert logits.shape == (3, *per_position, workload.classes)
+    worst, best = workload.metric.worst, (1.0 if workload.metric.sign > 0 else 0.0)
+    assert min(worst, best) < workload.target < max(worst, best)
+    assert workload.epochs > 0 and workload.batch_size > 0 and workload.description
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -66,3 +73,37 @@ def test_mnist1d_is_generated_offline_identically_and_leaves_global_randomness_a
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         assert torch.equal(getattr(first, name), getattr(second, name))
     assert torch.equal(get_workload("mnist1d").load(1, None).x_test, first.x_test), "the test set is fixed"
+
+
+def test_character_splits_are_contiguous_blocks_with_the_training_vocabulary() -> None:
+    text = "abcab" * 36 + "xyz" * 4  # 180 + 12 characters; x, y and z only after the training block
+    splits = character_splits(text, context=4, vocabulary=3)
+    codes = {"a": 1, "b": 2}  # the two most frequent training characters (c, rarer, is unknown: 0)
+    encode = lambda s: [codes.get(c, 0) for c in s]
+    train_end, val_end = int(len(text) * 0.9), int(len(text) * 0.925)
+    assert splits.x_train.tolist()[0] == encode(text[0:4]) and splits.y_train.tolist()[0] == encode(text[1:5])
+    assert len(splits.y_train) == train_end - 4, "every window of the training block, at every offset"
+    assert splits.x_train.tolist()[-1] == encode(text[train_end - 5 : train_end - 1])
+    assert splits.y_train.tolist()[-1] == encode(text[train_end - 4 : train_end]), "nothing past the block"
+    assert splits.x_val.tolist() == [encode(text[train_end : train_end + 4])]
+    assert splits.y_val.tolist() == [encode(text[train_end + 1 : train_end + 5])]
+    test_block = text[val_end:]
+    tiles = (len(test_block) - 1) // 4
+    assert splits.x_test.flatten().tolist() == encode(test_block[: tiles * 4])
+    assert splits.y_test.flatten().tolist() == encode(test_block[1 : tiles * 4 + 1])
+    assert splits.x_test.dtype == torch.long and splits.x_test[-1].tolist() == [0, 0, 0, 0]  # x, y, z
+
+
+@pytest.mark.skipif(not SHAKESPEARE_FILE.is_file(), reason=f"the real corpus is not at {SHAKESPEARE_FILE}")
+def test_shakespeare_has_65_training_characters_and_contiguous_splits() -> None:
+    workload = get_workload("shakespeare")
+    splits = workload.load(0, SHAKESPEARE_FILE.parent)
+    assert splits.x_train.max() == 65 and workload.classes == 66  # every character has its own code
+    assert (len(splits.y_train), splits.x_val.shape, splits.x_test.shape) == (
+        1_003_790,
+        (435, 64),
+        (1307, 64),
+    )
+    assert torch.equal(workload.load(1, SHAKESPEARE_FILE.parent).x_val, splits.x_val), (
+        "the same for every seed"
+    )

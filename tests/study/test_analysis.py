@@ -9,6 +9,7 @@ import pytest
 from optuna.trial import TrialState
 from scipy import stats
 
+from objectives.metrics import ACCURACY, bits_per_character
 from study import analysis
 from study.analysis import summary_table, trials_frame
 
@@ -38,10 +39,10 @@ def test_summary_counts_outcomes_and_ranks_by_best_accuracy() -> None:
 
     frame = trials_frame([cosine, step])
     assert len(frame) == 6 and "param_lr" in frame.columns
-    table = summary_table(frame).set_index("family")
+    table = summary_table(frame, ACCURACY).set_index("family")
 
     assert list(table.index) == ["step", "cosine"]
-    assert table.loc["cosine", "best_val_acc"] == 0.95
+    assert table.loc["cosine", "best_metric"] == 0.95
     assert table.loc["cosine", "median_epochs_to_target"] == 3
     assert table.loc["cosine", ["reached_target", "complete", "pruned", "failed", "diverged"]].tolist() == [
         2,
@@ -62,14 +63,14 @@ def test_summary_counts_outcomes_and_ranks_by_best_accuracy() -> None:
 def test_empty_study_gives_an_empty_frame() -> None:
     frame = trials_frame([optuna.create_study()])
     assert isinstance(frame, pd.DataFrame) and frame.empty and "value" in frame.columns
-    table = summary_table(frame)
-    assert table.empty and {"family", "best_val_acc", "complete"} <= set(table.columns)
+    table = summary_table(frame, ACCURACY)
+    assert table.empty and {"family", "best_metric", "complete"} <= set(table.columns)
 
 
 def test_expected_best_matches_a_brute_force_bootstrap() -> None:
     values = [0.5, 0.9, 0.7, 0.8, 0.6, 0.95]
-    trials = pd.DataFrame({"family": "f", "final_val_acc": values})
-    expected = analysis.expected_best_frame(trials).set_index("trials")
+    trials = pd.DataFrame({"family": "f", "final_metric": values})
+    expected = analysis.expected_best_frame(trials, ACCURACY).set_index("trials")
     rng = np.random.default_rng(0)
     for n in (1, 2, 4, 6):
         draws = rng.choice(values, size=(200_000, n)).max(axis=1)
@@ -94,7 +95,7 @@ def _reevaluation(
     for family, accs in test_accs.items():
         for seed, acc in enumerate(accs):
             reached = (seconds or {}).get(family, [1.0] * len(accs))[seed]
-            rows.append({"workload": workload, "family": family, "seed": seed, "test_acc": acc, "val_acc": acc,
+            rows.append({"workload": workload, "family": family, "seed": seed, "test_metric": acc, "val_metric": acc,
                          "epochs_to_target": None if reached is None else 3,
                          "seconds_to_target": reached, "auc": 0.8, "diverged": False})  # fmt: skip
     return pd.DataFrame(rows)
@@ -108,7 +109,7 @@ def test_pairwise_uses_paired_t_tests_and_says_what_is_indistinguishable() -> No
             "c": [0.96, 0.94, 0.96, 0.95, 0.96],
         }
     )
-    table = analysis.pairwise_table(runs).set_index("family")
+    table = analysis.pairwise_table(runs, ACCURACY).set_index("family")
     assert set(table["best"]) == {"a"} and list(table.index) == ["c", "b"]
     assert table.loc["b", "p_value"] == pytest.approx(
         stats.ttest_rel([0.95, 0.96, 0.97, 0.96, 0.95], [0.90, 0.91, 0.91, 0.90, 0.92]).pvalue
@@ -123,11 +124,11 @@ def test_ranking_counts_seeds_that_never_converge_as_never() -> None:
         seconds={"a": [1.0, None, None], "b": [2.0, 3.0, None]},
     )
     table = analysis.ranking_table(
-        runs, pd.DataFrame(columns=analysis.TRIAL_COLUMNS), {"a": {"lr": 0.1}}
+        runs, pd.DataFrame(columns=analysis.TRIAL_COLUMNS), {"a": {"lr": 0.1}}, ACCURACY
     ).set_index("family")
     assert list(table.index) == ["a", "b"]
-    assert table.loc["a", "test_acc"] == pytest.approx(0.92)
-    assert table.loc["a", "test_acc_ci_low"] < 0.92 < table.loc["a", "test_acc_ci_high"]
+    assert table.loc["a", "test_metric"] == pytest.approx(0.92)
+    assert table.loc["a", "test_metric_ci_low"] < 0.92 < table.loc["a", "test_metric_ci_high"]
     assert np.isnan(table.loc["a", "seconds_to_target"]) and table.loc["a", "reached_target"] == "1/3"
     assert (
         table.loc["b", "seconds_to_target"] == 3.0
@@ -162,8 +163,8 @@ def test_performance_profile_over_two_workloads() -> None:
 def test_auc_spans_the_full_epoch_budget(
     accuracy: list[float], budget: int, diverged: bool, expected: float
 ) -> None:
-    values = np.nan_to_num(np.array(accuracy))
-    assert analysis.full_budget_auc(values, budget, diverged=diverged) == pytest.approx(expected)
+    values = np.array(accuracy)
+    assert analysis.full_budget_auc(values, budget, ACCURACY, diverged=diverged) == pytest.approx(expected)
 
 
 def _reevaluated(early_stopping: int | None, curves: list[list[float]], diverged: list[bool]) -> optuna.Study:
@@ -178,8 +179,8 @@ def _reevaluated(early_stopping: int | None, curves: list[list[float]], diverged
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     runs = [
-        {"seed": k, "test_acc": 0.9, "epochs_to_target": None, "seconds_to_target": None, "diverged": d,
-         "curve": {"epoch": list(range(1, len(c) + 1)), "val_acc": c}}
+        {"seed": k, "test_metric": 0.9, "epochs_to_target": None, "seconds_to_target": None, "diverged": d,
+         "curve": {"epoch": list(range(1, len(c) + 1)), "val_metric": c}}
         for k, (c, d) in enumerate(zip(curves, diverged))
     ]  # fmt: skip
     study.set_user_attr(
@@ -191,10 +192,10 @@ def _reevaluated(early_stopping: int | None, curves: list[list[float]], diverged
 def test_with_early_stopping_the_accuracy_is_the_kept_best_epochs() -> None:
     curves, diverged = [[0.6, 0.8, 0.7, 0.7], [0.5, None]], [False, True]
     stopping = analysis.reevaluation_frame([_reevaluated(2, curves, diverged)])
-    assert list(stopping["val_acc"]) == [0.8, 0.0]
+    assert list(stopping["val_metric"]) == [0.8, 0.0]
     assert list(stopping["auc"]) == pytest.approx([3.7 / 5, 0.25 / 5])
     plain = analysis.reevaluation_frame([_reevaluated(None, [[0.6, 0.8, 0.7]], [False])])
-    assert list(plain["val_acc"]) == [0.7]
+    assert list(plain["val_metric"]) == [0.7]
 
 
 def test_a_seed_that_never_converges_draws_its_whisker_to_the_end_and_speed_sorts() -> None:
@@ -209,7 +210,7 @@ def test_a_seed_that_never_converges_draws_its_whisker_to_the_end_and_speed_sort
             "reached_target": ["5/5", "4/5", "5/5", "1/5"],
         }
     )
-    figure = figures.epochs_to_target(ranking, 0.97, budget=20)
+    figure = figures.epochs_to_target(ranking, 0.97, ACCURACY, budget=20)
     ax = figure.axes[0]
     assert [label.get_text() for label in ax.get_yticklabels()] == [
         "fast",
@@ -227,7 +228,33 @@ def test_a_seed_that_never_converges_draws_its_whisker_to_the_end_and_speed_sort
 def test_the_reference_is_chosen_on_validation_not_on_the_test_split() -> None:
     """a leads on validation, c on test: a is the reference, and c's lead over it is a verdict."""
     runs = _reevaluation({"a": [0.90, 0.91, 0.90, 0.91, 0.90], "c": [0.95, 0.96, 0.95, 0.97, 0.96]})
-    runs["val_acc"] = np.where(runs["family"] == "a", 0.99, 0.95)
-    assert analysis.reference_family(runs) == "a"
-    [row] = analysis.pairwise_table(runs).to_dict("records")
-    assert row["best"] == "a" and row["difference"] == pytest.approx(-0.054) and row["verdict"] == "better"
+    runs["val_metric"] = np.where(runs["family"] == "a", 0.99, 0.95)
+    assert analysis.reference_family(runs, ACCURACY) == "a"
+    [row] = analysis.pairwise_table(runs, ACCURACY).to_dict("records")
+    assert row["best"] == "a" and row["difference"] == pytest.approx(0.054) and row["verdict"] == "better"
+
+
+BITS = bits_per_character(66)
+
+
+def test_a_minimized_metric_ranks_lower_first_and_calls_a_higher_family_worse() -> None:
+    """The same numbers read as bits per character: lower is better everywhere."""
+    runs = _reevaluation({"a": [2.10, 2.11, 2.12, 2.10, 2.11], "b": [2.30, 2.32, 2.31, 2.30, 2.33]})
+    assert analysis.reference_family(runs, BITS) == "a"
+    [row] = analysis.pairwise_table(runs, BITS).to_dict("records")
+    assert row["family"] == "b" and row["difference"] == pytest.approx(0.204) and row["verdict"] == "worse"
+    ranking = analysis.ranking_table(runs, pd.DataFrame(columns=analysis.TRIAL_COLUMNS), {}, BITS)
+    assert list(ranking["family"]) == ["a", "b"]
+    trials = pd.DataFrame({"family": "f", "final_metric": [3.0, 2.5, np.nan], "value": [3.0, 2.5, np.nan]})
+    expected = analysis.expected_best_frame(trials, BITS).set_index("trials")["expected_best"]
+    # One draw: the mean, a failed trial counting as the worst (a uniform guess, log2 66 bits).
+    assert expected[1] == pytest.approx((3.0 + 2.5 + np.log2(66)) / 3) and expected[3] < expected[1]
+
+
+def test_a_minimized_metric_fills_diverged_epochs_with_its_worst() -> None:
+    # Diverged at epoch 3 of 4: epochs 3 and 4 count log2(66) bits.
+    worst = np.log2(66)
+    expected = ((4.0 + 3.0) / 2 + (3.0 + worst) / 2 + worst) / 3  # trapezoids over 3 intervals
+    assert analysis.full_budget_auc(np.array([4.0, 3.0, np.nan]), 4, BITS, diverged=True) == pytest.approx(
+        expected
+    )

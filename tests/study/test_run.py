@@ -45,6 +45,7 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
             "nesterov": False,
             "weight_decay": 0.0,
             "target": 0.93,
+            "metric": {"name": "acc", "label": "accuracy", "direction": "maximize", "worst": 0.0, "from_loss": False},
             "optimizer_label": "sgd",
         }
         assert study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -57,9 +58,9 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
         for trial in trials:
             curve = trial.user_attrs["curve"]
             assert trial.intermediate_values == {
-                1: curve["val_acc"][0],
-                2: curve["val_acc"][1],
-                3: curve["val_acc"][2],
+                1: curve["val_metric"][0],
+                2: curve["val_metric"][1],
+                3: curve["val_metric"][2],
             }
             assert "lr" in trial.params and {"diverged", "seed", "epochs_to_target", "worker"} <= set(
                 trial.user_attrs

@@ -1,0 +1,76 @@
+"""What a workload is judged by: its metric's name, direction and worst value.
+
+The engine measures two things per member on every split, the mean cross-entropy (nats per
+prediction) and the accuracy; a metric is one of them, in the units people quote: accuracy for
+classifiers, bits per character (cross-entropy / ln 2) for language models. Everything that
+compares runs (the engine's best epoch, the pruner, the sweep's study direction, the report's
+rankings and verdicts) asks the metric which way is better instead of assuming "higher".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    """``name`` labels tables and the dashboard; ``worst`` scores a run that diverged (and caps
+    a minimized metric: a model worse than it learned nothing either)."""
+
+    name: str  # e.g. "acc", "bits_per_char"
+    label: str  # in prose: "accuracy", "bits per character"
+    direction: Literal["maximize", "minimize"]
+    worst: float
+    from_loss: bool  # True: the cross-entropy in bits; False: the accuracy
+
+    @property
+    def sign(self) -> float:
+        """+1 when higher is better, -1 when lower is: ``sign * value`` is always "higher is better"."""
+        return 1.0 if self.direction == "maximize" else -1.0
+
+    def of(self, loss: Any, accuracy: Any) -> Any:
+        """The metric from the mean cross-entropy in nats and the accuracy (floats or arrays);
+        non-finite or worse-than-worst values score ``worst``."""
+        value = np.asarray(loss / math.log(2) if self.from_loss else accuracy, dtype=float)
+        capped = np.where(np.isfinite(value), value, self.worst)
+        capped = np.minimum(capped, self.worst) if self.direction == "minimize" else capped
+        return float(capped) if capped.ndim == 0 else capped
+
+    def reached(self, value: float, target: float) -> bool:
+        """Whether ``value`` is at least as good as ``target``."""
+        return self.sign * value >= self.sign * target
+
+    def best(self, values: Any) -> float:
+        """The best of ``values``, NaN ignored (NaN when none is a number)."""
+        finite = np.asarray(values, dtype=float)
+        finite = finite[~np.isnan(finite)]
+        if not len(finite):
+            return math.nan
+        return float(finite.max() if self.direction == "maximize" else finite.min())
+
+    @property
+    def validation_name(self) -> str:
+        """The objective's name in the dashboard and the tables, e.g. ``val_acc``."""
+        return f"val_{self.name}"
+
+    def to_attrs(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any] | None) -> Metric:
+        """A stored metric; studies stored before metrics existed were all judged by accuracy."""
+        return cls(**attrs) if attrs else ACCURACY
+
+
+ACCURACY = Metric("acc", "accuracy", "maximize", worst=0.0, from_loss=False)
+
+
+def bits_per_character(vocabulary: int) -> Metric:
+    """Cross-entropy in bits per predicted character; the worst is a uniform guess over the vocabulary."""
+    return Metric(
+        "bits_per_char", "bits per character", "minimize", worst=math.log2(vocabulary), from_loss=True
+    )
