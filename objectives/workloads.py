@@ -63,6 +63,7 @@ class Workload:
     steps_per_epoch: int | None = None  # None: one pass over the training set; else random batches
     optimizer: str = "sgd"  # the default optimizer (``--optimizer`` overrides it)
     token_inputs: bool = False  # inputs are token ids in [0, classes), not real numbers
+    test_drawn_from_seed: bool = False  # True: ``load`` draws the test split from the seed too
 
     def example_inputs(self, *leading: int) -> torch.Tensor:
         """Random inputs of the model's shape, with ``leading`` dimensions first (for tests and FLOP counts)."""
@@ -275,6 +276,7 @@ WORKLOADS: dict[str, Workload] = {
             epochs=20,
             batch_size=32,
             target=0.97,
+            test_drawn_from_seed=True,
         ),
         Workload(
             name="moons",
@@ -286,6 +288,7 @@ WORKLOADS: dict[str, Workload] = {
             epochs=10,
             batch_size=32,
             target=0.93,
+            test_drawn_from_seed=True,
         ),
         Workload(
             name="mnist1d",

@@ -97,11 +97,21 @@ def headline(section: Section) -> list[str]:
     lines.append(
         f"Reference (chosen by validation {metric.label}, never the test split): {reference}, test {metric.label} "
         f"{best['test_metric']:.4f} (95% CI {best['test_metric_ci_low']:.4f} to {best['test_metric_ci_high']:.4f} "
-        f"over {best['seeds']} seeds of initialization and data order)."
+        f"over {best['seeds']} seeds; {_interval_covers(section)})."
     )
     if len(pairwise):
         lines.append(_verdicts(pairwise, metric))
     return lines
+
+
+def _interval_covers(section: Section) -> str:
+    """What varies between re-evaluation seeds, and what does not, for this workload."""
+    if get_workload(section.workload).test_drawn_from_seed:
+        return "initialization, data order and the train/validation/test split, not the tuning run"
+    return (
+        "initialization and data order (and the validation split where the seed carves it); the test "
+        "set is fixed, so test-set sampling is not covered, nor is the tuning run"
+    )
 
 
 def _verdicts(pairwise: pd.DataFrame, metric: Metric) -> str:
@@ -126,7 +136,8 @@ def _methods(section: Section) -> list[str]:
         + (f", early stopping after {e.early_stopping} flat epochs" if e.early_stopping else "") + ".",
         f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation {section.metric.label}.",
         f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
-        "Splits: fixed train / validation / test, determined by the seed (stratified for classifiers, contiguous blocks of text for language models); a step is one optimizer update. The intervals cover seeds of initialization and data order, not test-set sampling or tuning.",
+        "Splits: train / validation / test, drawn from the seed (stratified for classifiers; contiguous blocks of text, the same for every seed, for language models); tuning uses the sweep seed's split, each re-evaluation run its own seed's. A step is one optimizer update.",
+        f"Every interval is a 95% t-interval over the re-evaluation seeds; it covers {_interval_covers(section)}.",
         f"Converged means validation {section.metric.label} {'>=' if section.metric.sign > 0 else '<='} {e.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",
     ]  # fmt: skip
 

@@ -11,14 +11,13 @@ new one, never a mix. The data is ``study/sections.py``, the rendering ``study/r
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
 import torch
 from tqdm import tqdm
 
-from objectives.objective import Experiment
 from objectives.workloads import load_splits
 from study import analysis
 from study.cli import (
@@ -30,32 +29,49 @@ from study.cli import (
     run_main,
 )
 from study.errors import UsageError
-from study.reevaluate import is_current, reevaluate
+from study.reevaluate import is_current, reevaluate_together, same_training
 from study.render import write_report
 from study.sections import group_studies
 from study.storage import prepare_out_dir, storage_spec
 
-DEFAULT_SEEDS = 5
+DEFAULT_SEEDS = 20
 
 
 def refresh_reevaluations(
     studies: Sequence[optuna.Study], *, seeds: int, data_dir: Path | None, device: str = "cpu"
 ) -> None:
-    """Re-evaluate every study whose stored re-evaluation is missing or out of date."""
-    stale = [study for study in studies if not is_current(study, seeds) and study.best_trials]
-    bar = tqdm(stale, desc="re-evaluating best configurations", unit="family", disable=None)
-    for study in bar:
-        if bar.disable:  # no terminal: a plain line per study instead of the bar
-            print(f"re-evaluating {study.study_name} over {seeds} seeds on the test split", file=sys.stderr)
-        experiment = Experiment.from_attrs(study.user_attrs)
-        reevaluate(study, load_splits(experiment.workload, experiment.seed, data_dir), seeds, device=device)
+    """Re-evaluate every study whose stored re-evaluation is missing or out of date, those of one
+    workload together (``reevaluate_together``), with progress per seed."""
+    groups: dict[tuple, list[optuna.Study]] = {}
+    for study in studies:
+        if study.best_trials and not is_current(study, seeds):
+            groups.setdefault(same_training(study), []).append(study)
+    load = lambda workload, seed: load_splits(workload, seed, data_dir)
+    for (workload, *_), group in groups.items():
+        what = f"re-evaluating {workload}: {len(group)} families x {seeds} seeds"
+        with tqdm(total=seeds, desc=what, unit="seed", disable=None) as bar:
+            reevaluate_together(group, load, seeds, device=device, on_seed=_progress(bar, what))
+
+
+def _progress(bar: tqdm, what: str) -> Callable[[int, int], None]:
+    """Advance the bar; without a terminal, print a plain line per seed instead."""
+
+    def on_seed(done: int, total: int) -> None:
+        bar.update(1)
+        if bar.disable:
+            print(f"{what}: seed {done} of {total} done", file=sys.stderr, flush=True)
+
+    return on_seed
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.report", description=__doc__)
     add_output_arguments(parser, help_out="where report/ goes, and the default storage")
     parser.add_argument(
-        "--seeds", type=positive_int, default=DEFAULT_SEEDS, help="re-evaluation seeds per family (default 5)"
+        "--seeds",
+        type=positive_int,
+        default=DEFAULT_SEEDS,
+        help=f"re-evaluation seeds per family, each also drawing the data split (default {DEFAULT_SEEDS})",
     )
     parser.add_argument(
         "--data-dir",

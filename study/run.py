@@ -105,7 +105,7 @@ def build_parser() -> ArgumentParser:
         "--seeds",
         type=positive_int,
         default=DEFAULT_SEEDS,
-        help="report: re-evaluation seeds per family (default 5)",
+        help=f"report: re-evaluation seeds per family, each also drawing the data split (default {DEFAULT_SEEDS})",
     )
     parser.add_argument(
         "--no-report", action="store_true", help="skip the re-evaluation and the report at the end"

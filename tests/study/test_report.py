@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from objectives.metrics import ACCURACY
-from objectives.objective import Experiment
+from objectives.objective import Experiment, member_from_params, train_members
 from objectives.seeds import trial_seed
+from objectives.workloads import load_splits
 from study import reevaluate, render
 from study.analysis import load_studies
 from study.sections import Section
@@ -76,6 +78,20 @@ def test_reevaluation_is_stored_with_fresh_seeds_on_the_test_split(swept: Path) 
             assert 0 <= run["test_metric"] <= 1 and run["curve"]["epoch"] == [1, 2, 3]
     ranking = (swept / "report" / "moons-sgd-ranking.csv").read_text().splitlines()
     assert len(ranking) == 1 + len(FAMILIES)
+
+
+def test_each_seed_draws_its_own_split_and_runs_as_if_alone(swept: Path) -> None:
+    """A stored run is its configuration trained alone on its own seed's split (families of one
+    seed train together, so this also checks that companions change nothing)."""
+    study = load_studies(str(swept / "optuna.journal"))["moons-sgd-cosine"]
+    record, experiment = study.user_attrs["reevaluation"], Experiment.from_attrs(study.user_attrs)
+    splits = [load_splits("moons", seed) for seed in record["seeds"]]
+    assert not torch.equal(splits[0].x_test, splits[1].x_test), "the test split is redrawn per seed"
+    for seed, data, stored in zip(record["seeds"], splits, record["runs"]):
+        member = member_from_params(experiment, study.best_trial.params, seed)
+        [alone] = train_members(experiment, data, [member], evaluate_test=True)
+        assert alone.test_metric == pytest.approx(stored["test_metric"], abs=1e-6)
+        np.testing.assert_allclose(alone.curve.val_loss, stored["curve"]["val_loss"], rtol=1e-5)
 
 
 def test_report_reuses_stored_runs_and_redoes_them_when_the_seeds_change(
