@@ -64,6 +64,7 @@ class Workload:
     optimizer: str = "sgd"  # the default optimizer (``--optimizer`` overrides it)
     token_inputs: bool = False  # inputs are token ids in [0, classes), not real numbers
     test_drawn_from_seed: bool = False  # True: ``load`` draws the test split from the seed too
+    margin: float = 0.005  # differences within +-margin of the reference count as equivalent
 
     def example_inputs(self, *leading: int) -> torch.Tensor:
         """Random inputs of the model's shape, with ``leading`` dimensions first (for tests and FLOP counts)."""
@@ -367,6 +368,7 @@ WORKLOADS: dict[str, Workload] = {
             batch_size=16,
             target=3.2,
             metric=bits_per_character(SHAKESPEARE_VOCABULARY),
+            margin=0.01,
             steps_per_epoch=50,
             optimizer="adamw",
             token_inputs=True,

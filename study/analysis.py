@@ -340,32 +340,71 @@ def reference_family(reevaluation: pd.DataFrame, metric: Metric) -> str:
     return str(means[means == best].index.min())
 
 
-def pairwise_table(reevaluation: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """Every family against the reference (``reference_family``) on the test metric: mean
-    difference (family minus reference, in the metric's units), paired t-test over the shared
-    seeds (run k of every family has the same seed), Holm-adjusted p, and the verdict at the 5%
-    level: worse, better or not distinguishable. Columns: family, best (the reference),
-    difference, p_value, p_holm, verdict."""
+PAIRWISE_COLUMNS = [
+    "family", "reference", "difference", "ci_low", "ci_high", "p_value", "p_holm", "p_equivalent",
+    "verdict", "vs_constant", "vs_constant_ci_low", "vs_constant_ci_high",
+]  # fmt: skip
+
+
+def paired_difference(a: pd.Series, b: pd.Series) -> tuple[float, float, float, float]:
+    """a minus b over the seeds both have: mean, 95% t-interval (paired), and the paired t-test's
+    two-sided p (0 or 1 when every difference is the same, where t is undefined)."""
+    pair = pd.concat([a, b], axis=1).dropna()
+    differences = (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy(dtype=float)
+    if len(differences) < 2:
+        return float(differences.mean()) if len(differences) else np.nan, np.nan, np.nan, 1.0
+    if np.allclose(differences, differences[0]):
+        return float(differences[0]), float(differences[0]), float(differences[0]), float(differences[0] == 0)
+    low, high = _t_interval(differences)
+    return float(differences.mean()), low, high, float(stats.ttest_1samp(differences, 0.0).pvalue)
+
+
+def equivalence_p(differences: np.ndarray, margin: float) -> float:
+    """Two one-sided t-tests (TOST) that the mean difference lies within (-margin, margin): the
+    larger of the two one-sided p-values; below 5% exactly when the 90% interval is inside."""
+    if len(differences) < 2:
+        return 1.0
+    if np.allclose(differences, differences[0]):
+        return 0.0 if abs(differences[0]) < margin else 1.0
+    lower = stats.ttest_1samp(differences, -margin, alternative="greater").pvalue
+    upper = stats.ttest_1samp(differences, margin, alternative="less").pvalue
+    return float(max(lower, upper))
+
+
+def pairwise_table(reevaluation: pd.DataFrame, metric: Metric, margin: float) -> pd.DataFrame:
+    """Every family against the reference (``reference_family``) on the test metric, paired over
+    the shared seeds (run k of every family has the same seed and split): the difference (family
+    minus reference, in the metric's units) with its 95% interval, and one verdict:
+
+    - **worse** / **better**: the paired t-test rejects no difference at 5%, Holm-corrected over
+      the families, and the difference is against / for the family;
+    - **equivalent**: two one-sided tests put the difference within +-``margin`` at 5%;
+    - **inconclusive**: neither (not distinguishable, and not shown equivalent either).
+
+    Also each family's difference from ``constant`` (the "no schedule" baseline) with its 95%
+    interval, where there is one. Columns: ``PAIRWISE_COLUMNS``."""
     means = reevaluation.groupby("family", sort=False)["test_metric"].mean()
     if len(means) < 2:
-        return pd.DataFrame(columns=["family", "best", "difference", "p_value", "p_holm", "verdict"])
-    best = reference_family(reevaluation, metric)
+        return pd.DataFrame(columns=PAIRWISE_COLUMNS)
+    reference = reference_family(reevaluation, metric)
     by_seed = reevaluation.pivot_table(index="seed", columns="family", values="test_metric")
     rows = []
-    for family in (metric.sign * means.drop(best)).sort_values(ascending=False).index:
-        pair = by_seed[[best, family]].dropna()
-        differences = pair[family] - pair[best]
-        if len(pair) < 2 or np.allclose(differences, differences.iloc[0]):
-            p = 0.0 if len(pair) >= 2 and differences.iloc[0] != 0 else 1.0  # no variance: t undefined
-        else:
-            p = float(stats.ttest_rel(pair[best], pair[family]).pvalue)
-        rows.append({"family": family, "best": best, "difference": float(differences.mean()), "p_value": p})
-    table = pd.DataFrame(rows)
+    for family in (metric.sign * means.drop(reference)).sort_values(ascending=False).index:
+        difference, low, high, p = paired_difference(by_seed[family], by_seed[reference])
+        pair = by_seed[[family, reference]].dropna()
+        row = {"family": family, "reference": reference, "difference": difference, "ci_low": low,
+               "ci_high": high, "p_value": p,
+               "p_equivalent": equivalence_p((pair[family] - pair[reference]).to_numpy(dtype=float), margin)}  # fmt: skip
+        if "constant" in by_seed and family != "constant":
+            gap = paired_difference(by_seed[family], by_seed["constant"])
+            row |= {"vs_constant": gap[0], "vs_constant_ci_low": gap[1], "vs_constant_ci_high": gap[2]}
+        rows.append(row)
+    table = pd.DataFrame(rows).reindex(columns=PAIRWISE_COLUMNS)
     table["p_holm"] = holm(table["p_value"])
-    significant = table["p_holm"] < SIGNIFICANCE
-    table["verdict"] = np.where(
-        significant, np.where(metric.sign * table["difference"] < 0, "worse", "better"), "not distinguishable"
-    )
+    distinguished = table["p_holm"] < SIGNIFICANCE
+    side = np.where(metric.sign * table["difference"] < 0, "worse", "better")
+    equivalent = table["p_equivalent"] < SIGNIFICANCE
+    table["verdict"] = np.where(distinguished, side, np.where(equivalent, "equivalent", "inconclusive"))
     return table
 
 

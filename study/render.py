@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 from matplotlib.figure import Figure
@@ -74,7 +75,8 @@ def headline(section: Section) -> list[str]:
     if not len(ranking):
         return ["No family has a complete trial yet, so there is nothing to compare."]
     lines = []
-    reached = ranking.dropna(subset=["epochs_to_target"])
+    worse = set(pairwise["family"][pairwise["verdict"] == "worse"]) if len(pairwise) else set()
+    reached = ranking[~ranking["family"].isin(worse)].dropna(subset=["epochs_to_target"])
     if len(reached):
         # Ties on epochs are broken by the area under the validation curve, not by wall-clock
         # seconds, so the same command always names the same family.
@@ -82,26 +84,39 @@ def headline(section: Section) -> list[str]:
         fastest = ordered.iloc[0]
         tied = ordered[ordered["epochs_to_target"] == fastest["epochs_to_target"]]["family"].tolist()[1:]
         lines.append(
-            f"Fastest to converge: {fastest['family']}, which reaches validation {metric.label} {reaches} {target} in a median "
+            "Fastest to converge (among families not worse than the reference): "
+            f"{fastest['family']}, which reaches validation {metric.label} {reaches} {target} in a median "
             f"{fastest['epochs_to_target']:g} epochs ({fastest['seconds_to_target']:.2f} s; "
             f"{fastest['reached_target'].replace('/', ' of ')} seeds reached it)"
             + (f"; tied on epochs with {', '.join(tied)}, ahead on area under the curve." if tied else ".")
         )
     else:
         lines.append(
-            f"No family's best configuration reaches validation {metric.label} {reaches} {target} with most seeds "
+            f"No family not worse than the reference reaches validation {metric.label} {reaches} {target} with most seeds "
             f"within {section.experiment.epochs} epochs."
         )
     reference = analysis.reference_family(section.reevaluation, metric)
     best = ranking.set_index("family").loc[reference]
+    low, high = best["test_metric_ci_low"], best["test_metric_ci_high"]
+    shown = lambda v: _rounded(v, (high - low) / 2)
     lines.append(
         f"Reference (chosen by validation {metric.label}, never the test split): {reference}, test {metric.label} "
-        f"{best['test_metric']:.4f} (95% CI {best['test_metric_ci_low']:.4f} to {best['test_metric_ci_high']:.4f} "
-        f"over {best['seeds']} seeds; {_interval_covers(section)})."
+        f"{shown(best['test_metric'])} (95% CI {shown(low)} to {shown(high)} over {best['seeds']} seeds; "
+        f"{_interval_covers(section)})."
     )
     if len(pairwise):
-        lines.append(_verdicts(pairwise, metric))
+        lines.append(_verdicts(pairwise, metric, section.margin))
     return lines
+
+
+def _rounded(value: float, half_width: float, *, signed: bool = False) -> str:
+    """``value`` to the precision its interval supports: two significant digits of the half-width."""
+    places = (
+        4
+        if not np.isfinite(half_width) or half_width <= 0
+        else int(np.clip(1 - np.floor(np.log10(half_width)), 0, 6))
+    )
+    return f"{value:+.{places}f}" if signed else f"{value:.{places}f}"
 
 
 def _interval_covers(section: Section) -> str:
@@ -114,17 +129,27 @@ def _interval_covers(section: Section) -> str:
     )
 
 
-def _verdicts(pairwise: pd.DataFrame, metric: Metric) -> str:
-    """How many families are worse, better or not distinguishable, and the closest one."""
+VERDICTS = ("worse", "better", "equivalent", "inconclusive")
+
+
+def _verdicts(pairwise: pd.DataFrame, metric: Metric, margin: float) -> str:
+    """How many families get each verdict, and the largest and smallest gaps with their intervals."""
     counts = pairwise["verdict"].value_counts()
-    closest = pairwise.loc[pairwise["difference"].abs().idxmin()]
-    parts = [
-        f"{counts.get(v, 0)} {v}" for v in ("worse", "better", "not distinguishable") if counts.get(v, 0)
-    ]
+    parts = [f"{counts[v]} {v}" for v in VERDICTS if counts.get(v, 0)]
+    gap = lambda row: (
+        f"{row['family']} {_rounded(row['difference'], (row['ci_high'] - row['ci_low']) / 2, signed=True)} "
+        f"({_rounded(row['ci_low'], (row['ci_high'] - row['ci_low']) / 2, signed=True)} to "
+        f"{_rounded(row['ci_high'], (row['ci_high'] - row['ci_low']) / 2, signed=True)})"
+    )
+    ordered = pairwise.assign(size=pairwise["difference"].abs()).sort_values("size")
+    sizes = f"largest gap {gap(ordered.iloc[-1])}" + (
+        f", smallest {gap(ordered.iloc[0])}" if len(ordered) > 1 else ""
+    )
     return (
-        f"Against it, of {len(pairwise)} other families: {', '.join(parts)} (paired t-test over seeds on "
-        f"test {metric.label}, Holm-corrected, 5% level; not distinguishable is not equivalent); the closest, "
-        f"{closest['family']}, differs by {closest['difference']:+.4f} (adjusted p = {closest['p_holm']:.2g})."
+        f"Against it, of {len(pairwise)} other families: {', '.join(parts)}; {sizes} "
+        f"(family minus reference in test {metric.label}, 95% intervals paired over seeds; worse or better: "
+        f"paired t-test, Holm-corrected, 5%; equivalent: within +-{margin:g} by two one-sided tests, 5%; "
+        "inconclusive: neither)."
     )
 
 
@@ -220,11 +245,13 @@ def _markdown_section(section: Section) -> str:
     return "\n".join(lines + [f"- {m}" for m in _methods(section)] + [""])
 
 
-def write_report(studies: Sequence[optuna.Study], out: Path) -> tuple[Path, list[str]]:
+def write_report(
+    studies: Sequence[optuna.Study], out: Path, margin: float | None = None
+) -> tuple[Path, list[str]]:
     """Write ``out/report/`` from the stored studies (and their stored re-evaluations); return
     the page and its headlines, which the terminal shows too (one answer, not two)."""
     report = _staging_directory(out)
-    sections = [build_section(group) for group in group_studies(studies).values()]
+    sections = [build_section(group, margin) for group in group_studies(studies).values()]
     html_parts, markdown_parts = [], []
     for section in sections:
         draw_section(section)

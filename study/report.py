@@ -25,6 +25,7 @@ from study.cli import (
     add_device_arguments,
     add_output_arguments,
     check_device,
+    positive_float,
     positive_int,
     run_main,
 )
@@ -35,6 +36,15 @@ from study.sections import group_studies
 from study.storage import prepare_out_dir, storage_spec
 
 DEFAULT_SEEDS = 20
+
+
+def add_margin_argument(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--margin",
+        type=positive_float,
+        help="report: a difference from the reference within +-MARGIN counts as equivalent (two one-sided "
+        "tests); default the workload's (0.005 accuracy, 0.01 bits per character for shakespeare)",
+    )
 
 
 def refresh_reevaluations(
@@ -78,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=Path,
         help="read the canonical data files from DIR instead of downloading to the cache",
     )
+    add_margin_argument(parser)
     add_device_arguments(parser)
     args = parser.parse_args(argv)
     check_device(args.device)
@@ -92,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UsageError(f"storage {spec} holds no sweep studies")
     torch.set_num_threads(args.threads)
     refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
-    page, answers = write_report(studies, args.out)
+    page, answers = write_report(studies, args.out, args.margin)
     print("\n".join(answers))
     print(f"report: {page}")
 

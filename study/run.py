@@ -34,7 +34,7 @@ from study.errors import RunStopped, UsageError
 from study.lr_range import find_range, save_plot
 from study.pruners import PRUNERS
 from study.render import write_report
-from study.report import DEFAULT_SEEDS, refresh_reevaluations
+from study.report import DEFAULT_SEEDS, add_margin_argument, refresh_reevaluations
 from study.storage import open_storage, prepare_out_dir, storage_spec
 from study.sweep import DEFAULT_POPULATION, run_sweep
 from study.workers import counts_as_finished
@@ -107,6 +107,7 @@ def build_parser() -> ArgumentParser:
         default=DEFAULT_SEEDS,
         help=f"report: re-evaluation seeds per family, each also drawing the data split (default {DEFAULT_SEEDS})",
     )
+    add_margin_argument(parser)
     parser.add_argument(
         "--no-report", action="store_true", help="skip the re-evaluation and the report at the end"
     )
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
         refresh_reevaluations(swept, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
-        page, answers = write_report(list(load_studies(storage).values()), args.out)
+        page, answers = write_report(list(load_studies(storage).values()), args.out, args.margin)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))
         print(f"\nReport: {page}")

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from objectives.metrics import Metric
 from objectives.objective import Experiment
+from objectives.workloads import get_workload
 from study import analysis, figures
 from study.reevaluate import stored_reevaluation
 
@@ -24,6 +25,7 @@ class Section:
     optimizer: str
     experiment: Experiment
     metric: Metric
+    margin: float  # of equivalence, in the metric's units
     trials: pd.DataFrame
     reevaluation: pd.DataFrame
     curves: pd.DataFrame
@@ -46,9 +48,11 @@ class Section:
         return ranked + sorted(set(self.trials["family"]) - set(ranked))
 
 
-def build_section(studies: Sequence[optuna.Study]) -> Section:
-    """The frames of one (workload, optimizer) group of studies (reads stored re-evaluations)."""
+def build_section(studies: Sequence[optuna.Study], margin: float | None = None) -> Section:
+    """The frames of one (workload, optimizer) group of studies (reads stored re-evaluations);
+    ``margin`` of equivalence, by default the workload's."""
     first, metric = Experiment.from_attrs(studies[0].user_attrs), analysis.study_metric(studies[0])
+    margin = get_workload(first.workload).margin if margin is None else margin
     trials = analysis.trials_frame(studies)
     reevaluation = analysis.reevaluation_frame(studies)
     hyperparameters = {
@@ -61,6 +65,7 @@ def build_section(studies: Sequence[optuna.Study]) -> Section:
         optimizer=first.optimizer_label,
         experiment=first,
         metric=metric,
+        margin=margin,
         trials=trials,
         reevaluation=reevaluation,
         curves=analysis.curves_frame(studies),
@@ -68,7 +73,7 @@ def build_section(studies: Sequence[optuna.Study]) -> Section:
         expected_best=analysis.expected_best_frame(trials, metric),
         importance=analysis.importance_frame(studies),
         ranking=analysis.ranking_table(reevaluation, trials, hyperparameters, metric),
-        pairwise=analysis.pairwise_table(reevaluation, metric),
+        pairwise=analysis.pairwise_table(reevaluation, metric, margin),
         trials_per_family=int(trials.groupby("family").size().max()) if len(trials) else 0,
     )
 

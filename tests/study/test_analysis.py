@@ -101,7 +101,7 @@ def _reevaluation(
     return pd.DataFrame(rows)
 
 
-def test_pairwise_uses_paired_t_tests_and_says_what_is_indistinguishable() -> None:
+def test_pairwise_uses_paired_t_tests_and_calls_an_unresolved_gap_inconclusive() -> None:
     runs = _reevaluation(
         {
             "a": [0.95, 0.96, 0.97, 0.96, 0.95],
@@ -109,12 +109,18 @@ def test_pairwise_uses_paired_t_tests_and_says_what_is_indistinguishable() -> No
             "c": [0.96, 0.94, 0.96, 0.95, 0.96],
         }
     )
-    table = analysis.pairwise_table(runs, ACCURACY).set_index("family")
-    assert set(table["best"]) == {"a"} and list(table.index) == ["c", "b"]
+    table = analysis.pairwise_table(runs, ACCURACY, margin=0.005).set_index("family")
+    assert set(table["reference"]) == {"a"} and list(table.index) == ["c", "b"]
     assert table.loc["b", "p_value"] == pytest.approx(
         stats.ttest_rel([0.95, 0.96, 0.97, 0.96, 0.95], [0.90, 0.91, 0.91, 0.90, 0.92]).pvalue
     )
-    assert table.loc["b", "verdict"] == "worse" and table.loc["c", "verdict"] == "not distinguishable"
+    assert table.loc["b", "verdict"] == "worse" and table.loc["c", "verdict"] == "inconclusive"
+    # c - a per seed: +0.01, -0.02, -0.01, -0.01, +0.01; its 95% t-interval, by hand.
+    differences = np.array([0.01, -0.02, -0.01, -0.01, 0.01])
+    half = stats.t.ppf(0.975, 4) * differences.std(ddof=1) / np.sqrt(5)
+    assert table.loc["c", ["difference", "ci_low", "ci_high"]].tolist() == pytest.approx(
+        [-0.004, -0.004 - half, -0.004 + half]
+    )
     np.testing.assert_allclose(table["p_holm"], analysis.holm(table["p_value"]))
 
 
@@ -230,8 +236,10 @@ def test_the_reference_is_chosen_on_validation_not_on_the_test_split() -> None:
     runs = _reevaluation({"a": [0.90, 0.91, 0.90, 0.91, 0.90], "c": [0.95, 0.96, 0.95, 0.97, 0.96]})
     runs["val_metric"] = np.where(runs["family"] == "a", 0.99, 0.95)
     assert analysis.reference_family(runs, ACCURACY) == "a"
-    [row] = analysis.pairwise_table(runs, ACCURACY).to_dict("records")
-    assert row["best"] == "a" and row["difference"] == pytest.approx(0.054) and row["verdict"] == "better"
+    [row] = analysis.pairwise_table(runs, ACCURACY, margin=0.005).to_dict("records")
+    assert (
+        row["reference"] == "a" and row["difference"] == pytest.approx(0.054) and row["verdict"] == "better"
+    )
 
 
 BITS = bits_per_character(66)
@@ -241,7 +249,7 @@ def test_a_minimized_metric_ranks_lower_first_and_calls_a_higher_family_worse() 
     """The same numbers read as bits per character: lower is better everywhere."""
     runs = _reevaluation({"a": [2.10, 2.11, 2.12, 2.10, 2.11], "b": [2.30, 2.32, 2.31, 2.30, 2.33]})
     assert analysis.reference_family(runs, BITS) == "a"
-    [row] = analysis.pairwise_table(runs, BITS).to_dict("records")
+    [row] = analysis.pairwise_table(runs, BITS, margin=0.01).to_dict("records")
     assert row["family"] == "b" and row["difference"] == pytest.approx(0.204) and row["verdict"] == "worse"
     ranking = analysis.ranking_table(runs, pd.DataFrame(columns=analysis.TRIAL_COLUMNS), {}, BITS)
     assert list(ranking["family"]) == ["a", "b"]
@@ -258,3 +266,43 @@ def test_a_minimized_metric_fills_diverged_epochs_with_its_worst() -> None:
     assert analysis.full_budget_auc(np.array([4.0, 3.0, np.nan]), 4, BITS, diverged=True) == pytest.approx(
         expected
     )
+
+
+def _two(a: list[float], b: list[float]) -> pd.DataFrame:
+    runs = _reevaluation({"a": a, "b": b})
+    runs["val_metric"] = np.where(runs["family"] == "a", 0.99, 0.95)  # a is the reference
+    return runs
+
+
+def test_equivalent_needs_the_whole_interval_within_the_margin() -> None:
+    """Two one-sided tests: b is within 0.001 of a on every seed, so within +-0.005 it is
+    equivalent; within +-0.0005 it is neither shown equivalent nor distinguishable."""
+    a = [0.950, 0.960, 0.940, 0.955, 0.945, 0.950]
+    differences = np.array([0.001, -0.001, 0.0005, -0.0005, 0.0, 0.0002])
+    runs = _two(a, list(np.array(a) + differences))
+    [row] = analysis.pairwise_table(runs, ACCURACY, margin=0.005).to_dict("records")
+    by_hand = max(
+        stats.ttest_1samp(differences, -0.005, alternative="greater").pvalue,
+        stats.ttest_1samp(differences, 0.005, alternative="less").pvalue,
+    )
+    assert row["p_equivalent"] == pytest.approx(by_hand) and row["verdict"] == "equivalent"
+    [tight] = analysis.pairwise_table(runs, ACCURACY, margin=0.0005).to_dict("records")
+    assert tight["p_holm"] > 0.05 and tight["verdict"] == "inconclusive"
+
+
+def test_a_significant_gap_is_worse_even_inside_the_margin() -> None:
+    a = [0.950, 0.960, 0.940, 0.955, 0.945, 0.950]
+    b = list(np.array(a) - [0.0008, 0.0012, 0.0009, 0.0011, 0.001, 0.001])
+    [row] = analysis.pairwise_table(_two(a, b), ACCURACY, margin=0.005).to_dict("records")
+    assert row["p_equivalent"] < 0.05 and row["p_holm"] < 0.05 and row["verdict"] == "worse"
+
+
+def test_every_family_is_also_compared_with_constant() -> None:
+    runs = _reevaluation({"a": [0.95, 0.96, 0.97], "constant": [0.90, 0.92, 0.91], "c": [0.93, 0.93, 0.95]})
+    table = analysis.pairwise_table(runs, ACCURACY, margin=0.005).set_index("family")
+    differences = np.array([0.93, 0.93, 0.95]) - np.array([0.90, 0.92, 0.91])
+    low, high = stats.t.interval(0.95, 2, loc=differences.mean(), scale=stats.sem(differences))
+    assert table.loc[
+        "c", ["vs_constant", "vs_constant_ci_low", "vs_constant_ci_high"]
+    ].tolist() == pytest.approx([differences.mean(), low, high])
+    assert np.isnan(table.loc["constant", "vs_constant"])

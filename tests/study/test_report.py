@@ -198,10 +198,21 @@ def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:
     reevaluation = pd.DataFrame({"family": ["a", "b", "c"], "val_metric": [0.95, 0.94, 0.93]})
     empty = pd.DataFrame()
     section = Section(
-        "moons", "sgd", experiment, ACCURACY, empty, reevaluation, *[empty] * 4, ranking, pd.DataFrame(), 10
+        "moons",
+        "sgd",
+        experiment,
+        ACCURACY,
+        0.005,
+        empty,
+        reevaluation,
+        *[empty] * 4,
+        ranking,
+        pd.DataFrame(),
+        10,
     )
     assert render.headline(section)[0].startswith(
-        "Fastest to converge: a, which reaches validation accuracy >= 0.93 in a median 5 epochs"
+        "Fastest to converge (among families not worse than the reference): a, which reaches validation "
+        "accuracy >= 0.93 in a median 5 epochs"
     )
     assert render.headline(section)[0].endswith("tied on epochs with b, ahead on area under the curve.")
 
