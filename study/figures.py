@@ -32,6 +32,10 @@ def _palette(families: list[str]) -> dict[str, tuple]:
     return dict(zip(families, colors[0::2] + colors[1::2]))
 
 
+STATES = ["COMPLETE", "PRUNED", "FAIL"]
+"""Trial states in a fixed order, so each has the same colour in every panel."""
+
+
 def _grid(
     count: int, columns: int = 4, size: tuple[float, float] = (3.4, 2.4), *, share_y: bool = False
 ) -> tuple[Figure, list]:
@@ -102,10 +106,11 @@ def metric_distribution(trials: pd.DataFrame, order: list[str], metric: Metric) 
         ax = figure.subplots()
         sns.boxplot(trials, x="final_metric", y="family", order=order, color="0.85", fliersize=0, ax=ax)
         sns.stripplot(
-            trials, x="final_metric", y="family", hue="state", order=order, size=2.5, alpha=0.6, ax=ax
-        )
+            trials, x="final_metric", y="family", hue="state", hue_order=STATES, order=order, size=2.5,
+            alpha=0.6, ax=ax,
+        )  # fmt: skip
         ax.set(xlabel=f"final validation {metric.label} of each trial", ylabel="")
-        ax.legend(title="trial", loc="lower left", fontsize=8)
+        ax.legend(title="trial", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return figure
 
 
@@ -121,6 +126,7 @@ def sensitivity(trials: pd.DataFrame, order: list[str], metric: Metric) -> Figur
                 x="param_lr",
                 y="final_metric",
                 hue="state",
+                hue_order=STATES,
                 s=14,
                 alpha=0.7,
                 ax=ax,

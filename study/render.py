@@ -101,8 +101,8 @@ def headline(section: Section) -> list[str]:
     shown = lambda v: _rounded(v, (high - low) / 2)
     lines.append(
         f"Reference (chosen by validation {metric.label}, never the test split): {reference}, test {metric.label} "
-        f"{shown(best['test_metric'])} (95% CI {shown(low)} to {shown(high)} over {best['seeds']} seeds; "
-        f"{_interval_covers(section)})."
+        f"{shown(best['test_metric'])}, 95% CI {shown(low)} to {shown(high)} over {best['seeds']} seeds. "
+        f"The intervals cover {_interval_covers(section)}."
     )
     if len(pairwise):
         lines.append(_verdicts(pairwise, metric, section.margin))
@@ -148,7 +148,7 @@ def _verdicts(pairwise: pd.DataFrame, metric: Metric, margin: float) -> str:
     return (
         f"Against it, of {len(pairwise)} other families: {', '.join(parts)}; {sizes} "
         f"(family minus reference in test {metric.label}, 95% intervals paired over seeds; worse or better: "
-        f"paired t-test, Holm-corrected, 5%; equivalent: within +-{margin:g} by two one-sided tests, 5%; "
+        f"paired t-test, Holm-corrected, 5%; equivalent: within ±{margin:g} by two one-sided tests, 5%; "
         "inconclusive: neither)."
     )
 
@@ -181,11 +181,15 @@ def _ranking_columns(metric: Metric) -> dict[str, str]:
 
 
 def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
-    """The table as shown: 4 decimals, counts as whole numbers (not 8.0), "-" for missing ones."""
-    shown = (table[list(columns)].rename(columns=columns) if columns else table).round(4)
+    """The table as shown: 4 decimals, p-values to 2 significant digits, counts as whole numbers
+    (not 8.0), "-" for missing ones."""
+    chosen = table[list(columns)].rename(columns=columns) if columns else table
+    shown = chosen.round(4)
     for name in shown.columns:
         values = shown[name]
-        if pd.api.types.is_float_dtype(values) and values.dropna().apply(float.is_integer).all():
+        if name.startswith("p_"):
+            shown[name] = ["-" if pd.isna(v) else f"{v:.2g}" for v in chosen[name]]
+        elif pd.api.types.is_float_dtype(values) and values.dropna().apply(float.is_integer).all():
             shown[name] = ["-" if pd.isna(v) else str(int(v)) for v in values]
     return shown
 
