@@ -60,6 +60,7 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     """
     rows = []
     for study in studies:
+        study_attrs = study.user_attrs  # a deep copy on every access: read it once
         for trial in study.get_trials(deepcopy=False):
             if not counts_as_finished(trial):
                 continue
@@ -74,9 +75,9 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             )
             rows.append(
                 {
-                    "workload": study.user_attrs.get("workload"),
-                    "optimizer": optimizer_label(study.user_attrs),
-                    "family": study.user_attrs.get("family"),
+                    "workload": study_attrs.get("workload"),
+                    "optimizer": optimizer_label(study_attrs),
+                    "family": study_attrs.get("family"),
                     "number": trial.number,
                     "state": trial.state.name,
                     "value": trial.value,
@@ -181,7 +182,8 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
-        budget, early_stopping = study.user_attrs["epochs"], study.user_attrs.get("early_stopping")
+        attrs = study.user_attrs  # a deep copy on every access: read it once
+        budget, early_stopping = attrs["epochs"], attrs.get("early_stopping")
         metric = study_metric(study)
         for run in record["runs"]:
             values = np.array(run["curve"]["val_metric"], dtype=float)  # stored None (diverged) is NaN
@@ -192,9 +194,9 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                 kept = metric.best(values) if early_stopping else values[-1]
             rows.append(
                 {
-                    "workload": study.user_attrs["workload"],
-                    "optimizer": optimizer_label(study.user_attrs),
-                    "family": study.user_attrs["family"],
+                    "workload": attrs["workload"],
+                    "optimizer": optimizer_label(attrs),
+                    "family": attrs["family"],
                     "seed": run["seed"],
                     "test_metric": run["test_metric"],
                     "val_metric": float(kept),
@@ -226,11 +228,12 @@ def curves_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
+        family = study.user_attrs["family"]
         for run in record["runs"]:
             curve = run["curve"]
             for i, epoch in enumerate(curve["epoch"]):
                 rows.append(
-                    {"family": study.user_attrs["family"], "seed": run["seed"], "epoch": epoch}
+                    {"family": family, "seed": run["seed"], "epoch": epoch}
                     | {name: curve[name][i] for name in CURVE_QUANTITIES}
                 )
     return pd.DataFrame(rows, columns=["family", "seed", "epoch", *CURVE_QUANTITIES]).astype(

@@ -99,7 +99,7 @@ def draw_section(section: Section) -> None:
             "convergence",
             (
                 figures.convergence(section.curves, ranked, metric),
-                f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band: the curve that {'rises' if metric.sign > 0 else 'falls'} first converges fastest.",
+                f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band (mean ± 1.96 standard errors): the curve that {'rises' if metric.sign > 0 else 'falls'} first converges fastest.",
             ),
         )
         add(
