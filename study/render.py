@@ -93,7 +93,7 @@ def headline(section: Section) -> list[str]:
     else:
         lines.append(
             f"No family not worse than the reference reaches validation {metric.label} {reaches} {target} with most seeds "
-            f"within {section.experiment.epochs} epochs."
+            f"within {_count(section.experiment.epochs, 'epoch')}."
         )
     reference = analysis.reference_family(section.reevaluation, metric)
     best = ranking.set_index("family").loc[reference]
@@ -117,6 +117,10 @@ def _rounded(value: float, half_width: float, *, signed: bool = False) -> str:
         else int(np.clip(1 - np.floor(np.log10(half_width)), 0, 6))
     )
     return f"{value:+.{places}f}" if signed else f"{value:.{places}f}"
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _interval_covers(section: Section) -> str:
@@ -146,7 +150,7 @@ def _verdicts(pairwise: pd.DataFrame, metric: Metric, margin: float) -> str:
         f", smallest {gap(ordered.iloc[0])}" if len(ordered) > 1 else ""
     )
     return (
-        f"Against it, of {len(pairwise)} other families: {', '.join(parts)}; {sizes} "
+        f"Against it, of {_count(len(pairwise), 'other family', 'other families')}: {', '.join(parts)}; {sizes} "
         f"(family minus reference in test {metric.label}, 95% intervals paired over seeds; worse or better: "
         f"paired t-test, Holm-corrected, 5%; equivalent: within ±{margin:g} by two one-sided tests, 5%; "
         "inconclusive: neither)."
