@@ -61,6 +61,7 @@ class Population:
     experiment: Experiment
     trials: list[optuna.Trial] = field(default_factory=list)
     members: list[MemberConfig] = field(default_factory=list)
+    told: int = 0  # trials[:told] are finished in the storage
 
     def fill(self, size: int, trials_wanted: int) -> None:
         """Ask up to ``size`` trials while the study has room for them.
@@ -84,10 +85,12 @@ class Population:
     def tell(self, outcomes: Sequence[Outcome]) -> None:
         for trial, outcome in zip(self.trials, outcomes, strict=True):
             self.study.tell(trial, outcome.value, state=outcome.state)
+            self.told += 1
 
     def interrupt(self) -> None:
-        """End trials that did not get to finish: failed, marked interrupted, redone on resume."""
-        for trial in self.trials:
+        """End trials that did not get to finish (an interrupt may come half-way through telling):
+        failed, marked interrupted, redone on resume."""
+        for trial in self.trials[self.told :]:
             trial.set_user_attr("interrupted", True)
             self.study.tell(trial, state=TrialState.FAIL)
 
@@ -151,4 +154,8 @@ def run_population(
         raise
     except Exception as error:  # training broke for the whole batch: stop, and redo it later
         raise population.stop_run(error) from error
-    population.tell(outcomes)
+    try:
+        population.tell(outcomes)
+    except KeyboardInterrupt:
+        population.interrupt()
+        raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -29,8 +30,10 @@ from study.cli import (
     experiment_from_args,
     positive_int,
     run_main,
+    usable_cores,
 )
 from study.errors import RunStopped, UsageError
+from study.jobs import run_sweep_in_processes
 from study.lr_range import find_range, save_plot
 from study.pruners import PRUNERS
 from study.render import write_report
@@ -76,6 +79,19 @@ def usable_families(families: list[str] | None, experiment: Experiment) -> list[
     return usable
 
 
+JOBS_ENV = "LR_STUDY_JOBS"
+
+
+def default_jobs() -> int:
+    """``$LR_STUDY_JOBS`` when set, else every core this process may use."""
+    if not os.environ.get(JOBS_ENV):
+        return usable_cores()
+    try:
+        return positive_int(os.environ[JOBS_ENV])
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"${JOBS_ENV}: {error}") from None
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.run", description=__doc__)
     parser.add_argument(
@@ -108,6 +124,13 @@ def build_parser() -> ArgumentParser:
         help=f"report: re-evaluation seeds per family, each also drawing the data split (default {DEFAULT_SEEDS})",
     )
     add_margin_argument(parser)
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=default_jobs(),
+        help=f"worker processes, each training whole studies (default: ${JOBS_ENV}, else the usable cores, here "
+        f"{usable_cores()}); the stored trials are the same for any count",
+    )
     parser.add_argument(
         "--no-report", action="store_true", help="skip the re-evaluation and the report at the end"
     )
@@ -178,15 +201,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         for workload, experiments in plans.items():  # one workload after another, into one storage
             if args.lr_range == "auto":
                 experiments = _with_lr_range_test(args, experiments)
-            studies = run_sweep(
-                storage,
-                experiments,
-                data[workload],
-                trials=args.trials,
-                pruner=args.pruner,
-                population=args.population,
-                device=args.device,
-            )
+            if args.jobs > 1 and len(experiments) > 1:
+                command = list(argv) if argv is not None else sys.argv[1:]
+                studies = run_sweep_in_processes(
+                    storage, experiments, command, trials=args.trials, pruner=args.pruner, jobs=args.jobs
+                )
+            else:
+                studies = run_sweep(
+                    storage,
+                    experiments,
+                    data[workload],
+                    trials=args.trials,
+                    pruner=args.pruner,
+                    population=args.population,
+                    device=args.device,
+                )
             _print_summary(experiments, studies, args.trials)
             swept += studies
     except OSError as error:

@@ -188,7 +188,7 @@ PLAIN_PROGRESS_EVERY_S = 10.0
 """Without a terminal, a progress line at least this often during a long study."""
 
 
-class _Progress:
+class Progress:
     """The sweep's progress: a bar on a terminal; without one (a log file, CI, ``nohup``) a plain
     line on stderr when a study ends and at least every ``PLAIN_PROGRESS_EVERY_S`` seconds."""
 
@@ -215,6 +215,20 @@ class _Progress:
         self.bar.close()
 
 
+def open_studies(
+    storage: optuna.storages.BaseStorage, experiments: Sequence[Experiment], trials: int, pruner: str
+) -> tuple[list[optuna.Study], dict[str, int]]:
+    """Every experiment's study, checked and opened (created if new), with its finished trials
+    (at most ``trials``) by name. Says so, on stdout, when every study is already done."""
+    for experiment in experiments:  # every check before anything is written
+        check_stored_settings(storage, experiment)
+    studies = [open_study(storage, experiment, pruner) for experiment in experiments]
+    done = {study.study_name: min(finished_count(study), trials) for study in studies}
+    if all(count >= trials for count in done.values()):
+        print(f"nothing to do: every study already has {trials} finished trials (raise --trials to add more)")
+    return studies, done
+
+
 def run_sweep(
     storage: optuna.storages.BaseStorage,
     experiments: Sequence[Experiment],
@@ -226,14 +240,10 @@ def run_sweep(
     device: str = "cpu",
 ) -> list[optuna.Study]:
     """Top every experiment's study up to ``trials`` finished trials on ``data``; return the studies."""
-    for experiment in experiments:  # every check before anything is written
-        check_stored_settings(storage, experiment)
-    studies = [open_study(storage, experiment, pruner) for experiment in experiments]
-    done = {study.study_name: min(finished_count(study), trials) for study in studies}
+    studies, done = open_studies(storage, experiments, trials, pruner)
     if all(count >= trials for count in done.values()):
-        print(f"nothing to do: every study already has {trials} finished trials (raise --trials to add more)")
         return studies
-    progress = _Progress(total=trials * len(studies), initial=sum(done.values()))
+    progress = Progress(total=trials * len(studies), initial=sum(done.values()))
     try:
         for study, experiment in zip(studies, experiments):
             for finished in _top_up(storage, study, experiment, data, trials, population, device):

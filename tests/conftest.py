@@ -33,6 +33,13 @@ def comparable(study: optuna.Study) -> list[tuple]:
     return rows
 
 
+@pytest.fixture(autouse=True)
+def one_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sweeps run in the test's own process unless a test asks for ``--jobs``: tests patch
+    things that child processes would not see, and stop processes they must be able to name."""
+    monkeypatch.setenv("LR_STUDY_JOBS", "1")
+
+
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """Run a command's real entry point in-process: (exit code, stdout, stderr)."""

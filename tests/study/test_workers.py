@@ -17,7 +17,7 @@ from study.analysis import load_studies
 from study.workers import counts_as_finished
 from tests.conftest import REPO, SLOW_SWEEP, SWEEP
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "LR_STUDY_JOBS": "1"}  # each worker is one process
 
 
 def _worker(args: list[str], *, as_other_machine: bool = False) -> subprocess.Popen[str]:

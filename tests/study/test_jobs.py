@@ -1,0 +1,76 @@
+"""``--jobs N``: worker processes that each train whole studies, with the trials of ``--jobs 1``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from study.analysis import load_studies
+from study.jobs import deal
+from study.workers import counts_as_finished
+from tests.conftest import REPO, SWEEP, comparable, run_subprocess
+
+FAMILIES = ["--families", "constant,cosine,exponential,step"]
+
+
+def test_families_are_dealt_round_robin_to_at_most_jobs_hands() -> None:
+    assert deal(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
+    assert deal(["a"], 4) == [["a"]]
+
+
+def test_two_jobs_store_the_same_trials_as_one(run_cli, tmp_path: Path) -> None:
+    args = [*SWEEP, *FAMILIES, "--trials", "6", "--population", "4"]
+    assert run_cli("run", *args, "--jobs", "1", "--out", str(tmp_path / "one"))[0] == 0
+    done = run_subprocess("run", [*args, "--jobs", "2", "--out", str(tmp_path / "two")], timeout=300)
+    assert done.returncode == 0, done.stderr
+    one, two = (load_studies(str(tmp_path / name / "optuna.journal")) for name in ("one", "two"))
+    assert sorted(one) == sorted(two) and len(one) == 4
+    for name in one:
+        assert comparable(two[name]) == comparable(one[name]), name
+    workers = {t.user_attrs["worker"]["pid"] for study in two.values() for t in study.trials}
+    assert len(workers) == 2, "two processes trained the studies"
+    assert (
+        "nothing to do"
+        in run_subprocess("run", [*args, "--jobs", "2", "--out", str(tmp_path / "two")]).stdout
+    )
+
+
+def test_ctrl_c_stops_every_job_and_the_same_command_finishes_the_sweep(run_cli, tmp_path: Path) -> None:
+    """Ctrl-C at a terminal reaches the whole process group: the parent and both children."""
+    args = ["--workload", "moons", "--epochs", "10", "--families", "constant,cosine", "--no-report",
+            "--trials", "40", "--population", "4", "--out", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "study.run", *args, "--jobs", "2"],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    journal = tmp_path / "optuna.journal"
+    deadline = time.monotonic() + 120
+    while not _both_started(journal):
+        assert time.monotonic() < deadline, "the jobs never finished a trial each"
+        time.sleep(0.1)
+    os.killpg(parent.pid, signal.SIGINT)
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130 and "Traceback" not in err, err
+    for study in load_studies(str(journal)).values():
+        held = [t for t in study.trials if t.state == TrialState.RUNNING and t.user_attrs.get("worker")]
+        assert not held, "a child left a claimed trial running"
+    code, _, err = run_cli("run", *args, "--jobs", "1")
+    assert code == 0, err
+    for study in load_studies(str(journal)).values():
+        assert sum(counts_as_finished(t) for t in study.trials) == 40
+
+
+def _both_started(journal: Path) -> bool:
+    if not journal.exists():
+        return False
+    studies = load_studies(str(journal))
+    return len(studies) == 2 and all(
+        any(counts_as_finished(t) for t in study.trials) for study in studies.values()
+    )
