@@ -2,9 +2,23 @@
 
 One short run whose LR grows exponentially from ``start`` to ``end``, recording the training
 loss of every step, smoothed by an exponential moving average (bias-corrected). The run stops
-early once the smoothed loss exceeds ``divergence`` times its minimum. The suggested base-LR
-search range spans a tenth of the LR of steepest descent up to the LR where the smoothed loss
-bottoms out, the usual reading of the plot.
+early once the smoothed loss exceeds ``divergence`` times its minimum.
+
+The suggested base-LR search range is made to be safe, not hot:
+
+- the smoothing is light (0.9: a lag of about 10 steps, a third of a decade over the default
+  200 steps from 1e-6 to 10; fastai's 0.98 lags almost two decades, so its minimum sits where
+  the raw loss is already blowing up);
+- the top is a third of the LR at which the loss starts to blow up (the first LR after the
+  smoothed minimum where the loss is ``ONSET`` times that minimum): a cosine decay from it
+  reaches the workload's target (tested on digits and moons);
+- the bottom is a tenth of the LR of steepest descent before the minimum.
+
+Checked against the sweeps' own data: on digits (SGD, momentum 0.9) the range is 0.0099 to 0.37;
+the default sweep's trials above it did worse (89% of complete trials with LRs 0.32 to 1 reached
+0.95 validation accuracy, against 98-99% from 0.03 to 0.32), though the best trials of 4 of the
+17 families sat at 0.41 to 0.57 and one below it (cyclic_triangular, 0.0028). On moons it is
+0.0091 to 0.52 (the best trials of constant, cosine and one_cycle: 0.20, 0.45, 0.72).
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ def lr_range_test(
     end: float = 10.0,
     steps: int = 200,
     seed: int = 0,
-    smoothing: float = 0.98,
+    smoothing: float = 0.9,
     divergence: float = 4.0,
 ) -> RangeTest:
     """Run the test on ``workload``'s training split (cycling through it if ``steps`` needs more)."""
@@ -80,15 +94,21 @@ def lr_range_test(
     return RangeTest(lrs, losses, smoothed, _suggest(np.array(lrs), np.array(smoothed)))
 
 
+ONSET = 1.25
+"""The loss "starts to blow up" where it first exceeds the minimum by this factor, after it."""
+
+
 def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
     if len(lrs) < 3:
         raise ValueError("the loss diverged at once: lower the range test's start LR")
     bottom = int(np.argmin(smoothed))
+    rising = np.nonzero(smoothed[bottom:] > ONSET * smoothed[bottom])[0]
+    onset = lrs[bottom + rising[0]] if len(rising) else lrs[-1]
     skip = max(1, len(lrs) // 10)  # the first smoothed values are mostly noise (fastai skips them too)
     if bottom - skip >= 2:
         slopes = np.gradient(smoothed[skip : bottom + 1], np.log(lrs[skip : bottom + 1]))
         steepest = lrs[skip + int(np.argmin(slopes))]
     else:
         steepest = lrs[bottom]
-    low, high = steepest / 10, float(lrs[bottom])
+    low, high = steepest / 10, float(onset / 3)
     return (float(low), high) if low < high else (float(high / 100), high)
