@@ -426,3 +426,40 @@ def performance_profile_frame(
         for tau in taus
     ]
     return pd.DataFrame(rows, columns=["family", "tau", "share"])
+
+
+def profile_score(profile: pd.DataFrame, r_max: float = 4.0) -> pd.Series:
+    """AlgoPerf's integrated performance-profile score per family: the area under its profile
+    from tau 1 to ``r_max``, divided by ``r_max`` - 1 (1: fastest everywhere; 0: never within
+    ``r_max`` times the fastest). ``profile`` is a ``performance_profile_frame`` on taus up to r_max."""
+    scores = {}
+    for family, rows in profile.groupby("family", sort=False):
+        rows = rows[rows["tau"] <= r_max].sort_values("tau")
+        scores[family] = float(np.trapezoid(rows["share"], rows["tau"]) / (r_max - 1))
+    return pd.Series(scores, name="profile_score")
+
+
+def cross_workload_table(sections: dict[str, tuple[pd.DataFrame, float, Metric]]) -> pd.DataFrame:
+    """Per family, its verdict and gap on every workload, and its worst gap: the robust choice is
+    the family whose worst gap is smallest.
+
+    ``sections`` maps a workload's name to (its ``pairwise_table``, the reference's mean test
+    metric, the metric). A gap is the family's difference from that workload's reference in
+    percent of the reference's value, signed so that negative is worse (so gaps of accuracy and
+    of bits per character compare); the reference's own gap is 0. Only families re-evaluated on
+    every workload are listed. Columns: family, ``<workload> verdict``, ``<workload> gap %`` per
+    workload, worst_gap_pct; sorted best worst gap first."""
+    per_workload = {}
+    for workload, (pairwise, reference_value, metric) in sections.items():
+        reference = str(pairwise["reference"].iloc[0])
+        gaps = 100 * metric.sign * pairwise.set_index("family")["difference"] / abs(reference_value)
+        verdicts = pairwise.set_index("family")["verdict"]
+        per_workload[workload] = pd.DataFrame(
+            {
+                f"{workload} verdict": pd.concat([verdicts, pd.Series({reference: "reference"})]),
+                f"{workload} gap %": pd.concat([gaps, pd.Series({reference: 0.0})]),
+            }
+        )
+    table = pd.concat(per_workload.values(), axis=1, join="inner")
+    table["worst_gap_pct"] = table[[f"{w} gap %" for w in per_workload]].min(axis=1)
+    return table.sort_values("worst_gap_pct", ascending=False).rename_axis("family").reset_index()

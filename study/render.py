@@ -272,6 +272,18 @@ def write_report(
         html_parts.append(_html_section(section, images))
         markdown_parts.append(_markdown_section(section))
     html_parts += _performance_profiles(sections, report)
+    across = across_workloads(sections)
+    if across is not None:
+        table, verdict = across
+        _write(report / "across_workloads.csv", table.to_csv(index=False))
+        html_parts.insert(
+            0,
+            f'<h2>Across workloads</h2><div class="headline"><p>{html.escape(verdict)}</p></div>'
+            + _display(table).to_html(index=False, na_rep="-"),
+        )
+        markdown_parts.insert(
+            0, f"## Across workloads\n\n{verdict}\n\n{_display(table).to_markdown(index=False)}\n"
+        )
     title = "Which learning-rate schedule? " + ", ".join(f"{s.workload} / {s.optimizer}" for s in sections)
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -284,7 +296,37 @@ def write_report(
     _write(report / "summary.md", f"# {title}\n\n" + "\n".join(markdown_parts))
     _publish(report, out / "report")
     answers = [f"{s.workload} with {s.optimizer}: " + " ".join(headline(s)) for s in sections]
+    if across is not None:
+        answers.insert(0, f"Across workloads: {across[1]}")
     return out / "report" / "index.html", answers
+
+
+def across_workloads(sections: Sequence[Section]) -> tuple[pd.DataFrame, str] | None:
+    """With two or more compared sections: every family's verdict and gap on each, its AlgoPerf
+    profile score over time to target (r_max = 4), and the robust choice, in one sentence."""
+    compared = [s for s in sections if len(s.pairwise)]
+    if len(compared) < 2:
+        return None
+    table = analysis.cross_workload_table(
+        {
+            s.name: (s.pairwise, s.ranking.set_index("family").loc[s.pairwise["reference"].iloc[0], "test_metric"], s.metric)
+            for s in compared
+        }
+    )  # fmt: skip
+    if not len(table):
+        return None
+    runs = pd.concat([s.reevaluation.assign(workload=s.name) for s in compared])
+    scores = analysis.profile_score(analysis.performance_profile_frame(runs, np.linspace(1, 4, 61)))
+    table["profile_score"] = table["family"].map(scores)
+    robust = table.iloc[0]
+    verdict = (
+        f"Robust choice: {robust['family']}, whose worst gap to a workload's reference is {robust['worst_gap_pct']:+.2f}% "
+        f"of that reference's test metric (negative: worse) over {len(compared)} workloads; the fastest to target "
+        f"across them by AlgoPerf's profile score (r_max = 4): {table.loc[table['profile_score'].idxmax(), 'family']} "
+        f"({table['profile_score'].max():.2f} of 1). Gaps are single re-evaluations per workload: see each "
+        "section for their intervals."
+    )
+    return table, verdict
 
 
 def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str]:

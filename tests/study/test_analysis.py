@@ -306,3 +306,24 @@ def test_every_family_is_also_compared_with_constant() -> None:
         "c", ["vs_constant", "vs_constant_ci_low", "vs_constant_ci_high"]
     ].tolist() == pytest.approx([differences.mean(), low, high])
     assert np.isnan(table.loc["constant", "vs_constant"])
+
+
+def test_the_cross_workload_table_and_its_robust_choice_by_hand() -> None:
+    """Accuracy on w1 (reference a, 0.90), bits per character on w2 (reference b, 2.0): gaps in
+    percent of the reference, negative when worse, whatever the metric's direction."""
+    w1 = pd.DataFrame({"family": ["b", "c"], "reference": "a", "difference": [-0.009, -0.0018],
+                       "verdict": ["worse", "equivalent"]})  # fmt: skip
+    w2 = pd.DataFrame({"family": ["a", "c"], "reference": "b", "difference": [0.01, 0.08],
+                       "verdict": ["inconclusive", "worse"]})  # fmt: skip
+    table = analysis.cross_workload_table({"w1": (w1, 0.90, ACCURACY), "w2": (w2, 2.0, BITS)}).set_index("family")
+    # a: 0 on w1, -0.5% on w2; b: -1% on w1, 0 on w2; c: -0.2% on w1, -4% on w2.
+    assert list(table.index) == ["a", "b", "c"], "smallest worst gap first: a is the robust choice"
+    assert table.loc["a", ["w1 gap %", "w2 gap %", "worst_gap_pct"]].tolist() == pytest.approx([0.0, -0.5, -0.5])
+    assert table.loc["c", ["w1 gap %", "w2 gap %"]].tolist() == pytest.approx([-0.2, -4.0])
+    assert table.loc["b", "w1 verdict"] == "worse" and table.loc["b", "w2 verdict"] == "reference"
+
+
+def test_profile_score_integrates_the_profile_up_to_r_max() -> None:
+    profile = pd.DataFrame({"family": "a", "tau": [1.0, 2.0, 3.0, 4.0], "share": [0.5, 0.5, 1.0, 1.0]})
+    # Trapezoids: (0.5 + 0.5) / 2 + (0.5 + 1) / 2 + (1 + 1) / 2 = 2.25, over r_max - 1 = 3.
+    assert analysis.profile_score(profile)["a"] == pytest.approx(0.75)

@@ -236,6 +236,12 @@ def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_p
     page = (tmp_path / "report" / "index.html").read_text()
     assert "<h2>digits with sgd</h2>" in page and "<h2>moons with sgd</h2>" in page
     assert "Across workloads (sgd)" in page and "performance profile" in page
+    assert page.index("<h2>Across workloads</h2>") < page.index("<h2>digits with sgd</h2>"), "it opens the page"
+    across = pd.read_csv(tmp_path / "report" / "across_workloads.csv")
+    assert set(across["family"]) == {"constant", "cosine"} and list(across["worst_gap_pct"]) == sorted(
+        across["worst_gap_pct"], reverse=True
+    )
+    assert f"Robust choice: {across['family'][0]}" in page
     assert (tmp_path / "report" / "sgd-performance_profile.png").stat().st_size > 5_000
     assert (tmp_path / "report" / "digits-sgd-ranking.csv").is_file() and (
         tmp_path / "report" / "moons-sgd-ranking.csv"
