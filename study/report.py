@@ -29,6 +29,7 @@ from study.cli import (
     positive_int,
     run_main,
 )
+from study.dashboard import publish_figures
 from study.errors import UsageError
 from study.reevaluate import is_current, reevaluate_together, same_training
 from study.render import write_report
@@ -103,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UsageError(f"storage {spec} holds no sweep studies")
     torch.set_num_threads(args.threads)
     refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
+    for study in studies:
+        publish_figures(study)
     page, answers = write_report(studies, args.out, args.margin)
     print("\n".join(answers))
     print(f"report: {page}")

@@ -32,6 +32,7 @@ from study.cli import (
     run_main,
     usable_cores,
 )
+from study.dashboard import publish_figures
 from study.errors import RunStopped, UsageError
 from study.jobs import run_sweep_in_processes
 from study.lr_range import find_range, save_plot
@@ -224,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
         refresh_reevaluations(swept, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
+        for study in swept:
+            publish_figures(study)
         page, answers = write_report(list(load_studies(storage).values()), args.out, args.margin)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))

@@ -32,10 +32,12 @@ def _get(url: str) -> dict:
 
 @pytest.fixture
 def dashboard(run_cli, tmp_path: Path) -> Iterator[str]:
-    """The base URL of optuna-dashboard serving a tiny sweep's journal."""
+    """The base URL of optuna-dashboard serving a tiny sweep's journal, after its report."""
     code, _, err = run_cli(
         "run", *SWEEP, "--families", ",".join(FAMILIES), "--trials", "3", "--out", str(tmp_path)
     )
+    assert code == 0, err
+    code, _, err = run_cli("report", "--out", str(tmp_path), "--seeds", "2")
     assert code == 0, err
     executable = shutil.which("optuna-dashboard")
     assert executable, "optuna-dashboard is a dependency and must be installed"
@@ -81,3 +83,15 @@ def test_dashboard_lists_every_family_with_curves_params_and_attributes(dashboar
                 attrs
             )
             assert json.loads(attrs["curve"])["epoch"] == [1, 2, 3]
+
+
+def test_each_study_page_shows_its_family_figures(dashboard: str) -> None:
+    """The report stores three small Plotly figures per study; the dashboard serves them."""
+    for summary in _get(f"{dashboard}/api/studies")["study_summaries"]:
+        study = _get(f"{dashboard}/api/studies/{summary['study_id']}?after=0")
+        graphs = {g["id"]: json.loads(g["graph_object"]) for g in study["plotly_graph_objects"]}
+        assert sorted(graphs) == ["best-curves", "reevaluation", "tuned-schedule"]
+        per_seed = graphs["reevaluation"]["data"][0]["y"]
+        assert isinstance(per_seed, list) and len(per_seed) == 2 and all(0 <= v <= 1 for v in per_seed)
+        assert len(graphs["best-curves"]["data"]) == 3  # the sweep's three complete trials
+        assert all(len(g["graph_object"]) < 100_000 for g in study["plotly_graph_objects"]), "kept small"
