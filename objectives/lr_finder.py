@@ -10,8 +10,8 @@ The suggested base-LR search range is made to be safe, not hot:
   200 steps from 1e-6 to 10; fastai's 0.98 lags almost two decades, so its minimum sits where
   the raw loss is already blowing up);
 - the top is a third of the LR at which the loss starts to blow up (the first LR after the
-  smoothed minimum where the loss is ``ONSET`` times that minimum): a cosine decay from it
-  reaches the workload's target (tested on digits and moons);
+  smoothed minimum where the loss is ``ONSET`` times that minimum): a cosine decay from it trains
+  to within a point of the workload's target (tested on digits and moons);
 - the bottom is a tenth of the LR of steepest descent before the minimum.
 
 Checked against the sweeps' own data: on digits (SGD, momentum 0.9) the range is 0.0099 to 0.37;

@@ -274,7 +274,7 @@ def schedule_shapes_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     )
 
 
-def _t_interval(values: np.ndarray) -> tuple[float, float]:
+def t_interval(values: np.ndarray) -> tuple[float, float]:
     if len(values) < 2:
         return float("nan"), float("nan")
     half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
@@ -291,7 +291,7 @@ def ranking_table(
     rows = []
     outcomes = summary_table(trials, metric).set_index("family") if len(trials) else pd.DataFrame()
     for family, runs in reevaluation.groupby("family", sort=False):
-        low, high = _t_interval(runs["test_metric"].to_numpy(dtype=float))
+        low, high = t_interval(runs["test_metric"].to_numpy(dtype=float))
         epochs, seconds = (
             runs[column].astype(float).fillna(np.inf) for column in ("epochs_to_target", "seconds_to_target")
         )
@@ -358,7 +358,7 @@ def paired_difference(a: pd.Series, b: pd.Series) -> tuple[float, float, float, 
         return float(differences.mean()) if len(differences) else np.nan, np.nan, np.nan, 1.0
     if np.allclose(differences, differences[0]):
         return float(differences[0]), float(differences[0]), float(differences[0]), float(differences[0] == 0)
-    low, high = _t_interval(differences)
+    low, high = t_interval(differences)
     return float(differences.mean()), low, high, float(stats.ttest_1samp(differences, 0.0).pvalue)
 
 

@@ -13,11 +13,10 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 from optuna_dashboard import save_plotly_graph_object
-from scipy import stats
 
 from objectives.metrics import Metric
 from objectives.objective import Experiment
-from study.analysis import schedule_shapes_frame, study_metric
+from study.analysis import schedule_shapes_frame, study_metric, t_interval
 from study.reevaluate import stored_reevaluation
 
 BEST_CURVES = 5
@@ -76,8 +75,8 @@ def _reevaluation(record: dict, metric: Metric) -> go.Figure:
     seeds = list(range(1, len(values) + 1))  # plain lists: numpy arrays are stored as binary blobs
     figure = go.Figure(go.Scatter(x=seeds, y=values.tolist(), mode="markers", name="one seed"))
     figure.add_hline(y=mean, annotation_text=f"mean {mean:.4f}", annotation_position="top left")
-    if len(values) > 1:
-        low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=stats.sem(values))
+    low, high = t_interval(values)
+    if high > low:  # seeds that all score the same (every run diverged) have no band to draw
         figure.add_hrect(
             y0=low, y1=high, fillcolor="royalblue", opacity=0.2, line_width=0,
             annotation_text="95% CI of the mean", annotation_position="bottom right",

@@ -25,20 +25,21 @@ def test_ramp_smoothing_and_suggestion_on_digits() -> None:
 
 @pytest.mark.parametrize("name", ["digits", "moons"])
 def test_the_suggested_top_is_a_safe_lr(name: str) -> None:
-    """A cosine decay from the top of the range reaches the workload's target; from the LR where
-    the test ended (the old rule's top, the smoothed minimum, was 0.95 on digits and 2.7 on moons,
-    near it) it does not."""
+    """A cosine decay from the top of the range trains to within a point of the workload's target
+    (mean of 3 seeds); from the LR where the test ended (the old rule's top, the smoothed minimum,
+    was 0.95 on digits and 2.7 on moons, near it) it is far below it."""
     workload, data = get_workload(name), load_splits(name, 0)
     test = lr_range_test(workload, data, "sgd")
     high, end = test.suggested[1], test.lrs[-1]
     assert high <= end / 3
 
-    def final_accuracy(lr: float) -> float:
-        member = MemberConfig("sgd", lr, "cosine", {"final_fraction": 0.01}, seed=0)
-        [result] = train(workload, data, [member], epochs=workload.epochs, batch_size=workload.batch_size)
-        return result.final_metric
+    def mean_accuracy(lr: float) -> float:
+        members = [MemberConfig("sgd", lr, "cosine", {"final_fraction": 0.01}, seed=s) for s in range(3)]
+        results = train(workload, data, members, epochs=workload.epochs, batch_size=workload.batch_size)
+        return float(np.mean([result.final_metric for result in results]))
 
-    assert final_accuracy(high) >= workload.target > final_accuracy(end)
+    assert mean_accuracy(high) >= workload.target - 0.01
+    assert mean_accuracy(end) < workload.target - 0.2
 
 
 def test_bad_ranges_are_rejected() -> None:
