@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # imported where used: naming optimizers (every --help) needs no torch
+    import torch
+    from torch import nn
 
-from objectives import batched_optimizers as batched
+    from objectives import batched_optimizers as batched
 
 DEFAULT_MOMENTUM = 0.9
 """SGD's momentum unless ``--momentum`` says otherwise (0 is plain SGD)."""
@@ -35,13 +38,13 @@ class OptimizerSpec:
     """One optimizer: PyTorch's class, its batched twin, and what the sweep searches."""
 
     name: str
-    torch_class: type[torch.optim.Optimizer]
-    batched_rule: Callable[[float, float, bool], batched.BatchedOptimizer]  # (momentum, decay, nesterov)
+    torch_class: str  # its name in torch.optim
+    batched_rule: Callable[[ModuleType, float, float, bool], batched.BatchedOptimizer]  # (module, momentum, decay, nesterov)
     lr_range: tuple[float, float]  # searched on a log scale
     default_weight_decay: float = 0.0
     has_momentum_setting: bool = False  # SGD: --momentum and --nesterov apply
     has_beta1: bool = False  # Adam-style: one_cycle and cyclic_* cycle beta1
-    schedule_free: Callable[[float, float], batched.BatchedOptimizer] | None = None  # (beta, decay)
+    schedule_free: Callable[[ModuleType, float, float], batched.BatchedOptimizer] | None = None  # (module, beta, decay)
     schedule_free_lr_range: tuple[float, float] | None = None  # the variant's own base-LR range
 
     def check(self, settings: OptimizerSettings) -> None:
@@ -68,7 +71,9 @@ class OptimizerSpec:
 
         PyTorch's schedulers would also switch momentum on for plain SGD and RMSprop; here an
         optimizer without momentum stays without it, and only its LR is scheduled."""
-        return batched.Adam.beta1 if self.has_beta1 else self.momentum(settings)
+        from objectives.batched_optimizers import Adam
+
+        return Adam.beta1 if self.has_beta1 else self.momentum(settings)
 
     def weight_decay(self, settings: OptimizerSettings) -> float:
         return self.default_weight_decay if settings.weight_decay is None else settings.weight_decay
@@ -80,11 +85,17 @@ class OptimizerSpec:
         options: dict[str, float | bool] = {"lr": lr, "weight_decay": self.weight_decay(settings)}
         if self.has_momentum_setting:
             options |= {"momentum": self.momentum(settings), "nesterov": settings.nesterov}
-        return self.torch_class(params, **options)
+        import torch
+
+        return getattr(torch.optim, self.torch_class)(params, **options)
 
     def batched(self, settings: OptimizerSettings = OptimizerSettings()) -> batched.BatchedOptimizer:
         """The same rule for stacked members."""
-        return self.batched_rule(self.momentum(settings), self.weight_decay(settings), settings.nesterov)
+        from objectives import batched_optimizers
+
+        return self.batched_rule(
+            batched_optimizers, self.momentum(settings), self.weight_decay(settings), settings.nesterov
+        )
 
     def schedule_free_batched(self, settings: OptimizerSettings) -> batched.BatchedOptimizer:
         """The schedule-free variant for stacked members; ValueError where there is none."""
@@ -100,7 +111,9 @@ class OptimizerSpec:
             raise ValueError(
                 "schedule-free SGD needs momentum > 0 (its averaging weight), but got momentum=0"
             )
-        return self.schedule_free(beta, self.weight_decay(settings))
+        from objectives import batched_optimizers
+
+        return self.schedule_free(batched_optimizers, beta, self.weight_decay(settings))
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
@@ -108,40 +121,40 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     for spec in [
         OptimizerSpec(
             "sgd",
-            torch.optim.SGD,
-            lambda momentum, decay, nesterov: batched.SGD(momentum, decay, nesterov),
+            "SGD",
+            lambda b, momentum, decay, nesterov: b.SGD(momentum, decay, nesterov),
             (1e-3, 1.0),
             has_momentum_setting=True,
-            schedule_free=lambda beta, decay: batched.ScheduleFree(beta, decay, normalize=False),
+            schedule_free=lambda b, beta, decay: b.ScheduleFree(beta, decay, normalize=False),
             # Its z-step is plain SGD: no 1 / (1 - momentum) = 10x amplification, so 10x the range.
             schedule_free_lr_range=(1e-2, 10.0),
         ),
         OptimizerSpec(
             "adam",
-            torch.optim.Adam,
-            lambda momentum, decay, nesterov: batched.Adam(weight_decay=decay, decoupled=False),
+            "Adam",
+            lambda b, momentum, decay, nesterov: b.Adam(weight_decay=decay, decoupled=False),
             (1e-4, 3e-2),
             has_beta1=True,
         ),
         OptimizerSpec(
             "adamw",
-            torch.optim.AdamW,
-            lambda momentum, decay, nesterov: batched.Adam(weight_decay=decay, decoupled=True),
+            "AdamW",
+            lambda b, momentum, decay, nesterov: b.Adam(weight_decay=decay, decoupled=True),
             (1e-4, 3e-2),
             default_weight_decay=0.01,
             has_beta1=True,
-            schedule_free=lambda beta, decay: batched.ScheduleFree(beta, decay, normalize=True),
+            schedule_free=lambda b, beta, decay: b.ScheduleFree(beta, decay, normalize=True),
         ),
         OptimizerSpec(
             "rmsprop",
-            torch.optim.RMSprop,
-            lambda momentum, decay, nesterov: batched.RMSprop(weight_decay=decay),
+            "RMSprop",
+            lambda b, momentum, decay, nesterov: b.RMSprop(weight_decay=decay),
             (1e-5, 1e-2),
         ),
         OptimizerSpec(
             "adagrad",
-            torch.optim.Adagrad,
-            lambda momentum, decay, nesterov: batched.Adagrad(weight_decay=decay),
+            "Adagrad",
+            lambda b, momentum, decay, nesterov: b.Adagrad(weight_decay=decay),
             (1e-3, 1.0),
         ),
     ]

@@ -17,16 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from sklearn.datasets import load_digits, make_moons
-from sklearn.model_selection import train_test_split
-from torch import nn
 
 from objectives.datasets import FASHION_MNIST, MNIST, SHAKESPEARE, Dataset, fetch, load_cifar10, load_idx_pair
 from objectives.metrics import ACCURACY, Metric, bits_per_character
-from objectives.transformer import CharTransformer
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ class Workload:
 
     def example_inputs(self, *leading: int) -> torch.Tensor:
         """Random inputs of the model's shape, with ``leading`` dimensions first (for tests and FLOP counts)."""
+        import torch
+
         shape = (*leading, *self.input_shape)
         return torch.randint(self.classes, shape) if self.token_inputs else torch.randn(shape)
 
@@ -80,6 +82,9 @@ def carve_validation(
     x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *, seed: int, val: float
 ) -> Splits:
     """Split a fraction ``val`` off the training data for validation (stratified, fixed by ``seed``)."""
+    import torch
+    from sklearn.model_selection import train_test_split
+
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=val, stratify=y, random_state=seed)
     as_x, as_y = partial(torch.as_tensor, dtype=torch.float32), partial(torch.as_tensor, dtype=torch.long)
     return Splits(as_x(x_train), as_y(y_train), as_x(x_val), as_y(y_val), as_x(x_test), as_y(y_test))
@@ -89,26 +94,28 @@ def stratified_splits(
     x: np.ndarray, y: np.ndarray, *, seed: int, val: float = 0.2, test: float = 0.2
 ) -> Splits:
     """A fixed stratified train / validation / test split of one dataset, determined by ``seed``."""
+    from sklearn.model_selection import train_test_split
+
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
     return carve_validation(x_rest, y_rest, x_test, y_test, seed=seed, val=val / (1 - test))
 
 
 def _digits(seed: int, data_dir: Path | None) -> Splits:
+    from sklearn.datasets import load_digits
+
     digits = load_digits()  # 1,797 real 8x8 scans, shipped with scikit-learn
     return stratified_splits(digits.data / 16.0, digits.target, seed=seed)
 
 
-def _digits_mlp() -> nn.Module:
-    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
 def _moons(seed: int, data_dir: Path | None) -> Splits:
+    from sklearn.datasets import make_moons
+
     x, y = make_moons(n_samples=1000, noise=0.25, random_state=0)  # the same points for every seed
     return stratified_splits(x, y, seed=seed)
 
 
-def _moons_mlp() -> nn.Module:
-    return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 2))
 
 
 def _mnist1d(seed: int, data_dir: Path | None) -> Splits:
@@ -129,24 +136,8 @@ def _mnist1d(seed: int, data_dir: Path | None) -> Splits:
     return carve_validation(data["x"], data["y"], data["x_test"], data["y_test"], seed=seed, val=0.2)
 
 
-def _mnist1d_mlp() -> nn.Module:
-    """The MLP of the MNIST-1D paper: 40-100-100-10, ReLU."""
-    return nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
 
 
-def _mnist1d_cnn() -> nn.Module:
-    """The CNN of the MNIST-1D paper: three 1-D convolutions of 25 channels (stride 2), then linear."""
-    return nn.Sequential(
-        nn.Unflatten(1, (1, 40)),
-        nn.Conv1d(1, 25, 5, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv1d(25, 25, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv1d(25, 25, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(25 * 5, 10),
-    )
 
 
 SHAKESPEARE_CONTEXT = 64
@@ -174,6 +165,8 @@ def character_splits(text: str, *, context: int, vocabulary: int) -> Splits:
     kept = sorted(counts, key=lambda c: (-counts[c], c))[: vocabulary - 1]
     table = np.full(max(map(ord, text)) + 1, UNKNOWN, dtype=np.int64)
     table[[ord(c) for c in kept]] = np.arange(1, len(kept) + 1)
+    import torch
+
     codes = torch.from_numpy(table[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)])
     windows = codes[:train_end].unfold(0, context + 1, 1)
 
@@ -190,9 +183,13 @@ def _shakespeare(seed: int, data_dir: Path | None) -> Splits:
     return character_splits(text, context=SHAKESPEARE_CONTEXT, vocabulary=SHAKESPEARE_VOCABULARY)
 
 
-def _shakespeare_transformer() -> nn.Module:
-    """Two pre-norm blocks of width 64 with 4 heads: about 113,000 parameters."""
-    return CharTransformer(SHAKESPEARE_VOCABULARY, SHAKESPEARE_CONTEXT, width=64, layers=2, heads=4)
+
+
+def build_model(name: str) -> nn.Module:
+    """A built-in workload's model, from ``objectives.models`` (imported here: it needs torch)."""
+    from objectives import models
+
+    return getattr(models, name)()
 
 
 def _unit_scale(images: np.ndarray) -> np.ndarray:
@@ -227,41 +224,10 @@ def _cifar10(seed: int, data_dir: Path | None) -> Splits:
     )
 
 
-def _keras_mnist_mlp() -> nn.Module:
-    """The classic Keras MNIST example: flatten, dense 128 ReLU, dropout 0.2, dense 10."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10))
 
 
-def _fashion_cnn() -> nn.Module:
-    """Two 5x5 conv + max-pool blocks (16 and 32 channels), then a linear classifier."""
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 7 * 7, 10),
-    )
 
 
-def _cifar_tutorial_cnn() -> nn.Module:
-    """The CNN of PyTorch's CIFAR-10 tutorial."""
-    return nn.Sequential(
-        nn.Conv2d(3, 6, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120),
-        nn.ReLU(),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        nn.Linear(84, 10),
-    )
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -271,7 +237,7 @@ WORKLOADS: dict[str, Workload] = {
             name="digits",
             description="scikit-learn 8x8 handwritten digits, MLP 64-128-10",
             load=_digits,
-            make_model=_digits_mlp,
+            make_model=partial(build_model, "digits_mlp"),
             input_shape=(64,),
             classes=10,
             epochs=20,
@@ -283,7 +249,7 @@ WORKLOADS: dict[str, Workload] = {
             name="moons",
             description="two noisy half circles, tanh MLP 2-16-16-2 (the tiny one for quick tests)",
             load=_moons,
-            make_model=_moons_mlp,
+            make_model=partial(build_model, "moons_mlp"),
             input_shape=(2,),
             classes=2,
             epochs=10,
@@ -295,7 +261,7 @@ WORKLOADS: dict[str, Workload] = {
             name="mnist1d",
             description="MNIST-1D (Greydanus 2020), 40-feature sequences, the paper's MLP 40-100-100-10",
             load=_mnist1d,
-            make_model=_mnist1d_mlp,
+            make_model=partial(build_model, "mnist1d_mlp"),
             input_shape=(40,),
             classes=10,
             epochs=30,
@@ -306,7 +272,7 @@ WORKLOADS: dict[str, Workload] = {
             name="mnist1d-cnn",
             description="MNIST-1D (Greydanus 2020), the paper's 1-D CNN (3 conv layers of 25 channels)",
             load=_mnist1d,
-            make_model=_mnist1d_cnn,
+            make_model=partial(build_model, "mnist1d_cnn"),
             input_shape=(40,),
             classes=10,
             epochs=30,
@@ -317,7 +283,7 @@ WORKLOADS: dict[str, Workload] = {
             name="mnist",
             description="MNIST handwritten digits, the Keras example MLP 784-128-10 with dropout 0.2",
             load=_idx_images(MNIST),
-            make_model=_keras_mnist_mlp,
+            make_model=partial(build_model, "keras_mnist_mlp"),
             input_shape=(1, 28, 28),
             classes=10,
             epochs=5,
@@ -328,7 +294,7 @@ WORKLOADS: dict[str, Workload] = {
             name="fashion-mnist",
             description="Fashion-MNIST clothing images, the Keras example MLP 784-128-10 with dropout 0.2",
             load=_idx_images(FASHION_MNIST),
-            make_model=_keras_mnist_mlp,
+            make_model=partial(build_model, "keras_mnist_mlp"),
             input_shape=(1, 28, 28),
             classes=10,
             epochs=5,
@@ -339,7 +305,7 @@ WORKLOADS: dict[str, Workload] = {
             name="fashion-mnist-cnn",
             description="Fashion-MNIST clothing images, a small CNN (conv 16 and 32, 5x5, max-pool)",
             load=_idx_images(FASHION_MNIST),
-            make_model=_fashion_cnn,
+            make_model=partial(build_model, "fashion_cnn"),
             input_shape=(1, 28, 28),
             classes=10,
             epochs=5,
@@ -350,7 +316,7 @@ WORKLOADS: dict[str, Workload] = {
             name="cifar10",
             description="CIFAR-10 photos, the CNN of PyTorch's CIFAR-10 tutorial",
             load=_cifar10,
-            make_model=_cifar_tutorial_cnn,
+            make_model=partial(build_model, "cifar_tutorial_cnn"),
             input_shape=(3, 32, 32),
             classes=10,
             epochs=10,
@@ -361,7 +327,7 @@ WORKLOADS: dict[str, Workload] = {
             name="shakespeare",
             description="tiny Shakespeare, characters; a 2-block transformer (width 64, 4 heads, context 64)",
             load=_shakespeare,
-            make_model=_shakespeare_transformer,
+            make_model=partial(build_model, "shakespeare_transformer"),
             input_shape=(SHAKESPEARE_CONTEXT,),
             classes=SHAKESPEARE_VOCABULARY,
             epochs=10,

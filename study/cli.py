@@ -13,16 +13,15 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
-
-import optuna
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from objectives.datasets import DataError
-from objectives.objective import Experiment
 from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
-from objectives.training import resolve_device
 from objectives.workloads import WORKLOADS, get_workload
 from study.errors import RunStopped, UsageError
+
+if TYPE_CHECKING:  # torch and Optuna are imported where used: --help and bad flags answer at once
+    from objectives.objective import Experiment
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -163,6 +162,8 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_device(name: str) -> str:
     """``--device`` as given, once it is known to exist here (one line, exit 2, if not)."""
+    from objectives.training import resolve_device
+
     try:
         resolve_device(name)
     except ValueError as error:
@@ -211,6 +212,8 @@ def experiment_from_args(
 ) -> Experiment:
     """The experiment that ``add_experiment_arguments``' flags describe, with the workload's
     defaults; ``chosen_workload`` picks one of several."""
+    from objectives.objective import Experiment
+
     workload = get_workload(chosen_workload or args.workload)
     optimizer = args.optimizer or workload.optimizer
     spec = get_optimizer(optimizer)
@@ -238,6 +241,8 @@ def experiment_from_args(
 
 def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> NoReturn:
     """Run a command's ``main`` and turn its outcome into an exit code."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # per-trial INFO lines drown the output
     try:
         main(argv)

@@ -9,13 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from objectives.optimizers import OPTIMIZERS
 from objectives.workloads import get_workload
 from study.cli import ArgumentParser, add_data_arguments, out_directory, run_main, thread_count, workload_name
-from study.lr_range import find_range, save_plot
-from study.storage import prepare_out_dir
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -32,6 +28,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_data_arguments(parser)
     parser.add_argument("--threads", type=thread_count, default=1, help="PyTorch threads (default 1)")
     args = parser.parse_args(argv)
+    import torch
+
+    from study.lr_range import find_range, save_plot
+    from study.storage import prepare_out_dir
+
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)
     optimizer = args.optimizer or get_workload(args.workload).optimizer

@@ -13,13 +13,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import optuna
-import torch
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from objectives.workloads import load_splits
-from study import analysis
 from study.cli import (
     ArgumentParser,
     add_device_arguments,
@@ -29,12 +25,11 @@ from study.cli import (
     positive_int,
     run_main,
 )
-from study.dashboard import publish_figures
 from study.errors import UsageError
-from study.reevaluate import is_current, reevaluate_together, same_training
-from study.render import write_report
-from study.sections import group_studies
-from study.storage import prepare_out_dir, storage_spec
+
+if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
+    import optuna
+    from tqdm import tqdm
 
 DEFAULT_SEEDS = 20
 
@@ -53,6 +48,10 @@ def refresh_reevaluations(
 ) -> None:
     """Re-evaluate every study whose stored re-evaluation is missing or out of date, those of one
     workload together (``reevaluate_together``), with progress per seed."""
+    from tqdm import tqdm
+
+    from study.reevaluate import is_current, reevaluate_together, same_training
+
     groups: dict[tuple, list[optuna.Study]] = {}
     for study in studies:
         if study.best_trials and not is_current(study, seeds):
@@ -92,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_margin_argument(parser)
     add_device_arguments(parser)
     args = parser.parse_args(argv)
+    import torch
+
+    from study import analysis
+    from study.dashboard import publish_figures
+    from study.render import write_report
+    from study.sections import group_studies
+    from study.storage import prepare_out_dir, storage_spec
+
     check_device(args.device)
     spec = storage_spec(args.storage, args.out)
     if args.storage is None and not Path(spec).is_file():

@@ -13,15 +13,11 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
-import torch
-
-from objectives.objective import Experiment
 from objectives.optimizers import get_optimizer
 from objectives.schedules import FAMILIES, get_family
 from objectives.workloads import load_splits
-from study.analysis import load_studies, summary_table, trials_frame
 from study.cli import (
     ArgumentParser,
     add_experiment_arguments,
@@ -32,16 +28,17 @@ from study.cli import (
     run_main,
     usable_cores,
 )
-from study.dashboard import publish_figures
 from study.errors import RunStopped, UsageError
-from study.jobs import run_sweep_in_processes
-from study.lr_range import find_range, save_plot
 from study.pruners import PRUNERS
-from study.render import write_report
-from study.report import DEFAULT_SEEDS, add_margin_argument, refresh_reevaluations
-from study.storage import open_storage, prepare_out_dir, storage_spec
-from study.sweep import DEFAULT_POPULATION, run_sweep
-from study.workers import counts_as_finished
+from study.report import DEFAULT_SEEDS, add_margin_argument
+
+if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
+    import optuna
+
+    from objectives.objective import Experiment
+
+DEFAULT_POPULATION = 32
+"""Trials trained together by default; measured in the README (Population engine)."""
 
 
 def family_list(text: str) -> list[str]:
@@ -152,6 +149,8 @@ def _experiments(args: argparse.Namespace, workload: str) -> list[Experiment]:
 
 def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment]) -> list[Experiment]:
     """``--lr-range auto``: every family searches the range the LR range test suggests."""
+    from study.lr_range import find_range, save_plot
+
     workload, optimizer = experiments[0].workload, experiments[0].optimizer
     test = find_range(workload, optimizer, seed=args.seed, data_dir=args.data_dir)
     low, high = test.suggested
@@ -161,6 +160,8 @@ def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment])
 
 
 def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], trials: int) -> None:
+    from study.analysis import summary_table, trials_frame
+
     first, metric = experiments[0], experiments[0].metric
     best = f"best_{metric.validation_name}"
     print(
@@ -174,6 +175,9 @@ def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], t
 def _disk_full(spec: str, wanted: int) -> str:
     """What to say when the disk fills mid-sweep: finished trials are kept, and about how much
     more space the rest needs (a journal's bytes per finished trial, times the trials left)."""
+    from study.analysis import load_studies
+    from study.workers import counts_as_finished
+
     message = f"no space left on the device holding {spec}; every finished trial is kept"
     path = Path(spec)
     if spec.endswith(".journal") and path.is_file():
@@ -190,6 +194,16 @@ def _disk_full(spec: str, wanted: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    import torch
+
+    from study.analysis import load_studies
+    from study.dashboard import publish_figures
+    from study.jobs import run_sweep_in_processes
+    from study.render import write_report
+    from study.report import refresh_reevaluations
+    from study.storage import open_storage, prepare_out_dir, storage_spec
+    from study.sweep import run_sweep
+
     check_device(args.device)
     plans = {workload: _experiments(args, workload) for workload in args.workload}
     data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}  # before anything is written

@@ -32,9 +32,6 @@ from study.pruners import make_pruner
 from study.storage import allow_experimental
 from study.workers import fail_abandoned_trials, finished_count
 
-DEFAULT_POPULATION = 32
-"""Trials trained together by default; measured in the README (Population engine)."""
-
 
 def check_stored_settings(storage: optuna.storages.BaseStorage, experiment: Experiment) -> None:
     """An existing study must have been made with the same settings; say which differ if not.

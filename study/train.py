@@ -8,15 +8,9 @@ Parameter names are the ones the dashboard shows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
-import pandas as pd
-import torch
-
-from objectives.objective import Experiment, member_from_params, train_members
 from objectives.schedules import FAMILIES, get_family
-from objectives.training import MemberConfig
 from objectives.workloads import load_splits
 from study.cli import (
     ArgumentParser,
@@ -28,7 +22,10 @@ from study.cli import (
     run_main,
 )
 from study.errors import UsageError
-from study.storage import open_storage, storage_spec
+
+if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
+    from objectives.objective import Experiment
+    from objectives.training import MemberConfig
 
 
 def _parse_value(text: str) -> Any:
@@ -54,6 +51,11 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
+    import optuna
+
+    from objectives.objective import Experiment
+    from study.storage import open_storage, storage_spec
+
     storage = open_storage(storage_spec(args.storage, args.out), create=False)
     names = optuna.get_all_study_names(storage)
     if args.from_study not in names:
@@ -114,6 +116,8 @@ def _check_names(family: str, params: dict[str, Any]) -> None:
 
 
 def _member(args: Any) -> tuple[Experiment, MemberConfig]:
+    from objectives.objective import member_from_params
+
     if args.from_study is not None:
         if args.trial is None:
             raise UsageError("--from-study needs --trial N")
@@ -132,6 +136,11 @@ def _member(args: Any) -> tuple[Experiment, MemberConfig]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    import pandas as pd
+    import torch
+
+    from objectives.objective import train_members
+
     check_device(args.device)
     experiment, member = _member(args)
     torch.set_num_threads(args.threads)
