@@ -39,12 +39,16 @@ class OptimizerSpec:
 
     name: str
     torch_class: str  # its name in torch.optim
-    batched_rule: Callable[[ModuleType, float, float, bool], batched.BatchedOptimizer]  # (module, momentum, decay, nesterov)
+    batched_rule: Callable[
+        [ModuleType, float, float, bool], batched.BatchedOptimizer
+    ]  # (module, momentum, decay, nesterov)
     lr_range: tuple[float, float]  # searched on a log scale
     default_weight_decay: float = 0.0
     has_momentum_setting: bool = False  # SGD: --momentum and --nesterov apply
     has_beta1: bool = False  # Adam-style: one_cycle and cyclic_* cycle beta1
-    schedule_free: Callable[[ModuleType, float, float], batched.BatchedOptimizer] | None = None  # (module, beta, decay)
+    schedule_free: Callable[[ModuleType, float, float], batched.BatchedOptimizer] | None = (
+        None  # (module, beta, decay)
+    )
     schedule_free_lr_range: tuple[float, float] | None = None  # the variant's own base-LR range
 
     def check(self, settings: OptimizerSettings) -> None:

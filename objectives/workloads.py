@@ -107,15 +107,11 @@ def _digits(seed: int, data_dir: Path | None) -> Splits:
     return stratified_splits(digits.data / 16.0, digits.target, seed=seed)
 
 
-
-
 def _moons(seed: int, data_dir: Path | None) -> Splits:
     from sklearn.datasets import make_moons
 
     x, y = make_moons(n_samples=1000, noise=0.25, random_state=0)  # the same points for every seed
     return stratified_splits(x, y, seed=seed)
-
-
 
 
 def _mnist1d(seed: int, data_dir: Path | None) -> Splits:
@@ -134,10 +130,6 @@ def _mnist1d(seed: int, data_dir: Path | None) -> Splits:
         random.setstate(saved[0])
         np.random.set_state(saved[1])
     return carve_validation(data["x"], data["y"], data["x_test"], data["y_test"], seed=seed, val=0.2)
-
-
-
-
 
 
 SHAKESPEARE_CONTEXT = 64
@@ -183,8 +175,6 @@ def _shakespeare(seed: int, data_dir: Path | None) -> Splits:
     return character_splits(text, context=SHAKESPEARE_CONTEXT, vocabulary=SHAKESPEARE_VOCABULARY)
 
 
-
-
 def build_model(name: str) -> nn.Module:
     """A built-in workload's model, from ``objectives.models`` (imported here: it needs torch)."""
     from objectives import models
@@ -222,12 +212,6 @@ def _cifar10(seed: int, data_dir: Path | None) -> Splits:
         normalize(splits.x_test),
         splits.y_test,
     )
-
-
-
-
-
-
 
 
 WORKLOADS: dict[str, Workload] = {

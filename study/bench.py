@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from objectives.objective import Experiment
+from objectives.experiment import Experiment
 from objectives.optimizers import get_optimizer
 from objectives.workloads import Splits, get_workload, load_splits
 from study.cli import ArgumentParser, positive_int, run_main

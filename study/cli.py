@@ -13,15 +13,13 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from objectives.datasets import DataError
+from objectives.experiment import Experiment
 from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
 from objectives.workloads import WORKLOADS, get_workload
 from study.errors import RunStopped, UsageError
-
-if TYPE_CHECKING:  # torch and Optuna are imported where used: --help and bad flags answer at once
-    from objectives.objective import Experiment
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -162,6 +160,8 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_device(name: str) -> str:
     """``--device`` as given, once it is known to exist here (one line, exit 2, if not)."""
+    if name != "cuda":  # cpu and auto work everywhere; only asking for a GPU needs torch to check
+        return name
     from objectives.training import resolve_device
 
     try:
@@ -212,8 +212,6 @@ def experiment_from_args(
 ) -> Experiment:
     """The experiment that ``add_experiment_arguments``' flags describe, with the workload's
     defaults; ``chosen_workload`` picks one of several."""
-    from objectives.objective import Experiment
-
     workload = get_workload(chosen_workload or args.workload)
     optimizer = args.optimizer or workload.optimizer
     spec = get_optimizer(optimizer)

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 from optuna_dashboard import save_plotly_graph_object
 
+from objectives.experiment import Experiment
 from objectives.metrics import Metric
-from objectives.objective import Experiment
 from study.analysis import schedule_shapes_frame, study_metric, t_interval
 from study.reevaluate import stored_reevaluation
 

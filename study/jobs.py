@@ -24,7 +24,7 @@ from pathlib import Path
 
 import optuna
 
-from objectives.objective import Experiment
+from objectives.experiment import Experiment
 from study.errors import RunStopped
 from study.sweep import Progress, open_studies
 from study.workers import finished_count

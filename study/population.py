@@ -20,7 +20,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from objectives.objective import Experiment, Outcome, member_from_trial, run_trials
+from objectives.experiment import Experiment
+from objectives.objective import Outcome, member_from_trial, run_trials
 from objectives.seeds import sampler_seed, trial_seed
 from objectives.training import MemberConfig
 from objectives.workloads import Splits

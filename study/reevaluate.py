@@ -21,7 +21,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from objectives.objective import Experiment, member_from_params, result_attrs, train_members
+from objectives.experiment import Experiment
+from objectives.objective import member_from_params, result_attrs, train_members
 from objectives.seeds import reevaluation_seeds
 from objectives.training import MemberResult
 from objectives.workloads import Splits, get_workload

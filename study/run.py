@@ -35,7 +35,7 @@ from study.report import DEFAULT_SEEDS, add_margin_argument
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
     import optuna
 
-    from objectives.objective import Experiment
+    from objectives.experiment import Experiment
 
 DEFAULT_POPULATION = 32
 """Trials trained together by default; measured in the README (Population engine)."""
@@ -194,6 +194,8 @@ def _disk_full(spec: str, wanted: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    check_device(args.device)
+    plans = {workload: _experiments(args, workload) for workload in args.workload}
     import torch
 
     from study.analysis import load_studies
@@ -204,8 +206,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     from study.storage import open_storage, prepare_out_dir, storage_spec
     from study.sweep import run_sweep
 
-    check_device(args.device)
-    plans = {workload: _experiments(args, workload) for workload in args.workload}
     data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}  # before anything is written
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)

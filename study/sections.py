@@ -10,8 +10,8 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
+from objectives.experiment import Experiment
 from objectives.metrics import Metric
-from objectives.objective import Experiment
 from objectives.workloads import get_workload
 from study import analysis, figures
 from study.reevaluate import stored_reevaluation

@@ -22,8 +22,8 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note, save_note
 from tqdm import tqdm
 
+from objectives.experiment import Experiment
 from objectives.metrics import Metric
-from objectives.objective import Experiment
 from objectives.schedules import get_family
 from objectives.workloads import Splits, get_workload
 from study.errors import UsageError

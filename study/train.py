@@ -24,7 +24,7 @@ from study.cli import (
 from study.errors import UsageError
 
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
-    from objectives.objective import Experiment
+    from objectives.experiment import Experiment
     from objectives.training import MemberConfig
 
 
@@ -53,7 +53,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
 def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
     import optuna
 
-    from objectives.objective import Experiment
+    from objectives.experiment import Experiment
     from study.storage import open_storage, storage_spec
 
     storage = open_storage(storage_spec(args.storage, args.out), create=False)

@@ -9,7 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from objectives.objective import Experiment, member_from_trial, run_trials
+from objectives.experiment import Experiment
+from objectives.objective import member_from_trial, run_trials
 from objectives.optimizers import OPTIMIZERS
 from objectives.seeds import trial_seed
 from objectives.workloads import load_splits

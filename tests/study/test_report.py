@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
+from objectives.experiment import Experiment
 from objectives.metrics import ACCURACY
-from objectives.objective import Experiment, member_from_params, train_members
+from objectives.objective import member_from_params, train_members
 from objectives.seeds import trial_seed
 from objectives.workloads import load_splits
 from study import reevaluate, render

@@ -1,0 +1,95 @@
+"""What stays fixed within one study (``Experiment``), apart from the Optuna side of a trial
+(``objectives/objective.py``): settings only, so commands check them without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from objectives.metrics import Metric
+from objectives.optimizers import OptimizerSettings, get_optimizer
+from objectives.schedules import get_family
+from objectives.workloads import get_workload
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What stays fixed within one study: everything but the searched hyperparameters."""
+
+    workload: str
+    optimizer: str
+    family: str
+    epochs: int
+    batch_size: int
+    early_stopping: int | None  # patience in epochs; None trains every epoch
+    seed: int  # fixes the data split; each trial's own seed derives from it
+    lr_range: tuple[float, float] | None = None  # base-LR search bounds; None: the optimizer's default
+    momentum: float | None = None  # SGD's momentum (0: plain SGD); None: the default, or no such setting
+    nesterov: bool = False  # SGD only
+    weight_decay: float | None = None  # None: the optimizer's default
+
+    @property
+    def base_lr_bounds(self) -> tuple[float, float]:
+        """The searched base-LR range: the experiment's own, else the optimizer's (its
+        schedule-free variant's for the ``schedule_free`` family)."""
+        if self.lr_range:
+            return self.lr_range
+        spec = get_optimizer(self.optimizer)
+        if get_family(self.family).schedule_free and spec.schedule_free_lr_range:
+            return spec.schedule_free_lr_range
+        return spec.lr_range
+
+    @property
+    def optimizer_settings(self) -> OptimizerSettings:
+        return OptimizerSettings(
+            momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay
+        )
+
+    @property
+    def optimizer_label(self) -> str:
+        """The optimizer and any setting that differs from its default, e.g. ``sgd_momentum0_wd0.0001``."""
+        return optimizer_label(self.optimizer, self.optimizer_settings)
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.workload}-{self.optimizer_label}-{self.family}"
+
+    @property
+    def target(self) -> float:
+        return get_workload(self.workload).target
+
+    @property
+    def metric(self) -> Metric:
+        return get_workload(self.workload).metric
+
+    def to_attrs(self) -> dict[str, Any]:
+        """Study user attributes: the settings (JSON types), plus the metric and target they are
+        judged by and the optimizer's label (what tells sweeps with other optimizer settings
+        apart). Reports read these, so they need not import the workload."""
+        attrs = {
+            **asdict(self), "target": self.target, "metric": self.metric.to_attrs(),
+            "optimizer_label": self.optimizer_label,
+        }  # fmt: skip
+        attrs["lr_range"] = None if self.lr_range is None else list(self.lr_range)
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> Experiment:
+        fields = {name: attrs[name] for name in cls.__dataclass_fields__ if name in attrs}
+        if fields.get("lr_range") is not None:
+            fields["lr_range"] = tuple(fields["lr_range"])
+        return cls(**fields)
+
+
+def optimizer_label(optimizer: str, settings: OptimizerSettings) -> str:
+    """The optimizer's name, then each setting that differs from its default: sweeps with other
+    settings get their own studies and report sections. Defaults add nothing."""
+    spec, default = get_optimizer(optimizer), OptimizerSettings()
+    parts = [optimizer]
+    if spec.momentum(settings) != spec.momentum(default):
+        parts.append(f"momentum{spec.momentum(settings):g}")
+    if settings.nesterov:
+        parts.append("nesterov")
+    if spec.weight_decay(settings) != spec.weight_decay(default):
+        parts.append(f"wd{spec.weight_decay(settings):g}")
+    return "_".join(parts)
