@@ -55,24 +55,33 @@ def _metric_limits(ax: Axes, values: pd.Series, metric: Metric) -> None:
         ax.set_ylim(None, min(metric.worst, values.quantile(0.95) + 0.02))
 
 
+HIGHLIGHTED = 5
+"""Families drawn in colour in the convergence figure (the best ranked); the others in grey."""
+
+
 def convergence(curves: pd.DataFrame, order: list[str], metric: Metric) -> Figure:
     """Validation metric and loss per epoch of each family's re-evaluated best configuration:
-    mean over seeds with a 95% band. ``curves`` is a ``curves_frame``; ``order`` ranks families."""
+    mean over seeds with a 95% band for the ``HIGHLIGHTED`` best-ranked families, thin grey
+    means for the rest (eighteen coloured bands cannot be told apart). ``curves`` is a
+    ``curves_frame``; ``order`` ranks families."""
+    leading, rest = order[:HIGHLIGHTED], order[HIGHLIGHTED:]
     with _style():
         figure = Figure(figsize=(13, 4.6), layout="constrained")
         measured, loss = figure.subplots(1, 2)
-        palette = _palette(order)
         for ax, column, label in (
             (measured, "val_metric", f"validation {metric.label}"),
             (loss, "val_loss", "validation loss"),
         ):
+            for family in rest:
+                means = curves[curves["family"] == family].groupby("epoch")[column].mean()
+                ax.plot(means.index, means.to_numpy(), color="0.75", linewidth=0.8, zorder=1)
             sns.lineplot(
-                curves,
+                curves[curves["family"].isin(leading)],
                 x="epoch",
                 y=column,
                 hue="family",
-                hue_order=order,
-                palette=palette,
+                hue_order=leading,
+                palette=_palette(leading),
                 errorbar=("se", 1.96),  # a normal 95% band: seaborn's bootstrap took 13 s here
                 ax=ax,
                 legend=ax is loss,
@@ -81,7 +90,8 @@ def convergence(curves: pd.DataFrame, order: list[str], metric: Metric) -> Figur
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _metric_limits(measured, curves["val_metric"], metric)
         loss.set_yscale("log")
-        sns.move_legend(loss, "upper left", bbox_to_anchor=(1.02, 1), title="family", fontsize=8)
+        title = "family" + (f" (grey: the {len(rest)} others)" if rest else "")
+        sns.move_legend(loss, "upper left", bbox_to_anchor=(1.02, 1), title=title, fontsize=8)
     return figure
 
 
@@ -104,7 +114,8 @@ def metric_distribution(trials: pd.DataFrame, order: list[str], metric: Metric) 
     with _style():
         figure = Figure(figsize=(9, 0.42 * len(order) + 1.2), layout="constrained")
         ax = figure.subplots()
-        sns.boxplot(trials, x="final_metric", y="family", order=order, color="0.85", fliersize=0, ax=ax)
+        complete = trials[trials["state"] == "COMPLETE"]  # the box: complete trials only
+        sns.boxplot(complete, x="final_metric", y="family", order=order, color="0.85", fliersize=0, ax=ax)
         sns.stripplot(
             trials, x="final_metric", y="family", hue="state", hue_order=STATES, order=order, size=2.5,
             alpha=0.6, ax=ax,

@@ -99,7 +99,7 @@ def draw_section(section: Section) -> None:
             "convergence",
             (
                 figures.convergence(section.curves, ranked, metric),
-                f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band (mean ± 1.96 standard errors): the curve that {'rises' if metric.sign > 0 else 'falls'} first converges fastest.",
+                f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band (mean ± 1.96 standard errors) for the five best-ranked families, the others as grey means: the curve that {'rises' if metric.sign > 0 else 'falls'} first converges fastest.",
             ),
         )
         add(
@@ -120,7 +120,7 @@ def draw_section(section: Section) -> None:
         "distribution",
         (
             figures.metric_distribution(section.trials, order, metric),
-            f"Every tuning trial's final {measured} (pruned trials where they stopped): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune.",
+            f"Every tuning trial's final {measured} (pruned trials where they stopped; the box spans complete trials only): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune.",
         ),
     )
     add(
