@@ -27,6 +27,7 @@ class Experiment:
     momentum: float | None = None  # SGD's momentum (0: plain SGD); None: the default, or no such setting
     nesterov: bool = False  # SGD only
     weight_decay: float | None = None  # None: the optimizer's default
+    repeat: int = 0  # which of --repeats independent tuning studies of the family this is
 
     @property
     def base_lr_bounds(self) -> tuple[float, float]:
@@ -52,7 +53,10 @@ class Experiment:
 
     @property
     def study_name(self) -> str:
-        return f"{self.workload}-{self.optimizer_label}-{self.family}"
+        """``<workload>-<optimizer>-<family>``, then ``-repeat<k>`` for a repeat other than the first
+        (its own name gives it its own sampler seeds)."""
+        name = f"{self.workload}-{self.optimizer_label}-{self.family}"
+        return f"{name}-repeat{self.repeat}" if self.repeat else name
 
     @property
     def target(self) -> float:

@@ -197,6 +197,7 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                     "workload": attrs["workload"],
                     "optimizer": optimizer_label(attrs),
                     "family": attrs["family"],
+                    "repeat": attrs.get("repeat", 0),
                     "seed": run["seed"],
                     "test_metric": run["test_metric"],
                     "val_metric": float(kept),
@@ -210,6 +211,7 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         "workload",
         "optimizer",
         "family",
+        "repeat",
         "seed",
         "test_metric",
         "val_metric",
@@ -463,3 +465,28 @@ def cross_workload_table(sections: dict[str, tuple[pd.DataFrame, float, Metric]]
     table = pd.concat(per_workload.values(), axis=1, join="inner")
     table["worst_gap_pct"] = table[[f"{w} gap %" for w in per_workload]].min(axis=1)
     return table.sort_values("worst_gap_pct", ascending=False).rename_axis("family").reset_index()
+
+
+def tuning_variance_table(reevaluation: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """With several tuning repeats per family: each repeat's re-evaluated mean test metric, their
+    spread, and how often the family comes out on top (best mean among the families tuned in that
+    repeat). ``reevaluation`` is a ``reevaluation_frame`` with a ``repeat`` column. Columns:
+    family, repeats, mean_over_repeats, worst_repeat, best_repeat, spread, top_in (e.g. "2/3")."""
+    means = reevaluation.groupby(["repeat", "family"])["test_metric"].mean().unstack("family")
+    winners = (metric.sign * means).idxmax(axis=1)
+    rows = [
+        {
+            "family": family,
+            "repeats": int(values.notna().sum()),
+            "mean_over_repeats": float(values.mean()),
+            "worst_repeat": float(metric.sign * (metric.sign * values).min()),
+            "best_repeat": float(metric.best(values)),
+            "spread": float(values.max() - values.min()),
+            "top_in": f"{int((winners == family).sum())}/{len(means)}",
+        }
+        for family, values in means.items()
+    ]
+    table = pd.DataFrame(rows)
+    return table.sort_values("mean_over_repeats", ascending=metric.direction == "minimize").reset_index(
+        drop=True
+    )

@@ -53,7 +53,7 @@ def run_sweep_in_processes(
     if all(count >= trials for count in done.values()):
         return studies
     workload = experiments[0].workload
-    hands = deal([e.family for e in experiments], jobs)
+    hands = deal(list(dict.fromkeys(e.family for e in experiments)), jobs)  # a family's repeats stay together
     progress = Progress(total=trials * len(studies), initial=sum(done.values()))
     with tempfile.TemporaryDirectory(prefix="lr-study-jobs-") as scratch:
         logs = [Path(scratch) / f"job{k}.stderr" for k in range(len(hands))]

@@ -123,6 +123,18 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
+def _tuning_variance_line(section: Section) -> str:
+    """How far the tuned results of independent tuning studies spread, in one sentence."""
+    table = section.tuning_variance
+    widest = table.loc[table["spread"].idxmax()]
+    return (
+        f"Each family was tuned {section.repeats} times with its own sampler seeds and the same budget, and each "
+        f"tuned configuration re-evaluated; the tables above use the first. The widest spread of the re-evaluated "
+        f"mean test {section.metric.label} across repeats is {widest['family']}'s, {widest['spread']:.4f}; "
+        "top_in counts the repeats in which a family had the best mean."
+    )
+
+
 def _interval_covers(section: Section) -> str:
     """What varies between re-evaluation seeds, and what does not, for this workload."""
     if get_workload(section.workload).test_drawn_from_seed:
@@ -163,7 +175,8 @@ def _methods(section: Section) -> list[str]:
     return [
         f"Workload: {section.workload} ({workload.description}); optimizer {e.optimizer_label}; {e.epochs} epochs of batch size {e.batch_size}"
         + (f", early stopping after {e.early_stopping} flat epochs" if e.early_stopping else "") + ".",
-        f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation {section.metric.label}.",
+        f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation {section.metric.label}. "
+        + (f"Each family was tuned {section.repeats} times (see Tuning variance)." if section.repeats > 1 else "Tuning was run once per family, so tuning variance is not covered (--repeats R measures it)."),
         f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
         "Splits: train / validation / test, drawn from the seed (stratified for classifiers; contiguous blocks of text, the same for every seed, for language models); tuning uses the sweep seed's split, each re-evaluation run its own seed's. A step is one optimizer update.",
         f"Every interval is a 95% t-interval over the re-evaluation seeds; it covers {_interval_covers(section)}.",
@@ -220,6 +233,12 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
         parts.append(
             "<h3>Ranking (re-evaluated on the test split)</h3>"
             + _display(section.ranking, _ranking_columns(section.metric)).to_html(index=False, na_rep="-")
+        )
+    if len(section.tuning_variance):
+        parts.append(
+            f"<h3>Tuning variance: {section.repeats} independent tuning studies per family</h3>"
+            f"<p>{html.escape(_tuning_variance_line(section))}</p>"
+            + _display(section.tuning_variance).to_html(index=False, na_rep="-")
         )
     if len(section.pairwise):
         parts.append(

@@ -123,6 +123,13 @@ def build_parser() -> ArgumentParser:
     )
     add_margin_argument(parser)
     parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=1,
+        help="independent tuning studies per family (their own sampler seeds, the same budget each); the "
+        "report shows how their tuned results spread (default 1: tuning variance is not measured)",
+    )
+    parser.add_argument(
         "--jobs",
         type=positive_int,
         default=default_jobs(),
@@ -144,7 +151,11 @@ def build_parser() -> ArgumentParser:
 
 def _experiments(args: argparse.Namespace, workload: str) -> list[Experiment]:
     families = usable_families(args.families, experiment_from_args(args, "constant", workload))
-    return [experiment_from_args(args, family, workload) for family in families]
+    return [
+        dataclasses.replace(experiment_from_args(args, family, workload), repeat=repeat)
+        for family in families
+        for repeat in range(args.repeats)
+    ]
 
 
 def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment]) -> list[Experiment]:

@@ -35,6 +35,8 @@ class Section:
     ranking: pd.DataFrame
     pairwise: pd.DataFrame
     trials_per_family: int
+    tuning_variance: pd.DataFrame = field(default_factory=pd.DataFrame)  # with --repeats > 1
+    repeats: int = 1
     figures: dict[str, tuple[Figure, str]] = field(default_factory=dict)  # name -> (figure, how to read it)
 
     @property
@@ -50,9 +52,14 @@ class Section:
 
 def build_section(studies: Sequence[optuna.Study], margin: float | None = None) -> Section:
     """The frames of one (workload, optimizer) group of studies (reads stored re-evaluations);
-    ``margin`` of equivalence, by default the workload's."""
+    ``margin`` of equivalence, by default the workload's. The first tuning repeat of each family
+    makes the main tables; all repeats make ``tuning_variance``."""
+    every = studies
+    studies = [study for study in every if not study.user_attrs.get("repeat")]
     first, metric = Experiment.from_attrs(studies[0].user_attrs), analysis.study_metric(studies[0])
     margin = get_workload(first.workload).margin if margin is None else margin
+    repeats = analysis.reevaluation_frame(every)
+    several = repeats["repeat"].nunique() > 1 if len(repeats) else False
     trials = analysis.trials_frame(studies)
     reevaluation = analysis.reevaluation_frame(studies)
     hyperparameters = {
@@ -75,6 +82,8 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
         ranking=analysis.ranking_table(reevaluation, trials, hyperparameters, metric),
         pairwise=analysis.pairwise_table(reevaluation, metric, margin),
         trials_per_family=int(trials.groupby("family").size().max()) if len(trials) else 0,
+        tuning_variance=analysis.tuning_variance_table(repeats, metric) if several else pd.DataFrame(),
+        repeats=int(repeats["repeat"].nunique()) if len(repeats) else 1,
     )
 
 

@@ -315,10 +315,14 @@ def test_the_cross_workload_table_and_its_robust_choice_by_hand() -> None:
                        "verdict": ["worse", "equivalent"]})  # fmt: skip
     w2 = pd.DataFrame({"family": ["a", "c"], "reference": "b", "difference": [0.01, 0.08],
                        "verdict": ["inconclusive", "worse"]})  # fmt: skip
-    table = analysis.cross_workload_table({"w1": (w1, 0.90, ACCURACY), "w2": (w2, 2.0, BITS)}).set_index("family")
+    table = analysis.cross_workload_table({"w1": (w1, 0.90, ACCURACY), "w2": (w2, 2.0, BITS)}).set_index(
+        "family"
+    )
     # a: 0 on w1, -0.5% on w2; b: -1% on w1, 0 on w2; c: -0.2% on w1, -4% on w2.
     assert list(table.index) == ["a", "b", "c"], "smallest worst gap first: a is the robust choice"
-    assert table.loc["a", ["w1 gap %", "w2 gap %", "worst_gap_pct"]].tolist() == pytest.approx([0.0, -0.5, -0.5])
+    assert table.loc["a", ["w1 gap %", "w2 gap %", "worst_gap_pct"]].tolist() == pytest.approx(
+        [0.0, -0.5, -0.5]
+    )
     assert table.loc["c", ["w1 gap %", "w2 gap %"]].tolist() == pytest.approx([-0.2, -4.0])
     assert table.loc["b", "w1 verdict"] == "worse" and table.loc["b", "w2 verdict"] == "reference"
 
@@ -327,3 +331,19 @@ def test_profile_score_integrates_the_profile_up_to_r_max() -> None:
     profile = pd.DataFrame({"family": "a", "tau": [1.0, 2.0, 3.0, 4.0], "share": [0.5, 0.5, 1.0, 1.0]})
     # Trapezoids: (0.5 + 0.5) / 2 + (0.5 + 1) / 2 + (1 + 1) / 2 = 2.25, over r_max - 1 = 3.
     assert analysis.profile_score(profile)["a"] == pytest.approx(0.75)
+
+
+def test_tuning_variance_by_hand() -> None:
+    """Two repeats: a wins the first (0.90 vs 0.80), b the second (0.85 vs 0.84)."""
+    runs = pd.concat(
+        [
+            _reevaluation({"a": [0.90, 0.90], "b": [0.80, 0.80]}).assign(repeat=0),
+            _reevaluation({"a": [0.84, 0.84], "b": [0.85, 0.85]}).assign(repeat=1),
+        ]
+    )
+    table = analysis.tuning_variance_table(runs, ACCURACY).set_index("family")
+    assert table.loc[
+        "a", ["mean_over_repeats", "worst_repeat", "best_repeat", "spread"]
+    ].tolist() == pytest.approx([0.87, 0.84, 0.90, 0.06])
+    assert table.loc["a", "top_in"] == "1/2" and table.loc["b", "top_in"] == "1/2"
+    assert list(table.index) == ["a", "b"] and table.loc["b", "spread"] == pytest.approx(0.05)

@@ -25,12 +25,12 @@ def test_families_are_dealt_round_robin_to_at_most_jobs_hands() -> None:
 
 
 def test_two_jobs_store_the_same_trials_as_one(run_cli, tmp_path: Path) -> None:
-    args = [*SWEEP, *FAMILIES, "--trials", "6", "--population", "4"]
+    args = [*SWEEP, *FAMILIES, "--trials", "6", "--population", "4", "--repeats", "2"]
     assert run_cli("run", *args, "--jobs", "1", "--out", str(tmp_path / "one"))[0] == 0
     done = run_subprocess("run", [*args, "--jobs", "2", "--out", str(tmp_path / "two")], timeout=300)
     assert done.returncode == 0, done.stderr
     one, two = (load_studies(str(tmp_path / name / "optuna.journal")) for name in ("one", "two"))
-    assert sorted(one) == sorted(two) and len(one) == 4
+    assert sorted(one) == sorted(two) and len(one) == 8  # 4 families x 2 tuning repeats
     for name in one:
         assert comparable(two[name]) == comparable(one[name]), name
     workers = {t.user_attrs["worker"]["pid"] for study in two.values() for t in study.trials}

@@ -237,7 +237,9 @@ def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_p
     page = (tmp_path / "report" / "index.html").read_text()
     assert "<h2>digits with sgd</h2>" in page and "<h2>moons with sgd</h2>" in page
     assert "Across workloads (sgd)" in page and "performance profile" in page
-    assert page.index("<h2>Across workloads</h2>") < page.index("<h2>digits with sgd</h2>"), "it opens the page"
+    assert page.index("<h2>Across workloads</h2>") < page.index("<h2>digits with sgd</h2>"), (
+        "it opens the page"
+    )
     across = pd.read_csv(tmp_path / "report" / "across_workloads.csv")
     assert set(across["family"]) == {"constant", "cosine"} and list(across["worst_gap_pct"]) == sorted(
         across["worst_gap_pct"], reverse=True
@@ -263,3 +265,27 @@ def test_help_reads_as_plain_text(command: str) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert "``" not in done.stdout and not re.search(r"\w- \w", done.stdout)  # not "self- contained"
+
+
+def test_repeats_store_independent_tuning_studies_and_the_report_shows_their_spread(
+    run_cli, tmp_path: Path
+) -> None:
+    args = [*TINY, "--families", "constant,cosine", "--trials", "4", "--repeats", "2", "--seeds", "6"]
+    code, _, err = run_cli("run", *args, "--out", str(tmp_path))
+    assert code == 0, err
+    studies = load_studies(str(tmp_path / "optuna.journal"))
+    assert sorted(studies) == [
+        "moons-sgd-constant", "moons-sgd-constant-repeat1", "moons-sgd-cosine", "moons-sgd-cosine-repeat1"
+    ]  # fmt: skip
+    first, second = studies["moons-sgd-cosine"], studies["moons-sgd-cosine-repeat1"]
+    assert [t.params for t in first.trials] != [t.params for t in second.trials], "their own sampler seeds"
+    assert all(len(s.user_attrs["reevaluation"]["runs"]) == 6 for s in studies.values())
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Tuning variance: 2 independent tuning studies per family" in page and "top_in" in page
+
+
+def test_a_single_tuning_run_says_tuning_variance_is_not_covered(swept: Path) -> None:
+    assert (
+        "tuning variance is not covered (--repeats R measures it)"
+        in (swept / "report" / "index.html").read_text()
+    )
