@@ -44,6 +44,7 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
             "momentum": 0.9,
             "nesterov": False,
             "weight_decay": 0.0,
+            "repeat": 0,
             "target": 0.93,
             "metric": {"name": "acc", "label": "accuracy", "direction": "maximize", "worst": 0.0, "from_loss": False},
             "optimizer_label": "sgd",
