@@ -46,11 +46,16 @@ class Metric:
 
     def best(self, values: Any) -> float:
         """The best of ``values``, NaN ignored (NaN when none is a number)."""
-        finite = np.asarray(values, dtype=float)
-        finite = finite[~np.isnan(finite)]
-        if not len(finite):
-            return math.nan
-        return float(finite.max() if self.direction == "maximize" else finite.min())
+        return _extreme(values, largest=self.sign > 0)
+
+    def poorest(self, values: Any) -> float:
+        """The worst of ``values``, NaN ignored (NaN when none is a number)."""
+        return _extreme(values, largest=self.sign < 0)
+
+    @property
+    def comparison(self) -> str:
+        """How a value that reached the target compares with it: ``>=``, or ``<=`` when lower is better."""
+        return ">=" if self.sign > 0 else "<="
 
     @property
     def validation_name(self) -> str:
@@ -64,6 +69,15 @@ class Metric:
     def from_attrs(cls, attrs: dict[str, Any] | None) -> Metric:
         """A stored metric; studies stored before metrics existed were all judged by accuracy."""
         return cls(**attrs) if attrs else ACCURACY
+
+
+def _extreme(values: Any, *, largest: bool) -> float:
+    """The largest or smallest of ``values``, NaN ignored (NaN when none is a number)."""
+    numbers = np.asarray(values, dtype=float)
+    numbers = numbers[~np.isnan(numbers)]
+    if not len(numbers):
+        return math.nan
+    return float(numbers.max() if largest else numbers.min())
 
 
 ACCURACY = Metric("acc", "accuracy", "maximize", worst=0.0, from_loss=False)

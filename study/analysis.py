@@ -351,11 +351,15 @@ PAIRWISE_COLUMNS = [
 ]  # fmt: skip
 
 
-def paired_difference(a: pd.Series, b: pd.Series) -> tuple[float, float, float, float]:
-    """a minus b over the seeds both have: mean, 95% t-interval (paired), and the paired t-test's
-    two-sided p (0 or 1 when every difference is the same, where t is undefined)."""
+def paired_differences(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """a minus b, seed by seed, over the seeds both have."""
     pair = pd.concat([a, b], axis=1).dropna()
-    differences = (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy(dtype=float)
+    return (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy(dtype=float)
+
+
+def difference_summary(differences: np.ndarray) -> tuple[float, float, float, float]:
+    """Paired differences' mean, 95% t-interval, and the paired t-test's two-sided p (0 or 1 when
+    every difference is the same, where t is undefined)."""
     if len(differences) < 2:
         return float(differences.mean()) if len(differences) else np.nan, np.nan, np.nan, 1.0
     if np.allclose(differences, differences[0]):
@@ -395,13 +399,12 @@ def pairwise_table(reevaluation: pd.DataFrame, metric: Metric, margin: float) ->
     by_seed = reevaluation.pivot_table(index="seed", columns="family", values="test_metric")
     rows = []
     for family in (metric.sign * means.drop(reference)).sort_values(ascending=False).index:
-        difference, low, high, p = paired_difference(by_seed[family], by_seed[reference])
-        pair = by_seed[[family, reference]].dropna()
+        differences = paired_differences(by_seed[family], by_seed[reference])
+        difference, low, high, p = difference_summary(differences)
         row = {"family": family, "reference": reference, "difference": difference, "ci_low": low,
-               "ci_high": high, "p_value": p,
-               "p_equivalent": equivalence_p((pair[family] - pair[reference]).to_numpy(dtype=float), margin)}  # fmt: skip
+               "ci_high": high, "p_value": p, "p_equivalent": equivalence_p(differences, margin)}  # fmt: skip
         if "constant" in by_seed and family != "constant":
-            gap = paired_difference(by_seed[family], by_seed["constant"])
+            gap = difference_summary(paired_differences(by_seed[family], by_seed["constant"]))
             row |= {"vs_constant": gap[0], "vs_constant_ci_low": gap[1], "vs_constant_ci_high": gap[2]}
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=PAIRWISE_COLUMNS)
@@ -479,7 +482,7 @@ def tuning_variance_table(reevaluation: pd.DataFrame, metric: Metric) -> pd.Data
             "family": family,
             "repeats": int(values.notna().sum()),
             "mean_over_repeats": float(values.mean()),
-            "worst_repeat": float(metric.sign * (metric.sign * values).min()),
+            "worst_repeat": metric.poorest(values),
             "best_repeat": float(metric.best(values)),
             "spread": float(values.max() - values.min()),
             "top_in": f"{int((winners == family).sum())}/{len(means)}",

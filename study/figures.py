@@ -166,7 +166,7 @@ def tuning_budget(expected: pd.DataFrame, order: list[str], metric: Metric) -> F
             ylabel=f"expected best validation {metric.label} (+- 1 sd)",
         )
         good_edge = bounded(expected["expected_best"] + metric.sign * expected["sd"])
-        worst_mean = float(metric.sign * (metric.sign * expected["expected_best"]).min())
+        worst_mean = metric.poorest(expected["expected_best"])
         ax.set_ylim(
             sorted([worst_mean - metric.sign * 0.01, float(metric.best(good_edge)) + metric.sign * 0.005])
         )
@@ -218,7 +218,7 @@ def epochs_to_target(
         ax.set(
             yticks=positions,
             yticklabels=families,
-            xlabel=f"epochs to validation {metric.label} {'>=' if metric.sign > 0 else '<='} {target}",
+            xlabel=f"epochs to validation {metric.label} {metric.comparison} {target}",
             ylabel="",
         )
         ax.invert_yaxis()

@@ -14,7 +14,6 @@ rerun waits for what they hold, or redoes it if they died (``study/workers.py``)
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -90,7 +89,7 @@ def _spawn(argv: Sequence[str], workload: str, families: list[str], log: Path) -
         "1",
     ]  # fmt: skip; later flags override earlier ones
     with log.open("w") as stderr:
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=os.environ.copy())
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 def _show(progress: Progress, studies: Sequence[optuna.Study], trials: int, done: dict[str, int]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from objectives.experiment import Experiment
 from objectives.objective import member_from_params, result_attrs, train_members
@@ -63,20 +63,22 @@ def reevaluate_together(
     (``same_training``). ``load(workload, seed)`` gives a seed's splits; ``on_seed`` hears of
     each seed trained."""
     experiments = [Experiment.from_attrs(study.user_attrs) for study in studies]
+    bests = [study.best_trial for study in studies]  # each a scan of the study's trials: once
     first = experiments[0]
     runs: list[list[MemberResult]] = [[] for _ in studies]
     seed_list = reevaluation_seeds(first.seed, seeds)
     for done, seed in enumerate(seed_list, start=1):
-        members = [
-            member_from_params(experiment, study.best_trial.params, seed)
-            for study, experiment in zip(studies, experiments)
-        ]
-        results = train_members(first, load(first.workload, seed), members, evaluate_test=True, device=device)
+        data = load(first.workload, seed)
+        members = [member_from_params(e, best.params, seed) for e, best in zip(experiments, bests)]
+        results = train_members(first, data, members, evaluate_test=True, device=device)
         for study_runs, result in zip(runs, results):
             study_runs.append(result)
         on_seed(done, len(seed_list))
-    for study, experiment, results in zip(studies, experiments, runs):
-        study.set_user_attr(ATTR, _record(study, experiment, results, load(first.workload, seed_list[0])))
+    steps_per_epoch = get_workload(first.workload).epoch_steps(
+        data, first.batch_size
+    )  # the same for every split
+    for study, best, experiment, results in zip(studies, bests, experiments, runs):
+        study.set_user_attr(ATTR, _record(best, experiment, results, steps_per_epoch))
 
 
 def same_training(study: optuna.Study) -> tuple:
@@ -86,13 +88,12 @@ def same_training(study: optuna.Study) -> tuple:
 
 
 def _record(
-    study: optuna.Study, experiment: Experiment, results: Sequence[MemberResult], data: Splits
+    best: FrozenTrial, experiment: Experiment, results: Sequence[MemberResult], steps_per_epoch: int
 ) -> dict[str, Any]:
-    best = study.best_trial
     return {
         "trial": best.number,
         "params": best.params,
-        "steps_per_epoch": get_workload(experiment.workload).epoch_steps(data, experiment.batch_size),
+        "steps_per_epoch": steps_per_epoch,
         "seeds": [result.config.seed for result in results],
         "splits": SPLITS,
         "runs": [

@@ -71,7 +71,6 @@ def headline(section: Section) -> list[str]:
         section.pairwise,
         section.metric,
     )
-    reaches = ">=" if metric.sign > 0 else "<="
     if not len(ranking):
         return ["No family has a complete trial yet, so there is nothing to compare."]
     lines = []
@@ -85,14 +84,14 @@ def headline(section: Section) -> list[str]:
         tied = ordered[ordered["epochs_to_target"] == fastest["epochs_to_target"]]["family"].tolist()[1:]
         lines.append(
             "Fastest to converge (among families not worse than the reference): "
-            f"{fastest['family']}, which reaches validation {metric.label} {reaches} {target} in a median "
+            f"{fastest['family']}, which reaches validation {metric.label} {metric.comparison} {target} in a median "
             f"{fastest['epochs_to_target']:g} epochs ({fastest['seconds_to_target']:.2f} s; "
             f"{fastest['reached_target'].replace('/', ' of ')} seeds reached it)"
             + (f"; tied on epochs with {', '.join(tied)}, ahead on area under the curve." if tied else ".")
         )
     else:
         lines.append(
-            f"No family not worse than the reference reaches validation {metric.label} {reaches} {target} with most seeds "
+            f"No family not worse than the reference reaches validation {metric.label} {metric.comparison} {target} with most seeds "
             f"within {_count(section.experiment.epochs, 'epoch')}."
         )
     reference = analysis.reference_family(section.reevaluation, metric)
@@ -152,11 +151,13 @@ def _verdicts(pairwise: pd.DataFrame, metric: Metric, margin: float) -> str:
     """How many families get each verdict, and the largest and smallest gaps with their intervals."""
     counts = pairwise["verdict"].value_counts()
     parts = [f"{counts[v]} {v}" for v in VERDICTS if counts.get(v, 0)]
-    gap = lambda row: (
-        f"{row['family']} {_rounded(row['difference'], (row['ci_high'] - row['ci_low']) / 2, signed=True)} "
-        f"({_rounded(row['ci_low'], (row['ci_high'] - row['ci_low']) / 2, signed=True)} to "
-        f"{_rounded(row['ci_high'], (row['ci_high'] - row['ci_low']) / 2, signed=True)})"
-    )
+
+    def gap(row: pd.Series) -> str:
+        shown = lambda v: _rounded(v, (row["ci_high"] - row["ci_low"]) / 2, signed=True)
+        return (
+            f"{row['family']} {shown(row['difference'])} ({shown(row['ci_low'])} to {shown(row['ci_high'])})"
+        )
+
     ordered = pairwise.assign(size=pairwise["difference"].abs()).sort_values("size")
     sizes = f"largest gap {gap(ordered.iloc[-1])}" + (
         f", smallest {gap(ordered.iloc[0])}" if len(ordered) > 1 else ""
@@ -180,7 +181,7 @@ def _methods(section: Section) -> list[str]:
         f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
         "Splits: train / validation / test, drawn from the seed (stratified for classifiers; contiguous blocks of text, the same for every seed, for language models); tuning uses the sweep seed's split, each re-evaluation run its own seed's. A step is one optimizer update.",
         f"Every interval is a 95% t-interval over the re-evaluation seeds; it covers {_interval_covers(section)}.",
-        f"Converged means validation {section.metric.label} {'>=' if section.metric.sign > 0 else '<='} {e.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",
+        f"Converged means validation {section.metric.label} {section.metric.comparison} {e.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",
     ]  # fmt: skip
 
 
@@ -335,7 +336,7 @@ def across_workloads(sections: Sequence[Section]) -> tuple[pd.DataFrame, str] | 
     if not len(table):
         return None
     runs = pd.concat([s.reevaluation.assign(workload=s.name) for s in compared])
-    scores = analysis.profile_score(analysis.performance_profile_frame(runs, np.linspace(1, 4, 61)))
+    scores = analysis.profile_score(analysis.performance_profile_frame(runs))  # taus 1 to 4, r_max
     table["profile_score"] = table["family"].map(scores)
     robust = table.iloc[0]
     verdict = (

@@ -100,7 +100,7 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list
 def draw_section(section: Section) -> None:
     """Fill ``section.figures``; each comes with one sentence on how to read it."""
     order, target, metric = section.order, section.experiment.target, section.metric
-    measured, reaches = f"validation {metric.label}", ">=" if metric.sign > 0 else "<="
+    measured = f"validation {metric.label}"
     ranked = [family for family in order if family in set(section.reevaluation["family"])]
     add = section.figures.__setitem__
     if ranked:
@@ -122,7 +122,7 @@ def draw_section(section: Section) -> None:
             "epochs_to_target",
             (
                 figures.epochs_to_target(section.ranking, target, metric, budget=section.experiment.epochs),
-                f"Epochs until the {measured} first reaches {reaches} {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
+                f"Epochs until the {measured} first reaches {metric.comparison} {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
             ),
         )
     add(

@@ -91,7 +91,7 @@ def _study_note(experiment: Experiment) -> str:
         f"{get_family(experiment.family).description}.\n\n"
         f"- Workload: {workload.description}; {experiment.epochs} epochs, batch size {experiment.batch_size}{stopping}.\n"
         f"- Objective: final validation {metric.label} (`{metric.validation_name}`, {metric.direction}d); "
-        f"converged means {metric.validation_name} {'>=' if metric.sign > 0 else '<='} {experiment.target}.\n"
+        f"converged means {metric.validation_name} {metric.comparison} {experiment.target}.\n"
         f"- The learning-curve plot's Step axis is the epoch; each point is that epoch's validation {metric.label}.\n"
         "- In a schedule, a step is one optimizer update; lengths are fractions of the run; gamma of a smooth decay is per epoch.\n"
         f"- Optimizer: {_optimizer_settings(experiment)}.\n"
