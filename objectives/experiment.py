@@ -68,11 +68,12 @@ class Experiment:
 
     def to_attrs(self) -> dict[str, Any]:
         """Study user attributes: the settings (JSON types), plus the metric and target they are
-        judged by and the optimizer's label (what tells sweeps with other optimizer settings
-        apart). Reports read these, so they need not import the workload."""
+        judged by, the number of classes (what chance level is) and the optimizer's label (what
+        tells sweeps with other optimizer settings apart). Reports read these, so they need not
+        import the workload."""
         attrs = {
             **asdict(self), "target": self.target, "metric": self.metric.to_attrs(),
-            "optimizer_label": self.optimizer_label,
+            "classes": get_workload(self.workload).classes, "optimizer_label": self.optimizer_label,
         }  # fmt: skip
         attrs["lr_range"] = None if self.lr_range is None else list(self.lr_range)
         return attrs

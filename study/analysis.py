@@ -42,7 +42,7 @@ def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna
 
 TRIAL_COLUMNS = [
     "workload", "optimizer", "family", "number", "state", "value", "final_metric", "diverged",
-    "epochs_to_target", "seconds_to_target",
+    "at_chance", "epochs_to_target", "seconds_to_target",
 ]  # fmt: skip
 
 
@@ -56,11 +56,14 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     """One row per finished trial: ``TRIAL_COLUMNS`` plus one ``param_<name>`` column per knob.
 
     ``final_metric`` is the objective (the validation metric) of complete trials and the last
-    reported one of pruned trials (how far they got), NaN for failed ones.
+    reported one of pruned trials (how far they got), NaN for failed ones. ``at_chance``: a trial
+    that did not diverge but learned next to nothing (``Metric.at_chance``); False where the study
+    does not say how many classes its workload has (stored before that was recorded).
     """
     rows = []
     for study in studies:
         study_attrs = study.user_attrs  # a deep copy on every access: read it once
+        metric, classes = Metric.from_attrs(study_attrs.get("metric")), study_attrs.get("classes")
         for trial in study.get_trials(deepcopy=False):
             if not counts_as_finished(trial):
                 continue
@@ -73,6 +76,7 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                 if reported
                 else np.nan
             )
+            diverged = bool(attrs.get("diverged", False))
             rows.append(
                 {
                     "workload": study_attrs.get("workload"),
@@ -82,7 +86,10 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                     "state": trial.state.name,
                     "value": trial.value,
                     "final_metric": final,
-                    "diverged": bool(attrs.get("diverged", False)),
+                    "diverged": diverged,
+                    "at_chance": bool(
+                        classes and not diverged and not np.isnan(final) and metric.at_chance(final, classes)
+                    ),
                     "epochs_to_target": attrs.get("epochs_to_target"),
                     "seconds_to_target": attrs.get("seconds_to_target"),
                     **{f"param_{name}": value for name, value in trial.params.items()},
@@ -92,7 +99,8 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
 
 
 def summary_table(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """Per family: best validation metric, median epochs to target, and how trials ended.
+    """Per family: best validation metric, median epochs to target, and how trials ended
+    (diverged and at-chance trials are also counted under their state).
 
     ``trials`` is a ``trials_frame``. Sorted best first.
     """
@@ -107,6 +115,7 @@ def summary_table(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
             "pruned": (state == TrialState.PRUNED.name).groupby(trials["family"], sort=False).sum(),
             "failed": (state == TrialState.FAIL.name).groupby(trials["family"], sort=False).sum(),
             "diverged": groups["diverged"].sum(),
+            "at_chance": groups["at_chance"].sum(),
         }
     )
     return table.sort_values("best_metric", ascending=metric.direction == "minimize").reset_index()
@@ -316,7 +325,7 @@ def ranking_table(
             ),
         }
         if family in outcomes.index:
-            row |= outcomes.loc[family, ["complete", "pruned", "failed", "diverged"]].to_dict()
+            row |= outcomes.loc[family, ["complete", "pruned", "failed", "diverged", "at_chance"]].to_dict()
         rows.append(row)
     table = pd.DataFrame(rows).replace([np.inf, -np.inf], np.nan)  # never reached: shown as missing
     ascending = metric.direction == "minimize"

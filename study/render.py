@@ -17,7 +17,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
-from objectives.metrics import Metric
+from objectives.metrics import CHANCE_MARGIN, Metric
 from objectives.workloads import get_workload
 from study import analysis, figures
 from study.sections import Section, build_section, draw_section, group_studies
@@ -182,7 +182,15 @@ def _methods(section: Section) -> list[str]:
         "Splits: train / validation / test, drawn from the seed (stratified for classifiers; contiguous blocks of text, the same for every seed, for language models); tuning uses the sweep seed's split, each re-evaluation run its own seed's. A step is one optimizer update.",
         f"Every interval is a 95% t-interval over the re-evaluation seeds; it covers {_interval_covers(section)}.",
         f"Converged means validation {section.metric.label} {section.metric.comparison} {e.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",
+        f"Diverged trials hit a non-finite loss; trials at chance did not, but ended short of {_chance_line(section)}: they are also counted under their state (complete or pruned).",
     ]  # fmt: skip
+
+
+def _chance_line(section: Section) -> str:
+    """Where ``Metric.at_chance`` draws its line for this section's workload, in words."""
+    metric, classes = section.metric, get_workload(section.workload).classes
+    line, chance = metric.chance_line(classes), metric.chance(classes)
+    return f"{metric.label} {line:.3g} ({CHANCE_MARGIN:.0%} of the way from a uniform guess, {chance:.3g}, to perfect)"
 
 
 RANKING_COLUMNS = {
@@ -190,7 +198,7 @@ RANKING_COLUMNS = {
     "epochs_to_target": "epochs to target (median)", "epochs_to_target_min": "min", "epochs_to_target_max": "max",
     "reached_target": "seeds reaching", "seconds_to_target": "seconds to target (median)", "auc": "AUC",
     "hyperparameters": "tuned hyperparameters", "complete": "complete", "pruned": "pruned", "failed": "failed",
-    "diverged": "diverged",
+    "diverged": "diverged", "at_chance": "at chance",
 }  # fmt: skip
 
 

@@ -347,3 +347,33 @@ def test_tuning_variance_by_hand() -> None:
     ].tolist() == pytest.approx([0.87, 0.84, 0.90, 0.06])
     assert table.loc["a", "top_in"] == "1/2" and table.loc["b", "top_in"] == "1/2"
     assert list(table.index) == ["a", "b"] and table.loc["b", "spread"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    "metric,classes,value,expected",
+    [
+        (ACCURACY, 10, 0.189, True),  # line: 0.1 + 0.1 * (1 - 0.1) = 0.19
+        (ACCURACY, 10, 0.191, False),
+        (ACCURACY, 2, 0.549, True),  # line: 0.55
+        (bits_per_character(64), 64, 5.41, True),  # line: 6 - 0.1 * 6 = 5.4 bits
+        (bits_per_character(64), 64, 5.39, False),
+    ],
+)
+def test_at_chance_is_a_tenth_of_the_way_from_a_uniform_guess_to_perfect(
+    metric, classes: int, value: float, expected: bool
+) -> None:
+    assert bool(metric.at_chance(value, classes)) is expected
+
+
+def test_trials_at_chance_are_counted_apart_from_diverged_ones() -> None:
+    C, P = TrialState.COMPLETE, TrialState.PRUNED
+    study = _study("cyclic", [(C, 0.11, None, False), (C, 0.0, None, True), (C, 0.95, 2, False)])
+    pruned_at_chance = study.ask()
+    pruned_at_chance.report(0.12, step=0)
+    study.tell(pruned_at_chance, state=P)
+    described = _study("constant", [(C, 0.11, None, False)])  # an old study: no class count stored
+    study.set_user_attr("classes", 10)
+
+    table = summary_table(trials_frame([study, described]), ACCURACY).set_index("family")
+    assert table.loc["cyclic", ["complete", "pruned", "diverged", "at_chance"]].tolist() == [3, 1, 1, 2]
+    assert table.loc["constant", "at_chance"] == 0
