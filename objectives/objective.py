@@ -62,9 +62,29 @@ def train_members(
     )
 
 
-def _json_safe(values: list[float]) -> list[float | None]:
-    """NaN and inf become null: they are not JSON, and the dashboard must parse the attributes."""
-    return [v if math.isfinite(v) else None for v in values]
+CURVE_PREFIX = "curve_"
+"""A trial stores each quantity of its curve as its own attribute, ``curve_<quantity>``: the
+dashboard shows one attribute per line, so each reads on its own."""
+
+
+def _stored(values: list[float]) -> list[float | None]:
+    """Six significant digits (float32 training carries about seven), and null for NaN and inf:
+    they are not JSON, and the dashboard must parse the attributes."""
+    return [v if isinstance(v, int) else float(f"{v:.6g}") if math.isfinite(v) else None for v in values]
+
+
+def trial_attrs(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's record (``result_attrs``) as a trial's user attributes: its curve one attribute per
+    quantity."""
+    curve = {CURVE_PREFIX + name: values for name, values in run["curve"].items()}
+    return {**curve, **{key: value for key, value in run.items() if key != "curve"}}
+
+
+def stored_curve(attrs: dict[str, Any]) -> dict[str, list[float | None]]:
+    """A trial's curve from its user attributes: ``{quantity: per-epoch values}`` (empty when it
+    stored none). Studies stored before ``CURVE_PREFIX`` hold one ``curve`` attribute instead."""
+    curve = {key.removeprefix(CURVE_PREFIX): v for key, v in attrs.items() if key.startswith(CURVE_PREFIX)}
+    return curve or attrs.get("curve", {})
 
 
 def result_attrs(result: MemberResult, target: float, metric: Metric) -> dict[str, Any]:
@@ -72,7 +92,7 @@ def result_attrs(result: MemberResult, target: float, metric: Metric) -> dict[st
     curve = result.curve
     reached = curve.first_reaching(target, metric)
     return {
-        "curve": {name: _json_safe(values) for name, values in curve.as_dict().items()},
+        "curve": {name: _stored(values) for name, values in curve.as_dict().items()},
         "epochs_to_target": None if reached is None else curve.epoch[reached],
         "seconds_to_target": None if reached is None else curve.seconds[reached],
         "diverged": result.stop_reason == "diverged",
@@ -109,7 +129,7 @@ def run_trials(
     results = train_members(experiment, data, members, on_epoch=report_then_prune, device=device)
     outcomes = []
     for trial, result in zip(trials, results):
-        for key, value in result_attrs(result, experiment.target, experiment.metric).items():
+        for key, value in trial_attrs(result_attrs(result, experiment.target, experiment.metric)).items():
             trial.set_user_attr(key, value)
         pruned = result.stop_reason == "stopped"
         outcomes.append(

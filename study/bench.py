@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from objectives.experiment import Experiment
+from objectives.objective import stored_curve
 from objectives.optimizers import get_optimizer
 from objectives.workloads import Splits, get_workload, load_splits
 from study.cli import ArgumentParser, positive_int, run_main
@@ -177,9 +178,8 @@ def epochs_trained(study: optuna.Study) -> int:
 def outside_training(study: optuna.Study, seconds: float) -> float | None:
     """Share of the sweep's seconds spent outside training: sampling, storage, pruning. Each
     trial's curve holds the training seconds charged to it; the canonical loop records none."""
-    charged = [
-        trial.user_attrs["curve"]["seconds"][-1] for trial in study.trials if "curve" in trial.user_attrs
-    ]
+    curves = (stored_curve(trial.user_attrs) for trial in study.trials)
+    charged = [curve["seconds"][-1] for curve in curves if curve]
     return 1 - sum(charged) / seconds if charged else None
 
 

@@ -16,6 +16,7 @@ from optuna_dashboard import save_plotly_graph_object
 
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
+from objectives.objective import stored_curve
 from study.analysis import schedule_shapes_frame, study_metric, t_interval
 from study.reevaluate import stored_reevaluation
 
@@ -56,7 +57,7 @@ def _best_curves(study: optuna.Study, experiment: Experiment, metric: Metric) ->
     best = sorted(complete, key=lambda t: -metric.sign * t.value)[:BEST_CURVES]
     figure = go.Figure()
     for trial in best:
-        curve = trial.user_attrs["curve"]
+        curve = stored_curve(trial.user_attrs)
         values = curve.get("val_metric", curve["val_acc"])
         figure.add_trace(
             go.Scatter(x=curve["epoch"], y=values, mode="lines+markers", name=f"trial {trial.number}")

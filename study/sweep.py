@@ -95,7 +95,7 @@ def _study_note(experiment: Experiment) -> str:
         f"- The learning-curve plot's Step axis is the epoch; each point is that epoch's validation {metric.label}.\n"
         "- In a schedule, a step is one optimizer update; lengths are fractions of the run; gamma of a smooth decay is per epoch.\n"
         f"- Optimizer: {_optimizer_settings(experiment)}.\n"
-        "- Each trial's `curve` attribute holds its per-epoch train/val loss, val accuracy, val metric, LR, momentum and seconds.\n"
+        "- Each trial's `curve_*` attributes hold its per-epoch train/val loss, val accuracy, val metric, LR, momentum and seconds (6 significant digits).\n"
     )
 
 

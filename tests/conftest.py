@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from objectives.objective import stored_curve
 from study.postgres import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def comparable(study: optuna.Study) -> list[tuple]:
     """Everything about a study's trials that must be reproducible (wall seconds are not)."""
     rows = []
     for trial in study.get_trials():
-        curve = {k: v for k, v in trial.user_attrs.get("curve", {}).items() if k != "seconds"}
+        curve = {k: v for k, v in stored_curve(trial.user_attrs).items() if k != "seconds"}
         rows.append(
             (trial.number, trial.state.name, trial.value, trial.params, trial.intermediate_values, curve)
         )

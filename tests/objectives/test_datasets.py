@@ -21,6 +21,7 @@ import torch
 
 from objectives import datasets
 from objectives.datasets import DataError, Dataset, fetch, load_cifar10, load_idx_pair, md5_of, parse_idx
+from objectives.objective import stored_curve
 from objectives.workloads import get_workload
 from study.analysis import load_studies
 
@@ -357,4 +358,4 @@ def test_sweep_on_a_file_workload(run_cli, tmp_path: Path, monkeypatch: pytest.M
     assert code == 0, err
     study = load_studies(str(tmp_path / "out" / "optuna.journal"))["mnist-sgd-constant"]
     assert study.user_attrs["workload"] == "mnist" and len(study.trials) == 2
-    assert [len(t.user_attrs["curve"]["epoch"]) for t in study.trials] == [2, 2]
+    assert [len(stored_curve(t.user_attrs)["epoch"]) for t in study.trials] == [2, 2]

@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from objectives.experiment import Experiment
-from objectives.objective import member_from_trial, run_trials
+from objectives.objective import member_from_trial, run_trials, stored_curve
 from objectives.optimizers import OPTIMIZERS
 from objectives.seeds import trial_seed
 from objectives.workloads import load_splits
@@ -30,13 +30,24 @@ def _tell_one(study: optuna.Study, experiment: Experiment = EXPERIMENT) -> optun
 def test_trial_reports_every_epoch_and_stores_its_curve() -> None:
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     trial = _tell_one(study)
-    curve = trial.user_attrs["curve"]
+    curve = stored_curve(trial.user_attrs)
     assert trial.state == TrialState.COMPLETE
-    assert set(curve) == {"epoch", "train_loss", "val_loss", "val_acc", "val_metric", "lr", "momentum", "seconds"}
+    assert set(curve) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_acc",
+        "val_metric",
+        "lr",
+        "momentum",
+        "seconds",
+    }
     assert curve["epoch"] == [1, 2, 3]
     assert curve["val_metric"] == curve["val_acc"]  # moons is judged by accuracy
-    assert trial.intermediate_values == dict(zip(curve["epoch"], curve["val_metric"]))
-    assert trial.value == curve["val_metric"][-1]
+    assert trial.intermediate_values == pytest.approx(
+        dict(zip(curve["epoch"], curve["val_metric"])), rel=1e-6
+    )
+    assert trial.value == pytest.approx(curve["val_metric"][-1], rel=1e-6)
     assert trial.user_attrs["seed"] == trial_seed(0, trial.number)
     assert trial.user_attrs["diverged"] is False
     reached = trial.user_attrs["epochs_to_target"]
@@ -56,7 +67,7 @@ def test_target_bookkeeping_when_the_target_is_reached() -> None:
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"lr": 0.5, "final_fraction": 0.01})
     trial = _tell_one(study, Experiment(**{**EXPERIMENT.__dict__, "epochs": 10}))
-    curve = trial.user_attrs["curve"]
+    curve = stored_curve(trial.user_attrs)
     epoch = trial.user_attrs["epochs_to_target"]
     assert epoch is not None, curve["val_acc"]
     assert curve["val_acc"][epoch - 1] >= EXPERIMENT.target
@@ -67,7 +78,7 @@ def test_pruned_trial_keeps_its_partial_curve() -> None:
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
     trial = _tell_one(study)
     assert trial.state == TrialState.PRUNED
-    assert trial.user_attrs["curve"]["epoch"] == [1]
+    assert stored_curve(trial.user_attrs)["epoch"] == [1]
     assert list(trial.intermediate_values) == [1]
 
 
@@ -78,7 +89,7 @@ def test_diverged_trial_is_complete_scored_worst_and_json_safe(monkeypatch: pyte
     trial = _tell_one(study, Experiment(**{**EXPERIMENT.__dict__, "workload": "digits"}))
     assert trial.state == TrialState.COMPLETE and trial.value == 0.0
     assert trial.user_attrs["diverged"] is True
-    assert trial.user_attrs["curve"]["val_acc"] == trial.user_attrs["curve"]["val_metric"] == [None]
+    assert stored_curve(trial.user_attrs)["val_acc"] == stored_curve(trial.user_attrs)["val_metric"] == [None]
     json.loads(json.dumps(trial.user_attrs, allow_nan=False))  # strict JSON, as the dashboard reads it
 
 
@@ -105,3 +116,12 @@ def test_schedule_free_sgd_searches_its_own_base_lr_range() -> None:
     assert dataclasses.replace(sgd, family="cosine").base_lr_bounds == (1e-3, 1.0)
     assert dataclasses.replace(sgd, optimizer="adamw").base_lr_bounds == (1e-4, 3e-2)
     assert dataclasses.replace(sgd, lr_range=(0.1, 0.2)).base_lr_bounds == (0.1, 0.2)
+
+
+def test_a_stored_curve_reads_one_attribute_per_quantity_and_the_older_single_attribute() -> None:
+    assert stored_curve({"curve_epoch": [1, 2], "curve_val_acc": [0.5, 0.75], "seed": 3}) == {
+        "epoch": [1, 2],
+        "val_acc": [0.5, 0.75],
+    }
+    assert stored_curve({"curve": {"epoch": [1]}, "seed": 3}) == {"epoch": [1]}  # stored before the split
+    assert stored_curve({"seed": 3}) == {}

@@ -79,10 +79,9 @@ def test_dashboard_lists_every_family_with_curves_params_and_attributes(dashboar
             assert "lr" in {p["name"] for p in trial["params"]}
             assert [v["step"] for v in trial["intermediate_values"]] == [1, 2, 3]
             attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
-            assert {"curve", "epochs_to_target", "seconds_to_target", "diverged", "seed", "worker"} <= set(
-                attrs
-            )
-            assert json.loads(attrs["curve"])["epoch"] == [1, 2, 3]
+            assert {"epochs_to_target", "seconds_to_target", "diverged", "seed", "worker"} <= set(attrs)
+            assert json.loads(attrs["curve_epoch"]) == [1, 2, 3]  # one attribute per quantity
+            assert len(json.loads(attrs["curve_val_acc"])) == 3
 
 
 def test_each_study_page_shows_its_family_figures(dashboard: str) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from objectives.objective import stored_curve
 from study.analysis import load_studies
 from study.sections import group_studies
 from tests.conftest import SWEEP, TINY
@@ -57,7 +58,7 @@ def test_optimizer_settings_are_stored_and_keep_sweeps_apart(run_cli, tmp_path: 
     assert sorted(studies) == ["moons-sgd-cosine", "moons-sgd_momentum0_wd0.0001-cosine"]
     plain = studies["moons-sgd_momentum0_wd0.0001-cosine"]
     assert (plain.user_attrs["momentum"], plain.user_attrs["weight_decay"]) == (0.0, 1e-4)
-    assert all(m == 0.0 for m in plain.trials[0].user_attrs["curve"]["momentum"])
+    assert all(m == 0.0 for m in stored_curve(plain.trials[0].user_attrs)["momentum"])
     assert len(studies["moons-sgd-cosine"].trials) == 2
     assert sorted(group_studies(list(studies.values()))) == [
         ("moons", "sgd"),
@@ -80,5 +81,5 @@ def test_train_plain_sgd_ends_with_the_test_accuracy(run_cli) -> None:
 def test_one_cycle_records_its_cycled_momentum(run_cli, tmp_path: Path) -> None:
     assert run_cli("run", *SWEEP, "--families", "one_cycle", "--trials", "2", "--out", str(tmp_path))[0] == 0
     [trial, _] = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-one_cycle"].trials
-    momentum = trial.user_attrs["curve"]["momentum"]
+    momentum = stored_curve(trial.user_attrs)["momentum"]
     assert all(0.85 <= m <= 0.95 for m in momentum) and len(set(momentum)) > 1

@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
+from objectives.objective import stored_curve
 from objectives.optimizers import OPTIMIZERS
 from study import population
 from study.analysis import load_studies
@@ -46,7 +47,14 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
             "weight_decay": 0.0,
             "repeat": 0,
             "target": 0.93,
-            "metric": {"name": "acc", "label": "accuracy", "direction": "maximize", "worst": 0.0, "from_loss": False},
+            "metric": {
+                "name": "acc",
+                "label": "accuracy",
+                "direction": "maximize",
+                "worst": 0.0,
+                "from_loss": False,
+            },
+            "classes": 2,
             "optimizer_label": "sgd",
         }
         assert study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -57,12 +65,11 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
             t.state == TrialState.COMPLETE for t in trials
         )  # 5 startup trials: no pruning
         for trial in trials:
-            curve = trial.user_attrs["curve"]
-            assert trial.intermediate_values == {
-                1: curve["val_metric"][0],
-                2: curve["val_metric"][1],
-                3: curve["val_metric"][2],
-            }
+            curve = stored_curve(trial.user_attrs)
+            assert curve["epoch"] == [1, 2, 3]
+            assert trial.intermediate_values == pytest.approx(
+                dict(zip(curve["epoch"], curve["val_metric"])), rel=1e-6
+            )
             assert "lr" in trial.params and {"diverged", "seed", "epochs_to_target", "worker"} <= set(
                 trial.user_attrs
             )
@@ -232,8 +239,8 @@ def test_sqlite_storage_url_works(run_cli, tmp_path: Path) -> None:
     assert f"optuna-dashboard {url}" in out
 
 
-LONG_SWEEP = [*SLOW_SWEEP, "--trials", "40", "--population", "4"]
-"""Long enough (a few seconds) to be stopped part-way."""
+LONG_SWEEP = [*SLOW_SWEEP, "--epochs", "30", "--trials", "40", "--population", "4"]
+"""Long enough (several seconds, more on a busy machine) to be stopped part-way."""
 
 
 def _start_sweep(args: list[str]) -> subprocess.Popen[str]:
@@ -332,7 +339,7 @@ def test_pruners(run_cli, tmp_path: Path, pruner: str, may_prune: bool) -> None:
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert bool(pruned) == may_prune
     for trial in pruned:
-        assert len(trial.user_attrs["curve"]["epoch"]) == max(trial.intermediate_values) < 6
+        assert len(stored_curve(trial.user_attrs)["epoch"]) == max(trial.intermediate_values) < 6
 
 
 def test_half_written_journal_record_is_dropped_and_the_sweep_goes_on(run_cli, tmp_path: Path) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from objectives.objective import stored_curve
 from study.analysis import load_studies
 from tests.conftest import SWEEP, TINY
 
@@ -29,8 +32,7 @@ def test_a_stored_trial_is_retrained_to_the_same_curve(run_cli, tmp_path: Path) 
     )
     assert code == 0, err
     rows = [line.split() for line in out.strip().splitlines()[2:-2]]
-    assert [float(row[3]) for row in rows] == [round(acc, 6) for acc in stored.user_attrs["curve"]["val_acc"]]
-    assert [float(row[2]) for row in rows] == [
-        round(loss, 6) for loss in stored.user_attrs["curve"]["val_loss"]
-    ]
+    curve = stored_curve(stored.user_attrs)  # six significant digits, as the table's six decimals
+    assert [float(row[3]) for row in rows] == pytest.approx(curve["val_acc"], rel=1e-5)
+    assert [float(row[2]) for row in rows] == pytest.approx(curve["val_loss"], rel=1e-5)
     assert f"final val_acc {stored.value:.4f}" in out
