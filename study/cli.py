@@ -124,6 +124,14 @@ def out_directory(text: str) -> Path:
     return Path(text)
 
 
+def artifact_directory(text: str) -> Path:
+    """An argparse type for ``--artifact-dir``: a directory path (created when missing), not a file."""
+    path = out_directory(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
+    return path
+
+
 def add_output_arguments(parser: argparse.ArgumentParser, *, help_out: str) -> None:
     """``--out`` and ``--storage``, as every command that reads or writes a sweep takes them."""
     parser.add_argument("--out", type=out_directory, default=Path("results"), help=help_out)

@@ -22,8 +22,15 @@ from objectives.metrics import Metric
 
 @contextlib.contextmanager
 def _style() -> Iterator[None]:
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
-        yield
+    """Seaborn's look, and its jitter (drawn from NumPy's global generator) seeded, so the same
+    data draws the same picture; the caller's generator state is restored after."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
+            yield
+    finally:
+        np.random.set_state(state)
 
 
 def _palette(families: list[str]) -> dict[str, tuple]:

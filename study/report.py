@@ -20,6 +20,7 @@ from study.cli import (
     ArgumentParser,
     add_device_arguments,
     add_output_arguments,
+    artifact_directory,
     check_device,
     positive_float,
     positive_int,
@@ -41,6 +42,38 @@ def add_margin_argument(parser: ArgumentParser) -> None:
         help="report: a difference from the reference within +-MARGIN counts as equivalent (two one-sided "
         "tests); default the workload's (0.005 accuracy, 0.01 bits per character for shakespeare)",
     )
+
+
+def add_artifact_argument(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--artifact-dir",
+        type=artifact_directory,
+        help="also store the report's figures and tables in DIR as Optuna artifacts of every study: "
+        "optuna-dashboard STORAGE --artifact-dir DIR shows them on each study's page",
+    )
+
+
+def publish(
+    refreshed: Sequence[optuna.Study],
+    every: Sequence[optuna.Study],
+    out: Path,
+    margin: float | None,
+    artifact_dir: Path | None,
+) -> tuple[Path, list[str]]:
+    """The report's outputs: the dashboard figures of the studies just re-evaluated, the page
+    from every study in the storage, and, with ``artifact_dir``, its files as the studies'
+    artifacts. Returns the page and its headlines."""
+    from study.artifacts import upload_report_files
+    from study.dashboard import publish_figures
+    from study.render import write_report
+
+    for study in refreshed:
+        publish_figures(study)
+    page, answers = write_report(every, out, margin)
+    if artifact_dir is not None:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        upload_report_files(every, page.parent, artifact_dir)
+    return page, answers
 
 
 def refresh_reevaluations(
@@ -89,13 +122,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="read the canonical data files from DIR instead of downloading to the cache",
     )
     add_margin_argument(parser)
+    add_artifact_argument(parser)
     add_device_arguments(parser)
     args = parser.parse_args(argv)
     import torch
 
     from study import analysis
-    from study.dashboard import publish_figures
-    from study.render import write_report
     from study.sections import group_studies
     from study.storage import prepare_out_dir, storage_spec
 
@@ -111,9 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UsageError(f"storage {spec} holds no sweep studies")
     torch.set_num_threads(args.threads)
     refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
-    for study in studies:
-        publish_figures(study)
-    page, answers = write_report(studies, args.out, args.margin)
+    page, answers = publish(studies, studies, args.out, args.margin, args.artifact_dir)
     print("\n".join(answers))
     print(f"report: {page}")
 

@@ -30,7 +30,7 @@ from study.cli import (
 )
 from study.errors import RunStopped, UsageError
 from study.pruners import PRUNERS
-from study.report import DEFAULT_SEEDS, add_margin_argument
+from study.report import DEFAULT_SEEDS, add_artifact_argument, add_margin_argument
 
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
     import optuna
@@ -122,6 +122,7 @@ def build_parser() -> ArgumentParser:
         help=f"report: re-evaluation seeds per family, each also drawing the data split (default {DEFAULT_SEEDS})",
     )
     add_margin_argument(parser)
+    add_artifact_argument(parser)
     parser.add_argument(
         "--repeats",
         type=positive_int,
@@ -210,10 +211,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     from study.analysis import load_studies
-    from study.dashboard import publish_figures
     from study.jobs import run_sweep_in_processes
-    from study.render import write_report
-    from study.report import refresh_reevaluations
+    from study.report import publish, refresh_reevaluations
     from study.storage import open_storage, prepare_out_dir, storage_spec
     from study.sweep import run_sweep
 
@@ -250,9 +249,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
         refresh_reevaluations(swept, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
-        for study in swept:
-            publish_figures(study)
-        page, answers = write_report(list(load_studies(storage).values()), args.out, args.margin)
+        every = list(load_studies(storage).values())
+        page, answers = publish(swept, every, args.out, args.margin, args.artifact_dir)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))
         print(f"\nReport: {page}")

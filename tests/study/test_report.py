@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import torch
@@ -289,3 +290,32 @@ def test_a_single_tuning_run_says_tuning_variance_is_not_covered(swept: Path) ->
         "tuning variance is not covered (--repeats R measures it)"
         in (swept / "report" / "index.html").read_text()
     )
+
+
+def test_artifact_dir_stores_each_sections_files_once_per_study(run_cli, tmp_path: Path) -> None:
+    artifacts, families = tmp_path / "artifacts", ["constant", "cosine"]
+    sweep = [*TINY, "--families", ",".join(families), "--trials", "3", "--seeds", "2"]
+    assert run_cli("run", *sweep, "--out", str(tmp_path), "--artifact-dir", str(artifacts))[0] == 0
+    studies = load_studies(str(tmp_path / "optuna.journal"))
+    shown = sorted(p.name for p in (tmp_path / "report").glob("moons-sgd-*") if p.suffix in (".png", ".csv"))
+    assert len(shown) >= 8  # the section's figures and tables
+    for study in studies.values():
+        assert sorted(m.filename for m in optuna.artifacts.get_all_artifact_meta(study)) == shown
+    store = optuna.artifacts.FileSystemArtifactStore(str(artifacts))
+    meta = optuna.artifacts.get_all_artifact_meta(studies["moons-sgd-cosine"])[0]
+    with store.open_reader(meta.artifact_id) as stored:
+        assert stored.read() == (tmp_path / "report" / meta.filename).read_bytes()
+
+    code, _, err = run_cli("report", "--out", str(tmp_path), "--seeds", "2", "--artifact-dir", str(artifacts))
+    assert code == 0, err
+    for study in load_studies(str(tmp_path / "optuna.journal")).values():  # unchanged files: not again
+        assert len(optuna.artifacts.get_all_artifact_meta(study)) == len(shown)
+
+
+def test_artifact_dir_that_is_a_file_is_a_one_line_error(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "artifacts").write_text("mine")
+    code, _, err = run_cli(
+        "run", *TINY, "--trials", "1", "--out", str(tmp_path), "--artifact-dir", str(tmp_path / "artifacts")
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a directory" in err
+    assert (tmp_path / "artifacts").read_text() == "mine" and not (tmp_path / "optuna.journal").exists()

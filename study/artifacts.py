@@ -1,0 +1,53 @@
+"""The report's figures and tables in Optuna's artifact store, for optuna-dashboard's artifact view.
+
+``--artifact-dir DIR`` uploads each section's PNG figures and CSV tables to every study of that
+section (``optuna.artifacts``), so each family's dashboard page carries the whole comparison it
+is part of; ``optuna-dashboard STORAGE --artifact-dir DIR`` shows them. A file already stored
+under its name with the same bytes is not uploaded again; a changed one (a later report on more
+trials) is added beside the earlier version, which the dashboard's delete button removes:
+Optuna offers no public way to replace an artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
+
+from objectives.experiment import Experiment
+from study.storage import allow_experimental
+
+UPLOADED = ("png", "csv")
+"""The report files a study's artifacts hold: figures and tables (the page embeds them all)."""
+
+
+def upload_report_files(studies: Sequence[optuna.Study], report: Path, artifact_dir: Path) -> int:
+    """Upload ``report``'s files of each study's section to the study; return how many uploads
+    were new (unchanged files are skipped)."""
+    store = FileSystemArtifactStore(str(artifact_dir))
+    uploads = 0
+    for study in studies:
+        experiment = Experiment.from_attrs(study.user_attrs)
+        prefix = f"{experiment.workload}-{experiment.optimizer_label}-"
+        files = sorted(p for ext in UPLOADED for p in report.glob(f"{prefix}*.{ext}"))
+        uploads += sum(_upload_if_changed(study, store, path) for path in files)
+    return uploads
+
+
+def _upload_if_changed(study: optuna.Study, store: FileSystemArtifactStore, path: Path) -> bool:
+    """Upload ``path`` unless one of the study's artifacts of that name holds the same bytes."""
+    content = path.read_bytes()
+    for meta in get_all_artifact_meta(study):
+        if meta.filename == path.name:
+            try:
+                with store.open_reader(meta.artifact_id) as reader:
+                    if reader.read() == content:
+                        return False
+            except ArtifactNotFound:  # its file was deleted from DIR: upload it again
+                continue
+    with allow_experimental():
+        upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+    return True
