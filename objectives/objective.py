@@ -9,7 +9,7 @@ need nothing else.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,15 @@ def result_attrs(result: MemberResult, target: float, metric: Metric) -> dict[st
     }
 
 
+Judge = Callable[[Sequence[optuna.Trial]], set[int]]
+"""Given the trials that just reported an epoch, the numbers of those to prune."""
+
+
+def each_on_its_own(trials: Sequence[optuna.Trial]) -> set[int]:
+    """The study's pruner asked trial by trial."""
+    return {trial.number for trial in trials if trial.should_prune()}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a trial ended, ready for ``study.tell``."""
@@ -115,16 +124,20 @@ def run_trials(
     data: Splits,
     *,
     device: str = "cpu",
+    judge: Judge | None = None,
 ) -> list[Outcome]:
     """Train the trials' members (``member_from_trial``) together on ``data``, reporting each
-    epoch so the pruner can stop each one."""
+    epoch so the pruner can stop each one: ``judge`` names the trials to prune, by default each
+    trial's own ``should_prune``."""
+    judge = judge or each_on_its_own
 
     def report_then_prune(curves: dict[int, Curve]) -> set[int]:
         # Every member reports its epoch before any is judged, so none is compared with
         # companions one epoch behind.
         for index, curve in curves.items():
             trials[index].report(curve.val_metric[-1], step=curve.epoch[-1])
-        return {index for index in curves if trials[index].should_prune()}
+        pruned = judge([trials[index] for index in curves])
+        return {index for index in curves if trials[index].number in pruned}
 
     results = train_members(experiment, data, members, on_epoch=report_then_prune, device=device)
     outcomes = []

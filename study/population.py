@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from objectives.experiment import Experiment
-from objectives.objective import Outcome, member_from_trial, run_trials
+from objectives.objective import Judge, Outcome, member_from_trial, run_trials
 from objectives.seeds import sampler_seed, trial_seed
 from objectives.training import MemberConfig
 from objectives.workloads import Splits
@@ -80,8 +80,8 @@ class Population:
 
     def train(self, data: Splits, device: str) -> list[Outcome]:
         """Train the members together, with heartbeats, each pruned against its companions."""
-        with heartbeat(self.storage, self.study, self.trials), self._judging():
-            return run_trials(self.trials, self.members, self.experiment, data, device=device)
+        with heartbeat(self.storage, self.study, self.trials), self._judging() as judge:
+            return run_trials(self.trials, self.members, self.experiment, data, device=device, judge=judge)
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
         for trial, outcome in zip(self.trials, outcomes, strict=True):
@@ -129,14 +129,15 @@ class Population:
         self.study.tell(trial, state=TrialState.FAIL)
 
     @contextlib.contextmanager
-    def _judging(self) -> Iterator[None]:
-        """Name this population's trials to the pruner, which counts them as companions."""
+    def _judging(self) -> Iterator[Judge | None]:
+        """Name this population's trials to the pruner, which counts them as companions, and
+        judge each epoch's members in one pass; other pruners judge trial by trial (None)."""
         pruner = self.study.pruner
         if not isinstance(pruner, PopulationMedianPruner):
-            yield
+            yield None
             return
         with pruner.judging(trial.number for trial in self.trials):
-            yield
+            yield lambda reported: pruner.prune_population(self.study, {t.number for t in reported})
 
 
 def run_population(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 import numpy as np
 import optuna
@@ -71,25 +71,66 @@ class PopulationMedianPruner(optuna.pruners.BasePruner):
             self._companions = frozenset()
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        completed, companions = self._references(study)
+        return trial.number in self._judge([trial], completed, companions, study.direction)
+
+    def prune_population(self, study: optuna.Study, numbers: Collection[int]) -> set[int]:
+        """Which of these members of the population being judged (``judging``) to prune, each
+        decided as ``prune`` would, from one read of the study instead of one per member: a
+        population judges every member's epoch at once."""
+        completed, companions = self._references(study)
+        judged = [trial for trial in companions if trial.number in numbers]
+        return self._judge(judged, completed, companions, study.direction)
+
+    def _references(self, study: optuna.Study) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """The study's completed trials, and the running trials named as companions."""
         completed, companions = [], []
         for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
             if other.state == TrialState.COMPLETE:
                 completed.append(other)
-            elif other.number in self._companions and other.number != trial.number:
+            elif other.number in self._companions:
                 companions.append(other)
-        step = trial.last_step
-        references = len(completed) + len(companions)
-        if not references or references < self.n_startup_trials or step is None or step < self.n_warmup_steps:
-            return False
-        best = _best(trial.intermediate_values.values(), study.direction)
-        if math.isnan(best):
-            return True  # nothing but NaN so far, as Optuna's MedianPruner decides
-        values = [t.intermediate_values[step] for t in completed if step in t.intermediate_values]
-        values += [v for t in companions if (v := _latest(t, step)) is not None]
-        median = _median(values)
-        if math.isnan(median):
-            return False
-        return best < median if study.direction == StudyDirection.MAXIMIZE else best > median
+        return completed, companions
+
+    def _judge(
+        self, judged: list[FrozenTrial], completed: list[FrozenTrial], companions: list[FrozenTrial],
+        direction: StudyDirection,
+    ) -> set[int]:  # fmt: skip
+        """The numbers of the ``judged`` trials to prune. Each is compared with every reference
+        but itself; the references' values at a step are gathered once for all judged at it."""
+        at_step: dict[int, tuple[list[float], dict[int, float | None]]] = {}
+        pruned = set()
+        for trial in judged:
+            step = trial.last_step
+            references = len(completed) + sum(t.number != trial.number for t in companions)
+            if (
+                not references
+                or references < self.n_startup_trials
+                or step is None
+                or step < self.n_warmup_steps
+            ):
+                continue
+            if step not in at_step:
+                at_step[step] = (
+                    [t.intermediate_values[step] for t in completed if step in t.intermediate_values],
+                    {t.number: _latest(t, step) for t in companions},
+                )
+            completed_values, latest = at_step[step]
+            others = [v for number, v in latest.items() if number != trial.number and v is not None]
+            if _worse_than_median(trial, completed_values + others, direction):
+                pruned.add(trial.number)
+        return pruned
+
+
+def _worse_than_median(trial: FrozenTrial, references: list[float], direction: StudyDirection) -> bool:
+    """Optuna's median rule: the trial's best value so far against the references' median."""
+    best = _best(trial.intermediate_values.values(), direction)
+    if math.isnan(best):
+        return True  # nothing but NaN so far, as Optuna's MedianPruner decides
+    median = _median(references)
+    if math.isnan(median):
+        return False
+    return best < median if direction == StudyDirection.MAXIMIZE else best > median
 
 
 def _best(values: Iterable[float], direction: StudyDirection) -> float:

@@ -119,3 +119,34 @@ def test_a_population_is_pruned_in_a_studys_first_batch(tmp_path: Path, run_cli)
     assert code == 0, err
     [study] = load_studies(str(tmp_path / "optuna.journal")).values()
     assert 0 < sum(t.state == TrialState.PRUNED for t in study.trials) < 12
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+@pytest.mark.parametrize("seed", range(6))
+def test_a_population_judged_in_one_pass_gets_each_members_own_decision(seed: int, direction: str) -> None:
+    """Random populations with members stopped at earlier steps, beside random completed trials."""
+    rng = random.Random(seed)
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(rng.randint(0, 8)):
+        _complete(study, [*_random_curve(rng, rng.randint(0, 5)), rng.random()])
+    steps = 6
+    population = [_running(study, _random_curve(rng, rng.choice([steps, steps, rng.randint(1, steps)])))
+                  for _ in range(rng.randint(2, 12))]  # fmt: skip
+    reported = [
+        t for t in population if len(study.get_trials(deepcopy=False)[t.number].intermediate_values) == steps
+    ]
+    pruner = PopulationMedianPruner(n_startup_trials=rng.randint(0, 6), n_warmup_steps=rng.randint(0, 3))
+    with pruner.judging(t.number for t in population):
+        one_by_one = {t.number for t in reported if _decide(pruner, study, t)}
+        assert pruner.prune_population(study, {t.number for t in reported}) == one_by_one
+
+
+def test_one_pass_judging_prunes_some_and_keeps_some() -> None:
+    """The comparison above is not vacuous: a population with a clear bottom half."""
+    study = _study()
+    population = [_running(study, [v, v]) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
+    pruner = PopulationMedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    with pruner.judging(t.number for t in population):
+        assert pruner.prune_population(study, {t.number for t in population}) == {
+            t.number for t in population[:3]
+        }
