@@ -118,24 +118,73 @@ def thread_count(text: str) -> int:
 
 
 def out_directory(text: str) -> Path:
-    """An argparse type for ``--out``: a directory path, not an empty string (which would mean here)."""
+    """An argparse type for ``--out``: a usable directory path (``out_dir_problem``), not an empty
+    string (which would mean here). Checked while parsing, so a bad one answers at once."""
     if not text.strip():
         raise argparse.ArgumentTypeError("needs a directory, got an empty string")
+    if problem := out_dir_problem(Path(text)):
+        raise argparse.ArgumentTypeError(problem)
     return Path(text)
 
 
-def artifact_directory(text: str) -> Path:
-    """An argparse type for ``--artifact-dir``: a directory path (created when missing), not a file."""
-    path = out_directory(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
-    return path
+def out_dir_problem(out: Path) -> str | None:
+    """Why ``out`` cannot be (made) an output directory, or None. Its parent must exist: a
+    mistyped deep path should be an error, not a new tree. Creates nothing."""
+    if not out.parent.is_dir():
+        return f"cannot use {out}: its parent {out.parent} is not an existing directory"
+    if out.exists() and not out.is_dir():
+        return f"cannot use {out}: it exists and is not a directory"
+    where = out if out.exists() else out.parent
+    if not os.access(where, os.W_OK | os.X_OK):
+        return f"cannot use {out}: {where} is not writable"
+    return None
+
+
+JOURNAL_SUFFIX = ".journal"
+
+
+def storage_spec(storage: str | None, out: Path) -> str:
+    """The storage to use: ``--storage`` if given, else the journal file in ``--out``."""
+    return storage if storage is not None else str(out / f"optuna{JOURNAL_SUFFIX}")
+
+
+def storage_argument(text: str) -> str:
+    """An argparse type for ``--storage``, checked while parsing (``storage_problem``)."""
+    if problem := storage_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def storage_problem(spec: str) -> str | None:
+    """Why ``spec`` is neither a database URL SQLAlchemy knows (parsed, not connected to) nor a
+    journal path ending in .journal, or None. Cheap, so bad input answers before heavy imports."""
+    if "://" not in spec:
+        if spec.endswith(JOURNAL_SUFFIX):
+            return None
+        return (
+            f"storage {spec!r} is neither a database URL (sqlite:///sweep.db, postgresql://user@host/db) "
+            f"nor a journal file path ending in {JOURNAL_SUFFIX}"
+        )
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(spec).get_dialect()
+    except NoSuchModuleError:  # a kind of ArgumentError: first
+        return f"unknown storage URL scheme {spec.split('://', 1)[0]!r}; use sqlite, postgresql or mysql"
+    except (ArgumentError, ValueError):
+        return f"malformed storage URL {spec!r}; expected e.g. postgresql://user@host/db"
+    return None
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, *, help_out: str) -> None:
     """``--out`` and ``--storage``, as every command that reads or writes a sweep takes them."""
     parser.add_argument("--out", type=out_directory, default=Path("results"), help=help_out)
-    parser.add_argument("--storage", help="Optuna database URL or .journal path (default OUT/optuna.journal)")
+    parser.add_argument(
+        "--storage",
+        type=storage_argument,
+        help="Optuna database URL or .journal path (default OUT/optuna.journal)",
+    )
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,11 +192,22 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=seed, default=0, help="fixes the data split and the training seeds (default 0)"
     )
+    add_data_dir_argument(parser)
+
+
+def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
-        type=Path,
+        type=data_directory,
         help="read the canonical data files from DIR instead of downloading to the cache",
     )
+
+
+def data_directory(text: str) -> Path:
+    """An argparse type for ``--data-dir``: an existing directory (checked while parsing)."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not an existing directory")
+    return Path(text)
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 from objectives.workloads import load_splits
 from study.cli import (
     ArgumentParser,
+    add_data_dir_argument,
     add_device_arguments,
     add_output_arguments,
-    artifact_directory,
     check_device,
+    out_directory,
     positive_float,
     positive_int,
     run_main,
+    storage_spec,
 )
 from study.errors import UsageError
 
@@ -47,7 +49,7 @@ def add_margin_argument(parser: ArgumentParser) -> None:
 def add_artifact_argument(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--artifact-dir",
-        type=artifact_directory,
+        type=out_directory,
         help="also store the report's figures and tables in DIR as Optuna artifacts of every study: "
         "optuna-dashboard STORAGE --artifact-dir DIR shows them on each study's page",
     )
@@ -116,27 +118,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=DEFAULT_SEEDS,
         help=f"re-evaluation seeds per family, each also drawing the data split (default {DEFAULT_SEEDS})",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        help="read the canonical data files from DIR instead of downloading to the cache",
-    )
+    add_data_dir_argument(parser)
     add_margin_argument(parser)
     add_artifact_argument(parser)
     add_device_arguments(parser)
     args = parser.parse_args(argv)
+    spec = storage_spec(args.storage, args.out)
+    if args.storage is None and not Path(spec).is_file():  # said before the heavy imports
+        raise UsageError(
+            f"no sweep in {args.out}: {spec} does not exist; run python -m study.run first or give --storage"
+        )
     import torch
 
     from study import analysis
     from study.sections import group_studies
-    from study.storage import prepare_out_dir, storage_spec
+    from study.storage import prepare_out_dir
 
     check_device(args.device)
-    spec = storage_spec(args.storage, args.out)
-    if args.storage is None and not Path(spec).is_file():
-        raise UsageError(
-            f"no sweep in {args.out}: {spec} does not exist; run python -m study.run first or give --storage"
-        )
     prepare_out_dir(args.out)
     studies = list(analysis.load_studies(spec).values())
     if not group_studies(studies):

@@ -26,6 +26,7 @@ from study.cli import (
     experiment_from_args,
     positive_int,
     run_main,
+    storage_spec,
     usable_cores,
 )
 from study.errors import RunStopped, UsageError
@@ -213,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from study.analysis import load_studies
     from study.jobs import run_sweep_in_processes
     from study.report import publish, refresh_reevaluations
-    from study.storage import open_storage, prepare_out_dir, storage_spec
+    from study.storage import open_storage, prepare_out_dir
     from study.sweep import run_sweep
 
     data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}  # before anything is written

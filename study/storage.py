@@ -19,9 +19,8 @@ import optuna
 import sqlalchemy.exc
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from study.cli import out_dir_problem, storage_problem
 from study.errors import UsageError
-
-JOURNAL_SUFFIX = ".journal"
 
 
 @contextlib.contextmanager
@@ -32,22 +31,14 @@ def allow_experimental() -> Iterator[None]:
         yield
 
 
-def storage_spec(storage: str | None, out: Path) -> str:
-    """The storage to use: ``--storage`` if given, else the journal file in ``--out``."""
-    return storage if storage is not None else str(out / f"optuna{JOURNAL_SUFFIX}")
-
-
 def prepare_out_dir(out: Path) -> None:
-    """Create ``--out`` or say in one line why it cannot be used. Its parent must exist: a
-    mistyped deep path should be an error, not a new tree."""
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot use --out {out}: its parent {out.parent} is not an existing directory")
+    """Create ``--out`` or say in one line why it cannot be used (``out_dir_problem``)."""
+    if problem := out_dir_problem(out):
+        raise UsageError(f"--out: {problem}")
     try:
         out.mkdir(exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot use --out {out}: {error.strerror or error}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot use --out {out}: not writable")
 
 
 def open_storage(
@@ -61,26 +52,16 @@ def open_storage(
         create: make a new journal file if there is none; commands that only read say there is
             none instead, and create nothing.
     """
+    if problem := storage_problem(spec):
+        raise UsageError(problem)
     if "://" in spec:
         return _open_database(spec, heartbeat)
-    if spec.endswith(JOURNAL_SUFFIX):
-        return _open_journal(Path(spec), create=create)
-    raise UsageError(
-        f"storage {spec!r} is neither a database URL (sqlite:///sweep.db, postgresql://user@host/db) "
-        f"nor a journal file path ending in {JOURNAL_SUFFIX}"
-    )
+    return _open_journal(Path(spec), create=create)
 
 
 def _open_database(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
     try:
-        sqlalchemy.engine.make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        raise UsageError(f"malformed storage URL {url!r}; expected e.g. postgresql://user@host/db") from None
-    try:
         return _create_schema_once(url, heartbeat)
-    except sqlalchemy.exc.NoSuchModuleError:
-        scheme = url.split("://", 1)[0]
-        raise UsageError(f"unknown storage URL scheme {scheme!r}; use sqlite, postgresql or mysql") from None
     except ImportError as error:  # Optuna wraps the driver's ModuleNotFoundError
         missing = getattr(error.__cause__, "name", None) or "its database driver"
         raise UsageError(

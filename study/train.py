@@ -20,6 +20,7 @@ from study.cli import (
     experiment_from_args,
     positive_float,
     run_main,
+    storage_spec,
 )
 from study.errors import UsageError
 
@@ -54,7 +55,7 @@ def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
     import optuna
 
     from objectives.experiment import Experiment
-    from study.storage import open_storage, storage_spec
+    from study.storage import open_storage
 
     storage = open_storage(storage_spec(args.storage, args.out), create=False)
     names = optuna.get_all_study_names(storage)

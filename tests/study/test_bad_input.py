@@ -77,7 +77,11 @@ CASES: dict[str, tuple[str, list[str], str]] = {
         ["--storage", "postgresql://me@nonexistent.invalid/db"],
         "cannot open storage 'postgresql://me@nonexistent.invalid/db': failed to resolve host 'nonexistent.invalid'",
     ),
-    "out is a file": ("run", ["--out", "{tmp}/a_file"], "cannot use --out"),
+    "out is a file": (
+        "run",
+        ["--out", "{tmp}/a_file"],
+        "argument --out: cannot use {tmp}/a_file: it exists and is not",
+    ),
     "settings differ from stored": (
         "run",
         ["--workload", "moons", "--epochs", "5", "--families", "cosine", "--out", "{stored}"],
@@ -322,10 +326,38 @@ HEAVY = ("torch", "sklearn", "pandas", "scipy.stats", "matplotlib", "seaborn", "
 def test_help_and_bad_flags_import_no_heavy_library(command: str, argv: list[str]) -> None:
     """They answer before torch and friends load (about 0.3 s instead of 5 s here): checked by
     what Python imports, not by a clock."""
+    assert not _heavy_imports(command, argv)
+
+
+@pytest.mark.parametrize(
+    "command,argv",
+    [
+        ("run", ["--storage", "mongodb://localhost/db"]),
+        ("run", ["--storage", "postgresql://u@host:port/db"]),
+        ("run", ["--storage", "sweep.db"]),
+        ("run", ["--out", "{tmp}/a_file"]),
+        ("report", ["--out", "{tmp}/no_sweep"]),
+        ("report", ["--artifact-dir", "{tmp}/a_file"]),
+        ("run", ["--workload", "mnist", "--data-dir", "{tmp}/no_such_dir"]),
+    ],
+)
+def test_a_bad_storage_or_directory_is_refused_before_heavy_imports(
+    command: str, argv: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "no_sweep").mkdir()
+    assert not _heavy_imports(command, [a.format(tmp=tmp_path) for a in argv], expect_code=2)
+
+
+def _heavy_imports(command: str, argv: list[str], expect_code: int | None = None) -> list[str]:
+    """The heavy libraries ``python -m study.<command> <argv>`` imports before it answers."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", f"study.{command}", *argv], check=False,
         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert done.returncode in (0, 2), done.stderr
-    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    assert done.returncode in ((0, 2) if expect_code is None else (expect_code,)), done.stderr
+    assert expect_code is None or done.stderr.count("\nerror: ") + done.stderr.startswith("error: ") == 1
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+    }
+    return sorted(imported & set(HEAVY))
