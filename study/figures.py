@@ -115,9 +115,10 @@ def schedule_shapes(shapes: pd.DataFrame, order: list[str]) -> Figure:
     return figure
 
 
-def metric_distribution(trials: pd.DataFrame, order: list[str], metric: Metric) -> Figure:
+def metric_distribution(trials: pd.DataFrame, order: list[str], metric: Metric, chance_line: float) -> Figure:
     """Final validation metric of every tuning trial per family (pruned ones where they
-    stopped): a narrow box near the good end means a forgiving family."""
+    stopped): a narrow box near the good end means a forgiving family. A dotted line marks
+    where trials count as at chance (``Metric.chance_line``)."""
     with _style():
         figure = Figure(figsize=(9, 0.42 * len(order) + 1.2), layout="constrained")
         ax = figure.subplots()
@@ -127,6 +128,9 @@ def metric_distribution(trials: pd.DataFrame, order: list[str], metric: Metric) 
             trials, x="final_metric", y="family", hue="state", hue_order=STATES, order=order, size=2.5,
             alpha=0.6, ax=ax,
         )  # fmt: skip
+        ax.axvline(chance_line, color="0.4", linestyle=":", linewidth=1)
+        ax.annotate("at chance", (chance_line, 1.0), xycoords=("data", "axes fraction"), xytext=(3, 3),
+                    textcoords="offset points", fontsize=8, color="0.4")  # fmt: skip
         ax.set(xlabel=f"final validation {metric.label} of each trial", ylabel="")
         ax.legend(title="trial", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return figure

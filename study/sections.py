@@ -101,6 +101,7 @@ def draw_section(section: Section) -> None:
     """Fill ``section.figures``; each comes with one sentence on how to read it."""
     order, target, metric = section.order, section.experiment.target, section.metric
     measured = f"validation {metric.label}"
+    chance_line = metric.chance_line(get_workload(section.workload).classes)
     ranked = [family for family in order if family in set(section.reevaluation["family"])]
     add = section.figures.__setitem__
     if ranked:
@@ -128,8 +129,8 @@ def draw_section(section: Section) -> None:
     add(
         "distribution",
         (
-            figures.metric_distribution(section.trials, order, metric),
-            f"Every tuning trial's final {measured} (pruned trials where they stopped; the box spans complete trials only): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune.",
+            figures.metric_distribution(section.trials, order, metric, chance_line),
+            f"Every tuning trial's final {measured} (pruned trials where they stopped; the box spans complete trials only): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune. Trials beyond the dotted line learned next to nothing (at chance: {metric.label} {chance_line:.3g}).",
         ),
     )
     add(
