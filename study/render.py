@@ -58,8 +58,10 @@ def _publish(staging: Path, report: Path) -> None:
 
 
 def _png(figure: Figure) -> bytes:
+    """The figure as it is laid out (constrained layout fits every label and legend already; a
+    "tight" bounding box drew each figure twice, a third of the report's drawing time)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
 
 
