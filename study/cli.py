@@ -187,6 +187,30 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, help_out: str) -> N
     )
 
 
+JOBS_ENV = "LR_STUDY_JOBS"
+
+
+def default_jobs() -> int:
+    """``$LR_STUDY_JOBS`` when set, else every core this process may use."""
+    if not os.environ.get(JOBS_ENV):
+        return usable_cores()
+    try:
+        return positive_int(os.environ[JOBS_ENV])
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"${JOBS_ENV}: {error}") from None
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--jobs``: processes working side by side; results are the same for any count."""
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=default_jobs(),
+        help=f"{what} (default: ${JOBS_ENV}, else the usable cores, here {usable_cores()}); "
+        "the results are the same for any count",
+    )
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """``--seed`` and ``--data-dir``, as every command that loads a workload's data takes them."""
     parser.add_argument(

@@ -15,17 +15,21 @@ only when the best trial or the seeds change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from objectives.experiment import Experiment
 from objectives.objective import member_from_params, result_attrs, train_members
 from objectives.seeds import reevaluation_seeds
 from objectives.training import MemberResult
-from objectives.workloads import Splits, get_workload
+from objectives.workloads import get_workload, load_splits
 
 ATTR = "reevaluation"
 SPLITS = "drawn per seed"
@@ -51,34 +55,61 @@ def is_current(study: optuna.Study, seeds: int) -> bool:
 
 def reevaluate_together(
     studies: Sequence[optuna.Study],
-    load: Callable[[str, int], Splits],
     seeds: int,
     *,
+    data_dir: Path | None,
     device: str = "cpu",
+    jobs: int = 1,
+    threads: int = 1,
     on_seed: Callable[[int, int], None] = lambda done, total: None,
 ) -> None:
     """Re-train every study's best trial over ``seeds`` seeds and store the runs with each study.
 
     The studies must share their workload, sweep seed, epochs, batch size and early stopping
-    (``same_training``). ``load(workload, seed)`` gives a seed's splits; ``on_seed`` hears of
-    each seed trained."""
+    (``same_training``). Seeds are independent, so ``jobs`` worker processes (``threads`` torch
+    threads each) train them side by side, with the same results as one; ``on_seed`` hears of
+    each seed trained, in order."""
     experiments = [Experiment.from_attrs(study.user_attrs) for study in studies]
     bests = [study.best_trial for study in studies]  # each a scan of the study's trials: once
-    first = experiments[0]
+    params = [best.params for best in bests]
+    seed_list = reevaluation_seeds(experiments[0].seed, seeds)
     runs: list[list[MemberResult]] = [[] for _ in studies]
-    seed_list = reevaluation_seeds(first.seed, seeds)
-    for done, seed in enumerate(seed_list, start=1):
-        data = load(first.workload, seed)
-        members = [member_from_params(e, best.params, seed) for e, best in zip(experiments, bests)]
-        results = train_members(first, data, members, evaluate_test=True, device=device)
+    work = [(experiments, params, seed, data_dir, device) for seed in seed_list]
+    for done, (results, steps_per_epoch) in enumerate(_train_seeds(work, jobs, threads), start=1):
         for study_runs, result in zip(runs, results):
             study_runs.append(result)
         on_seed(done, len(seed_list))
-    steps_per_epoch = get_workload(first.workload).epoch_steps(
-        data, first.batch_size
-    )  # the same for every split
     for study, best, experiment, results in zip(studies, bests, experiments, runs):
         study.set_user_attr(ATTR, _record(best, experiment, results, steps_per_epoch))
+
+
+SeedWork = tuple[list[Experiment], list[dict[str, Any]], int, "Path | None", str]
+"""What one seed's training needs (the experiments, their best parameters, the seed, the data
+directory, the device): plain data, so a worker process can take it."""
+
+
+def _train_seeds(work: list[SeedWork], jobs: int, threads: int) -> Iterator[tuple[list[MemberResult], int]]:
+    """Each seed's results and steps per epoch, in order: here, or in ``jobs`` fresh processes
+    (spawned: a forked copy of a process that already ran torch is not safe)."""
+    if jobs <= 1 or len(work) < 2:
+        yield from (_train_seed(*seed_work) for seed_work in work)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        min(jobs, len(work)), mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        yield from pool.map(_train_seed, *zip(*work))
+
+
+def _train_seed(
+    experiments: list[Experiment], params: list[dict[str, Any]], seed: int, data_dir: Path | None, device: str
+) -> tuple[list[MemberResult], int]:
+    """One population of every family's best configuration on ``seed``'s own split."""
+    first = experiments[0]
+    data = load_splits(first.workload, seed, data_dir)
+    members = [member_from_params(e, p, seed) for e, p in zip(experiments, params)]
+    results = train_members(first, data, members, evaluate_test=True, device=device)
+    return results, get_workload(first.workload).epoch_steps(data, first.batch_size)
 
 
 def same_training(study: optuna.Study) -> tuple:

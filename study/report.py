@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from objectives.workloads import load_splits
 from study.cli import (
     ArgumentParser,
     add_data_dir_argument,
     add_device_arguments,
+    add_jobs_argument,
     add_output_arguments,
     check_device,
     out_directory,
@@ -79,10 +79,12 @@ def publish(
 
 
 def refresh_reevaluations(
-    studies: Sequence[optuna.Study], *, seeds: int, data_dir: Path | None, device: str = "cpu"
-) -> None:
+    studies: Sequence[optuna.Study], *, seeds: int, data_dir: Path | None, device: str = "cpu",
+    jobs: int = 1, threads: int = 1,
+) -> None:  # fmt: skip
     """Re-evaluate every study whose stored re-evaluation is missing or out of date, those of one
-    workload together (``reevaluate_together``), with progress per seed."""
+    workload together (``reevaluate_together``, seeds shared among ``jobs`` processes), with
+    progress per seed."""
     from tqdm import tqdm
 
     from study.reevaluate import is_current, reevaluate_together, same_training
@@ -91,11 +93,13 @@ def refresh_reevaluations(
     for study in studies:
         if study.best_trials and not is_current(study, seeds):
             groups.setdefault(same_training(study), []).append(study)
-    load = lambda workload, seed: load_splits(workload, seed, data_dir)
     for (workload, *_), group in groups.items():
         what = f"re-evaluating {workload}: {len(group)} families x {seeds} seeds"
         with tqdm(total=seeds, desc=what, unit="seed", disable=None) as bar:
-            reevaluate_together(group, load, seeds, device=device, on_seed=_progress(bar, what))
+            reevaluate_together(
+                group, seeds, data_dir=data_dir, device=device, jobs=jobs, threads=threads,
+                on_seed=_progress(bar, what),
+            )  # fmt: skip
 
 
 def _progress(bar: tqdm, what: str) -> Callable[[int, int], None]:
@@ -121,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_data_dir_argument(parser)
     add_margin_argument(parser)
     add_artifact_argument(parser)
+    add_jobs_argument(parser, "processes re-training the seeds side by side")
     add_device_arguments(parser)
     args = parser.parse_args(argv)
     spec = storage_spec(args.storage, args.out)
@@ -140,7 +145,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not group_studies(studies):
         raise UsageError(f"storage {spec} holds no sweep studies")
     torch.set_num_threads(args.threads)
-    refresh_reevaluations(studies, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
+    refresh_reevaluations(
+        studies,
+        seeds=args.seeds,
+        data_dir=args.data_dir,
+        device=args.device,
+        jobs=args.jobs,
+        threads=args.threads,
+    )
     page, answers = publish(studies, studies, args.out, args.margin, args.artifact_dir)
     print("\n".join(answers))
     print(f"report: {page}")

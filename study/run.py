@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
-import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -21,13 +20,13 @@ from objectives.workloads import load_splits
 from study.cli import (
     ArgumentParser,
     add_experiment_arguments,
+    add_jobs_argument,
     add_output_arguments,
     check_device,
     experiment_from_args,
     positive_int,
     run_main,
     storage_spec,
-    usable_cores,
 )
 from study.errors import RunStopped, UsageError
 from study.pruners import PRUNERS
@@ -78,19 +77,6 @@ def usable_families(families: list[str] | None, experiment: Experiment) -> list[
     return usable
 
 
-JOBS_ENV = "LR_STUDY_JOBS"
-
-
-def default_jobs() -> int:
-    """``$LR_STUDY_JOBS`` when set, else every core this process may use."""
-    if not os.environ.get(JOBS_ENV):
-        return usable_cores()
-    try:
-        return positive_int(os.environ[JOBS_ENV])
-    except argparse.ArgumentTypeError as error:
-        raise UsageError(f"${JOBS_ENV}: {error}") from None
-
-
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.run", description=__doc__)
     parser.add_argument(
@@ -131,13 +117,7 @@ def build_parser() -> ArgumentParser:
         help="independent tuning studies per family (their own sampler seeds, the same budget each); the "
         "report shows how their tuned results spread (default 1: tuning variance is not measured)",
     )
-    parser.add_argument(
-        "--jobs",
-        type=positive_int,
-        default=default_jobs(),
-        help=f"worker processes, each training whole studies (default: ${JOBS_ENV}, else the usable cores, here "
-        f"{usable_cores()}); the stored trials are the same for any count",
-    )
+    add_jobs_argument(parser, "worker processes, each training whole studies, then re-evaluation seeds")
     parser.add_argument(
         "--no-report", action="store_true", help="skip the re-evaluation and the report at the end"
     )
@@ -249,7 +229,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
-        refresh_reevaluations(swept, seeds=args.seeds, data_dir=args.data_dir, device=args.device)
+        refresh_reevaluations(
+            swept,
+            seeds=args.seeds,
+            data_dir=args.data_dir,
+            device=args.device,
+            jobs=args.jobs,
+            threads=args.threads,
+        )
         every = list(load_studies(storage).values())
         page, answers = publish(swept, every, args.out, args.margin, args.artifact_dir)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -319,3 +320,19 @@ def test_artifact_dir_that_is_a_file_is_a_one_line_error(run_cli, tmp_path: Path
     )
     assert code == 2 and len(err.strip().splitlines()) == 1 and "not a directory" in err
     assert (tmp_path / "artifacts").read_text() == "mine" and not (tmp_path / "optuna.journal").exists()
+
+
+def test_seeds_re_trained_in_two_processes_store_what_one_process_stores(run_cli, tmp_path: Path) -> None:
+    sweep = [*TINY, "--families", "constant,cosine", "--trials", "3", "--no-report"]
+    assert run_cli("run", *sweep, "--out", str(tmp_path / "one"))[0] == 0
+    shutil.copytree(tmp_path / "one", tmp_path / "two")
+    for name, jobs in (("one", "1"), ("two", "2")):
+        code, _, err = run_cli("report", "--out", str(tmp_path / name), "--seeds", "3", "--jobs", jobs)
+        assert code == 0, err
+    one, two = (load_studies(str(tmp_path / name / "optuna.journal")) for name in ("one", "two"))
+    for name in one:
+        records = [s[name].user_attrs["reevaluation"] for s in (one, two)]
+        for record in records:
+            for run in record["runs"]:
+                del run["curve"]["seconds"], run["seconds_to_target"]  # wall time differs
+        assert records[0] == records[1] and len(records[0]["runs"]) == 3
