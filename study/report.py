@@ -10,6 +10,7 @@ new one, never a mix. The data is ``study/sections.py``, the rendering ``study/r
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,6 +54,18 @@ def add_artifact_argument(parser: ArgumentParser) -> None:
         help="also store the report's figures and tables in DIR as Optuna artifacts of every study: "
         "optuna-dashboard STORAGE --artifact-dir DIR shows them on each study's page",
     )
+
+
+def reevaluate_and_publish(
+    refreshed: Sequence[optuna.Study], every: Sequence[optuna.Study], args: argparse.Namespace
+) -> tuple[Path, list[str]]:
+    """Re-evaluate ``refreshed`` where needed, then publish the report of ``every`` study, as the
+    command line (``run`` or ``report``) asks."""
+    refresh_reevaluations(
+        refreshed, seeds=args.seeds, data_dir=args.data_dir, device=args.device, jobs=args.jobs,
+        threads=args.threads,
+    )  # fmt: skip
+    return publish(refreshed, every, args.out, args.margin, args.artifact_dir)
 
 
 def publish(
@@ -145,15 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not group_studies(studies):
         raise UsageError(f"storage {spec} holds no sweep studies")
     torch.set_num_threads(args.threads)
-    refresh_reevaluations(
-        studies,
-        seeds=args.seeds,
-        data_dir=args.data_dir,
-        device=args.device,
-        jobs=args.jobs,
-        threads=args.threads,
-    )
-    page, answers = publish(studies, studies, args.out, args.margin, args.artifact_dir)
+    page, answers = reevaluate_and_publish(studies, studies, args)
     print("\n".join(answers))
     print(f"report: {page}")
 

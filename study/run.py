@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from study.analysis import load_studies
     from study.jobs import run_sweep_in_processes
-    from study.report import publish, refresh_reevaluations
+    from study.report import reevaluate_and_publish
     from study.storage import open_storage, prepare_out_dir
     from study.sweep import run_sweep
 
@@ -229,16 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
-        refresh_reevaluations(
-            swept,
-            seeds=args.seeds,
-            data_dir=args.data_dir,
-            device=args.device,
-            jobs=args.jobs,
-            threads=args.threads,
-        )
-        every = list(load_studies(storage).values())
-        page, answers = publish(swept, every, args.out, args.margin, args.artifact_dir)
+        page, answers = reevaluate_and_publish(swept, list(load_studies(storage).values()), args)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))
         print(f"\nReport: {page}")
