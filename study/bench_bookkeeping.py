@@ -24,9 +24,10 @@ from objectives import training
 from study import population, pruners, sweep
 from study.cli import run_main
 
+SWEEP, TRAINING = "the sweep", "training epochs (train + validate)"
 TIMED: list[tuple[str, Any, str]] = [
-    ("the sweep", sweep, "run_sweep"),
-    ("training epochs (train + validate)", training, "_train_epoch"),
+    (SWEEP, sweep, "run_sweep"),
+    (TRAINING, training, "_train_epoch"),
     ("asking and configuring trials", population.Population, "fill"),
     ("  of which TPE's own sampling", optuna.samplers.TPESampler, "sample_relative"),
     ("  of which TPE's own sampling", optuna.samplers.TPESampler, "sample_independent"),
@@ -76,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         except SystemExit as done:
             if done.code:
                 raise  # the run said why it stopped
-    total = spent["the sweep"]
-    training_share = spent[TIMED[1][0]] / total
+    total = spent[SWEEP]
+    training_share = spent[TRAINING] / total
     print(f"\nbookkeeping (the sweep less its training epochs): {1 - training_share:.1%} of {total:.1f} s")
     for label in dict.fromkeys(label for label, _, _ in TIMED):
         print(f"{label:45s} {spent[label]:7.2f} s {spent[label] / total:7.1%}")

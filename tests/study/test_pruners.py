@@ -18,8 +18,8 @@ from study.pruners import PopulationMedianPruner
 Decide = Callable[[optuna.Study, FrozenTrial], bool]
 
 
-def _study() -> optuna.Study:
-    return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+def _study(direction: str = "maximize") -> optuna.Study:
+    return optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=0))
 
 
 def _complete(study: optuna.Study, curve: list[float]) -> None:
@@ -51,7 +51,7 @@ def _random_curve(rng: random.Random, steps: int) -> list[float]:
 def test_with_no_companions_it_decides_as_optunas_median_pruner(seed: int, direction: str) -> None:
     """Random studies, early-stopped trials among the completed (curves of any length), NaNs."""
     rng = random.Random(seed)
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=0))
+    study = _study(direction)
     for _ in range(rng.randint(0, 12)):
         curve = _random_curve(rng, rng.randint(1, 8))  # shorter than 8: stopped early
         study.add_trial(
@@ -126,7 +126,7 @@ def test_a_population_is_pruned_in_a_studys_first_batch(tmp_path: Path, run_cli)
 def test_a_population_judged_in_one_pass_gets_each_members_own_decision(seed: int, direction: str) -> None:
     """Random populations with members stopped at earlier steps, beside random completed trials."""
     rng = random.Random(seed)
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=0))
+    study = _study(direction)
     for _ in range(rng.randint(0, 8)):
         _complete(study, [*_random_curve(rng, rng.randint(0, 5)), rng.random()])
     steps = 6
