@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # imported where used: naming optimizers (every --help) needs
 DEFAULT_MOMENTUM = 0.9
 """SGD's momentum unless ``--momentum`` says otherwise (0 is plain SGD)."""
 
+ADAM_BETAS = (0.9, 0.999)
+"""Adam's and AdamW's betas, PyTorch's defaults (the batched rule uses them too)."""
+
 
 @dataclass(frozen=True)
 class OptimizerSettings:
@@ -75,9 +78,7 @@ class OptimizerSpec:
 
         PyTorch's schedulers would also switch momentum on for plain SGD and RMSprop; here an
         optimizer without momentum stays without it, and only its LR is scheduled."""
-        from objectives.batched_optimizers import Adam
-
-        return Adam.beta1 if self.has_beta1 else self.momentum(settings)
+        return ADAM_BETAS[0] if self.has_beta1 else self.momentum(settings)
 
     def weight_decay(self, settings: OptimizerSettings) -> float:
         return self.default_weight_decay if settings.weight_decay is None else settings.weight_decay
@@ -103,6 +104,15 @@ class OptimizerSpec:
 
     def schedule_free_batched(self, settings: OptimizerSettings) -> batched.BatchedOptimizer:
         """The schedule-free variant for stacked members; ValueError where there is none."""
+        self.check_schedule_free(settings)
+        from objectives import batched_optimizers
+
+        return self.schedule_free(
+            batched_optimizers, self.base_momentum(settings), self.weight_decay(settings)
+        )
+
+    def check_schedule_free(self, settings: OptimizerSettings) -> None:
+        """Raise ValueError, saying why, where these settings have no schedule-free variant."""
         if self.schedule_free is None:
             supported = ", ".join(name for name, spec in OPTIMIZERS.items() if spec.schedule_free)
             raise ValueError(
@@ -110,14 +120,10 @@ class OptimizerSpec:
             )
         if settings.nesterov:
             raise ValueError("schedule_free has no Nesterov variant; leave out --nesterov")
-        beta = self.base_momentum(settings)
-        if beta == 0:
+        if self.base_momentum(settings) == 0:
             raise ValueError(
                 "schedule-free SGD needs momentum > 0 (its averaging weight), but got momentum=0"
             )
-        from objectives import batched_optimizers
-
-        return self.schedule_free(batched_optimizers, beta, self.weight_decay(settings))
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {

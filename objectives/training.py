@@ -306,6 +306,12 @@ class _Epoch:
     evaluated: dict[str, torch.Tensor]  # the weights validation saw
 
 
+def _rows(table: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``table[indices]`` for a (members, batch) index: ``index_select`` on the flat index is the
+    same copy, about 3.5x faster than advanced indexing on the CPU (measured on digits' batches)."""
+    return table.index_select(0, indices.flatten()).view(*indices.shape, *table.shape[1:])
+
+
 def _train_epoch(population: _Population, setup: _Setup, epoch: int, lr_steps: Sequence[float]) -> _Epoch:
     """One epoch of every member: train, then validate (both charged to the members' seconds)."""
     data, per_epoch, batch_size = setup.data, setup.run.steps_per_epoch, setup.batch_size
@@ -324,8 +330,8 @@ def _train_epoch(population: _Population, setup: _Setup, epoch: int, lr_steps: S
     loss_sums = torch.zeros(len(population.indices), device=device)
     for step in range(per_epoch):
         batch = orders[:, step * batch_size : (step + 1) * batch_size]
-        logits = setup.train_forward(population.params, population.buffers, data.x_train[batch])
-        losses = _losses(logits, data.y_train[batch]).mean(1)
+        logits = setup.train_forward(population.params, population.buffers, _rows(data.x_train, batch))
+        losses = _losses(logits, _rows(data.y_train, batch)).mean(1)
         params = list(population.params.values())  # the optimizer's state follows this order
         grads = torch.autograd.grad(losses.sum(), params)
         momentum = None if momentum_table is None else momentum_table[:, step]

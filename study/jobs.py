@@ -87,6 +87,7 @@ def _spawn(argv: Sequence[str], workload: str, families: list[str], log: Path) -
         "--no-report",
         "--jobs",
         "1",
+        "--as-job",
     ]  # fmt: skip; later flags override earlier ones
     with log.open("w") as stderr:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)

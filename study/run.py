@@ -62,7 +62,7 @@ def usable_families(families: list[str] | None, experiment: Experiment) -> list[
         if not get_family(family).schedule_free:
             return None
         try:
-            get_optimizer(experiment.optimizer).schedule_free_batched(experiment.optimizer_settings)
+            get_optimizer(experiment.optimizer).check_schedule_free(experiment.optimizer_settings)
         except ValueError as error:
             return str(error)
         return None
@@ -121,6 +121,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--no-report", action="store_true", help="skip the re-evaluation and the report at the end"
     )
+    parser.add_argument("--as-job", action="store_true", help=argparse.SUPPRESS)  # one of --jobs' workers
     parser.add_argument(
         "--heartbeat",
         type=positive_int,
@@ -191,7 +192,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     plans = {workload: _experiments(args, workload) for workload in args.workload}
     import torch
 
-    from study.analysis import load_studies
     from study.jobs import run_sweep_in_processes
     from study.report import reevaluate_and_publish
     from study.storage import open_storage, prepare_out_dir
@@ -222,18 +222,22 @@ def main(argv: Sequence[str] | None = None) -> None:
                     population=args.population,
                     device=args.device,
                 )
-            _print_summary(experiments, studies, args.trials)
+            if not args.as_job:  # a worker's parent prints the table, once
+                _print_summary(experiments, studies, args.trials)
             swept += studies
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise
         raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
+        from study.analysis import load_studies
+
         page, answers = reevaluate_and_publish(swept, list(load_studies(storage).values()), args)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))
         print(f"\nReport: {page}")
-    print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
+    if not args.as_job:
+        print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
 
 
 if __name__ == "__main__":
