@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from objectives.optimizers import OPTIMIZERS
-from objectives.workloads import get_workload
+from objectives.workloads import get_workload, load_splits
 from study.cli import ArgumentParser, add_data_arguments, out_directory, run_main, thread_count, workload_name
 
 
@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_data_arguments(parser)
     parser.add_argument("--threads", type=thread_count, default=1, help="PyTorch threads (default 1)")
     args = parser.parse_args(argv)
+    load_splits(args.workload, args.seed, args.data_dir)  # cached; a bad file is said before torch loads
     import torch
 
     from study.lr_range import find_range, save_plot

@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UsageError(
             f"no sweep in {args.out}: {spec} does not exist; run python -m study.run first or give --storage"
         )
+    from study.storage import probe_storage
+
+    probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
     import torch
 
     from study import analysis

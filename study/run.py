@@ -190,6 +190,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     check_device(args.device)
     plans = {workload: _experiments(args, workload) for workload in args.workload}
+    spec = storage_spec(args.storage, args.out)
+    from study.storage import probe_storage
+
+    probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
+    # Before anything is written; a missing or damaged file is said before torch loads.
+    data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}
     import torch
 
     from study.jobs import run_sweep_in_processes
@@ -197,10 +203,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from study.storage import open_storage, prepare_out_dir
     from study.sweep import run_sweep
 
-    data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}  # before anything is written
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)
-    spec = storage_spec(args.storage, args.out)
     storage = open_storage(spec, heartbeat=args.heartbeat)
     swept: list[optuna.Study] = []
     try:

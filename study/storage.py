@@ -60,10 +60,33 @@ def open_storage(
 
 
 def _open_database(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
-    try:
+    with _database_errors(url):
         return _create_schema_once(url, heartbeat)
-    except ImportError as error:  # Optuna wraps the driver's ModuleNotFoundError
-        missing = getattr(error.__cause__, "name", None) or "its database driver"
+
+
+def probe_storage(spec: str) -> None:
+    """For a database URL, connect and disconnect, writing nothing: an unreachable, refusing or
+    driverless database is said in one line before the data and torch load (seconds). A
+    journal is checked when it is opened."""
+    if "://" not in spec:
+        return
+    with _database_errors(spec):
+        engine = sqlalchemy.create_engine(spec)
+        try:
+            engine.connect().close()
+        finally:
+            engine.dispose()
+
+
+@contextlib.contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    """A database's missing driver or refusal as one line (``UsageError``)."""
+    try:
+        yield
+    except ImportError as error:  # the driver's ModuleNotFoundError, or Optuna's wrapping of it
+        missing = (
+            getattr(error, "name", None) or getattr(error.__cause__, "name", None) or "its database driver"
+        )
         raise UsageError(
             f"storage {url!r} needs the Python package {missing!r}, which is not installed "
             "(for PostgreSQL: pip install -e '.[postgresql]')"

@@ -116,38 +116,44 @@ def _check_names(family: str, params: dict[str, Any]) -> None:
         raise UsageError(f"{family} needs {', '.join(f'--param {n}=...' for n in missing)}")
 
 
-def _member(args: Any) -> tuple[Experiment, MemberConfig]:
-    from objectives.objective import member_from_params
-
+def _configuration(args: Any) -> tuple[Experiment, dict[str, Any], int]:
+    """What to train: a stored trial's experiment, parameters and seed, or the flags'."""
     if args.from_study is not None:
         if args.trial is None:
             raise UsageError("--from-study needs --trial N")
-        experiment, params, seed = _stored_trial(args)
-    else:
-        if args.lr is None:
-            raise UsageError("give --lr (or --from-study NAME --trial N)")
-        experiment = experiment_from_args(args, args.family)
-        params, seed = {**parse_params(args.param), "lr": args.lr}, args.seed
-        _check_names(args.family, params)
+        return _stored_trial(args)
+    if args.lr is None:
+        raise UsageError("give --lr (or --from-study NAME --trial N)")
+    experiment, params = experiment_from_args(args, args.family), {**parse_params(args.param), "lr": args.lr}
+    _check_names(args.family, params)
+    return experiment, params, args.seed
+
+
+def _member(experiment: Experiment, params: dict[str, Any], seed: int) -> MemberConfig:
+    """The member to train; a value it cannot take is one line (``UsageError``)."""
+    from objectives.objective import member_from_params
+
     try:
-        return experiment, member_from_params(experiment, params, seed)
+        return member_from_params(experiment, params, seed)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    check_device(args.device)
+    experiment, params, seed = _configuration(args)
+    data = load_splits(experiment.workload, experiment.seed, args.data_dir)  # said before torch loads
+    member = _member(experiment, params, seed)
     import pandas as pd
     import torch
 
     from objectives.objective import train_members
 
-    check_device(args.device)
-    experiment, member = _member(args)
     torch.set_num_threads(args.threads)
     [result] = train_members(
         experiment,
-        load_splits(experiment.workload, experiment.seed, args.data_dir),
+        data,
         [member],
         evaluate_test=True,  # reported at the end; nothing is decided on it
         device=args.device,

@@ -18,6 +18,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from objectives.datasets import FASHION_MNIST
 from study.storage import open_storage
 from tests.conftest import REPO, SWEEP, run_subprocess
 
@@ -339,13 +340,26 @@ def test_help_and_bad_flags_import_no_heavy_library(command: str, argv: list[str
         ("report", ["--out", "{tmp}/no_sweep"]),
         ("report", ["--artifact-dir", "{tmp}/a_file"]),
         ("run", ["--workload", "mnist", "--data-dir", "{tmp}/no_such_dir"]),
+        ("run", ["--workload", "mnist", "--data-dir", "{tmp}/no_sweep"]),  # no data files there
+        ("run", ["--workload", "fashion-mnist", "--data-dir", "{tmp}/damaged"]),
+        (
+            "train",
+            ["--workload", "mnist", "--data-dir", "{tmp}/no_sweep", "--family", "constant", "--lr", "0.1"],
+        ),
+        ("lr_find", ["--workload", "mnist", "--data-dir", "{tmp}/no_sweep"]),
+        ("run", ["--storage", "postgresql://me@127.0.0.1:1/db"]),  # refuses connections
+        ("run", ["--storage", "mysql://u@localhost/db"]),  # its driver is not installed
+        ("report", ["--storage", "postgresql://me@127.0.0.1:1/db"]),
     ],
 )
-def test_a_bad_storage_or_directory_is_refused_before_heavy_imports(
+def test_a_bad_storage_directory_or_data_file_is_refused_before_heavy_imports(
     command: str, argv: list[str], tmp_path: Path
 ) -> None:
     (tmp_path / "a_file").write_text("not a directory")
     (tmp_path / "no_sweep").mkdir()
+    (tmp_path / "damaged").mkdir()
+    for name in FASHION_MNIST.files:
+        (tmp_path / "damaged" / name).write_bytes(b"not the canonical file")
     assert not _heavy_imports(command, [a.format(tmp=tmp_path) for a in argv], expect_code=2)
 
 
