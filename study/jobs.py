@@ -1,35 +1,57 @@
 """``--jobs N``: one sweep on N worker processes, each training whole studies.
 
-The families are dealt round-robin to N child processes of ``python -m study.run`` (the same
-command line, restricted to one workload and the child's families, without the report), all on
-the same storage: the mechanism workers on many machines use. Each study is trained by exactly
-one process, and a trial's seeds depend only on its study and place (``objectives/seeds.py``),
-so the stored trials are those of ``--jobs 1`` with the same ``--seed`` and ``--population``.
+The families are dealt round-robin to N workers, all on the same storage: the mechanism workers
+on many machines use. Each study is trained by exactly one process, and a trial's seeds depend
+only on its study and place (``objectives/seeds.py``), so the stored trials are those of
+``--jobs 1`` with the same ``--seed`` and ``--population``.
+
+Workers are forked once the parent has loaded the data and created the studies: they start
+training at once instead of importing torch and loading the data again (about 3 s each). The
+parent has run no parallel torch work by then (only tensors made from arrays), which is what
+makes forking it safe; each worker opens its own storage connection.
 
 The parent shows one progress display read from the storage and waits. Ctrl-C reaches the
-children too (one process group): each stops as a lone ``study.run`` would, and the parent
-exits once they have. If the parent alone is killed, the children finish their studies; a
-rerun waits for what they hold, or redoes it if they died (``study/workers.py``).
+workers too (one process group): each stops as a lone ``study.run`` would, and the parent exits
+once they have. If the parent alone is killed, the workers finish their studies; a rerun waits
+for what they hold, or redoes it if they died (``study/workers.py``).
 """
 
 from __future__ import annotations
 
-import subprocess
+import multiprocessing
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 
 from objectives.experiment import Experiment
-from study.errors import RunStopped
-from study.sweep import Progress, open_studies
+from objectives.workloads import Splits
+from study.errors import RunStopped, UsageError
+from study.sweep import Progress, open_studies, run_sweep
 from study.workers import finished_count
 
-POLL_S = 1.0
+POLL_S = 0.2
+"""How often the parent looks whether a worker has ended."""
+SHOW_EVERY_S = 1.0
 """How often the parent reads the storage for its progress display."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How every worker trains and stores (the sweep's command-line settings)."""
+
+    storage: str  # a journal path or database URL, opened anew by each worker
+    heartbeat: int | None
+    trials: int
+    pruner: str
+    population: int
+    device: str
+    threads: int
 
 
 def deal(families: Sequence[str], jobs: int) -> list[list[str]]:
@@ -40,57 +62,76 @@ def deal(families: Sequence[str], jobs: int) -> list[list[str]]:
 def run_sweep_in_processes(
     storage: optuna.storages.BaseStorage,
     experiments: Sequence[Experiment],
-    argv: Sequence[str],
+    data: Splits,
+    settings: SweepSettings,
     *,
-    trials: int,
-    pruner: str,
     jobs: int,
 ) -> list[optuna.Study]:
-    """Top every experiment's study (one workload) up to ``trials`` with ``jobs`` child processes
-    running ``argv``; return the studies."""
-    studies, done = open_studies(storage, experiments, trials, pruner)
+    """Top every experiment's study (one workload) up to ``settings.trials`` with ``jobs`` forked
+    workers; return the studies."""
+    trials = settings.trials
+    studies, done = open_studies(storage, experiments, trials, settings.pruner)
     if all(count >= trials for count in done.values()):
         return studies
-    workload = experiments[0].workload
-    hands = deal(list(dict.fromkeys(e.family for e in experiments)), jobs)  # a family's repeats stay together
+    families = list(dict.fromkeys(e.family for e in experiments))  # a family's repeats stay together
+    hands = [[e for e in experiments if e.family in hand] for hand in deal(families, jobs)]
     progress = Progress(total=trials * len(studies), initial=sum(done.values()))
+    context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="lr-study-jobs-") as scratch:
         logs = [Path(scratch) / f"job{k}.stderr" for k in range(len(hands))]
-        children = [_spawn(argv, workload, hand, log) for hand, log in zip(hands, logs)]
+        workers = [
+            context.Process(target=_work, args=(hand, data, settings, log), name=f"lr-study-job{k}")
+            for k, (hand, log) in enumerate(zip(hands, logs))
+        ]
+        for worker in workers:
+            worker.start()
         try:
-            while any(child.poll() is None for child in children):
-                _show(progress, studies, trials, done)
-                time.sleep(POLL_S)
+            _wait(workers, progress, studies, trials, done)
         except KeyboardInterrupt:
-            for child in children:  # they stop on the same Ctrl-C; let them record it
-                child.wait()
+            for worker in workers:  # they stop on the same Ctrl-C; let them record it
+                worker.join()
             raise
         finally:
             _show(progress, studies, trials, done)
             progress.close()
-        _check(children, logs)
+        _check(workers, logs)
     return studies
 
 
-def _spawn(argv: Sequence[str], workload: str, families: list[str], log: Path) -> subprocess.Popen:
-    """A child ``study.run`` for ``families`` of ``workload``; its stderr goes to ``log`` (a file,
-    not a pipe: a pipe nobody reads would block a child that writes a lot)."""
-    command = [
-        sys.executable,
-        "-m",
-        "study.run",
-        *argv,
-        "--workload",
-        workload,
-        "--families",
-        ",".join(families),
-        "--no-report",
-        "--jobs",
-        "1",
-        "--as-job",
-    ]  # fmt: skip; later flags override earlier ones
-    with log.open("w") as stderr:
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+def _work(experiments: list[Experiment], data: Splits, settings: SweepSettings, log: Path) -> None:
+    """A worker: its studies swept as a lone ``study.run`` would, exiting with its exit code;
+    stderr goes to ``log`` (the parent shows the progress), stdout nowhere."""
+    import torch
+
+    from study.cli import run_main
+    from study.storage import open_storage
+
+    with log.open("w") as stderr, open(os.devnull, "w") as stdout:
+        os.dup2(stderr.fileno(), sys.stderr.fileno())
+        os.dup2(stdout.fileno(), sys.stdout.fileno())
+    torch.set_num_threads(settings.threads)
+
+    def sweep(argv: Sequence[str] | None) -> None:
+        storage = open_storage(settings.storage, heartbeat=settings.heartbeat)
+        run_sweep(
+            storage, experiments, data, trials=settings.trials, pruner=settings.pruner,
+            population=settings.population, device=settings.device,
+        )  # fmt: skip
+
+    run_main(sweep)
+
+
+def _wait(
+    workers: Sequence[multiprocessing.process.BaseProcess], progress: Progress, studies: Sequence[optuna.Study],
+    trials: int, done: dict[str, int],
+) -> None:  # fmt: skip
+    """Until every worker has ended: notice an end within ``POLL_S``, show progress every ``SHOW_EVERY_S``."""
+    shown = 0.0
+    while any(worker.is_alive() for worker in workers):
+        if time.monotonic() - shown >= SHOW_EVERY_S:
+            _show(progress, studies, trials, done)
+            shown = time.monotonic()
+        time.sleep(POLL_S)
 
 
 def _show(progress: Progress, studies: Sequence[optuna.Study], trials: int, done: dict[str, int]) -> None:
@@ -101,11 +142,12 @@ def _show(progress: Progress, studies: Sequence[optuna.Study], trials: int, done
             progress.show(study, finished, trials, sum(done.values()))
 
 
-def _check(children: Sequence[subprocess.Popen], logs: Sequence[Path]) -> None:
-    """A child that failed stops the run with its own last error line."""
-    for child, log in zip(children, logs):
-        if child.returncode != 0:
+def _check(workers: Sequence[multiprocessing.process.BaseProcess], logs: Sequence[Path]) -> None:
+    """A worker that failed stops the run with its own last error line (bad input stays exit 2)."""
+    for worker, log in zip(workers, logs):
+        if worker.exitcode != 0:
             lines = [line for line in log.read_text().splitlines() if line.strip()]
-            raise RunStopped(
-                f"a worker process exited with code {child.returncode}: {lines[-1] if lines else 'no message'}"
-            )
+            last = lines[-1].removeprefix("error: ") if lines else "no message"
+            if worker.exitcode == 2:
+                raise UsageError(last)
+            raise RunStopped(f"a worker process exited with code {worker.exitcode}: {last}")

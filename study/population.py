@@ -27,7 +27,7 @@ from objectives.training import MemberConfig
 from objectives.workloads import Splits
 from study.errors import RunStopped
 from study.pruners import PopulationMedianPruner
-from study.workers import WORKER, counts_as_finished, heartbeat, record_heartbeat
+from study.workers import counts_as_finished, heartbeat, record_heartbeat, this_worker
 
 
 def sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:
@@ -118,7 +118,7 @@ class Population:
         """Claim the trial and draw its configuration at once, so the next ask sees it (constant liar)."""
         place = trial.number - _interrupted(self.study.get_trials(deepcopy=False)[: trial.number])
         record_heartbeat(self.storage, self.study, trial)  # before the worker: a claimed trial has one
-        trial.set_user_attr("worker", WORKER)
+        trial.set_user_attr("worker", this_worker())
         return member_from_trial(trial, self.experiment, trial_seed(self.experiment.seed, place))
 
     def _fail(self, trial: optuna.Trial, message: str) -> None:

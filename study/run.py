@@ -121,7 +121,6 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--no-report", action="store_true", help="skip the re-evaluation and the report at the end"
     )
-    parser.add_argument("--as-job", action="store_true", help=argparse.SUPPRESS)  # one of --jobs' workers
     parser.add_argument(
         "--heartbeat",
         type=positive_int,
@@ -198,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}
     import torch
 
-    from study.jobs import run_sweep_in_processes
+    from study.jobs import SweepSettings, run_sweep_in_processes
     from study.report import reevaluate_and_publish
     from study.storage import open_storage, prepare_out_dir
     from study.sweep import run_sweep
@@ -212,9 +211,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.lr_range == "auto":
                 experiments = _with_lr_range_test(args, experiments)
             if args.jobs > 1 and len(experiments) > 1:
-                command = list(argv) if argv is not None else sys.argv[1:]
+                settings = SweepSettings(
+                    spec, args.heartbeat, args.trials, args.pruner, args.population, args.device, args.threads
+                )
                 studies = run_sweep_in_processes(
-                    storage, experiments, command, trials=args.trials, pruner=args.pruner, jobs=args.jobs
+                    storage, experiments, data[workload], settings, jobs=args.jobs
                 )
             else:
                 studies = run_sweep(
@@ -226,8 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     population=args.population,
                     device=args.device,
                 )
-            if not args.as_job:  # a worker's parent prints the table, once
-                _print_summary(experiments, studies, args.trials)
+            _print_summary(experiments, studies, args.trials)
             swept += studies
     except OSError as error:
         if error.errno != errno.ENOSPC:
@@ -240,8 +240,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))
         print(f"\nReport: {page}")
-    if not args.as_job:
-        print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
+    print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import os
 import socket
 import threading
@@ -34,9 +35,16 @@ def process_start(pid: int) -> str | None:
     return None if state in ("Z", "X") else rest[18]  # field 22 of proc(5): starttime
 
 
-WORKER = {"host": socket.gethostname(), "pid": os.getpid(), "started": process_start(os.getpid())}
-"""Stored on each trial this process runs, so a later run can tell whether it is still alive: the
-same process id with the same start time (a reused process id has another)."""
+def this_worker() -> dict[str, str | int | None]:
+    """Stored on each trial this process runs, so a later run can tell whether it is still alive:
+    the same process id with the same start time (a reused process id has another). Looked up
+    per call, not at import: a forked ``--jobs`` worker is a process of its own."""
+    return _worker(os.getpid())
+
+
+@functools.cache
+def _worker(pid: int) -> dict[str, str | int | None]:
+    return {"host": socket.gethostname(), "pid": pid, "started": process_start(pid)}
 
 
 def counts_as_finished(trial: FrozenTrial) -> bool:
@@ -61,9 +69,10 @@ def _abandoned(trial: FrozenTrial) -> bool:
     if worker is None:  # killed between ask() and recording its worker, or just asked by a peer
         started = trial.datetime_start
         return started is not None and (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
-    if worker.get("host") != WORKER["host"]:
+    this = this_worker()
+    if worker.get("host") != this["host"]:
         return False  # another machine's trial: its heartbeat tells
-    if worker == WORKER:  # this process looks only between its batches: a trial of its own is left over
+    if worker == this:  # this process looks only between its batches: a trial of its own is left over
         return True
     return not _alive(int(worker["pid"]), worker.get("started"))
 
@@ -71,7 +80,7 @@ def _abandoned(trial: FrozenTrial) -> bool:
 def _alive(pid: int, started: str | None) -> bool:
     """Whether the worker process still runs: with /proc, the same process id started at the same
     time and not a zombie; without, a process with that id exists."""
-    if WORKER["started"] is not None:  # /proc is here
+    if this_worker()["started"] is not None:  # /proc is here
         now = process_start(pid)
         return now is not None and (started is None or now == started)
     try:

@@ -17,7 +17,13 @@ from optuna.trial import TrialState
 from study import storage as storage_module
 from study import workers as workers_module
 from study.analysis import load_studies
-from study.workers import UNCLAIMED_GRACE_S, WORKER, counts_as_finished, fail_abandoned_trials, finished_count
+from study.workers import (
+    UNCLAIMED_GRACE_S,
+    counts_as_finished,
+    fail_abandoned_trials,
+    finished_count,
+    this_worker,
+)
 from tests.conftest import REPO, SWEEP
 
 
@@ -32,8 +38,8 @@ def test_only_trials_of_dead_local_processes_are_failed(monkeypatch) -> None:
     study = optuna.create_study(storage=storage, study_name="s")
     peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     workers = {
-        "dead": {**WORKER, "pid": _dead_pid()},
-        "alive": {**WORKER, "pid": peer.pid, "started": workers_module.process_start(peer.pid)},
+        "dead": {**this_worker(), "pid": _dead_pid()},
+        "alive": {**this_worker(), "pid": peer.pid, "started": workers_module.process_start(peer.pid)},
         "other machine": {"host": "elsewhere", "pid": _dead_pid()},
     }
     trials = {}
@@ -66,7 +72,7 @@ def test_this_process_own_running_trials_are_left_over_between_batches() -> None
     it looks only between its batches, so those are redone, not waited for."""
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
-    study.ask().set_user_attr("worker", WORKER)
+    study.ask().set_user_attr("worker", this_worker())
     assert fail_abandoned_trials(storage, study) == 1
 
 
@@ -161,7 +167,7 @@ def test_a_peer_failing_the_same_dead_trial_first_is_no_error(monkeypatch) -> No
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
     dead = study.ask()
-    dead.set_user_attr("worker", {**WORKER, "pid": _dead_pid()})
+    dead.set_user_attr("worker", {**this_worker(), "pid": _dead_pid()})
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))  # what this worker saw
     study.tell(dead, state=TrialState.FAIL)  # the peer won the race
     monkeypatch.setattr(study, "get_trials", lambda **kwargs: stale)
@@ -192,9 +198,13 @@ def test_zombie_and_reused_process_ids_count_as_stopped() -> None:
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
     workers = {
-        "zombie": {**WORKER, "pid": zombie.pid, "started": "1"},
-        "reused pid": {**WORKER, "pid": peer.pid, "started": str(int(peer_started) - 1)},  # another start
-        "alive": {**WORKER, "pid": peer.pid, "started": peer_started},
+        "zombie": {**this_worker(), "pid": zombie.pid, "started": "1"},
+        "reused pid": {
+            **this_worker(),
+            "pid": peer.pid,
+            "started": str(int(peer_started) - 1),
+        },  # another start
+        "alive": {**this_worker(), "pid": peer.pid, "started": peer_started},
     }
     for worker in workers.values():
         study.ask().set_user_attr("worker", worker)
@@ -312,12 +322,12 @@ def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
     peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
-    held = {**WORKER, "pid": peer.pid, "started": workers_module.process_start(peer.pid)}
+    held = {**this_worker(), "pid": peer.pid, "started": workers_module.process_start(peer.pid)}
     study.ask().set_user_attr("worker", held)
     rounds = sweep._top_up(storage, study, None, None, 1, 1, "cpu")  # room 0: a peer holds the last trial
     assert [next(rounds), next(rounds), next(rounds)] == [0, 0, 0]
     err = capsys.readouterr().err
     assert err.count("waiting for") == 1, "said once, not every half second"
-    assert f"waiting for 1 trial(s) other workers hold ({WORKER['host']}:{peer.pid})" in err
+    assert f"waiting for 1 trial(s) other workers hold ({this_worker()['host']}:{peer.pid})" in err
     peer.kill()
     peer.wait()
