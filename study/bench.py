@@ -38,8 +38,11 @@ from study.storage import open_storage
 from study.sweep import run_sweep
 
 
-def canonical(experiment: Experiment, data: Splits, trials: int, storage: str) -> tuple[float, optuna.Study]:
-    """The optuna-examples loop; returns seconds for ``trials`` trials, and the study."""
+def canonical(
+    experiment: Experiment, data: Splits, trials: int, storage: str, pruner: str
+) -> tuple[float, optuna.Study]:
+    """The optuna-examples loop (pruning with Optuna's MedianPruner, or none); returns seconds for
+    ``trials`` trials, and the study."""
     workload = get_workload(experiment.workload)
     low, high = get_optimizer(experiment.optimizer).lr_range
 
@@ -70,7 +73,10 @@ def canonical(experiment: Experiment, data: Splits, trials: int, storage: str) -
         return accuracy
 
     study = optuna.create_study(
-        storage=storage, direction="maximize", sampler=optuna.samplers.TPESampler(seed=0)
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=0),
+        pruner=optuna.pruners.MedianPruner() if pruner == "median" else optuna.pruners.NopPruner(),
     )
     start = time.perf_counter()
     study.optimize(objective, n_trials=trials)
@@ -78,13 +84,13 @@ def canonical(experiment: Experiment, data: Splits, trials: int, storage: str) -
 
 
 def project(
-    experiment: Experiment, data: Splits, trials: int, population: int, journal: Path
+    experiment: Experiment, data: Splits, trials: int, population: int, journal: Path, pruner: str
 ) -> tuple[float, optuna.Study]:
     """This project's sweep of one family; returns seconds for ``trials`` trials, and the study."""
     storage = open_storage(str(journal))
     start = time.perf_counter()
     [study] = run_sweep(
-        storage, [experiment], data, trials=trials, pruner="median", population=population, device="cpu"
+        storage, [experiment], data, trials=trials, pruner=pruner, population=population, device="cpu"
     )
     return time.perf_counter() - start, study
 
@@ -123,6 +129,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--trials", type=positive_int, default=64, help="trials per way (default 64)")
     parser.add_argument("--population", type=positive_int, default=32)
     parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument(
+        "--pruner", choices=["median", "none"], default="median", help="every way alike (default median)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     workload = get_workload(args.workload)
@@ -131,9 +140,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         runs = {
-            "canonical (DataLoader, torch scheduler, SQLite)": canonical(experiment, data, args.trials, f"sqlite:///{scratch / 'canonical.db'}"),
-            "this project, one trial at a time": project(experiment, data, args.trials, 1, scratch / "one.journal"),
-            f"this project, population {args.population}": project(experiment, data, args.trials, args.population, scratch / "population.journal"),
+            "canonical (DataLoader, torch scheduler, SQLite)": canonical(experiment, data, args.trials, f"sqlite:///{scratch / 'canonical.db'}", args.pruner),
+            "this project, one trial at a time": project(experiment, data, args.trials, 1, scratch / "one.journal", args.pruner),
+            f"this project, population {args.population}": project(experiment, data, args.trials, args.population, scratch / "population.journal", args.pruner),
         }  # fmt: skip
         summary = [
             {"way": way, "seconds": seconds, "pruned": pruned_share(study), "epochs_per_trial": epochs_trained(study) / args.trials,
@@ -144,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     table["trials_per_minute"] = 60 * args.trials / table["seconds"]
     table["speedup"] = table["trials_per_minute"] / table["trials_per_minute"].iloc[0]
     print(
-        f"{args.workload}, cosine family, {args.trials} trials of {workload.epochs} epochs, median pruner, {args.threads} thread(s)"
+        f"{args.workload}, cosine family, {args.trials} trials of {workload.epochs} epochs, pruner {args.pruner}, {args.threads} thread(s)"
     )
     print(
         table.round(
