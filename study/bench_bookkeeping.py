@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if done.code:
                 raise  # the run said why it stopped
     total = spent[SWEEP]
+    if not total:
+        return  # --help, or every study already full: nothing was timed
     training_share = spent[TRAINING] / total
     print(f"\nbookkeeping (the sweep less its training epochs): {1 - training_share:.1%} of {total:.1f} s")
     for label in dict.fromkeys(label for label, _, _ in TIMED):

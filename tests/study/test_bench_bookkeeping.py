@@ -30,3 +30,9 @@ def test_a_bad_argument_exits_as_the_run_does(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as stopped:
         bench_bookkeeping.main(["--trials", "0"])
     assert stopped.value.code == 2 and "--trials" in capsys.readouterr().err
+
+
+def test_help_prints_the_runs_options_and_times_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    bench_bookkeeping.main(["--help"])
+    out = capsys.readouterr().out
+    assert "--trials" in out and "bookkeeping" not in out
