@@ -31,7 +31,7 @@ import optuna
 
 from objectives.experiment import Experiment
 from objectives.workloads import Splits
-from study.errors import RunStopped, UsageError
+from study.errors import RunStopped
 from study.sweep import Progress, open_studies, run_sweep
 from study.workers import finished_count
 
@@ -106,9 +106,9 @@ def _work(experiments: list[Experiment], data: Splits, settings: SweepSettings, 
     from study.cli import run_main
     from study.storage import open_storage
 
-    with log.open("w") as stderr, open(os.devnull, "w") as stdout:
-        os.dup2(stderr.fileno(), sys.stderr.fileno())
-        os.dup2(stdout.fileno(), sys.stdout.fileno())
+    sys.stdout, sys.stderr = open(os.devnull, "w"), log.open("w", buffering=1)  # noqa: SIM115 -- until exit
+    os.dup2(sys.stdout.fileno(), 1)  # what libraries write below Python too
+    os.dup2(sys.stderr.fileno(), 2)
     torch.set_num_threads(settings.threads)
 
     def sweep(argv: Sequence[str] | None) -> None:
@@ -143,11 +143,9 @@ def _show(progress: Progress, studies: Sequence[optuna.Study], trials: int, done
 
 
 def _check(workers: Sequence[multiprocessing.process.BaseProcess], logs: Sequence[Path]) -> None:
-    """A worker that failed stops the run with its own last error line (bad input stays exit 2)."""
+    """A worker that failed stops the run with its own last error line."""
     for worker, log in zip(workers, logs):
         if worker.exitcode != 0:
             lines = [line for line in log.read_text().splitlines() if line.strip()]
             last = lines[-1].removeprefix("error: ") if lines else "no message"
-            if worker.exitcode == 2:
-                raise UsageError(last)
             raise RunStopped(f"a worker process exited with code {worker.exitcode}: {last}")

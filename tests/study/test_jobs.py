@@ -11,6 +11,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from study import population
 from study.analysis import load_studies
 from study.jobs import deal
 from study.workers import counts_as_finished
@@ -75,3 +76,23 @@ def _both_started(journal: Path) -> bool:
     return len(studies) == 2 and all(
         any(counts_as_finished(t) for t in study.trials) for study in studies.values()
     )
+
+
+def test_a_worker_that_stops_stops_the_run_in_one_line(run_cli, tmp_path: Path, monkeypatch) -> None:
+    """The workers are forked from this process, so they see the broken training too."""
+    real_run_trials = population.run_trials
+
+    def fail_cosine(trials, members, experiment, data, **options):
+        if experiment.family == "cosine":
+            raise RuntimeError("out of memory")
+        return real_run_trials(trials, members, experiment, data, **options)
+
+    monkeypatch.setattr(population, "run_trials", fail_cosine)
+    args = [*SWEEP, "--families", "constant,cosine", "--trials", "3", "--no-report", "--out", str(tmp_path)]
+    code, _, err = run_cli("run", *args, "--jobs", "2")
+    assert code == 1 and err.count("error:") == 1 and "Traceback" not in err, err
+    last = err.splitlines()[-1]  # after the progress lines
+    assert last.startswith("error: a worker process exited with code 1: training moons-sgd-cosine failed")
+    assert "RuntimeError: out of memory" in last
+    monkeypatch.setattr(population, "run_trials", real_run_trials)  # fixed: the rerun finishes it
+    assert run_cli("run", *args, "--jobs", "2")[0] == 0
