@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -21,12 +21,13 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from objectives.experiment import Experiment
-from objectives.objective import Judge, Outcome, member_from_trial, run_trials
+from objectives.objective import Judge, Outcome, each_on_its_own, member_from_trial, run_trials
 from objectives.seeds import sampler_seed, trial_seed
 from objectives.training import MemberConfig
 from objectives.workloads import Splits
 from study.errors import RunStopped
 from study.pruners import PopulationMedianPruner
+from study.storage import held_writes
 from study.workers import counts_as_finished, heartbeat, record_heartbeat, this_worker
 
 
@@ -79,8 +80,15 @@ class Population:
                 self._fail(self.trials.pop(), f"{type(error).__name__}: {error}")
 
     def train(self, data: Splits, device: str) -> list[Outcome]:
-        """Train the members together, with heartbeats, each pruned against its companions."""
-        with heartbeat(self.storage, self.study, self.trials), self._judging() as judge:
+        """Train the members together, with heartbeats, each pruned against its companions.
+
+        An epoch's reports, and at the end the trials' attributes, go to a journal in one append
+        each (``held_writes``), flushed before the pruner reads the study."""
+        with (
+            heartbeat(self.storage, self.study, self.trials),
+            held_writes(self.storage) as flush,
+            self._judging(flush) as judge,
+        ):
             return run_trials(self.trials, self.members, self.experiment, data, device=device, judge=judge)
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
@@ -129,15 +137,24 @@ class Population:
         self.study.tell(trial, state=TrialState.FAIL)
 
     @contextlib.contextmanager
-    def _judging(self) -> Iterator[Judge | None]:
+    def _judging(self, flush: Callable[[], None]) -> Iterator[Judge]:
         """Name this population's trials to the pruner, which counts them as companions, and
-        judge each epoch's members in one pass; other pruners judge trial by trial (None)."""
+        judge each epoch's members in one pass; other pruners judge trial by trial. Either way
+        the epoch's reports are written (``flush``) before the study is read."""
         pruner = self.study.pruner
-        if not isinstance(pruner, PopulationMedianPruner):
-            yield None
+        together = isinstance(pruner, PopulationMedianPruner)
+
+        def judge(reported: Sequence[optuna.Trial]) -> set[int]:
+            flush()
+            if together:
+                return pruner.prune_population(self.study, {t.number for t in reported})
+            return each_on_its_own(reported)
+
+        if not together:
+            yield judge
             return
         with pruner.judging(trial.number for trial in self.trials):
-            yield lambda reported: pruner.prune_population(self.study, {t.number for t in reported})
+            yield judge
 
 
 def run_population(

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from study import storage as storage_module
 from study import workers as workers_module
 from study.analysis import load_studies
+from study.storage import held_writes, open_storage
 from study.workers import (
     UNCLAIMED_GRACE_S,
     counts_as_finished,
@@ -331,3 +332,42 @@ def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
     assert f"waiting for 1 trial(s) other workers hold ({this_worker()['host']}:{peer.pid})" in err
     peer.kill()
     peer.wait()
+
+
+def test_held_records_are_written_in_one_append_and_before_what_follows(tmp_path, monkeypatch) -> None:
+    journal = tmp_path / "held.journal"
+    storage = open_storage(str(journal))
+    study = optuna.create_study(storage=storage)
+    trials = [study.ask() for _ in range(3)]
+    appends = []
+    real_append = storage_module._JournalFile._append_running
+    monkeypatch.setattr(
+        storage_module._JournalFile,
+        "_append_running",
+        lambda self, logs: (appends.append(len(logs)), real_append(self, logs)),
+    )
+    lines = lambda: journal.read_bytes().count(b"\n")
+    before = lines()
+    with held_writes(storage) as flush:
+        for trial in trials:
+            trial.report(0.5, step=0)
+        assert lines() == before, "held back, not written"
+        flush()
+        assert lines() == before + 3 and appends == [3]
+        trials[0].report(0.75, step=1)
+        study.tell(trials[1], 1.0)  # not a running trial's record: the held report is written first
+    ops = [json.loads(line)["op_code"] for line in journal.read_text().splitlines()]
+    assert ops[-2:] == [7, 6]  # the intermediate value, then the state
+    reread = optuna.load_study(study_name=study.study_name, storage=open_storage(str(journal)))
+    assert reread.trials[0].intermediate_values == {0: 0.5, 1: 0.75}
+    assert reread.trials[1].state == TrialState.COMPLETE
+
+
+def test_other_storages_write_at_once_while_held() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    with held_writes(storage) as flush:
+        trial.report(0.5, step=0)
+        assert study.trials[0].intermediate_values == {0: 0.5}
+        flush()
