@@ -199,13 +199,25 @@ RANKING_COLUMNS = {
     "family": "family", "test_metric": "test {metric}", "test_metric_ci_low": "95% CI low", "test_metric_ci_high": "95% CI high",
     "epochs_to_target": "epochs to target (median)", "epochs_to_target_min": "min", "epochs_to_target_max": "max",
     "reached_target": "seeds reaching", "seconds_to_target": "seconds to target (median)", "auc": "AUC",
-    "hyperparameters": "tuned hyperparameters", "complete": "complete", "pruned": "pruned", "failed": "failed",
-    "diverged": "diverged", "at_chance": "at chance",
 }  # fmt: skip
+TUNING_COLUMNS = {
+    "family": "family", "hyperparameters": "tuned hyperparameters", "complete": "complete", "pruned": "pruned",
+    "failed": "failed", "diverged": "diverged", "at_chance": "at chance",
+}  # fmt: skip
+"""The ranking's columns in two tables, so that each fits the page: how the tuned families did,
+and what tuning found and how its trials ended (in the ranking's order)."""
 
 
-def _ranking_columns(metric: Metric) -> dict[str, str]:
-    return {name: label.format(metric=metric.label) for name, label in RANKING_COLUMNS.items()}
+def _ranking_tables(section: Section) -> list[tuple[str, pd.DataFrame]]:
+    """(title, table as shown) for the ranking's two tables; none without a re-evaluation."""
+    if not len(section.ranking):
+        return []
+    labels = {name: label.format(metric=section.metric.label) for name, label in RANKING_COLUMNS.items()}
+    tuning = {name: label for name, label in TUNING_COLUMNS.items() if name in section.ranking}
+    return [
+        ("Ranking (re-evaluated on the test split)", _display(section.ranking, labels)),
+        ("What tuning found, and how its trials ended", _display(section.ranking, tuning)),
+    ]
 
 
 def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
@@ -240,11 +252,8 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
         + "".join(f"<p>{html.escape(line)}</p>" for line in headline(section))
         + "</div>"
     )
-    if len(section.ranking):
-        parts.append(
-            "<h3>Ranking (re-evaluated on the test split)</h3>"
-            + _display(section.ranking, _ranking_columns(section.metric)).to_html(index=False, na_rep="-")
-        )
+    for title, table in _ranking_tables(section):
+        parts.append(f"<h3>{html.escape(title)}</h3>" + table.to_html(index=False, na_rep="-"))
     if len(section.tuning_variance):
         parts.append(
             f"<h3>Tuning variance: {section.repeats} independent tuning studies per family</h3>"
@@ -271,13 +280,8 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
 
 def _markdown_section(section: Section) -> str:
     lines = [f"## {section.workload} with {section.optimizer}", "", *headline(section), ""]
-    if len(section.ranking):
-        lines += [
-            _display(section.ranking, _ranking_columns(section.metric)).to_markdown(
-                index=False, missingval="-"
-            ),
-            "",
-        ]
+    for title, table in _ranking_tables(section):
+        lines += [f"### {title}", "", table.to_markdown(index=False, missingval="-"), ""]
     if len(section.pairwise):
         lines += [_display(section.pairwise).to_markdown(index=False, missingval="-"), ""]
     return "\n".join(lines + [f"- {m}" for m in _methods(section)] + [""])
