@@ -6,9 +6,12 @@ only on its study and place (``objectives/seeds.py``), so the stored trials are 
 ``--jobs 1`` with the same ``--seed`` and ``--population``.
 
 Workers are forked once the parent has loaded the data and created the studies: they start
-training at once instead of importing torch and loading the data again (about 3 s each). The
-parent has run no parallel torch work by then (only tensors made from arrays), which is what
-makes forking it safe; each worker opens its own storage connection.
+training at once instead of importing torch and loading the data again (about 3 s each); each
+opens its own storage connection. A forked copy of a process whose torch has run on several
+threads deadlocks when it runs on several threads itself (OpenMP's thread pool does not survive
+a fork; measured here, and a test runs ``--threads 2``). Workers of the default ``--threads 1``
+never start that pool, so they are forked whatever the parent ran; with more threads they come
+from a fresh fork server instead, which imports torch once and gets the data pickled.
 
 The parent shows one progress display read from the storage and waits. Ctrl-C reaches the
 workers too (one process group): each stops as a lone ``study.run`` would, and the parent exits
@@ -76,7 +79,7 @@ def run_sweep_in_processes(
     families = list(dict.fromkeys(e.family for e in experiments))  # a family's repeats stay together
     hands = [[e for e in experiments if e.family in hand] for hand in deal(families, jobs)]
     progress = Progress(total=trials * len(studies), initial=sum(done.values()))
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("fork" if settings.threads == 1 else "forkserver")
     with tempfile.TemporaryDirectory(prefix="lr-study-jobs-") as scratch:
         logs = [Path(scratch) / f"job{k}.stderr" for k in range(len(hands))]
         workers = [

@@ -96,3 +96,19 @@ def test_a_worker_that_stops_stops_the_run_in_one_line(run_cli, tmp_path: Path, 
     assert "RuntimeError: out of memory" in last
     monkeypatch.setattr(population, "run_trials", real_run_trials)  # fixed: the rerun finishes it
     assert run_cli("run", *args, "--jobs", "2")[0] == 0
+
+
+def test_workers_on_two_threads_do_not_deadlock_and_store_the_trials_of_one_job(
+    run_cli, tmp_path: Path
+) -> None:
+    """A forked copy of a process whose torch ran on two threads hangs on two threads (OpenMP);
+    such workers come from a fork server. The parent here ran torch on two threads first."""
+    args = [*SWEEP, "--families", "constant,cosine", "--trials", "4", "--population", "2", "--threads", "2",
+            "--lr-range", "auto", "--no-report"]  # fmt: skip
+    assert run_cli("run", *args, "--jobs", "1", "--out", str(tmp_path / "one"))[0] == 0
+    done = run_subprocess("run", [*args, "--jobs", "2", "--out", str(tmp_path / "two")], timeout=240)
+    assert done.returncode == 0, done.stderr
+    one, two = (load_studies(str(tmp_path / name / "optuna.journal")) for name in ("one", "two"))
+    assert sorted(one) == sorted(two) and len(two) == 2
+    for name in one:
+        assert comparable(two[name]) == comparable(one[name]), name

@@ -68,7 +68,9 @@ def test_the_page_is_self_contained_and_answers_first(swept: Path) -> None:
         assert (report / f"moons-sgd-{table}.csv").is_file()
     ranking, tuning = (page.index(f"<h3>{title}") for title in ("Ranking", "What tuning found"))
     assert "tuned hyperparameters" in page[tuning:] and "tuned hyperparameters" not in page[ranking:tuning]
-    assert "at chance</th>" in page[tuning:], "the trial outcomes beside what tuning found, not in the ranking"
+    assert "at chance</th>" in page[tuning:], (
+        "the trial outcomes beside what tuning found, not in the ranking"
+    )
     summary = (report / "summary.md").read_text()
     assert summary.startswith("# Which learning-rate schedule? moons / sgd") and "| family" in summary
     assert not list(report.glob(".*")), "no temporary files left"
