@@ -78,7 +78,6 @@ def run_sweep_in_processes(
         return studies
     families = list(dict.fromkeys(e.family for e in experiments))  # a family's repeats stay together
     hands = [[e for e in experiments if e.family in hand] for hand in deal(families, jobs)]
-    progress = Progress(total=trials * len(studies), initial=sum(done.values()))
     context = multiprocessing.get_context("fork" if settings.threads == 1 else "forkserver")
     with tempfile.TemporaryDirectory(prefix="lr-study-jobs-") as scratch:
         logs = [Path(scratch) / f"job{k}.stderr" for k in range(len(hands))]
@@ -88,6 +87,9 @@ def run_sweep_in_processes(
         ]
         for worker in workers:
             worker.start()
+        # After the forks: a progress bar on a terminal starts a monitor thread, and a lock it
+        # held at a fork would stay held in the worker.
+        progress = Progress(total=trials * len(studies), initial=sum(done.values()))
         try:
             _wait(workers, progress, studies, trials, done)
         except KeyboardInterrupt:
