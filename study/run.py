@@ -140,6 +140,21 @@ def _experiments(args: argparse.Namespace, workload: str) -> list[Experiment]:
     ]
 
 
+def _checked_journal(spec: str, plans: dict[str, list[Experiment]]) -> optuna.storages.BaseStorage | None:
+    """An existing journal, opened, once every study it holds of this sweep proved made with the
+    sweep's settings: said before the data and torch load. None for a new journal or a database
+    (opening one creates its tables: that waits until the data has loaded)."""
+    if "://" in spec or not Path(spec).is_file():
+        return None
+    from study.storage import open_storage
+    from study.stored_settings import check_stored_settings
+
+    storage = open_storage(spec, create=False)
+    for experiment in (e for experiments in plans.values() for e in experiments):
+        check_stored_settings(storage, experiment)
+    return storage
+
+
 def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment]) -> list[Experiment]:
     """``--lr-range auto``: every family searches the range the LR range test suggests."""
     from study.lr_range import find_range, save_plot
@@ -193,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from study.storage import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
+    journal = _checked_journal(spec, plans) if args.lr_range == "default" else None
     # Before anything is written; a missing or damaged file is said before torch loads.
     data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}
     import torch
@@ -204,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)
-    storage = open_storage(spec, heartbeat=args.heartbeat)
+    storage = journal or open_storage(spec, heartbeat=args.heartbeat)
     swept: list[optuna.Study] = []
     try:
         for workload, experiments in plans.items():  # one workload after another, into one storage

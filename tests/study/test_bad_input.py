@@ -350,17 +350,18 @@ def test_help_and_bad_flags_import_no_heavy_library(command: str, argv: list[str
         ("run", ["--storage", "postgresql://me@127.0.0.1:1/db"]),  # refuses connections
         ("run", ["--storage", "mysql://u@localhost/db"]),  # its driver is not installed
         ("report", ["--storage", "postgresql://me@127.0.0.1:1/db"]),
+        ("run", [*SWEEP, "--families", "cosine", "--seed", "4", "--out", "{stored}"]),  # differs from stored
     ],
 )
 def test_a_bad_storage_directory_or_data_file_is_refused_before_heavy_imports(
-    command: str, argv: list[str], tmp_path: Path
+    command: str, argv: list[str], tmp_path: Path, stored: Path
 ) -> None:
     (tmp_path / "a_file").write_text("not a directory")
     (tmp_path / "no_sweep").mkdir()
     (tmp_path / "damaged").mkdir()
     for name in FASHION_MNIST.files:
         (tmp_path / "damaged" / name).write_bytes(b"not the canonical file")
-    assert not _heavy_imports(command, [a.format(tmp=tmp_path) for a in argv], expect_code=2)
+    assert not _heavy_imports(command, [a.format(tmp=tmp_path, stored=stored) for a in argv], expect_code=2)
 
 
 def _heavy_imports(command: str, argv: list[str], expect_code: int | None = None) -> list[str]:
