@@ -89,12 +89,15 @@ directory, the device): plain data, so a worker process can take it."""
 
 
 def _train_seeds(work: list[SeedWork], jobs: int, threads: int) -> Iterator[tuple[list[MemberResult], int]]:
-    """Each seed's results and steps per epoch, in order: here, or in ``jobs`` fresh processes
-    (spawned: a forked copy of a process that already ran torch is not safe)."""
+    """Each seed's results and steps per epoch, in order: here, or in ``jobs`` worker processes.
+
+    Workers on one thread are forked (they start at once); on more they are spawned afresh
+    (importing torch, about 3.5 s), since a forked copy of a process whose torch ran on several
+    threads deadlocks on several threads (``study/jobs.py``)."""
     if jobs <= 1 or len(work) < 2:
         yield from (_train_seed(*seed_work) for seed_work in work)
         return
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork" if threads == 1 else "spawn")
     with ProcessPoolExecutor(
         min(jobs, len(work)), mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
     ) as pool:

@@ -327,12 +327,16 @@ def test_artifact_dir_that_is_a_file_is_a_one_line_error(run_cli, tmp_path: Path
     assert (tmp_path / "artifacts").read_text() == "mine" and not (tmp_path / "optuna.journal").exists()
 
 
-def test_seeds_re_trained_in_two_processes_store_what_one_process_stores(run_cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", ["1", "2"])  # forked workers; spawned ones
+def test_seeds_re_trained_in_two_processes_store_what_one_process_stores(
+    run_cli, tmp_path: Path, threads: str
+) -> None:
     sweep = [*TINY, "--families", "constant,cosine", "--trials", "3", "--no-report"]
     assert run_cli("run", *sweep, "--out", str(tmp_path / "one"))[0] == 0
     shutil.copytree(tmp_path / "one", tmp_path / "two")
     for name, jobs in (("one", "1"), ("two", "2")):
-        code, _, err = run_cli("report", "--out", str(tmp_path / name), "--seeds", "3", "--jobs", jobs)
+        argv = ["--out", str(tmp_path / name), "--seeds", "3", "--jobs", jobs, "--threads", threads]
+        code, _, err = run_cli("report", *argv)
         assert code == 0, err
     one, two = (load_studies(str(tmp_path / name / "optuna.journal")) for name in ("one", "two"))
     for name in one:
