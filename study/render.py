@@ -214,8 +214,16 @@ def _ranking_tables(section: Section) -> list[tuple[str, pd.DataFrame]]:
         return []
     labels = {name: label.format(metric=section.metric.label) for name, label in RANKING_COLUMNS.items()}
     tuning = {name: label for name, label in TUNING_COLUMNS.items() if name in section.ranking}
+    ranking = _display(section.ranking, labels)
+    for name in (name for name in labels if "to_target" in name):
+        # Missing there means a seed (the slowest; most, for the median) never reached the target.
+        decimals = 4 if name.startswith("seconds") else 1
+        ranking[labels[name]] = [
+            "never" if v == "-" or pd.isna(v) else v if isinstance(v, str) else f"{v:.{decimals}f}"
+            for v in ranking[labels[name]]
+        ]
     return [
-        ("Ranking (re-evaluated on the test split)", _display(section.ranking, labels)),
+        ("Ranking (re-evaluated on the test split)", ranking),
         ("What tuning found, and how its trials ended", _display(section.ranking, tuning)),
     ]
 

@@ -202,10 +202,20 @@ def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:
             "auc": [0.91, 0.90, 0.95],
         }
     )
+    section = _section(ranking)
+    assert render.headline(section)[0].startswith(
+        "Fastest to converge (among families not worse than the reference): a, which reaches validation "
+        "accuracy >= 0.93 in a median 5 epochs"
+    )
+    assert render.headline(section)[0].endswith("tied on epochs with b, ahead on area under the curve.")
+
+
+def _section(ranking: pd.DataFrame) -> Section:
+    """A moons / sgd report section holding only ``ranking`` (and a validation score per family)."""
     experiment = Experiment("moons", "sgd", "a", 10, 32, None, 0)
-    reevaluation = pd.DataFrame({"family": ["a", "b", "c"], "val_metric": [0.95, 0.94, 0.93]})
+    reevaluation = pd.DataFrame({"family": ranking["family"], "val_metric": ranking["test_metric"]})
     empty = pd.DataFrame()
-    section = Section(
+    return Section(
         "moons",
         "sgd",
         experiment,
@@ -218,11 +228,23 @@ def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:
         pd.DataFrame(),
         10,
     )
-    assert render.headline(section)[0].startswith(
-        "Fastest to converge (among families not worse than the reference): a, which reaches validation "
-        "accuracy >= 0.93 in a median 5 epochs"
-    )
-    assert render.headline(section)[0].endswith("tied on epochs with b, ahead on area under the curve.")
+
+
+def test_the_ranking_says_never_where_seeds_never_reached_the_target() -> None:
+    ranking = pd.DataFrame(
+        {
+            "family": ["a", "b"], "seeds": 3, "test_metric": [0.95, 0.94], "test_metric_ci_low": 0.9,
+            "test_metric_ci_high": 0.99, "epochs_to_target": [5.5, np.nan], "epochs_to_target_min": [4.0, 3.0],
+            "epochs_to_target_max": [7.0, np.nan], "reached_target": ["3/3", "1/3"],
+            "seconds_to_target": [0.023, np.nan], "auc": [0.91, 0.90], "hyperparameters": ["lr=0.1", "lr=0.2"],
+            "complete": [3.0, 2.0], "pruned": [0.0, 1.0], "failed": 0.0, "diverged": 0.0, "at_chance": [0.0, 1.0],
+        }
+    )  # fmt: skip
+    [(_, shown), (_, tuning)] = render._ranking_tables(_section(ranking))
+    assert list(shown["epochs to target (median)"]) == ["5.5", "never"]
+    assert list(shown["min"]) == ["4", "3"] and list(shown["max"]) == ["7", "never"]
+    assert list(shown["seconds to target (median)"]) == ["0.0230", "never"]
+    assert "tuned hyperparameters" not in shown and list(tuning["at chance"]) == ["0", "1"]
 
 
 def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_path: Path) -> None:
