@@ -7,11 +7,10 @@ only on its study and place (``objectives/seeds.py``), so the stored trials are 
 
 Workers are forked once the parent has loaded the data and created the studies: they start
 training at once instead of importing torch and loading the data again (about 3 s each); each
-opens its own storage connection. A forked copy of a process whose torch has run on several
-threads deadlocks when it runs on several threads itself (OpenMP's thread pool does not survive
-a fork; measured here, and a test runs ``--threads 2``). Workers of the default ``--threads 1``
-never start that pool, so they are forked whatever the parent ran; with more threads they come
-from a fresh fork server instead, which imports torch once and gets the data pickled.
+opens its own storage connection. Only CPU workers on one thread are forked
+(``study.workers.fork_is_safe``: they never start the OpenMP pool that a fork breaks, and CUDA
+does not survive a fork); others come from a fresh fork server, which imports torch once and
+gets the data pickled. A test runs ``--threads 2``.
 
 The parent shows one progress display read from the storage and waits. Ctrl-C reaches the
 workers too (one process group): each stops as a lone ``study.run`` would, and the parent exits
@@ -36,7 +35,7 @@ from objectives.experiment import Experiment
 from objectives.workloads import Splits
 from study.errors import RunStopped
 from study.sweep import Progress, open_studies, run_sweep
-from study.workers import finished_count
+from study.workers import finished_count, fork_is_safe
 
 POLL_S = 0.2
 """How often the parent looks whether a worker has ended."""
@@ -78,7 +77,9 @@ def run_sweep_in_processes(
         return studies
     families = list(dict.fromkeys(e.family for e in experiments))  # a family's repeats stay together
     hands = [[e for e in experiments if e.family in hand] for hand in deal(families, jobs)]
-    context = multiprocessing.get_context("fork" if settings.threads == 1 else "forkserver")
+    context = multiprocessing.get_context(
+        "fork" if fork_is_safe(settings.threads, settings.device) else "forkserver"
+    )
     with tempfile.TemporaryDirectory(prefix="lr-study-jobs-") as scratch:
         logs = [Path(scratch) / f"job{k}.stderr" for k in range(len(hands))]
         workers = [

@@ -30,6 +30,7 @@ from objectives.objective import member_from_params, result_attrs, train_members
 from objectives.seeds import reevaluation_seeds
 from objectives.training import MemberResult
 from objectives.workloads import get_workload, load_splits
+from study.workers import fork_is_safe
 
 ATTR = "reevaluation"
 SPLITS = "drawn per seed"
@@ -75,7 +76,7 @@ def reevaluate_together(
     seed_list = reevaluation_seeds(experiments[0].seed, seeds)
     runs: list[list[MemberResult]] = [[] for _ in studies]
     work = [(experiments, params, seed, data_dir, device) for seed in seed_list]
-    for done, (results, steps_per_epoch) in enumerate(_train_seeds(work, jobs, threads), start=1):
+    for done, (results, steps_per_epoch) in enumerate(_train_seeds(work, jobs, threads, device), start=1):
         for study_runs, result in zip(runs, results):
             study_runs.append(result)
         on_seed(done, len(seed_list))
@@ -88,16 +89,17 @@ SeedWork = tuple[list[Experiment], list[dict[str, Any]], int, "Path | None", str
 directory, the device): plain data, so a worker process can take it."""
 
 
-def _train_seeds(work: list[SeedWork], jobs: int, threads: int) -> Iterator[tuple[list[MemberResult], int]]:
+def _train_seeds(
+    work: list[SeedWork], jobs: int, threads: int, device: str
+) -> Iterator[tuple[list[MemberResult], int]]:
     """Each seed's results and steps per epoch, in order: here, or in ``jobs`` worker processes.
 
-    Workers on one thread are forked (they start at once); on more they are spawned afresh
-    (importing torch, about 3.5 s), since a forked copy of a process whose torch ran on several
-    threads deadlocks on several threads (``study/jobs.py``)."""
+    Workers are forked where that is safe (``fork_is_safe``: CPU, one thread), and start at
+    once; otherwise spawned afresh, each importing torch (about 3.5 s)."""
     if jobs <= 1 or len(work) < 2:
         yield from (_train_seed(*seed_work) for seed_work in work)
         return
-    context = multiprocessing.get_context("fork" if threads == 1 else "spawn")
+    context = multiprocessing.get_context("fork" if fork_is_safe(threads, device) else "spawn")
     with ProcessPoolExecutor(
         min(jobs, len(work)), mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
     ) as pool:

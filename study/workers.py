@@ -47,6 +47,20 @@ def _worker(pid: int) -> dict[str, str | int | None]:
     return {"host": socket.gethostname(), "pid": pid, "started": process_start(pid)}
 
 
+def fork_is_safe(threads: int, device: str) -> bool:
+    """Whether a worker that trains may be forked from this process rather than started afresh:
+    only on the CPU and on one thread. A forked copy of a process whose torch ran on several
+    threads deadlocks when it runs on several threads itself (OpenMP's pool does not survive a
+    fork; reproduced here), and CUDA cannot be used in a forked process."""
+    if threads != 1 or device == "cuda":
+        return False
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return True
+
+
 def counts_as_finished(trial: FrozenTrial) -> bool:
     """Complete, pruned, or failed with a recorded error. Trials failed because their worker died
     (a killed process, Ctrl-C, a stopped heartbeat) carry no error: they are redone, not counted."""

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from study import population
 from study.analysis import load_studies
 from study.jobs import deal
-from study.workers import counts_as_finished
+from study.workers import counts_as_finished, fork_is_safe
 from tests.conftest import REPO, SWEEP, comparable, run_subprocess
 
 FAMILIES = ["--families", "constant,cosine,exponential,step"]
@@ -112,3 +112,10 @@ def test_workers_on_two_threads_do_not_deadlock_and_store_the_trials_of_one_job(
     assert sorted(one) == sorted(two) and len(two) == 2
     for name in one:
         assert comparable(two[name]) == comparable(one[name]), name
+
+
+def test_only_cpu_workers_on_one_thread_are_forked() -> None:
+    import torch
+
+    assert fork_is_safe(1, "cpu") and not fork_is_safe(2, "cpu") and not fork_is_safe(1, "cuda")
+    assert fork_is_safe(1, "auto") is not torch.cuda.is_available()  # auto trains on a GPU where there is one
