@@ -155,10 +155,15 @@ def storage_argument(text: str) -> str:
     return text
 
 
+def is_database_url(spec: str) -> bool:
+    """A database URL (``scheme://...``), not a journal path."""
+    return "://" in spec
+
+
 def storage_problem(spec: str) -> str | None:
     """Why ``spec`` is neither a database URL SQLAlchemy knows (parsed, not connected to) nor a
     journal path ending in .journal, or None. Cheap, so bad input answers before heavy imports."""
-    if "://" not in spec:
+    if not is_database_url(spec):
         if spec.endswith(JOURNAL_SUFFIX):
             return None
         return (

@@ -24,6 +24,7 @@ from study.cli import (
     add_output_arguments,
     check_device,
     experiment_from_args,
+    is_database_url,
     positive_int,
     run_main,
     storage_spec,
@@ -144,7 +145,7 @@ def _checked_journal(spec: str, plans: dict[str, list[Experiment]]) -> optuna.st
     """An existing journal, opened, once every study it holds of this sweep proved made with the
     sweep's settings: said before the data and torch load. None for a new journal or a database
     (opening one creates its tables: that waits until the data has loaded)."""
-    if "://" in spec or not Path(spec).is_file():
+    if is_database_url(spec) or not Path(spec).is_file():
         return None
     from study.storage import open_storage
     from study.stored_settings import check_stored_settings

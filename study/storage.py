@@ -19,7 +19,7 @@ import optuna
 import sqlalchemy.exc
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from study.cli import out_dir_problem, storage_problem
+from study.cli import is_database_url, out_dir_problem, storage_problem
 from study.errors import UsageError
 
 
@@ -54,7 +54,7 @@ def open_storage(
     """
     if problem := storage_problem(spec):
         raise UsageError(problem)
-    if "://" in spec:
+    if is_database_url(spec):
         return _open_database(spec, heartbeat)
     return _open_journal(Path(spec), create=create)
 
@@ -68,7 +68,7 @@ def probe_storage(spec: str) -> None:
     """For a database URL, connect and disconnect, writing nothing: an unreachable, refusing or
     driverless database is said in one line before the data and torch load (seconds). A
     journal is checked when it is opened."""
-    if "://" not in spec:
+    if not is_database_url(spec):
         return
     with _database_errors(spec):
         engine = sqlalchemy.create_engine(spec)
