@@ -217,7 +217,7 @@ class _Population:
         return lr_table, np.stack([full if m is None else m(steps) for m in self.momenta])
 
 
-def _losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def member_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of every (member, example): logits (members, n, [positions,] classes),
     targets (members, n, [positions]); a sequence's loss is the mean over its positions.
 
@@ -245,7 +245,7 @@ def _evaluate(
         for start in range(0, len(y), chunk):
             xs, ys = x[start : start + chunk], y[start : start + chunk]
             logits = forward(params, buffers, xs)  # (members, n, [positions,] classes)
-            losses += _losses(logits, ys.expand(members, *ys.shape)).sum(1).double()
+            losses += member_losses(logits, ys.expand(members, *ys.shape)).sum(1).double()
             # max's indices are argmax's (the first maximum), and 6x faster on these strided logits
             correct += (logits.max(-1).indices == ys).flatten(1).sum(1).double()
     return (losses / len(y)).cpu().numpy(), (correct / y.numel()).cpu().numpy()
@@ -334,7 +334,7 @@ def _train_epoch(population: _Population, setup: _Setup, epoch: int, lr_steps: S
     for step in range(per_epoch):
         batch = orders[:, step * batch_size : (step + 1) * batch_size]
         logits = setup.train_forward(population.params, population.buffers, _rows(data.x_train, batch))
-        losses = _losses(logits, _rows(data.y_train, batch)).mean(1)
+        losses = member_losses(logits, _rows(data.y_train, batch)).mean(1)
         params = list(population.params.values())  # the optimizer's state follows this order
         grads = torch.autograd.grad(losses.sum(), params)
         momentum = None if momentum_table is None else momentum_table[:, step]

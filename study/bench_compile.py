@@ -18,7 +18,7 @@ import torch
 from torch.func import stack_module_state
 
 from objectives.stacked_forward import stacked_forwards
-from objectives.training import _losses
+from objectives.training import member_losses
 from objectives.workloads import get_workload
 from study.cli import ArgumentParser, positive_int, run_main, workload_name
 
@@ -33,7 +33,7 @@ def population_step(workload_name: str, members: int) -> tuple[Step, Callable[[i
     forward, _ = stacked_forwards(models[0])
 
     def step(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        losses = _losses(forward(params, buffers, x), y).mean(1)
+        losses = member_losses(forward(params, buffers, x), y).mean(1)
         return torch.autograd.grad(losses.sum(), list(params.values()))
 
     def inputs(n: int) -> tuple:
