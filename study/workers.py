@@ -54,11 +54,9 @@ def fork_is_safe(threads: int, device: str) -> bool:
     fork; reproduced here), and CUDA cannot be used in a forked process."""
     if threads != 1 or device == "cuda":
         return False
-    if device == "auto":
-        import torch
+    from objectives.training import resolve_device  # "auto": the GPU where there is one
 
-        return not torch.cuda.is_available()
-    return True
+    return resolve_device(device).type == "cpu"
 
 
 def counts_as_finished(trial: FrozenTrial) -> bool:
