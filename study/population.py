@@ -11,9 +11,10 @@ says which seed drives what); the sampler is seeded from the place before every 
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -83,11 +84,11 @@ class Population:
         """Train the members together, with heartbeats, each pruned against its companions.
 
         An epoch's reports, and at the end the trials' attributes, go to a journal in one append
-        each (``held_writes``), flushed before the pruner reads the study."""
+        each (``held_writes``), written when the pruner reads the study."""
         with (
             heartbeat(self.storage, self.study, self.trials),
-            held_writes(self.storage) as flush,
-            self._judging(flush) as judge,
+            held_writes(self.storage),
+            self._judging() as judge,
         ):
             return run_trials(self.trials, self.members, self.experiment, data, device=device, judge=judge)
 
@@ -137,15 +138,13 @@ class Population:
         self.study.tell(trial, state=TrialState.FAIL)
 
     @contextlib.contextmanager
-    def _judging(self, flush: Callable[[], None]) -> Iterator[Judge]:
+    def _judging(self) -> Iterator[Judge]:
         """Name this population's trials to the pruner, which counts them as companions, and
-        judge each epoch's members in one pass; other pruners judge trial by trial. Either way
-        the epoch's reports are written (``flush``) before the study is read."""
+        judge each epoch's members in one pass; other pruners judge trial by trial."""
         pruner = self.study.pruner
         together = isinstance(pruner, PopulationMedianPruner)
 
         def judge(reported: Sequence[optuna.Trial]) -> set[int]:
-            flush()
             if together:
                 return pruner.prune_population(self.study, {t.number for t in reported})
             return each_on_its_own(reported)
@@ -171,6 +170,10 @@ def run_population(
     except KeyboardInterrupt:
         population.interrupt()
         raise
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise population.stop_run(error) from error
+        raise  # the storage's disk is full: not the batch's fault (the command says so)
     except Exception as error:  # training broke for the whole batch: stop, and redo it later
         raise population.stop_run(error) from error
     try:

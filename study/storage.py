@@ -1,26 +1,24 @@
 """Where studies live: a journal file by default, or any Optuna database URL.
 
-Opening a storage (one line, exit 2, for anything unusable), a journal's repair and its lock.
-Which workers are alive and which trials count is ``study/workers.py``.
+Opening a storage (one line, exit 2, for anything unusable); the journal file itself is
+``study/journal.py``. Which workers are alive and which trials count is ``study/workers.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
+import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
-from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from study.cli import is_database_url, out_dir_problem, storage_problem
 from study.errors import UsageError
+from study.journal import Journal, JournalFile, check_journal, regular_file_problem
 
 
 @contextlib.contextmanager
@@ -115,182 +113,46 @@ def _create_schema_once(url: str, heartbeat: int | None) -> optuna.storages.RDBS
             attempt += 1
 
 
-def _open_journal(path: Path, *, create: bool) -> JournalStorage:
-    if path.is_dir():
-        raise UsageError(f"journal storage {path} is a directory, not a file")
+def _open_journal(path: Path, *, create: bool) -> Journal:
+    if problem := regular_file_problem(path):
+        raise UsageError(f"journal storage {path} {problem}")
     if not path.parent.is_dir():
         raise UsageError(f"cannot create journal storage {path}: {path.parent} is not a directory")
     if not create and not path.exists():
         raise UsageError(f"no journal at {path}: run a sweep there first, or point --out / --storage at one")
-    lock = _JournalLock(path)
-    lock.acquire()  # fails here, in one line, if the lock cannot be made (a directory in its place)
-    lock.release()
     try:
         if path.exists():  # before Optuna's backend, which creates the file, writes anything
-            _check_journal(path, lock)
-        storage = _Journal(_JournalFile(path, lock))
+            check_journal(path)
+        file = JournalFile(path)
+        _repair(file)
+        storage = Journal(file)
         storage.get_all_studies()  # replays every record: a nonsensical one fails here, not mid-sweep
         return storage
     except OSError as error:
         raise UsageError(f"cannot use journal storage {path}: {error.strerror or error}") from None
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AssertionError) as error:  # Optuna asserts on unknown op codes
         raise UsageError(
-            f"{path} is not a readable Optuna journal ({error}); move it aside or pick another --out"
+            f"{path} is not a readable Optuna journal ({error or type(error).__name__}); "
+            "move it aside or pick another --out"
         ) from None
 
 
-RUNNING_TRIAL_OP_CODES = frozenset({4, 5, 7, 8, 9})
-"""The journal's op codes of what a trial writes while it runs (create trial, parameter,
-intermediate value, user and system attribute); the state a trial ends in is never one. Optuna's
-enum of them is private, so the codes are written here and a test checks them against what a
-stock ``JournalStorage`` writes for each operation (Optuna 5)."""
+def _repair(file: JournalFile) -> None:
+    """Cut a dead writer's half record now, where it is said, rather than in a worker whose
+    output nobody reads; and fail in one line here if the lock cannot be made."""
+    try:
+        dropped = file.cut_half_record()
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise UsageError(f"cannot lock the journal: {where}{error.strerror or error}") from None
+    if dropped:
+        print(f"recovered {file.path}: dropped a half-written last record ({dropped} bytes)", file=sys.stderr)
 
 
-LOCK_SUFFIX = ".lr-study.flock"
-"""Our writers' lock file beside the journal. Not ``<journal>.lock``: that is the path Optuna's
-own lock uses, and a stock writer (optuna-dashboard saving a note) would wait out its grace
-period on our file and then delete it."""
-
-
-class _JournalLock:
-    """Our writers' mutual exclusion on a journal: an OS lock (``flock``) on ``<journal>``
-    + ``LOCK_SUFFIX``.
-
-    Optuna's default symlink lock costs about 40 us a record (a symlink made and removed), and
-    one left by a writer killed mid-append blocks everyone for its 30 s grace period; the kernel
-    releases an ``flock`` the moment its holder dies, and taking it costs about 10 us. A stock
-    Optuna writer on the same journal takes its own lock instead; that is safe because every
-    writer appends each batch of records in one ``write`` to a file opened for appending.
-    """
-
-    def __init__(self, journal: Path) -> None:
-        self.path = journal.with_name(journal.name + LOCK_SUFFIX)
-        self.fd: int | None = None
-
-    def acquire(self) -> bool:
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise UsageError(f"cannot lock the journal: {self.path}: {error.strerror or error}") from None
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return True
-
-    def release(self) -> None:
-        assert self.fd is not None
-        os.close(self.fd)  # which releases the lock
-        self.fd = None
-
-
-class _JournalFile(JournalFileBackend):
-    """Optuna's journal file, made durable (fsync) when a trial ends or a study changes, not on
-    every record: a running trial's records (parameters, one per epoch, attributes) are written
-    but not forced to disk one by one. A killed process loses nothing either way; after a power
-    cut, a trial that had not ended is redone, as it would be anyway.
-
-    Each fsync cost about 0.2 ms, and a population of trials writes thousands of records.
-
-    While ``holding``, a running trial's records are held back and written together, in order,
-    by ``flush``, by any other record (which follows them) and at the end: a population's epoch
-    of reports, or its trials' attributes, in one append instead of one each. Held records are
-    not in the file yet, so not visible to reads: whoever holds flushes before reading them.
-    """
-
-    def __init__(self, path: Path, lock: _JournalLock) -> None:
-        super().__init__(str(path), lock_obj=lock)
-        self.path, self.lock = path, lock
-        self.held: list[dict] | None = None  # a list while holding
-
-    def append_logs(self, logs: list[dict]) -> None:
-        running = all(log.get("op_code") in RUNNING_TRIAL_OP_CODES for log in logs)
-        if running and self.held is not None:
-            self.held.extend(logs)
-            return
-        self.flush()
-        if not running:
-            super().append_logs(logs)  # Optuna's own path: written and fsynced
-            return
-        self._append_running(logs)
-
-    def flush(self) -> None:
-        """Write the records held back so far, in one append."""
-        if self.held:
-            held, self.held = self.held, []
-            self._append_running(held)
-
-    @contextlib.contextmanager
-    def holding(self) -> Iterator[Callable[[], None]]:
-        """Hold back running trials' records until ``flush`` (yielded) or the end (one thread)."""
-        self.held = []
-        try:
-            yield self.flush
-        finally:
-            try:
-                self.flush()
-            finally:
-                self.held = None
-
-    def _append_running(self, logs: list[dict]) -> None:
-        records = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
-        self.lock.acquire()
-        try:
-            with self.path.open("ab") as file:
-                file.write(records.encode("utf-8"))
-        finally:
-            self.lock.release()
-
-
-class _Journal(JournalStorage):
-    """Optuna's journal storage on ``_JournalFile``, kept at hand for ``held_writes``."""
-
-    def __init__(self, file: _JournalFile) -> None:
-        super().__init__(file)
-        self.file = file
-
-
-def held_writes(
-    storage: optuna.storages.BaseStorage,
-) -> contextlib.AbstractContextManager[Callable[[], None]]:
-    """While it lasts, a journal opened here writes running trials' records (reports,
-    attributes) only when the yielded ``flush`` is called, or at the end: one append for many.
-    Call ``flush`` before reading what was written. Other storages write at once."""
-    if isinstance(storage, _Journal):
+def held_writes(storage: optuna.storages.BaseStorage) -> contextlib.AbstractContextManager[None]:
+    """While it lasts, a journal opened here holds running trials' records (reports, attributes)
+    back until the next read of the storage or the end: one append for many. Other storages
+    write at once."""
+    if isinstance(storage, Journal):
         return storage.file.holding()
-    return contextlib.nullcontext(lambda: None)
-
-
-def _is_record(line: bytes) -> bool:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and isinstance(record.get("op_code"), int)
-
-
-def _check_journal(path: Path, lock: _JournalLock) -> None:
-    """Cut off a half-written last record of a readable journal; touch nothing else.
-
-    A process killed mid-write leaves a last line without its newline. Optuna skips such a line
-    when reading but would append after it, corrupting the file, so it goes, but only once every
-    complete line has proved to be a journal record: a file that is not a journal is refused as
-    it is. The journal's lock is held: none of our writers is mid-append.
-    """
-    lock.acquire()
-    try:
-        data = path.read_bytes()
-        complete = data.rfind(b"\n") + 1
-        lines = data[:complete].splitlines()
-        if bad := next((n for n, line in enumerate(lines, start=1) if not _is_record(line)), None):
-            raise UsageError(
-                f"{path} is not a readable Optuna journal (line {bad} is not a journal record); "
-                "move it aside or pick another --out"
-            )
-        if complete < len(data):
-            if not lines:
-                raise UsageError(
-                    f"{path} is not an Optuna journal (no complete record); move it aside or pick another --out"
-                )
-            with path.open("rb+") as file:
-                file.truncate(complete)
-            print(f"recovered {path}: dropped a half-written last record ({len(data) - complete} bytes)")
-    finally:
-        lock.release()
+    return contextlib.nullcontext()

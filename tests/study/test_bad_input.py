@@ -154,7 +154,7 @@ CASES: dict[str, tuple[str, list[str], str]] = {
     "journal on a read-only file system": (
         "run",
         ["--storage", "{read_only}/x.journal"],
-        "cannot lock the journal: {read_only}/x.journal",
+        "cannot use journal storage {read_only}/x.journal",
     ),
     "lock path is a directory": (
         "run",

@@ -349,9 +349,9 @@ def test_half_written_journal_record_is_dropped_and_the_sweep_goes_on(run_cli, t
     partial = b'{"op_code": 6, "worker_id": "x", "trial_id": 0, "us'  # power cut mid-write
     with journal.open("ab") as file:
         file.write(partial)
-    code, out, err = run_cli("run", *args, "--trials", "3")
+    code, _, err = run_cli("run", *args, "--trials", "3")
     assert code == 0, err
-    assert f"dropped a half-written last record ({len(partial)} bytes)" in out
+    assert f"dropped a half-written last record ({len(partial)} bytes)" in err
     assert journal.read_bytes().endswith(b"\n")
     assert len(load_studies(str(journal))["moons-sgd-constant"].trials) == 3
 

@@ -9,14 +9,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import optuna
+import pytest
+from optuna.storages.journal import JournalFileOpenLock, JournalFileSymlinkLock
 from optuna.trial import TrialState
 
-from study import storage as storage_module
+from study import journal as journal_module
 from study import workers as workers_module
 from study.analysis import load_studies
+from study.journal import JournalFile, JournalLock
 from study.storage import held_writes, open_storage
 from study.workers import (
     UNCLAIMED_GRACE_S,
@@ -92,30 +96,11 @@ def test_finished_means_complete_pruned_or_failed_with_an_error() -> None:
     assert finished_count(study) == 3
 
 
-def test_the_journal_forces_to_disk_when_a_trial_ends_not_on_each_report(tmp_path, monkeypatch) -> None:
-    synced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
-    journal = str(tmp_path / "optuna.journal")
-    study = optuna.create_study(storage=storage_module.open_storage(journal), study_name="s")
-    trial = study.ask()
-    before = len(synced)
-    trial.suggest_float("lr", 0.01, 1.0)
-    for step in range(5):
-        trial.report(0.5, step)
-    trial.set_user_attr("curve", [0.5] * 5)
-    assert len(synced) == before  # written, not forced
-    study.tell(trial, 0.5)
-    assert len(synced) == before + 1  # the end forces everything before it too
-    [stored] = optuna.load_study(study_name="s", storage=storage_module.open_storage(journal)).trials
-    assert len(stored.intermediate_values) == 5 and stored.user_attrs["curve"] == [0.5] * 5
-
-
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from study.storage import _JournalLock
-_JournalLock(Path(sys.argv[1])).acquire()
+from study.journal import JournalLock
+JournalLock(Path(sys.argv[1])).acquire()
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))
 """
@@ -134,7 +119,7 @@ def _holder(journal, seconds: float) -> subprocess.Popen:
 
 def test_the_journal_lock_excludes_other_writers_and_dies_with_its_holder(tmp_path) -> None:
     journal = tmp_path / "optuna.journal"
-    lock = storage_module._JournalLock(journal)
+    lock = JournalLock(journal)
     holder = _holder(journal, 0.5)
     start = time.monotonic()
     lock.acquire()  # waits for the holder to finish
@@ -142,12 +127,189 @@ def test_the_journal_lock_excludes_other_writers_and_dies_with_its_holder(tmp_pa
     lock.release()
 
     holder = _holder(journal, 60)
-    holder.kill()  # dies holding the lock
+    holder.kill()  # dies holding the lock: Optuna's lock file stays behind
     holder.wait()
+    assert (tmp_path / "optuna.journal.lock").exists()
     start = time.monotonic()
     lock.acquire()
-    assert time.monotonic() - start < 5  # no stale lock to wait out
+    assert time.monotonic() - start < 5  # not Optuna's 30 s grace period
     lock.release()
+    assert not (tmp_path / "optuna.journal.lock").exists()
+
+
+@pytest.mark.parametrize("stock_lock", [JournalFileOpenLock, JournalFileSymlinkLock])
+def test_stock_optuna_locks_and_ours_exclude_each_other(stock_lock, tmp_path) -> None:
+    journal = tmp_path / "optuna.journal"
+    journal.touch()
+    ours, stock = JournalLock(journal), stock_lock(str(journal))
+    for first, second in ((stock, ours), (ours, stock)):
+        first.acquire()
+        taken = threading.Event()
+        waiter = threading.Thread(
+            target=lambda lock=second, taken=taken: (lock.acquire(), taken.set(), lock.release())
+        )
+        waiter.start()
+        assert not taken.wait(0.3), f"{type(second).__name__} took a lock {type(first).__name__} holds"
+        first.release()
+        assert taken.wait(5)
+        waiter.join()
+
+
+def test_threads_of_one_process_each_hold_the_lock_in_turn(tmp_path) -> None:
+    lock, inside, overlaps = JournalLock(tmp_path / "optuna.journal"), [], []
+
+    def work() -> None:
+        for _ in range(50):
+            lock.acquire()
+            inside.append(1)
+            overlaps.append(len(inside) > 1)
+            time.sleep(0.0005)
+            inside.pop()
+            lock.release()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(overlaps) == 200 and not any(overlaps)
+
+
+STOCK_HALF_WRITER = """
+import json, os, sys, time
+from optuna.storages.journal import JournalFileOpenLock
+path = sys.argv[1]
+record = json.dumps({"op_code": 2, "worker_id": "stock-0", "study_id": 0, "user_attr": {"note": "x" * 5000}},
+                    separators=(",", ":")) + "\\n"
+lock = JournalFileOpenLock(path)
+lock.acquire()
+with open(path, "ab") as file:
+    file.write(record[:2500].encode()); file.flush()
+    print("half", flush=True)
+    sys.stdin.readline()  # the test says when to finish
+    file.write(record[2500:].encode()); file.flush(); os.fsync(file.fileno())
+lock.release()
+"""
+
+
+def test_a_sweep_waits_for_a_stock_writer_half_way_through_a_record(tmp_path) -> None:
+    """The issue's scenario: a stock writer holds Optuna's lock with half a record written as a
+    sweep opens the journal; the sweep waits, the writer finishes, nothing of either is lost."""
+    journal = tmp_path / "optuna.journal"
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    optuna.create_study(storage=stock, study_name="notes")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", STOCK_HALF_WRITER, str(journal)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert writer.stdout.readline() == "half\n"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "study.run", *SWEEP, "--families", "constant", "--trials", "3",
+         "--out", str(tmp_path), "--no-report"],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "optuna.journal.lr-study.flock").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the sweep has reached the lock
+    time.sleep(0.5)
+    assert sweep.poll() is None, "the sweep must wait for the stock writer"
+    assert not journal.read_bytes().endswith(b"\n"), "and must not cut its half record"
+    writer.stdin.write("go\n")
+    writer.stdin.close()
+    assert writer.wait(timeout=30) == 0
+    assert sweep.wait(timeout=120) == 0, sweep.stderr.read()
+    reader = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    studies = {s.study_name: s for s in reader.get_all_studies()}
+    assert studies["notes"].user_attrs["note"] == "x" * 5000
+    trials = optuna.load_study(study_name="moons-sgd-constant", storage=reader).trials
+    assert sum(map(counts_as_finished, trials)) == 3
+
+
+def test_a_dead_writers_half_record_is_cut_before_the_next_append(tmp_path) -> None:
+    journal = tmp_path / "optuna.journal"
+    storage = open_storage(str(journal))
+    study = optuna.create_study(storage=storage, study_name="s")
+    with journal.open("ab") as file:
+        file.write(b'{"op_code":2,"worker_id":"dead","study_id":0,"user_a')  # its writer died here
+    study.set_user_attr("after", 1)  # under the lock: no writer can be finishing that record
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    assert stock.get_all_studies()[0].user_attrs == {"after": 1}
+
+
+def test_every_append_is_forced_to_disk_as_optunas_are(tmp_path, monkeypatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    before = len(synced)
+    for step in range(5):
+        trial.report(0.5, step)
+    study.tell(trial, 0.5)
+    assert len(synced) == before + 6
+
+
+def test_a_full_disk_at_any_byte_of_an_append_leaves_the_journal_as_it_was(tmp_path, monkeypatch) -> None:
+    """Whatever part of an append reaches the disk before it fills up is taken back: a later
+    append, and stock Optuna, read a whole journal."""
+    journal = tmp_path / "optuna.journal"
+    storage = open_storage(str(journal))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    before = journal.read_bytes()
+    real_write = os.write
+    room = 0
+    while True:  # the disk fills up after `room` bytes of the record, for every `room` until it fits
+
+        def fill_up(fd: int, data, room=room) -> int:
+            if len(data) > room:
+                real_write(fd, bytes(data[:room]))
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", fill_up)
+        try:
+            trial.set_user_attr("k", "v" * 40)
+            break
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+        finally:
+            monkeypatch.setattr(os, "write", real_write)
+        assert journal.read_bytes() == before, f"{room} bytes of the record were left behind"
+        room += 1
+    assert room > 60, "every byte offset of the record was tried"
+    study.tell(trial, 1.0)
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    [stored] = optuna.load_study(study_name="s", storage=stock).trials
+    assert stored.user_attrs == {"k": "v" * 40} and stored.value == 1.0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_tmpfs_then_space_back_the_sweep_finishes_and_stock_optuna_reads_it(run_cli, tmp_path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], check=False).returncode:
+        pytest.skip("this machine does not let the tests mount a tmpfs")
+    try:
+        args = [*SWEEP, "--families", "constant,cosine", "--trials", "30", "--out", str(disk), "--no-report"]
+        filler = disk / "filler"
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * (free - 60_000))  # room for a few trials' records only
+        code, _, err = run_cli("run", *args)
+        assert code == 1 and "no space left on the device" in err, err
+        filler.unlink()
+        code, _, err = run_cli("run", *args)
+        assert code == 0, err
+        stock = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(disk / "optuna.journal"))
+        )
+        for name in ("moons-sgd-constant", "moons-sgd-cosine"):
+            trials = optuna.load_study(study_name=name, storage=stock).trials
+            assert sum(map(counts_as_finished, trials)) == 30
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
 
 
 # --- issue 11: nothing lost, nothing stuck --------------------------------------------------
@@ -232,20 +394,20 @@ def _stock_op_codes(tmp_path) -> dict[str, int]:
     return dict(zip(names, codes, strict=True))
 
 
-def test_running_trial_op_codes_are_the_ones_optuna_writes(tmp_path) -> None:
+def test_held_op_codes_are_the_ones_optuna_writes_for_reports_and_attributes(tmp_path) -> None:
     codes = _stock_op_codes(tmp_path)
-    running = {codes[name] for name in ("create_trial", "param", "intermediate", "user_attr", "system_attr")}
-    assert storage_module.RUNNING_TRIAL_OP_CODES == running
-    assert codes["state"] not in running and codes["create_study"] not in running
+    assert journal_module.HELD_OP_CODES == {
+        codes[name] for name in ("intermediate", "user_attr", "system_attr")
+    }
 
 
 def test_records_are_written_byte_for_byte_as_optuna_writes_them(tmp_path) -> None:
     logs = [
         {"op_code": code, "worker_id": "w-1", "trial_id": 3, "value": [0.25, None], "name": "é"}
-        for code in sorted(storage_module.RUNNING_TRIAL_OP_CODES)
+        for code in range(11)
     ]
     ours_path, stock_path = tmp_path / "ours.journal", tmp_path / "stock.journal"
-    ours = storage_module._JournalFile(ours_path, storage_module._JournalLock(ours_path))
+    ours = JournalFile(ours_path)
     for batch in (logs[:1], logs[1:]):
         ours.append_logs(batch)
         optuna.storages.journal.JournalFileBackend(str(stock_path)).append_logs(batch)
@@ -277,7 +439,7 @@ def test_a_stock_optuna_writer_and_a_sweep_share_a_journal(run_cli, tmp_path) ->
 
 def test_a_study_this_project_did_not_make_is_refused(run_cli, tmp_path) -> None:
     journal = str(tmp_path / "optuna.journal")
-    opened = storage_module.open_storage(journal)
+    opened = open_storage(journal)
     foreign = optuna.create_study(storage=opened, study_name="moons-sgd-constant", direction="minimize")
     before = (tmp_path / "optuna.journal").read_bytes()
     code, _, err = run_cli("run", *SWEEP, "--families", "constant", "--trials", "1", "--out", str(tmp_path))
@@ -291,7 +453,7 @@ def test_a_study_this_project_did_not_make_is_refused(run_cli, tmp_path) -> None
 
 
 def test_a_full_disk_stops_cleanly_keeping_finished_trials(run_cli, tmp_path, monkeypatch) -> None:
-    real_append, calls = storage_module._JournalFile.append_logs, []
+    real_append, calls = JournalFile.append_logs, []
 
     def fill_up(self, logs):
         calls.append(1)
@@ -299,7 +461,7 @@ def test_a_full_disk_stops_cleanly_keeping_finished_trials(run_cli, tmp_path, mo
             raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
         return real_append(self, logs)
 
-    monkeypatch.setattr(storage_module._JournalFile, "append_logs", fill_up)
+    monkeypatch.setattr(JournalFile, "append_logs", fill_up)
     args = [*SWEEP, "--families", "constant", "--trials", "20", "--population", "1", "--out", str(tmp_path)]
     code, _, err = run_cli("run", *args)
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
@@ -310,7 +472,7 @@ def test_a_full_disk_stops_cleanly_keeping_finished_trials(run_cli, tmp_path, mo
         if counts_as_finished(t)
     ]
     assert finished
-    monkeypatch.setattr(storage_module._JournalFile, "append_logs", real_append)
+    monkeypatch.setattr(JournalFile, "append_logs", real_append)
     assert run_cli("run", *args)[0] == 0
     after = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
     assert sum(counts_as_finished(t) for t in after) == 20
@@ -334,30 +496,31 @@ def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
     peer.wait()
 
 
-def test_held_records_are_written_in_one_append_and_before_what_follows(tmp_path, monkeypatch) -> None:
+def test_held_records_are_written_in_one_append_when_the_storage_is_next_read(tmp_path, monkeypatch) -> None:
     journal = tmp_path / "held.journal"
     storage = open_storage(str(journal))
     study = optuna.create_study(storage=storage)
     trials = [study.ask() for _ in range(3)]
     appends = []
-    real_append = storage_module._JournalFile._append_running
+    real_write = JournalFile._write
     monkeypatch.setattr(
-        storage_module._JournalFile,
-        "_append_running",
-        lambda self, logs: (appends.append(len(logs)), real_append(self, logs)),
+        JournalFile, "_write", lambda self, logs: (appends.append(len(logs)), real_write(self, logs))
     )
     lines = lambda: journal.read_bytes().count(b"\n")
     before = lines()
-    with held_writes(storage) as flush:
+    with held_writes(storage):
         for trial in trials:
             trial.report(0.5, step=0)
-        assert lines() == before, "held back, not written"
-        flush()
+        assert lines() == before and appends == [], "held back, not written"
+        assert [t.intermediate_values for t in study.get_trials()] == [{0: 0.5}] * 3  # a read sees them
         assert lines() == before + 3 and appends == [3]
         trials[0].report(0.75, step=1)
-        study.tell(trials[1], 1.0)  # not a running trial's record: the held report is written first
+        study.tell(trials[1], 1.0)  # reads the trial first: the held report is written before the state
+        assert appends == [3, 1, 1]
+        new = study.ask()  # creating a trial inside: its id is read back at once
+        assert new.number == 3 and study.trials[3].state == TrialState.RUNNING
     ops = [json.loads(line)["op_code"] for line in journal.read_text().splitlines()]
-    assert ops[-2:] == [7, 6]  # the intermediate value, then the state
+    assert ops[-3:] == [7, 6, 4]  # the intermediate value, the state, the new trial
     reread = optuna.load_study(study_name=study.study_name, storage=open_storage(str(journal)))
     assert reread.trials[0].intermediate_values == {0: 0.5, 1: 0.75}
     assert reread.trials[1].state == TrialState.COMPLETE
@@ -367,7 +530,6 @@ def test_other_storages_write_at_once_while_held() -> None:
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage)
     trial = study.ask()
-    with held_writes(storage) as flush:
+    with held_writes(storage):
         trial.report(0.5, step=0)
         assert study.trials[0].intermediate_values == {0: 0.5}
-        flush()

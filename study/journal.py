@@ -1,0 +1,292 @@
+"""A journal file shared with stock Optuna writers on Optuna's terms.
+
+Every writer, ours or stock (optuna-dashboard saving a note, a user's own script), takes Optuna's
+own lock, ``<journal>.lock``, before it appends, so no two appends interleave and no record is
+cut while its writer could still finish it. Each append is forced to disk (fsync) before it
+returns, as Optuna's are. What this module adds to Optuna's ``JournalFileBackend``:
+
+- a writer of ours killed while holding the lock does not block the others for Optuna's 30 s
+  grace period (``JournalLock``);
+- a failed append (a full disk) takes back the bytes it wrote, and a half record left by a writer
+  killed mid-append is cut by the next append, under the lock, before Optuna's reader or writer
+  would glue the next record onto it;
+- ``held_writes``: a population's reports and attributes in one append instead of one each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal._file import BaseJournalFileLock  # the lock's base class: not re-exported
+
+OPTUNA_LOCK_SUFFIX = ".lock"
+"""Where ``JournalFileOpenLock`` and ``JournalFileSymlinkLock`` (Optuna's default) lock a journal;
+a test checks that each excludes ``JournalLock`` and the other way round (Optuna 5)."""
+
+OURS_SUFFIX = ".lr-study.flock"
+"""Our writers' queue beside the journal: an OS lock (``flock``), released by the kernel the moment
+its holder dies. The same file is what our holder of Optuna's lock links there, so that a lock
+left by a dead writer of ours is told from a stock writer's by its inode."""
+
+GRACE_S = 30.0
+"""A stock writer's lock unchanged this long is broken, as Optuna's own locks do (their default)."""
+
+HELD_OP_CODES = frozenset({7, 8, 9})
+"""The op codes of a running trial's intermediate value, user attribute and system attribute:
+records that nothing reads back within the call that writes them. Optuna's enum of op codes is
+private; a test checks these against what a stock ``JournalStorage`` writes (Optuna 5)."""
+
+
+class JournalLock(BaseJournalFileLock):
+    """Optuna's journal lock, taken so that writers of ours recover at once from a dead one's.
+
+    Our writers first queue on an ``flock`` of ``<journal>`` + ``OURS_SUFFIX``; its holder then takes
+    Optuna's ``<journal>.lock`` as Optuna's locks do (made exclusively, removed on release), as a
+    hard link to the queue file. Only the queue's holder ever makes that link, so a link it finds
+    was left by a writer of ours that died holding it, and goes at once. Any other lock file is a
+    stock writer's: waited for, and broken after ``GRACE_S`` unchanged, as Optuna would.
+
+    Each thread holds its own descriptor (Optuna's storage may be used from several threads).
+    """
+
+    def __init__(self, journal: Path) -> None:
+        self.ours = journal.with_name(journal.name + OURS_SUFFIX)
+        self.optuna_lock = journal.with_name(journal.name + OPTUNA_LOCK_SUFFIX)
+        self._thread = threading.local()
+
+    def acquire(self) -> bool:
+        fd = _open_no_follow(self.ours, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._take_optuna_lock(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        self._thread.fd = fd
+        return True
+
+    def release(self) -> None:
+        fd = self._thread.fd
+        self._thread.fd = None
+        try:
+            if _same_file(self.optuna_lock, os.fstat(fd)):  # not if a stock writer broke it meanwhile
+                os.unlink(self.optuna_lock)
+        finally:
+            os.close(fd)  # which ends the flock
+
+    def _take_optuna_lock(self, ours: os.stat_result) -> None:
+        seen: tuple[float, float] | None = None  # (the stock lock's mtime, when first seen so)
+        delay = 0.001
+        while True:
+            try:
+                os.link(self.ours, self.optuna_lock, follow_symlinks=False)
+                return
+            except FileExistsError:
+                pass
+            try:
+                held = os.lstat(self.optuna_lock)
+            except FileNotFoundError:
+                continue  # released just now
+            if _same_inode(held, ours):
+                _break_lock(self.optuna_lock)  # a dead writer's of ours: we hold the queue
+                continue
+            if seen is None or seen[0] != held.st_mtime:
+                seen = (held.st_mtime, time.monotonic())
+            elif time.monotonic() - seen[1] > GRACE_S:
+                _break_lock(self.optuna_lock)
+                continue
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
+
+
+def _open_no_follow(path: Path, flags: int) -> int:
+    """Open a file of ours, never through a symbolic link someone else put there."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+
+
+def _same_inode(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _same_file(path: Path, ours: os.stat_result) -> bool:
+    try:
+        return _same_inode(os.lstat(path), ours)
+    except FileNotFoundError:
+        return False
+
+
+def _break_lock(path: Path) -> None:
+    """Remove a lock file as Optuna does: renamed away first, so two breakers remove it once."""
+    aside = path.with_name(f"{path.name}{uuid.uuid4().hex}.rename")
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(path, aside)
+        os.unlink(aside)
+
+
+class JournalFile(JournalFileBackend):
+    """Optuna's journal file under ``JournalLock``, whose appends are whole or absent.
+
+    While ``holding``, running trials' records (``HELD_OP_CODES``) wait in memory and go with the
+    next append or read. Optuna's storage reads the file right after each write, to apply it; that
+    one read skips the flush, every other read flushes first, so every read still sees every
+    write. A population's epoch of reports then reaches the file in one append, when the pruner
+    reads the study.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.lock = path, JournalLock(path)
+        os.close(_open_no_follow(path, os.O_WRONLY | os.O_CREAT))  # not through a symbolic link
+        super().__init__(str(path), lock_obj=self.lock)
+        self._held: list[dict[str, Any]] | None = None  # a list while holding
+        self._just_held = False
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        if self._held is not None and all(log.get("op_code") in HELD_OP_CODES for log in logs):
+            self._held.extend(logs)
+            self._just_held = True
+            return
+        self._write(self._take_held() + logs)
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        if self._just_held:  # the storage applying the record it just held: nothing new of ours
+            self._just_held = False
+        else:
+            self.flush()
+        return super().read_logs(log_number_from)
+
+    def flush(self) -> None:
+        """Write the records held back so far, in one append."""
+        if held := self._take_held():
+            self._write(held)
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        self._held = []
+        try:
+            yield
+        finally:
+            try:
+                self.flush()
+            finally:
+                self._held, self._just_held = None, False
+
+    def cut_half_record(self) -> int:
+        """Take the lock, cut a half record a dead writer left (``_cut_half_record``) and return
+        how many bytes went."""
+        with _locked(self.lock):
+            fd = _open_no_follow(self.path, os.O_RDWR)
+            try:
+                end = os.fstat(fd).st_size
+                return end - _cut_half_record(fd)
+            finally:
+                os.close(fd)
+
+    def _take_held(self) -> list[dict[str, Any]]:
+        if not self._held:
+            return []
+        held, self._held = self._held, []
+        return held
+
+    def _write(self, logs: list[dict[str, Any]]) -> None:
+        """Append and fsync under the lock, as Optuna does; a failed append leaves no trace."""
+        records = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        with _locked(self.lock):
+            fd = _open_no_follow(self.path, os.O_RDWR | os.O_APPEND)
+            try:
+                end = _cut_half_record(fd)
+                try:
+                    _write_all(fd, records)
+                    os.fsync(fd)
+                except BaseException:
+                    os.ftruncate(fd, end)  # a full disk or a signal: take back what was written
+                    raise
+            finally:
+                os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(lock: JournalLock) -> Iterator[None]:
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _cut_half_record(fd: int) -> int:
+    """Cut a last line without its newline and return where the file ends.
+
+    Called under the lock, where no writer can be mid-append: such a line was left by a writer
+    that died writing it, and was never acknowledged. Optuna's reader skips it, but the next
+    record appended would be glued to it and make a line no reader can parse."""
+    end = os.fstat(fd).st_size
+    if end == 0 or os.pread(fd, 1, end - 1) == b"\n":
+        return end
+    start = end
+    while start > 0:
+        chunk = os.pread(fd, min(start, 1 << 16), max(0, start - (1 << 16)))
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            start = start - len(chunk) + newline + 1
+            break
+        start -= len(chunk)
+    os.ftruncate(fd, start)
+    return start
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class Journal(JournalStorage):
+    """Optuna's journal storage on a ``JournalFile``, kept at hand for ``held_writes``."""
+
+    def __init__(self, file: JournalFile) -> None:
+        super().__init__(file)
+        self.file = file
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a journal (a FIFO would block the reader forever), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return error.strerror or str(error)
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    return None if stat.S_ISREG(mode) else "is not a regular file"
+
+
+def is_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and isinstance(record.get("op_code"), int)
+
+
+def check_journal(path: Path) -> None:
+    """Raise ``ValueError`` unless every complete line of ``path`` is a journal record and, when
+    the file has bytes, at least one line is complete: a file that is not a journal is refused
+    as it is, before anything is appended to it."""
+    data = path.read_bytes()
+    lines = data[: data.rfind(b"\n") + 1].splitlines()
+    if bad := next((n for n, line in enumerate(lines, start=1) if not is_record(line)), None):
+        raise ValueError(f"line {bad} is not a journal record")
+    if data and not lines:
+        raise ValueError("no complete record")
