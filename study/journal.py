@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock  # the lock's base class: not re-exported
 
@@ -64,6 +65,12 @@ class JournalLock(BaseJournalFileLock):
         self.ours = journal.with_name(journal.name + OURS_SUFFIX)
         self.optuna_lock = journal.with_name(journal.name + OPTUNA_LOCK_SUFFIX)
         self._thread = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:  # a storage is pickled to worker processes
+        return {**self.__dict__, "_thread": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _thread=threading.local())
 
     def acquire(self) -> bool:
         fd = _open_no_follow(self.ours, os.O_RDWR | os.O_CREAT)
@@ -138,10 +145,9 @@ class JournalFile(JournalFileBackend):
     """Optuna's journal file under ``JournalLock``, whose appends are whole or absent.
 
     While ``holding``, running trials' records (``HELD_OP_CODES``) wait in memory and go with the
-    next append or read. Optuna's storage reads the file right after each write, to apply it; that
-    one read skips the flush, every other read flushes first, so every read still sees every
-    write. A population's epoch of reports then reaches the file in one append, when the pruner
-    reads the study.
+    next append or read, so every read still sees every write. A population's epoch of reports
+    then reaches the file in one append, when the pruner reads the study. (``Journal`` checks a
+    held record's trial as Optuna's replay of the record would have.)
     """
 
     def __init__(self, path: Path) -> None:
@@ -150,6 +156,17 @@ class JournalFile(JournalFileBackend):
         super().__init__(str(path), lock_obj=self.lock)
         self._held: list[dict[str, Any]] | None = None  # a list while holding
         self._just_held = False
+        self._peeking = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:  # a storage is pickled to worker processes
+        return {**self.__dict__, "_peeking": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _peeking=threading.local())
+
+    @property
+    def is_holding(self) -> bool:
+        return self._held is not None
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         if self._held is not None and all(log.get("op_code") in HELD_OP_CODES for log in logs):
@@ -159,11 +176,21 @@ class JournalFile(JournalFileBackend):
         self._write(self._take_held() + logs)
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        if self._just_held:  # the storage applying the record it just held: nothing new of ours
+        if self._just_held:  # Optuna's storage applying the record just held: it is not written yet
             self._just_held = False
-        else:
+            return iter(())
+        if not getattr(self._peeking, "on", False):
             self.flush()
         return super().read_logs(log_number_from)
+
+    @contextlib.contextmanager
+    def peeking(self) -> Iterator[None]:
+        """Read without writing what is held first (this thread)."""
+        self._peeking.on = True
+        try:
+            yield
+        finally:
+            self._peeking.on = False
 
     def flush(self) -> None:
         """Write the records held back so far, in one append."""
@@ -252,11 +279,38 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class Journal(JournalStorage):
-    """Optuna's journal storage on a ``JournalFile``, kept at hand for ``held_writes``."""
+    """Optuna's journal storage on a ``JournalFile``, kept at hand for ``held_writes``.
+
+    Optuna raises a bad write's error (no such trial, a finished trial) when it applies the
+    record it has just written; a held record is applied later, so its trial is checked first."""
 
     def __init__(self, file: JournalFile) -> None:
         super().__init__(file)
         self.file = file
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        self._check_updatable(trial_id)
+        super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._check_updatable(trial_id)
+        super().set_trial_user_attr(trial_id, key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._check_updatable(trial_id)
+        super().set_trial_system_attr(trial_id, key, value)
+
+    def _check_updatable(self, trial_id: int) -> None:
+        """A trial's existence and state never wait in memory: reading without the held records
+        (which are neither) tells them as well, and costs no append."""
+        if not self.file.is_holding:
+            return  # Optuna's own replay checks it
+        with self.file.peeking():
+            trial = self.get_trial(trial_id)  # KeyError when there is none
+        if trial.state.is_finished():
+            raise UpdateFinishedTrialError(
+                f"Trial#{trial.number} has already finished and can not be updated."
+            )
 
 
 def regular_file_problem(path: Path) -> str | None:

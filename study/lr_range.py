@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,8 @@ import pandas as pd
 from objectives.lr_finder import RangeTest, lr_range_test
 from objectives.workloads import get_workload, load_splits
 from study import figures
+from study.errors import UsageError
+from study.output import write_file
 
 
 def find_range(workload: str, optimizer: str, *, seed: int, data_dir: Path | None) -> RangeTest:
@@ -20,8 +23,12 @@ def find_range(workload: str, optimizer: str, *, seed: int, data_dir: Path | Non
 def save_plot(test: RangeTest, workload: str, optimizer: str, out: Path) -> Path:
     """The loss against the LR, with the suggested range, as ``OUT/lr_find/<workload>-<optimizer>.png``."""
     folder = out / "lr_find"
+    if folder.is_symlink():
+        raise UsageError(f"refusing to write into {folder}: it is a symbolic link this project did not make")
     folder.mkdir(exist_ok=True)
     frame = pd.DataFrame({"lr": test.lrs, "loss": test.losses, "smoothed": test.smoothed})
     path = folder / f"{workload}-{optimizer}.png"
-    figures.lr_range(frame, test.suggested, f"LR range test: {workload}, {optimizer}").savefig(path, dpi=110)
+    image = io.BytesIO()
+    figures.lr_range(frame, test.suggested, f"LR range test: {workload}, {optimizer}").savefig(image, dpi=110)
+    write_file(path, image.getvalue())
     return path

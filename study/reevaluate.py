@@ -16,8 +16,8 @@ only when the best trial or the seeds change.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +95,30 @@ def _train_seeds(
     """Each seed's results and steps per epoch, in order: here, or in ``jobs`` worker processes.
 
     Workers are forked where that is safe (``fork_is_safe``: CPU, one thread), and start at
-    once; otherwise spawned afresh, each importing torch (about 3.5 s)."""
+    once; otherwise spawned afresh, each importing torch (about 3.5 s). Ctrl-C is the parent's
+    alone: it ends the workers at once, however many times it is pressed."""
     if jobs <= 1 or len(work) < 2:
         yield from (_train_seed(*seed_work) for seed_work in work)
         return
     context = multiprocessing.get_context("fork" if fork_is_safe(threads, device) else "spawn")
-    with ProcessPoolExecutor(
-        min(jobs, len(work)), mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
-    ) as pool:
-        yield from pool.map(_train_seed, *zip(*work))
+    pool = context.Pool(min(jobs, len(work)), initializer=_start_worker, initargs=(threads,))
+    try:
+        yield from pool.imap(_train_seed_work, work)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _start_worker(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends the pool on Ctrl-C
+    torch.set_num_threads(threads)
+
+
+def _train_seed_work(work: SeedWork) -> tuple[list[MemberResult], int]:
+    return _train_seed(*work)
 
 
 def _train_seed(

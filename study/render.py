@@ -6,9 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,42 +16,8 @@ from matplotlib.figure import Figure
 
 from objectives.metrics import CHANCE_MARGIN, Metric
 from objectives.workloads import get_workload
-from study import analysis, figures
+from study import analysis, figures, output
 from study.sections import Section, build_section, draw_section, group_studies
-
-STAGING_PREFIX = ".report-"
-"""Where a report is written before it is switched into place (a hidden sibling of report/)."""
-
-
-def _write(path: Path, content: str | bytes) -> None:
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
-
-
-def _staging_directory(out: Path) -> Path:
-    """A fresh hidden directory for the next report, with the permissions the umask gives."""
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
-    return staging
-
-
-def _publish(staging: Path, report: Path) -> None:
-    """Switch ``report`` to the freshly written ``staging`` in one rename, so a reader sees the
-    previous report or the new one, never a mix: ``report`` is a symbolic link to the current
-    directory. Reports killed before their switch, and the previous one, are removed after it."""
-    link = staging.with_name(staging.name + ".link")
-    link.symlink_to(staging.name)
-    if report.is_dir() and not report.is_symlink():  # a report/ written by an older version
-        shutil.rmtree(report)
-    os.replace(link, report)
-    for leftover in report.parent.glob(STAGING_PREFIX + "*"):
-        if leftover == staging:
-            continue
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover)
-        else:
-            leftover.unlink()
 
 
 def _png(figure: Figure) -> bytes:
@@ -300,24 +263,35 @@ def write_report(
 ) -> tuple[Path, list[str]]:
     """Write ``out/report/`` from the stored studies (and their stored re-evaluations); return
     the page and its headlines, which the terminal shows too (one answer, not two)."""
-    report = _staging_directory(out)
+    with output.staged_report(out) as report:
+        sections, across = _write_pages(studies, report, margin)
+    answers = [f"{s.workload} with {s.optimizer}: " + " ".join(headline(s)) for s in sections]
+    if across is not None:
+        answers.insert(0, f"Across workloads: {across[1]}")
+    return out / "report" / "index.html", answers
+
+
+def _write_pages(
+    studies: Sequence[optuna.Study], report: Path, margin: float | None
+) -> tuple[list[Section], tuple[pd.DataFrame, str] | None]:
+    """Every section's figures, tables, page and summary, written into ``report``."""
     sections = [build_section(group, margin) for group in group_studies(studies).values()]
     html_parts, markdown_parts = [], []
     for section in sections:
         draw_section(section)
         images = {name: _png(figure) for name, (figure, _) in section.figures.items()}
         for name, image in images.items():
-            _write(report / f"{section.name}-{name}.png", image)
+            output.write_file(report / f"{section.name}-{name}.png", image)
         for name in ("ranking", "pairwise", "trials", "reevaluation"):
             table = getattr(section, name)
-            _write(report / f"{section.name}-{name}.csv", table.to_csv(index=False))
+            output.write_file(report / f"{section.name}-{name}.csv", table.to_csv(index=False))
         html_parts.append(_html_section(section, images))
         markdown_parts.append(_markdown_section(section))
     html_parts += _performance_profiles(sections, report)
     across = across_workloads(sections)
     if across is not None:
         table, verdict = across
-        _write(report / "across_workloads.csv", table.to_csv(index=False))
+        output.write_file(report / "across_workloads.csv", table.to_csv(index=False))
         html_parts.insert(
             0,
             f'<h2>Across workloads</h2><div class="headline"><p>{html.escape(verdict)}</p></div>'
@@ -334,13 +308,9 @@ def write_report(
         "re-trained over several seeds and scored on a test split that tuning never saw.</p>"
         + "\n".join(html_parts) + "</body></html>"
     )  # fmt: skip
-    _write(report / "index.html", page)
-    _write(report / "summary.md", f"# {title}\n\n" + "\n".join(markdown_parts))
-    _publish(report, out / "report")
-    answers = [f"{s.workload} with {s.optimizer}: " + " ".join(headline(s)) for s in sections]
-    if across is not None:
-        answers.insert(0, f"Across workloads: {across[1]}")
-    return out / "report" / "index.html", answers
+    output.write_file(report / "index.html", page)
+    output.write_file(report / "summary.md", f"# {title}\n\n" + "\n".join(markdown_parts))
+    return sections, across
 
 
 def across_workloads(sections: Sequence[Section]) -> tuple[pd.DataFrame, str] | None:
@@ -381,7 +351,7 @@ def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str
         profile = analysis.performance_profile_frame(pd.concat([s.reevaluation for s in same]))
         order = profile.groupby("family")["share"].mean().sort_values(ascending=False).index.tolist()
         image = _png(figures.performance_profile(profile, order))
-        _write(report / f"{optimizer}-performance_profile.png", image)
+        output.write_file(report / f"{optimizer}-performance_profile.png", image)
         parts.append(
             f'<h2>Across workloads ({html.escape(optimizer)})</h2><figure><img src="data:image/png;base64,'
             f'{base64.b64encode(image).decode()}" alt="performance profile"><figcaption>Share of the '

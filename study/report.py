@@ -152,11 +152,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     from study import analysis
+    from study.output import check_report_place
     from study.sections import group_studies
     from study.storage import prepare_out_dir
 
     check_device(args.device)
     prepare_out_dir(args.out)
+    check_report_place(args.out)  # before the seeds are re-trained, not after
     studies = list(analysis.load_studies(spec).values())
     if not group_studies(studies):
         raise UsageError(f"storage {spec} holds no sweep studies")

@@ -215,11 +215,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     from study.jobs import SweepSettings, run_sweep_in_processes
+    from study.output import check_report_place
     from study.report import reevaluate_and_publish
     from study.storage import open_storage, prepare_out_dir
     from study.sweep import run_sweep
 
     prepare_out_dir(args.out)
+    if not args.no_report:
+        check_report_place(args.out)  # before the sweep, not after it
     torch.set_num_threads(args.threads)
     storage = journal or open_storage(spec, heartbeat=args.heartbeat)
     swept: list[optuna.Study] = []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -130,11 +133,10 @@ def test_report_without_a_sweep_is_a_one_line_error(run_cli, tmp_path: Path) -> 
 
 HARNESS = """
 import os, signal, sys
-from pathlib import Path
-from study import report
+from study import output, report
 from study.cli import run_main
 
-die_at, calls, write = int(sys.argv[1]), 0, Path.write_bytes
+die_at, calls, write = int(sys.argv[1]), 0, output.write_file
 
 def write_or_die(path, data):
     global calls
@@ -143,7 +145,7 @@ def write_or_die(path, data):
         os.kill(os.getpid(), signal.SIGKILL)
     return write(path, data)
 
-Path.write_bytes = write_or_die
+output.write_file = write_or_die
 run_main(report.main, sys.argv[2:])
 """
 
@@ -367,3 +369,36 @@ def test_seeds_re_trained_in_two_processes_store_what_one_process_stores(
             for run in record["runs"]:
                 del run["curve"]["seconds"], run["seconds_to_target"]  # wall time differs
         assert records[0] == records[1] and len(records[0]["runs"]) == 3
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the workers through /proc")
+def test_ctrl_c_twice_during_re_evaluation_in_two_processes_exits(run_cli, tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, workers included; a second one during the
+    shutdown once left the command waiting for its pool forever."""
+    sweep = ["--workload", "moons", "--epochs", "30", "--families", "constant,cosine", "--trials", "2"]
+    assert run_cli("run", *sweep, "--out", str(tmp_path), "--no-report")[0] == 0
+    report = subprocess.Popen(
+        [sys.executable, "-m", "study.report", "--out", str(tmp_path), "--seeds", "40", "--jobs", "2"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(_children(report.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_children(report.pid)) >= 2, "the re-evaluation workers never started"
+    time.sleep(0.5)
+    os.killpg(report.pid, signal.SIGINT)
+    time.sleep(0.2)
+    os.killpg(report.pid, signal.SIGINT)
+    try:
+        code = report.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(report.pid, signal.SIGKILL)
+    assert code == 130, report.stderr.read()

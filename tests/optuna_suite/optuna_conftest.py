@@ -1,0 +1,29 @@
+"""Copied as ``conftest.py`` beside Optuna's own storage tests: every journal file they make is
+this project's ``JournalFile`` (with its lock, whatever lock the test asked for) under this
+project's ``Journal``, and with ``LR_STUDY_HELD=1`` every one holds its running trials' records
+as a sweep does. (The Redis cases are deselected: only journal files are substituted.)"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna.storages.journal
+import optuna.testing.storages
+
+from study.journal import Journal, JournalFile
+
+
+class ProjectJournalFile(JournalFile):
+    """This project's journal file, made where a test makes Optuna's."""
+
+    def __init__(self, file_path: str, lock_obj: Any = None) -> None:
+        super().__init__(Path(file_path))
+        if os.environ.get("LR_STUDY_HELD") == "1":
+            self._held = []  # as inside ``holding()``, for the file's whole life
+
+
+optuna.storages.journal.JournalFileBackend = ProjectJournalFile
+optuna.storages.JournalStorage = optuna.storages.journal.JournalStorage = Journal
+optuna.testing.storages.JournalFileBackend = ProjectJournalFile
