@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
@@ -104,6 +105,20 @@ class Population:
             trial.set_user_attr("interrupted", True)
             self.study.tell(trial, state=TrialState.FAIL)
 
+    def give_up(self) -> None:
+        """Other workers took this one for dead (stopped past its heartbeat's grace, say) and
+        redid its trials: what is left of them is dropped, and the sweep goes on."""
+        left = self.trials[self.told :]
+        tqdm.write(
+            f"warning: {self.experiment.study_name}: trial(s) {', '.join(str(t.number) for t in left)} were "
+            "taken over by another worker while this one was stopped; dropping this worker's results",
+            file=sys.stderr,
+        )
+        for trial in left:
+            with contextlib.suppress(UpdateFinishedTrialError):
+                trial.set_user_attr("interrupted", True)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
     def stop_run(self, error: Exception) -> RunStopped:
         """Training broke for the whole batch: none of it counts, and the run stops."""
         self.interrupt()
@@ -170,6 +185,9 @@ def run_population(
     except KeyboardInterrupt:
         population.interrupt()
         raise
+    except UpdateFinishedTrialError:
+        population.give_up()
+        return
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise population.stop_run(error) from error
@@ -181,3 +199,5 @@ def run_population(
     except KeyboardInterrupt:
         population.interrupt()
         raise
+    except UpdateFinishedTrialError:
+        population.give_up()

@@ -3,8 +3,9 @@
 A trial counts as finished when complete, pruned, or failed for a reason of its own. A RUNNING
 trial whose worker is gone was abandoned: it is failed (``interrupted``) and redone. A worker on
 this machine is gone when its process is (the same process id with the same start time); a
-worker anywhere is gone when its heartbeat stops (database storages only: Optuna records
-heartbeats there, not in journal files).
+worker anywhere is gone when its heartbeat stops: Optuna's in a database (``--heartbeat``), and
+in a journal file a beat of our own (``BEAT``, every ``JOURNAL_BEAT_S``), which also covers a
+machine whose name changed (a restarted container).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import functools
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import optuna
+from optuna.storages import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from study.storage import allow_experimental
@@ -71,22 +74,41 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counts_as_finished(trial) for trial in study.get_trials(deepcopy=False))
 
 
+JOURNAL_BEAT_S = 20
+"""How often a journal's running trials record that their worker is alive."""
+
+JOURNAL_STALE_S = 4 * JOURNAL_BEAT_S
+"""A journal trial of another machine's worker whose last beat is this old was abandoned (a
+margin for clocks that differ between machines)."""
+
+BEAT = "lr_study:beat"
+"""The system attribute that holds a journal trial's last beat (seconds since the epoch)."""
+
 UNCLAIMED_GRACE_S = 10
 """A RUNNING trial with no worker recorded this long after it started was abandoned at once.
 A live peer records its worker milliseconds after asking; this bounds the wait on resume."""
 
 
-def _abandoned(trial: FrozenTrial) -> bool:
+def _abandoned(trial: FrozenTrial, beats: bool) -> bool:
     worker = trial.user_attrs.get("worker")
     if worker is None:  # killed between ask() and recording its worker, or just asked by a peer
         started = trial.datetime_start
         return started is not None and (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
     this = this_worker()
     if worker.get("host") != this["host"]:
-        return False  # another machine's trial: its heartbeat tells
+        return beats and _beat_stopped(trial)  # another machine's (or this one, renamed): its beat tells
     if worker == this:  # this process looks only between its batches: a trial of its own is left over
         return True
     return not _alive(int(worker["pid"]), worker.get("started"))
+
+
+def _beat_stopped(trial: FrozenTrial) -> bool:
+    """Whether a journal trial's last beat (its start, before the first) is older than
+    ``JOURNAL_STALE_S``. Database trials have Optuna's heartbeat instead, and never beat."""
+    if (beat := trial.system_attrs.get(BEAT)) is not None:
+        return time.time() - float(beat) > JOURNAL_STALE_S
+    started = trial.datetime_start  # local time, as Optuna records it
+    return started is not None and (datetime.datetime.now() - started).total_seconds() > JOURNAL_STALE_S
 
 
 def _alive(pid: int, started: str | None) -> bool:
@@ -116,8 +138,9 @@ def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study: optuna.St
     """Fail the RUNNING trials whose worker is gone, so they are redone; return how many this
     process failed (a peer failing the same trial first is no error, and not counted)."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    beats = isinstance(storage, JournalStorage)
     marked = 0
-    if abandoned := [trial.number for trial in running if _abandoned(trial)]:  # usually none: no lookups
+    if abandoned := [trial.number for trial in running if _abandoned(trial, beats)]:  # usually none: no lookups
         for trial_id in _trial_ids(storage, study, abandoned):
             try:
                 storage.set_trial_user_attr(trial_id, "interrupted", True)
@@ -136,29 +159,43 @@ def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
 
 
 def record_heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> None:
-    """One heartbeat now, if the storage records them, so a trial is never without one."""
+    """One heartbeat now, if the storage records Optuna's, so a trial is never without one (a
+    journal trial's start counts as its first beat)."""
     if _heartbeat_interval(storage):
         [trial_id] = _trial_ids(storage, study, [trial.number])
         storage.record_heartbeat(trial_id)
+
+
+def _beat(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+    if _heartbeat_interval(storage):
+        storage.record_heartbeat(trial_id)
+    elif isinstance(storage, JournalStorage):
+        storage.set_trial_system_attr(trial_id, BEAT, time.time())
+
+
+def _beat_interval(storage: optuna.storages.BaseStorage) -> float | None:
+    if interval := _heartbeat_interval(storage):
+        return interval
+    return JOURNAL_BEAT_S if isinstance(storage, JournalStorage) else None
 
 
 @contextlib.contextmanager
 def heartbeat(
     storage: optuna.storages.BaseStorage, study: optuna.Study, trials: Sequence[optuna.Trial]
 ) -> Iterator[None]:
-    """Record the trials' heartbeats in the background while they run (database storages only)."""
-    if not (interval := _heartbeat_interval(storage)):
+    """Record the trials' heartbeats in the background while they run (``_beat``); a trial that
+    ends meanwhile (told, or failed by a peer that thought this worker dead) beats no more."""
+    if not (interval := _beat_interval(storage)):
         yield
         return
     trial_ids = _trial_ids(storage, study, [trial.number for trial in trials])
     stop = threading.Event()
 
     def beat() -> None:
-        while True:
+        while not stop.wait(interval):
             for trial_id in trial_ids:
-                storage.record_heartbeat(trial_id)
-            if stop.wait(interval):
-                return
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    _beat(storage, trial_id)
 
     thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
     thread.start()

@@ -533,3 +533,88 @@ def test_other_storages_write_at_once_while_held() -> None:
     with held_writes(storage):
         trial.report(0.5, step=0)
         assert study.trials[0].intermediate_values == {0: 0.5}
+
+
+def _running_trial_of(study: optuna.Study, storage, host: str, started_ago_s: float) -> int:
+    """A RUNNING trial claimed by a worker on ``host`` that started ``started_ago_s`` ago."""
+    started = datetime.datetime.now() - datetime.timedelta(seconds=started_ago_s)
+    template = optuna.trial.create_trial(state=TrialState.RUNNING)
+    template.datetime_start = started
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.create_new_trial(study_id, template_trial=template)
+    storage.set_trial_user_attr(trial_id, "worker", {"host": host, "pid": 4242, "started": "1"})
+    return trial_id
+
+
+def test_a_journal_trial_is_redone_once_its_worker_stops_beating_whatever_the_host(tmp_path) -> None:
+    """A journal resumed under a new host name (a restarted container) has no process to look
+    up: its trials' beats tell. A database trial of another machine waits for Optuna's heartbeat."""
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    study = optuna.create_study(storage=storage, study_name="s")
+    stale = _running_trial_of(study, storage, "old-host", workers_module.JOURNAL_STALE_S + 5)
+    beating = _running_trial_of(study, storage, "old-host", workers_module.JOURNAL_STALE_S + 5)
+    storage.set_trial_system_attr(beating, workers_module.BEAT, time.time())
+    young = _running_trial_of(study, storage, "other-host", 1)
+    assert fail_abandoned_trials(storage, study) == 1
+    assert storage.get_trial(stale).state == TrialState.FAIL
+    assert storage.get_trial(beating).state == storage.get_trial(young).state == TrialState.RUNNING
+    storage.set_trial_system_attr(
+        beating, workers_module.BEAT, time.time() - workers_module.JOURNAL_STALE_S - 1
+    )
+    assert fail_abandoned_trials(storage, study) == 1
+
+    memory = optuna.storages.InMemoryStorage()
+    other = optuna.create_study(storage=memory, study_name="s")
+    _running_trial_of(other, memory, "old-host", 3600)
+    assert fail_abandoned_trials(memory, other) == 0
+
+
+def test_a_sweep_resumed_under_a_new_host_name_finishes(tmp_path) -> None:
+    args = [*SWEEP, "--families", "constant", "--out", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = [sys.executable, "-m", "study.run", *args]
+    assert subprocess.run([*run, "--trials", "2"], env=env, capture_output=True, check=False).returncode == 0
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    study = optuna.load_study(study_name="moons-sgd-constant", storage=storage)
+    for _ in range(2):  # what the container held when it was restarted
+        _running_trial_of(study, storage, "old-container", workers_module.JOURNAL_STALE_S + 60)
+    done = subprocess.run(
+        [*run, "--trials", "4"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        finished_count(
+            optuna.load_study(
+                study_name="moons-sgd-constant", storage=open_storage(str(tmp_path / "optuna.journal"))
+            )
+        )
+        == 4
+    )
+
+
+def test_a_worker_whose_trials_were_redone_while_it_was_stopped_drops_them_and_goes_on(
+    run_cli, tmp_path, monkeypatch
+) -> None:
+    """As a database worker paused past its heartbeat's grace finds its trials failed by peers."""
+    from study import population
+
+    real_run_trials, taken_over = population.run_trials, []
+
+    def peers_take_over_first(trials, *args, **kwargs):
+        if not taken_over:
+            peer = open_storage(str(tmp_path / "optuna.journal"))
+            study_id = peer.get_study_id_from_name("moons-sgd-constant")
+            for trial in trials:
+                trial_id = peer.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                peer.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            taken_over.extend(t.number for t in trials)
+        return real_run_trials(trials, *args, **kwargs)
+
+    monkeypatch.setattr(population, "run_trials", peers_take_over_first)
+    args = [*SWEEP, "--families", "constant", "--trials", "4", "--population", "2", "--out", str(tmp_path)]
+    code, _, err = run_cli("run", *args)
+    assert code == 0 and "Traceback" not in err, err
+    assert f"trial(s) {taken_over[0]}, {taken_over[1]} were taken over by another worker" in err
+    trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
+    assert sum(map(counts_as_finished, trials)) == 4
+    assert all(trials[n].state == TrialState.FAIL and not counts_as_finished(trials[n]) for n in taken_over)
