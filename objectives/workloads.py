@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from objectives.datasets import FASHION_MNIST, MNIST, SHAKESPEARE, Dataset, fetch, load_cifar10, load_idx_pair
+from objectives.datasets import (
+    FASHION_MNIST,
+    MNIST,
+    SHAKESPEARE,
+    DataError,
+    Dataset,
+    fetch,
+    load_cifar10,
+    load_idx_pair,
+)
 from objectives.metrics import ACCURACY, Metric, bits_per_character
 
 if TYPE_CHECKING:
@@ -351,7 +360,7 @@ def import_workload(spec: str) -> Workload:
         raise ValueError(f"{spec!r}: expected package.module:NAME")
     try:
         module = importlib.import_module(module_name)
-    except Exception as error:  # noqa: BLE001 - the user's module: any error in it is theirs to see, in one line
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's module: its error, in one line
         raise ValueError(
             f"{spec!r}: cannot import {module_name!r} ({type(error).__name__}: {error})"
         ) from None
@@ -360,16 +369,85 @@ def import_workload(spec: str) -> Workload:
     found = getattr(module, attribute)
     try:
         workload = found() if callable(found) and not isinstance(found, Workload) else found
-    except Exception as error:  # noqa: BLE001 - the user's function, as above
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's function, as above
         raise ValueError(f"{spec!r}: {attribute}() raised {type(error).__name__}: {error}") from None
     if not isinstance(workload, Workload):  # a usage error, shown as one line like the others
         raise ValueError(  # noqa: TRY004
             f"{spec!r}: {attribute} is a {type(workload).__name__}, not an objectives.workloads.Workload"
+        )
+    from objectives.optimizers import OPTIMIZERS
+
+    if workload.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"{spec!r}: its optimizer {workload.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
         )
     return dataclasses.replace(workload, name=spec)
 
 
 @lru_cache(maxsize=4)
 def load_splits(name: str, seed: int, data_dir: Path | None = None) -> Splits:
-    """The workload's splits for ``seed``, loaded once per process."""
-    return get_workload(name).load(seed, data_dir)
+    """The workload's splits for ``seed``, checked (``check_splits``) before anything trains on them.
+
+    Raises ``DataError``, in one line naming the workload, for whatever goes wrong in its own
+    ``load`` or model, or when it can no longer be imported (a stored study's): nothing is
+    stored before the data and one forward pass have been checked."""
+    try:
+        workload = get_workload(name)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    try:
+        splits = workload.load(seed, data_dir)
+    except DataError:
+        raise
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - a workload's own code: its error, in one line
+        raise DataError(f"workload {name!r}: load() raised {type(error).__name__}: {error}") from None
+    check_splits(workload, splits)
+    return splits
+
+
+def check_splits(workload: Workload, splits: Splits) -> None:
+    """Refuse, as a ``DataError`` naming the workload, splits the engine cannot train on:
+    not ``Splits``, empty, shapes that disagree with the workload, labels outside
+    [0, classes), inputs that are not finite, or a model whose forward pass fails on them."""
+    problem = _splits_problem(workload, splits) or _forward_problem(workload, splits)
+    if problem:
+        raise DataError(f"workload {workload.name!r}: {problem}")
+
+
+def _splits_problem(workload: Workload, splits: Splits) -> str | None:
+    import torch
+
+    if not isinstance(splits, Splits):
+        return f"load() returned a {type(splits).__name__}, not objectives.workloads.Splits"
+    for part in ("train", "val", "test"):
+        x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")
+        if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+            return f"its {part} split is not a pair of tensors"
+        if len(x) == 0 or len(x) != len(y):
+            return f"its {part} split has {len(x)} inputs and {len(y)} labels (it needs as many, and some)"
+        if tuple(x.shape[1:]) != tuple(workload.input_shape):
+            return f"its {part} inputs are {tuple(x.shape[1:])} each, but input_shape says {workload.input_shape}"
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            return f"its {part} labels are {y.dtype}; class indices must be integers"
+        if y.min() < 0 or y.max() >= workload.classes:
+            return f"its {part} labels run from {int(y.min())} to {int(y.max())}, outside [0, {workload.classes})"
+        if x.dtype.is_floating_point and not torch.isfinite(x).all():
+            return f"its {part} inputs hold NaN or infinite values"
+    return None
+
+
+def _forward_problem(workload: Workload, splits: Splits) -> str | None:
+    """A forward pass of a fresh model on two training examples: the logits' shape must be
+    (2, classes), or (2, positions, classes) against (2, positions) targets."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            logits = workload.make_model()(splits.x_train[:2])
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the workload's own model
+        return f"its model's forward pass on two training examples raised {type(error).__name__}: {error}"
+    expected = (*splits.y_train[:2].shape, workload.classes)
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != expected:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        return f"its model returns {shape} for two examples, not logits of shape {expected}"
+    return None

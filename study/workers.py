@@ -140,7 +140,8 @@ def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study: optuna.St
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     beats = isinstance(storage, JournalStorage)
     marked = 0
-    if abandoned := [trial.number for trial in running if _abandoned(trial, beats)]:  # usually none: no lookups
+    # Usually none: no lookups.
+    if abandoned := [trial.number for trial in running if _abandoned(trial, beats)]:
         for trial_id in _trial_ids(storage, study, abandoned):
             try:
                 storage.set_trial_user_attr(trial_id, "interrupted", True)
