@@ -7,6 +7,7 @@ code 2, never a traceback. Ctrl-C exits with 130 and says how to resume.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import signal
@@ -334,6 +335,27 @@ def experiment_from_args(
     )
 
 
+REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _os_error_exit(error: OSError) -> int | None:
+    """A file the command may not use (permissions, a read-only file system) is bad input:
+    one line, exit 2. A full disk: one line, exit 1 (finished work is kept). Anything else is
+    a fault to see whole (None)."""
+    place = " and ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    if error.errno in REFUSED:
+        print(f"error: cannot use {place or 'a file'}: {error.strerror}", file=sys.stderr)
+        return 2
+    if error.errno == errno.ENOSPC:
+        where = f" writing {place}" if place else ""
+        print(
+            f"error: no space left on the device{where}; free some and run the same command again",
+            file=sys.stderr,
+        )
+        return 1
+    return None
+
+
 def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> NoReturn:
     """Run a command's ``main`` and turn its outcome into an exit code."""
     import optuna
@@ -347,6 +369,10 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     except RunStopped as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except OSError as error:
+        if (code := _os_error_exit(error)) is None:
+            raise
+        sys.exit(code)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
         print(

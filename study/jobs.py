@@ -20,6 +20,7 @@ for what they hold, or redoes it if they died (``study/workers.py``).
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import sys
@@ -154,4 +155,6 @@ def _check(workers: Sequence[multiprocessing.process.BaseProcess], logs: Sequenc
         if worker.exitcode != 0:
             lines = [line for line in log.read_text().splitlines() if line.strip()]
             last = lines[-1].removeprefix("error: ") if lines else "no message"
+            if f"[Errno {errno.ENOSPC}]" in last:  # the command says how much more space the rest needs
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             raise RunStopped(f"a worker process exited with code {worker.exitcode}: {last}")

@@ -130,10 +130,14 @@ def _open_journal(path: Path, *, create: bool) -> Journal:
         return storage
     except OSError as error:
         raise UsageError(f"cannot use journal storage {path}: {error.strerror or error}") from None
-    except (ValueError, KeyError, TypeError, AssertionError) as error:  # Optuna asserts on unknown op codes
+    except (ValueError, KeyError, TypeError, AssertionError) as error:
+        reason = (  # Optuna asserts on an op code it does not know
+            f"a record Optuna {optuna.__version__} cannot replay"
+            if isinstance(error, AssertionError)
+            else error
+        )
         raise UsageError(
-            f"{path} is not a readable Optuna journal ({error or type(error).__name__}); "
-            "move it aside or pick another --out"
+            f"{path} is not a readable Optuna journal ({reason}); move it aside or pick another --out"
         ) from None
 
 

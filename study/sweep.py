@@ -180,10 +180,12 @@ def open_studies(
     for experiment in experiments:  # every check before anything is written
         check_stored_settings(storage, experiment)
     studies = [open_study(storage, experiment, pruner) for experiment in experiments]
-    done = {study.study_name: min(finished_count(study), trials) for study in studies}
-    if all(count >= trials for count in done.values()):
-        print(f"nothing to do: every study already has {trials} finished trials (raise --trials to add more)")
-    return studies, done
+    finished = {study.study_name: finished_count(study) for study in studies}
+    if all(count >= trials for count in finished.values()):
+        fewest = min(finished.values())
+        has = f"{trials}" if fewest == trials else f"at least {trials} (the fewest {fewest})"
+        print(f"nothing to do: every study already has {has} finished trials (raise --trials above {fewest} to add more)")
+    return studies, {name: min(count, trials) for name, count in finished.items()}
 
 
 def run_sweep(

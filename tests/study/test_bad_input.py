@@ -9,6 +9,7 @@ directory with ``a_file`` (a plain file), ``garbage.journal`` (not a journal), `
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -156,6 +157,12 @@ CASES: dict[str, tuple[str, list[str], str]] = {
         ["--storage", "{read_only}/x.journal"],
         "cannot use journal storage {read_only}/x.journal",
     ),
+    "journal is a FIFO": ("run", ["--storage", "{tmp}/fifo.journal"], "fifo.journal is not a regular file"),
+    "journal with an unknown op code": (
+        "run",
+        ["--storage", "{tmp}/op99.journal"],
+        "op99.journal is not a readable Optuna journal (a record Optuna",
+    ),
     "lock path is a directory": (
         "run",
         ["--storage", "{tmp}/locked.journal"],
@@ -244,6 +251,8 @@ def test_bad_input_gets_one_line_and_exit_code_2(case: str, stored: Path, run_cl
     (tmp_path / "a_file").write_text("not a directory")
     (tmp_path / "garbage.journal").write_text("this is not json\n")
     (tmp_path / "dir.journal").mkdir()
+    os.mkfifo(tmp_path / "fifo.journal")  # opening it to read would wait for a writer forever
+    (tmp_path / "op99.journal").write_text('{"op_code":99,"worker_id":"w"}\n')
     (tmp_path / "empty").mkdir()
     (tmp_path / "locked.journal.lr-study.flock").mkdir()
     (tmp_path / "damaged").mkdir()
@@ -376,3 +385,71 @@ def _heavy_imports(command: str, argv: list[str], expect_code: int | None = None
         line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
     }
     return sorted(imported & set(HEAVY))
+
+
+def _as_a_user(command: list[str]) -> list[str]:
+    """The command as a process that permission bits bind: root without its override."""
+    if os.geteuid() != 0:
+        return command
+    if shutil.which("setpriv") is None:
+        pytest.skip("root needs setpriv (util-linux) to run a command that permission bits bind")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
+
+
+PERMISSION_CASES = {
+    "out": ("run", ["--out", "{locked}/out"], "cannot use {locked}/out: Permission denied"),
+    "storage": (
+        "run",
+        ["--storage", "{locked}/x.journal"],
+        "cannot use {locked}/x.journal: Permission denied",
+    ),
+    "artifact dir": ("run", ["--artifact-dir", "{locked}/a"], "cannot use {locked}/a: Permission denied"),
+    "data dir": ("run", ["--workload", "mnist", "--data-dir", "{locked}"], "Permission denied"),
+    "report's out": ("report", ["--out", "{locked}/out"], "{locked}/out"),
+    "report's storage": ("report", ["--storage", "{locked}/x.journal"], "{locked}/x.journal"),
+    "report's artifact dir": ("report", ["--out", "{stored}", "--artifact-dir", "{locked}/a"], "{locked}/a"),
+    "train's data dir": (
+        "train",
+        ["--workload", "mnist", "--lr", "0.1", "--data-dir", "{locked}"],
+        "Permission denied",
+    ),
+    "unreadable MNIST file": (
+        "run",
+        ["--workload", "mnist", "--data-dir", "{unreadable}"],
+        "Permission denied",
+    ),
+    "unreadable input.txt": (
+        "run",
+        ["--workload", "shakespeare", "--data-dir", "{unreadable}"],
+        "Permission denied",
+    ),
+    "read-only journal": ("report", ["--out", "{read_only_journal}", "--seeds", "2"], "Permission denied"),
+}
+
+
+@pytest.mark.parametrize("case", list(PERMISSION_CASES))
+def test_a_place_the_command_may_not_use_is_one_line(case: str, stored: Path, tmp_path: Path) -> None:
+    module, argv, message = PERMISSION_CASES[case]
+    locked, unreadable, read_only = tmp_path / "locked", tmp_path / "unreadable", tmp_path / "ro"
+    locked.mkdir(mode=0o000)
+    (unreadable / "mnist").mkdir(parents=True)
+    (unreadable / "tinyshakespeare").mkdir()
+    for name in ("mnist/train-images-idx3-ubyte.gz", "tinyshakespeare/input.txt"):
+        (unreadable / name).write_bytes(b"")
+        (unreadable / name).chmod(0o000)
+    shutil.copytree(stored, read_only, ignore=shutil.ignore_patterns("report", ".report-*"))
+    (read_only / "optuna.journal").chmod(0o444)
+    places = {"locked": locked, "unreadable": unreadable, "stored": stored, "read_only_journal": read_only}
+    argv = [arg.format(**places) for arg in argv]
+    before = (read_only / "optuna.journal").read_bytes()
+    try:
+        done = subprocess.run(
+            _as_a_user([sys.executable, "-m", f"study.{module}", *argv, "--trials", "1"] if module == "run"
+                       else [sys.executable, "-m", f"study.{module}", *argv]),
+            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        locked.chmod(0o700)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr and message.format(**places) in done.stderr, done.stderr
+    assert (read_only / "optuna.journal").read_bytes() == before

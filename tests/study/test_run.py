@@ -216,6 +216,12 @@ def test_without_a_terminal_progress_is_plain_lines_and_a_rerun_says_there_is_no
     again = run_subprocess("run", args, timeout=120)
     assert again.stdout.startswith("nothing to do: every study already has 3 finished trials")
     assert again.stderr == ""
+    fewer = [*args[:-4], "--trials", "2", "--out", str(tmp_path)]
+    less = run_subprocess("run", fewer, timeout=120)
+    assert less.stdout.startswith(
+        "nothing to do: every study already has at least 2 (the fewest 3) finished trials "
+        "(raise --trials above 3 to add more)"
+    ), less.stdout  # the count the table below shows, not the --trials asked for
 
 
 def test_a_long_study_reports_progress_while_it_runs(run_cli, tmp_path: Path, monkeypatch) -> None:

@@ -618,3 +618,38 @@ def test_a_worker_whose_trials_were_redone_while_it_was_stopped_drops_them_and_g
     trials = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials
     assert sum(map(counts_as_finished, trials)) == 4
     assert all(trials[n].state == TrialState.FAIL and not counts_as_finished(trials[n]) for n in taken_over)
+
+
+def test_a_full_disk_while_writing_the_report_is_one_line(run_cli, tmp_path, monkeypatch) -> None:
+    from study import output
+
+    args = [*SWEEP[:-1], "--families", "constant", "--trials", "2", "--seeds", "2", "--out", str(tmp_path)]
+
+    def full(path, content):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(output, "write_file", full)
+    code, _, err = run_cli("run", *args)
+    [error] = [line for line in err.splitlines() if line.startswith("error")]
+    assert code == 1 and "Traceback" not in err and "no space left on the device writing" in error, err
+    assert (
+        sum(
+            map(
+                counts_as_finished,
+                load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-constant"].trials,
+            )
+        )
+        == 2
+    )
+
+
+def test_a_worker_process_that_ran_out_of_space_is_said_as_a_full_disk(tmp_path) -> None:
+    """So that --jobs 2 gives the same message, with its estimate, as one process."""
+    from study import jobs
+
+    log = tmp_path / "job0.stderr"
+    log.write_text("error: OSError: [Errno 28] No space left on device\n")
+    worker = type("Ended", (), {"exitcode": 1})()
+    with pytest.raises(OSError) as raised:
+        jobs._check([worker], [log])
+    assert raised.value.errno == errno.ENOSPC
