@@ -18,7 +18,7 @@ import sqlalchemy.exc
 
 from study.cli import is_database_url, out_dir_problem, storage_problem
 from study.errors import UsageError
-from study.journal import Journal, JournalFile, check_journal, regular_file_problem
+from study.journal import Journal, JournalFile, JournalLock, check_journal, regular_file_problem
 
 
 @contextlib.contextmanager
@@ -123,8 +123,10 @@ def _open_journal(path: Path, *, create: bool) -> Journal:
     try:
         if path.exists():  # before Optuna's backend, which creates the file, writes anything
             check_journal(path)
+        _try_lock(JournalLock(path))  # before the file is made: a lock that cannot be made changes nothing
         file = JournalFile(path)
-        _repair(file)
+        if dropped := file.cut_half_record():  # said here, not in a worker whose output nobody reads
+            print(f"recovered {path}: dropped a half-written last record ({dropped} bytes)", file=sys.stderr)
         storage = Journal(file)
         storage.get_all_studies()  # replays every record: a nonsensical one fails here, not mid-sweep
         return storage
@@ -141,16 +143,14 @@ def _open_journal(path: Path, *, create: bool) -> Journal:
         ) from None
 
 
-def _repair(file: JournalFile) -> None:
-    """Cut a dead writer's half record now, where it is said, rather than in a worker whose
-    output nobody reads; and fail in one line here if the lock cannot be made."""
+def _try_lock(lock: JournalLock) -> None:
+    """Take the journal's lock once, so that one that cannot be made fails here, in one line."""
     try:
-        dropped = file.cut_half_record()
+        lock.acquire()
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         raise UsageError(f"cannot lock the journal: {where}{error.strerror or error}") from None
-    if dropped:
-        print(f"recovered {file.path}: dropped a half-written last record ({dropped} bytes)", file=sys.stderr)
+    lock.release()
 
 
 def held_writes(storage: optuna.storages.BaseStorage) -> contextlib.AbstractContextManager[None]:

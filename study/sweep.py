@@ -184,7 +184,9 @@ def open_studies(
     if all(count >= trials for count in finished.values()):
         fewest = min(finished.values())
         has = f"{trials}" if fewest == trials else f"at least {trials} (the fewest {fewest})"
-        print(f"nothing to do: every study already has {has} finished trials (raise --trials above {fewest} to add more)")
+        print(
+            f"nothing to do: every study already has {has} finished trials (raise --trials above {fewest} to add more)"
+        )
     return studies, {name: min(count, trials) for name, count in finished.items()}
 
 

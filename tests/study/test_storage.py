@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from study import journal as journal_module
 from study import workers as workers_module
 from study.analysis import load_studies
+from study.errors import UsageError
 from study.journal import JournalFile, JournalLock
 from study.storage import held_writes, open_storage
 from study.workers import (
@@ -653,3 +654,20 @@ def test_a_worker_process_that_ran_out_of_space_is_said_as_a_full_disk(tmp_path)
     with pytest.raises(OSError) as raised:
         jobs._check([worker], [log])
     assert raised.value.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("lock", ["optuna.journal.lr-study.flock", "optuna.journal.lock"])
+def test_no_lock_file_is_made_through_a_dangling_link(lock: str, tmp_path, monkeypatch) -> None:
+    outside = tmp_path / "outside" / "made-through-the-link"
+    outside.parent.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / lock).symlink_to(outside)
+    monkeypatch.setattr(journal_module, "GRACE_S", 0.2)  # a link at Optuna's lock is a stale stock lock
+    if lock.endswith(".flock"):
+        with pytest.raises(UsageError, match="cannot lock the journal: .*lr-study.flock: Too many levels"):
+            open_storage(str(out / "optuna.journal"))
+        assert not (out / "optuna.journal").exists(), "nothing made before the lock"
+    else:
+        optuna.create_study(storage=open_storage(str(out / "optuna.journal")), study_name="s")
+    assert not outside.exists()

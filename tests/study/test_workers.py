@@ -131,3 +131,38 @@ def test_wrong_database_password_is_one_line(postgres_url: str, tmp_path: Path) 
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "password authentication failed" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare to pose as another machine")
+def test_a_worker_paused_past_its_heartbeat_drops_the_trials_peers_redid(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Stopped (SIGSTOP) long enough for a peer to redo its trials, then continued: it drops
+    them with a warning and goes on, instead of crashing on UpdateFinishedTrialError."""
+    if subprocess.run(["unshare", "--uts", "true"], check=False).returncode != 0:
+        pytest.skip("unshare --uts needs root here")
+    args = [*SLOW_SWEEP, "--trials", "12", "--heartbeat", "1", "--population", "2"]
+    args += ["--out", str(tmp_path), "--storage", postgres_url]
+    paused = _worker(args, as_other_machine=True)
+    deadline = time.monotonic() + 120
+    held: list[int] = []
+    while not held and time.monotonic() < deadline:  # until it trains a batch
+        study = load_studies(postgres_url).get("moons-sgd-constant")
+        held = [t.number for t in study.trials if t.state == TrialState.RUNNING] if study else []
+        time.sleep(0.02)
+    paused.send_signal(signal.SIGSTOP)
+    peer = _worker(args)
+    while time.monotonic() < deadline:  # the peer fails the silent trials and redoes them
+        trials = load_studies(postgres_url)["moons-sgd-constant"].trials
+        if all(trials[n].state == TrialState.FAIL for n in held):
+            break
+        time.sleep(0.1)
+    paused.send_signal(signal.SIGCONT)
+    _finish([peer])
+    _, err = paused.communicate(timeout=300)
+    assert paused.returncode == 0 and "Traceback" not in err, err
+    assert "taken over by another worker" in err
+    trials = load_studies(postgres_url)["moons-sgd-constant"].trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert 12 <= sum(map(counts_as_finished, trials)) <= 13
+    assert all(trials[n].state == TrialState.FAIL and not counts_as_finished(trials[n]) for n in held)
