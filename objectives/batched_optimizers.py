@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from objectives.optimizers import ADAM_BETAS
-
 Tensor = torch.Tensor
 
 
@@ -108,15 +106,16 @@ class SGD(BatchedOptimizer):
 
 
 class Adam(BatchedOptimizer):
-    """``torch.optim.Adam`` (betas 0.9, 0.999; eps 1e-8) with L2 weight decay, or ``AdamW``
+    """``torch.optim.Adam`` (``betas``; eps 1e-8) with L2 weight decay, or ``AdamW``
     (``decoupled``); beta1 may change every step, as when a scheduler cycles it."""
 
-    (beta1, beta2), eps = ADAM_BETAS, 1e-8
+    eps = 1e-8
     state_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, weight_decay: float = 0.0, decoupled: bool = True) -> None:
+    def __init__(self, weight_decay: float, decoupled: bool, betas: tuple[float, float]) -> None:
         super().__init__(weight_decay)
         self.decoupled = decoupled
+        self.beta1, self.beta2 = betas
 
     def update(
         self, params: list[Tensor], grads: list[Tensor], lrs: list[Tensor], momenta: list[Tensor] | None

@@ -74,6 +74,11 @@ FASHION_MNIST = Dataset(
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ),
 )
+SHAKESPEARE_CONTEXT = 64
+"""Characters a window holds: the model predicts each next one from up to 63 before it."""
+SHAKESPEARE_VOCABULARY = 66
+"""The 65 characters of the training block, plus the unknown symbol."""
+
 SHAKESPEARE = Dataset(
     name="tinyshakespeare",
     files={"input.txt": "6fb458f1232090904fb40fe944165e91"},

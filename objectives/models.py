@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from objectives.datasets import SHAKESPEARE_CONTEXT, SHAKESPEARE_VOCABULARY
 from objectives.transformer import CharTransformer
-from objectives.workloads import SHAKESPEARE_CONTEXT, SHAKESPEARE_VOCABULARY
 
 
 def digits_mlp() -> nn.Module:

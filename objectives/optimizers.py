@@ -24,7 +24,7 @@ DEFAULT_MOMENTUM = 0.9
 """SGD's momentum unless ``--momentum`` says otherwise (0 is plain SGD)."""
 
 ADAM_BETAS = (0.9, 0.999)
-"""Adam's and AdamW's betas, PyTorch's defaults (the batched rule uses them too)."""
+"""Adam's and AdamW's betas, PyTorch's defaults (given to the batched rule too)."""
 
 
 @dataclass(frozen=True)
@@ -142,14 +142,14 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         OptimizerSpec(
             "adam",
             "Adam",
-            lambda b, momentum, decay, nesterov: b.Adam(weight_decay=decay, decoupled=False),
+            lambda b, momentum, decay, nesterov: b.Adam(decay, decoupled=False, betas=ADAM_BETAS),
             (1e-4, 3e-2),
             has_beta1=True,
         ),
         OptimizerSpec(
             "adamw",
             "AdamW",
-            lambda b, momentum, decay, nesterov: b.Adam(weight_decay=decay, decoupled=True),
+            lambda b, momentum, decay, nesterov: b.Adam(decay, decoupled=True, betas=ADAM_BETAS),
             (1e-4, 3e-2),
             default_weight_decay=0.01,
             has_beta1=True,

@@ -25,6 +25,8 @@ from objectives.datasets import (
     FASHION_MNIST,
     MNIST,
     SHAKESPEARE,
+    SHAKESPEARE_CONTEXT,
+    SHAKESPEARE_VOCABULARY,
     DataError,
     Dataset,
     fetch,
@@ -141,10 +143,6 @@ def _mnist1d(seed: int, data_dir: Path | None) -> Splits:
     return carve_validation(data["x"], data["y"], data["x_test"], data["y_test"], seed=seed, val=0.2)
 
 
-SHAKESPEARE_CONTEXT = 64
-"""Characters a window holds: the model predicts each next one from up to 63 before it."""
-SHAKESPEARE_VOCABULARY = 66
-"""The 65 characters of the training block, plus the unknown symbol."""
 UNKNOWN = 0
 
 

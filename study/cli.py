@@ -21,6 +21,7 @@ from objectives.experiment import Experiment
 from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
 from objectives.workloads import WORKLOADS, get_workload
 from study.errors import RunStopped, UsageError
+from study.places import JOURNAL_SUFFIX, out_dir_problem, storage_problem
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -128,22 +129,6 @@ def out_directory(text: str) -> Path:
     return Path(text)
 
 
-def out_dir_problem(out: Path) -> str | None:
-    """Why ``out`` cannot be (made) an output directory, or None. Its parent must exist: a
-    mistyped deep path should be an error, not a new tree. Creates nothing."""
-    if not out.parent.is_dir():
-        return f"cannot use {out}: its parent {out.parent} is not an existing directory"
-    if out.exists() and not out.is_dir():
-        return f"cannot use {out}: it exists and is not a directory"
-    where = out if out.exists() else out.parent
-    if not os.access(where, os.W_OK | os.X_OK):
-        return f"cannot use {out}: {where} is not writable"
-    return None
-
-
-JOURNAL_SUFFIX = ".journal"
-
-
 def storage_spec(storage: str | None, out: Path) -> str:
     """The storage to use: ``--storage`` if given, else the journal file in ``--out``."""
     return storage if storage is not None else str(out / f"optuna{JOURNAL_SUFFIX}")
@@ -154,33 +139,6 @@ def storage_argument(text: str) -> str:
     if problem := storage_problem(text):
         raise argparse.ArgumentTypeError(problem)
     return text
-
-
-def is_database_url(spec: str) -> bool:
-    """A database URL (``scheme://...``), not a journal path."""
-    return "://" in spec
-
-
-def storage_problem(spec: str) -> str | None:
-    """Why ``spec`` is neither a database URL SQLAlchemy knows (parsed, not connected to) nor a
-    journal path ending in .journal, or None. Cheap, so bad input answers before heavy imports."""
-    if not is_database_url(spec):
-        if spec.endswith(JOURNAL_SUFFIX):
-            return None
-        return (
-            f"storage {spec!r} is neither a database URL (sqlite:///sweep.db, postgresql://user@host/db) "
-            f"nor a journal file path ending in {JOURNAL_SUFFIX}"
-        )
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        make_url(spec).get_dialect()
-    except NoSuchModuleError:  # a kind of ArgumentError: first
-        return f"unknown storage URL scheme {spec.split('://', 1)[0]!r}; use sqlite, postgresql or mysql"
-    except (ArgumentError, ValueError):
-        return f"malformed storage URL {spec!r}; expected e.g. postgresql://user@host/db"
-    return None
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, *, help_out: str) -> None:
@@ -383,3 +341,25 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         sys.exit(141)
     sys.exit(0)
+
+
+DEFAULT_SEEDS = 20
+"""Re-evaluation seeds per family unless ``--seeds`` says otherwise."""
+
+
+def add_margin_argument(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--margin",
+        type=positive_float,
+        help="report: a difference from the reference within +-MARGIN counts as equivalent (two one-sided "
+        "tests); default the workload's (0.005 accuracy, 0.01 bits per character for shakespeare)",
+    )
+
+
+def add_artifact_argument(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--artifact-dir",
+        type=out_directory,
+        help="also store the report's figures and tables in DIR as Optuna artifacts of every study: "
+        "optuna-dashboard STORAGE --artifact-dir DIR shows them on each study's page",
+    )

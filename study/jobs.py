@@ -26,9 +26,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import optuna
 
@@ -57,6 +58,10 @@ class SweepSettings:
     threads: int
 
 
+CommandRunner = Callable[[Callable[[Sequence[str] | None], None]], NoReturn]
+"""Runs a command's ``main`` and exits with its exit code (``study.cli.run_main``)."""
+
+
 def deal(families: Sequence[str], jobs: int) -> list[list[str]]:
     """Families dealt round-robin to at most ``jobs`` non-empty hands."""
     return [list(families[k::jobs]) for k in range(min(jobs, len(families)))]
@@ -69,9 +74,11 @@ def run_sweep_in_processes(
     settings: SweepSettings,
     *,
     jobs: int,
+    run_command: CommandRunner,
 ) -> list[optuna.Study]:
     """Top every experiment's study (one workload) up to ``settings.trials`` with ``jobs`` forked
-    workers; return the studies."""
+    workers, each running its sweep as a command through ``run_command`` (the command line's
+    ``run_main``: its errors as one line and an exit code); return the studies."""
     trials = settings.trials
     studies, done = open_studies(storage, experiments, trials, settings.pruner)
     if all(count >= trials for count in done.values()):
@@ -84,7 +91,9 @@ def run_sweep_in_processes(
     with tempfile.TemporaryDirectory(prefix="lr-study-jobs-") as scratch:
         logs = [Path(scratch) / f"job{k}.stderr" for k in range(len(hands))]
         workers = [
-            context.Process(target=_work, args=(hand, data, settings, log), name=f"lr-study-job{k}")
+            context.Process(
+                target=_work, args=(hand, data, settings, log, run_command), name=f"lr-study-job{k}"
+            )
             for k, (hand, log) in enumerate(zip(hands, logs))
         ]
         for worker in workers:
@@ -105,12 +114,17 @@ def run_sweep_in_processes(
     return studies
 
 
-def _work(experiments: list[Experiment], data: Splits, settings: SweepSettings, log: Path) -> None:
+def _work(
+    experiments: list[Experiment],
+    data: Splits,
+    settings: SweepSettings,
+    log: Path,
+    run_command: CommandRunner,
+) -> None:
     """A worker: its studies swept as a lone ``study.run`` would, exiting with its exit code;
     stderr goes to ``log`` (the parent shows the progress), stdout nowhere."""
     import torch
 
-    from study.cli import run_main
     from study.storage import open_storage
 
     sys.stdout, sys.stderr = open(os.devnull, "w"), log.open("w", buffering=1)  # noqa: SIM115 -- until exit
@@ -125,7 +139,7 @@ def _work(experiments: list[Experiment], data: Splits, settings: SweepSettings, 
             population=settings.population, device=settings.device,
         )  # fmt: skip
 
-    run_main(sweep)
+    run_command(sweep)
 
 
 def _wait(

@@ -18,20 +18,22 @@ from objectives.optimizers import get_optimizer
 from objectives.schedules import FAMILIES, get_family
 from objectives.workloads import load_splits
 from study.cli import (
+    DEFAULT_SEEDS,
     ArgumentParser,
+    add_artifact_argument,
     add_experiment_arguments,
     add_jobs_argument,
+    add_margin_argument,
     add_output_arguments,
     check_device,
     experiment_from_args,
-    is_database_url,
     positive_int,
     run_main,
     storage_spec,
 )
 from study.errors import RunStopped, UsageError
+from study.places import is_database_url
 from study.pruners import PRUNERS
-from study.report import DEFAULT_SEEDS, add_artifact_argument, add_margin_argument
 
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
     import optuna
@@ -216,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from study.jobs import SweepSettings, run_sweep_in_processes
     from study.output import check_report_place
-    from study.report import reevaluate_and_publish
+    from study.publish import reevaluate_and_publish
     from study.storage import open_storage, prepare_out_dir
     from study.sweep import run_sweep
 
@@ -235,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     spec, args.heartbeat, args.trials, args.pruner, args.population, args.device, args.threads
                 )
                 studies = run_sweep_in_processes(
-                    storage, experiments, data[workload], settings, jobs=args.jobs
+                    storage, experiments, data[workload], settings, jobs=args.jobs, run_command=run_main
                 )
             else:
                 studies = run_sweep(

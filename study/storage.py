@@ -16,9 +16,9 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 
-from study.cli import is_database_url, out_dir_problem, storage_problem
 from study.errors import UsageError
 from study.journal import Journal, JournalFile, JournalLock, check_journal, regular_file_problem
+from study.places import is_database_url, out_dir_problem, storage_problem
 
 
 @contextlib.contextmanager

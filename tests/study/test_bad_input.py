@@ -155,7 +155,7 @@ CASES: dict[str, tuple[str, list[str], str]] = {
     "journal on a read-only file system": (
         "run",
         ["--storage", "{read_only}/x.journal"],
-        "cannot use journal storage {read_only}/x.journal",
+        "cannot lock the journal: {read_only}/x.journal",
     ),
     "journal is a FIFO": ("run", ["--storage", "{tmp}/fifo.journal"], "fifo.journal is not a regular file"),
     "journal with an unknown op code": (

@@ -1,0 +1,85 @@
+"""The report stage as the commands run it: re-evaluate the studies whose stored re-evaluation is
+out of date (progress per seed), then write the page, the dashboard figures and the artifacts.
+``study.run`` (after its sweep) and ``study.report`` both call ``reevaluate_and_publish``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
+    import optuna
+    from tqdm import tqdm
+
+
+def reevaluate_and_publish(
+    refreshed: Sequence[optuna.Study], every: Sequence[optuna.Study], args: argparse.Namespace
+) -> tuple[Path, list[str]]:
+    """Re-evaluate ``refreshed`` where needed, then publish the report of ``every`` study, as the
+    command line (``run`` or ``report``) asks."""
+    refresh_reevaluations(
+        refreshed, seeds=args.seeds, data_dir=args.data_dir, device=args.device, jobs=args.jobs,
+        threads=args.threads,
+    )  # fmt: skip
+    return publish(refreshed, every, args.out, args.margin, args.artifact_dir)
+
+
+def publish(
+    refreshed: Sequence[optuna.Study],
+    every: Sequence[optuna.Study],
+    out: Path,
+    margin: float | None,
+    artifact_dir: Path | None,
+) -> tuple[Path, list[str]]:
+    """The report's outputs: the dashboard figures of the studies just re-evaluated, the page
+    from every study in the storage, and, with ``artifact_dir``, its files as the studies'
+    artifacts. Returns the page and its headlines."""
+    from study.artifacts import upload_report_files
+    from study.dashboard import publish_figures
+    from study.render import write_report
+
+    for study in refreshed:
+        publish_figures(study)
+    page, answers = write_report(every, out, margin)
+    if artifact_dir is not None:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        upload_report_files(every, page.parent, artifact_dir)
+    return page, answers
+
+
+def refresh_reevaluations(
+    studies: Sequence[optuna.Study], *, seeds: int, data_dir: Path | None, device: str = "cpu",
+    jobs: int = 1, threads: int = 1,
+) -> None:  # fmt: skip
+    """Re-evaluate every study whose stored re-evaluation is missing or out of date, those of one
+    workload together (``reevaluate_together``, seeds shared among ``jobs`` processes), with
+    progress per seed."""
+    from tqdm import tqdm
+
+    from study.reevaluate import is_current, reevaluate_together, same_training
+
+    groups: dict[tuple, list[optuna.Study]] = {}
+    for study in studies:
+        if study.best_trials and not is_current(study, seeds):
+            groups.setdefault(same_training(study), []).append(study)
+    for (workload, *_), group in groups.items():
+        what = f"re-evaluating {workload}: {len(group)} families x {seeds} seeds"
+        with tqdm(total=seeds, desc=what, unit="seed", disable=None) as bar:
+            reevaluate_together(
+                group, seeds, data_dir=data_dir, device=device, jobs=jobs, threads=threads,
+                on_seed=_progress(bar, what),
+            )  # fmt: skip
+
+
+def _progress(bar: tqdm, what: str) -> Callable[[int, int], None]:
+    """Advance the bar; without a terminal, print a plain line per seed instead."""
+
+    def on_seed(done: int, total: int) -> None:
+        bar.update(1)
+        if bar.disable:
+            print(f"{what}: seed {done} of {total} done", file=sys.stderr, flush=True)
+
+    return on_seed

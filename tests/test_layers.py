@@ -1,0 +1,98 @@
+"""Imports run one way: commands on top, then the stages, then ``objectives`` (the engine and the
+definitions); no cycles, including imports made inside functions (for start-up time)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+COMMANDS = {"study.run", "study.report", "study.train", "study.lr_find"}
+"""What people type (``python -m study.X``); benchmarks (``study.bench*``) are commands too."""
+CLI = "study.cli"
+"""The commands' shared flags and one-line errors: for commands only."""
+
+
+def _is_command(module: str) -> bool:
+    return module in COMMANDS or module.startswith("study.bench")
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each project module and the project modules it imports, anywhere in its body."""
+    paths = [*REPO.glob("study/**/*.py"), *REPO.glob("objectives/**/*.py")]
+    modules = {_module_name(path): path for path in paths}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+        graph[module] = {name for name in imported if name in modules and name != module}
+    return graph
+
+
+def test_the_graph_sees_imports_inside_functions() -> None:
+    graph = import_graph()
+    assert "study.publish" in graph["study.run"], "run imports the report stage inside main()"
+    assert "objectives.models" in graph["objectives.workloads"]
+
+
+def test_objectives_never_import_the_study() -> None:
+    graph = import_graph()
+    upward = {m: sorted(i for i in imported if i.startswith("study")) for m, imported in graph.items()}
+    assert {m: i for m, i in upward.items() if m.startswith("objectives") and i} == {}
+
+
+def test_only_commands_import_the_command_line_and_no_command_imports_another() -> None:
+    graph = import_graph()
+    reaching_up = {
+        module: sorted(i for i in imported if i == CLI or _is_command(i))
+        for module, imported in graph.items()
+        if not _is_command(module) and module != CLI
+    }
+    assert {m: i for m, i in reaching_up.items() if i} == {}
+    between_commands = {
+        module: sorted(i for i in imported if i in COMMANDS)
+        for module, imported in graph.items()
+        if module in COMMANDS
+    }
+    assert {m: i for m, i in between_commands.items() if i} == {}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle in ``graph`` (a depth-first search), or None."""
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = "open"
+        path.append(module)
+        for child in sorted(graph[module]):
+            if state.get(child) == "open":
+                return [*path[path.index(child) :], child]
+            if child not in state and (found := visit(child)):
+                return found
+        state[module] = "done"
+        path.pop()
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module)):
+            return found
+    return None
+
+
+def test_there_are_no_import_cycles() -> None:
+    assert _cycle(import_graph()) is None
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
