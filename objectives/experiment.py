@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from objectives.metrics import Metric
-from objectives.optimizers import OptimizerSettings, get_optimizer
+from objectives.optim.optimizers import OptimizerSettings, get_optimizer
 from objectives.schedules import get_family
-from objectives.workloads import get_workload
+from objectives.workloads.registry import get_workload
 
 
 @dataclass(frozen=True)

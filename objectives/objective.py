@@ -16,11 +16,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from objectives.engine.training import Curve, MemberConfig, MemberResult, train
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from objectives.schedules import get_family, suggest_space
-from objectives.training import Curve, MemberConfig, MemberResult, train
-from objectives.workloads import Splits, get_workload
+from objectives.workloads.registry import Splits, get_workload
 
 
 def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:

@@ -476,10 +476,6 @@ class Family:
     def param_names(self) -> list[str]:
         return list(self.space)
 
-    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Sample the knobs from the declared space; returns ``build``'s keyword arguments."""
-        return self.kwargs(suggest_space(trial, self.space))
-
     def kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
         """``build``'s keyword arguments from parameter values (a stored trial's, or typed ones).
 

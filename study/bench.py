@@ -31,11 +31,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from objectives.experiment import Experiment
 from objectives.objective import stored_curve
-from objectives.optimizers import get_optimizer
-from objectives.workloads import Splits, get_workload, load_splits
+from objectives.optim.optimizers import get_optimizer
+from objectives.workloads.registry import Splits, get_workload, load_splits
 from study.cli import ArgumentParser, positive_int, run_main
-from study.storage import open_storage
-from study.sweep import run_sweep
+from study.sweep.storage import open_storage
+from study.sweep.top_up import run_sweep
 
 
 def canonical(

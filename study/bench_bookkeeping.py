@@ -20,9 +20,10 @@ from typing import Any
 
 import optuna
 
-from objectives import training
-from study import population, pruners, sweep
+from objectives.engine import training
 from study.cli import run_main
+from study.sweep import population, pruners
+from study.sweep import top_up as sweep
 
 SWEEP, TRAINING = "the sweep", "training epochs (train + validate)"
 TIMED: list[tuple[str, Any, str]] = [

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.func import stack_module_state
 
-from objectives.stacked_forward import stacked_forwards
-from objectives.training import member_losses
-from objectives.workloads import get_workload
+from objectives.engine.stacked_forward import stacked_forwards
+from objectives.engine.training import member_losses
+from objectives.workloads.registry import get_workload
 from study.cli import ArgumentParser, positive_int, run_main, workload_name
 
 Step = Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]

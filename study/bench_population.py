@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from objectives.training import MemberConfig, train
-from objectives.workloads import get_workload, load_splits
+from objectives.engine.training import MemberConfig, train
+from objectives.workloads.registry import get_workload, load_splits
 from study.cli import ArgumentParser, add_data_arguments, positive_int, run_main, workload_name
 
 

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from objectives.datasets import DataError
 from objectives.experiment import Experiment
-from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
-from objectives.workloads import WORKLOADS, get_workload
+from objectives.optim.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
+from objectives.workloads.datasets import DataError
+from objectives.workloads.registry import WORKLOADS, get_workload
 from study.errors import RunStopped, UsageError
 from study.places import JOURNAL_SUFFIX, out_dir_problem, storage_problem
 
@@ -218,7 +218,7 @@ def check_device(name: str) -> str:
     """``--device`` as given, once it is known to exist here (one line, exit 2, if not)."""
     if name != "cuda":  # cpu and auto work everywhere; only asking for a GPU needs torch to check
         return name
-    from objectives.training import resolve_device
+    from objectives.engine.training import resolve_device
 
     try:
         resolve_device(name)

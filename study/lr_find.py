@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from objectives.optimizers import OPTIMIZERS
-from objectives.workloads import get_workload, load_splits
+from objectives.optim.optimizers import OPTIMIZERS
+from objectives.workloads.registry import get_workload, load_splits
 from study.cli import ArgumentParser, add_data_arguments, out_directory, run_main, thread_count, workload_name
 
 
@@ -31,8 +31,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     load_splits(args.workload, args.seed, args.data_dir)  # cached; a bad file is said before torch loads
     import torch
 
-    from study.lr_range import find_range, save_plot
-    from study.storage import prepare_out_dir
+    from study.reporting.lr_range import find_range, save_plot
+    from study.sweep.storage import prepare_out_dir
 
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)

@@ -5,7 +5,7 @@ stored re-evaluation is out of date), then writes ``<out>/report/``: ``index.htm
 contained: figures embedded), ``summary.md``, and every table as CSV and figure as PNG. Each
 (workload, optimizer) pair in the storage gets its own section. The report is written into a
 fresh directory and switched into place by one rename: a reader sees the previous report or the
-new one, never a mix. The data is ``study/sections.py``, the rendering ``study/render.py``.
+new one, never a mix. The data is ``study/reporting/sections.py``, the rendering ``study/reporting/render.py``.
 """
 
 from __future__ import annotations
@@ -50,15 +50,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UsageError(
             f"no sweep in {args.out}: {spec} does not exist; run python -m study.run first or give --storage"
         )
-    from study.storage import probe_storage
+    from study.sweep.storage import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
     import torch
 
-    from study import analysis
-    from study.output import check_report_place
-    from study.sections import group_studies
-    from study.storage import prepare_out_dir
+    from study.reporting import analysis
+    from study.reporting.output import check_report_place
+    from study.reporting.sections import group_studies
+    from study.sweep.storage import prepare_out_dir
 
     check_device(args.device)
     prepare_out_dir(args.out)
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not group_studies(studies):
         raise UsageError(f"storage {spec} holds no sweep studies")
     torch.set_num_threads(args.threads)
-    from study.publish import reevaluate_and_publish
+    from study.reporting.publish import reevaluate_and_publish
 
     page, answers = reevaluate_and_publish(studies, studies, args)
     print("\n".join(answers))

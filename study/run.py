@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from objectives.optimizers import get_optimizer
+from objectives.optim.optimizers import get_optimizer
 from objectives.schedules import FAMILIES, get_family
-from objectives.workloads import load_splits
+from objectives.workloads.registry import load_splits
 from study.cli import (
     DEFAULT_SEEDS,
     ArgumentParser,
@@ -33,7 +33,7 @@ from study.cli import (
 )
 from study.errors import RunStopped, UsageError
 from study.places import is_database_url
-from study.pruners import PRUNERS
+from study.sweep.pruners import PRUNERS
 
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
     import optuna
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known
     from objectives.experiment import Experiment
 
 DEFAULT_POPULATION = 32
-"""Trials trained together by default; measured in the README (Population engine)."""
+"""Trials trained together by default; measured in the README (Performance)."""
 
 
 def family_list(text: str) -> list[str]:
@@ -149,8 +149,8 @@ def _checked_journal(spec: str, plans: dict[str, list[Experiment]]) -> optuna.st
     (opening one creates its tables: that waits until the data has loaded)."""
     if is_database_url(spec) or not Path(spec).is_file():
         return None
-    from study.storage import open_storage
-    from study.stored_settings import check_stored_settings
+    from study.sweep.storage import open_storage
+    from study.sweep.stored_settings import check_stored_settings
 
     storage = open_storage(spec, create=False)
     for experiment in (e for experiments in plans.values() for e in experiments):
@@ -160,7 +160,7 @@ def _checked_journal(spec: str, plans: dict[str, list[Experiment]]) -> optuna.st
 
 def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment]) -> list[Experiment]:
     """``--lr-range auto``: every family searches the range the LR range test suggests."""
-    from study.lr_range import find_range, save_plot
+    from study.reporting.lr_range import find_range, save_plot
 
     workload, optimizer = experiments[0].workload, experiments[0].optimizer
     test = find_range(workload, optimizer, seed=args.seed, data_dir=args.data_dir)
@@ -171,7 +171,7 @@ def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment])
 
 
 def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], trials: int) -> None:
-    from study.analysis import summary_table, trials_frame
+    from study.reporting.analysis import summary_table, trials_frame
 
     first, metric = experiments[0], experiments[0].metric
     best = f"best_{metric.validation_name}"
@@ -186,8 +186,8 @@ def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], t
 def _disk_full(spec: str, wanted: int) -> str:
     """What to say when the disk fills mid-sweep: finished trials are kept, and about how much
     more space the rest needs (a journal's bytes per finished trial, times the trials left)."""
-    from study.analysis import load_studies
-    from study.workers import counts_as_finished
+    from study.reporting.analysis import load_studies
+    from study.sweep.workers import counts_as_finished
 
     message = f"no space left on the device holding {spec}; every finished trial is kept"
     path = Path(spec)
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     check_device(args.device)
     plans = {workload: _experiments(args, workload) for workload in args.workload}
     spec = storage_spec(args.storage, args.out)
-    from study.storage import probe_storage
+    from study.sweep.storage import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
     journal = _checked_journal(spec, plans) if args.lr_range == "default" else None
@@ -216,11 +216,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}
     import torch
 
-    from study.jobs import SweepSettings, run_sweep_in_processes
-    from study.output import check_report_place
-    from study.publish import reevaluate_and_publish
-    from study.storage import open_storage, prepare_out_dir
-    from study.sweep import run_sweep
+    from study.reporting.output import check_report_place
+    from study.reporting.publish import reevaluate_and_publish
+    from study.sweep.jobs import SweepSettings, run_sweep_in_processes
+    from study.sweep.storage import open_storage, prepare_out_dir
+    from study.sweep.top_up import run_sweep
 
     prepare_out_dir(args.out)
     if not args.no_report:
@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
     if not args.no_report:
-        from study.analysis import load_studies
+        from study.reporting.analysis import load_studies
 
         page, answers = reevaluate_and_publish(swept, list(load_studies(storage).values()), args)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from objectives.schedules import FAMILIES, get_family
-from objectives.workloads import load_splits
+from objectives.workloads.registry import load_splits
 from study.cli import (
     ArgumentParser,
     add_experiment_arguments,
@@ -25,8 +25,8 @@ from study.cli import (
 from study.errors import UsageError
 
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
+    from objectives.engine.training import MemberConfig
     from objectives.experiment import Experiment
-    from objectives.training import MemberConfig
 
 
 def _parse_value(text: str) -> Any:
@@ -55,7 +55,7 @@ def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
     import optuna
 
     from objectives.experiment import Experiment
-    from study.storage import open_storage
+    from study.sweep.storage import open_storage
 
     storage = open_storage(storage_spec(args.storage, args.out), create=False)
     names = optuna.get_all_study_names(storage)

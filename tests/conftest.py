@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from objectives.objective import stored_curve
-from study.postgres import temporary_database
+from study.sweep.postgres import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--workload", "moons", "--epochs", "3"]

@@ -41,8 +41,8 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_the_graph_sees_imports_inside_functions() -> None:
     graph = import_graph()
-    assert "study.publish" in graph["study.run"], "run imports the report stage inside main()"
-    assert "objectives.models" in graph["objectives.workloads"]
+    assert "study.reporting.publish" in graph["study.run"], "run imports the report stage inside main()"
+    assert "objectives.workloads.models" in graph["objectives.workloads.registry"]
 
 
 def test_objectives_never_import_the_study() -> None:
@@ -96,3 +96,43 @@ def test_there_are_no_import_cycles() -> None:
 
 def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+
+
+def test_the_notebook_uses_only_the_public_api() -> None:
+    import json
+
+    import objectives
+    import study
+
+    notebook = json.loads((REPO / "notebooks" / "compare_schedules.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    code = "\n".join(line for cell in cells for line in cell.splitlines() if not line.startswith("%"))
+    imported = [node for node in ast.walk(ast.parse(code)) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    public = {"study": set(study.__all__), "objectives": set(objectives.__all__)}
+    for node in imported:
+        module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+        if module.split(".")[0] in public:
+            assert module in public, f"the notebook imports {module}, not the package's public API"
+            assert {alias.name for alias in node.names} <= public[module]
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "study" for n in imported)
+
+
+def test_the_public_api_names_what_it_exports() -> None:
+    import objectives
+    import study
+
+    for package in (objectives, study):
+        assert all(getattr(package, name) is not None for name in package.__all__)
+
+
+def test_the_readme_layout_lists_every_module() -> None:
+    readme = (REPO / "README.md").read_text()
+    layout = readme[
+        readme.index("```\nobjectives/") : readme.index("```", readme.index("```\nobjectives/") + 3)
+    ]
+    for package in ("objectives", "study"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            module = path.relative_to(REPO / package).as_posix()
+            if path.name == "__init__.py" or (module.startswith("bench") and "bench*.py" in layout):
+                continue
+            assert module in layout.split(), f"{package}/{module} is missing from the README's layout"

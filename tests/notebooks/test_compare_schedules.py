@@ -35,7 +35,9 @@ def test_notebook_reproduces_the_tables_and_figures(
         str(tmp_path),
     ]
     assert run_cli("run", *args)[0] == 0
-    monkeypatch.setenv("LR_STUDY_RESULTS", str(tmp_path))
+    # As a shell in tmp_path's parent would run it, with a relative path (the kernel starts in notebooks/).
+    monkeypatch.setenv("PWD", str(tmp_path.parent))
+    monkeypatch.setenv("LR_STUDY_RESULTS", tmp_path.name)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(

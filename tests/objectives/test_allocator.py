@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from objectives.allocator import keep_freed_memory
+from objectives.engine.allocator import keep_freed_memory
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt's thresholds are glibc's")

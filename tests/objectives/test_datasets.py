@@ -19,11 +19,19 @@ import numpy as np
 import pytest
 import torch
 
-from objectives import datasets
-from objectives.datasets import DataError, Dataset, fetch, load_cifar10, load_idx_pair, md5_of, parse_idx
 from objectives.objective import stored_curve
-from objectives.workloads import get_workload
-from study.analysis import load_studies
+from objectives.workloads import datasets
+from objectives.workloads.datasets import (
+    DataError,
+    Dataset,
+    fetch,
+    load_cifar10,
+    load_idx_pair,
+    md5_of,
+    parse_idx,
+)
+from objectives.workloads.registry import get_workload
+from study.reporting.analysis import load_studies
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 

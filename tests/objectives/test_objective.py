@@ -11,9 +11,9 @@ from optuna.trial import TrialState
 
 from objectives.experiment import Experiment
 from objectives.objective import member_from_trial, run_trials, stored_curve
-from objectives.optimizers import OPTIMIZERS
+from objectives.optim.optimizers import OPTIMIZERS
 from objectives.seeds import trial_seed
-from objectives.workloads import load_splits
+from objectives.workloads.registry import load_splits
 
 EXPERIMENT = Experiment(
     workload="moons", optimizer="sgd", family="cosine", epochs=3, batch_size=32, early_stopping=None, seed=0

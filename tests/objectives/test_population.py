@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch.optim import lr_scheduler
 
-from objectives import batched_optimizers
-from objectives.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
+from objectives.engine.training import MemberConfig, train
+from objectives.optim import batched as batched_optimizers
+from objectives.optim.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
 from objectives.schedules import Run, get_family
-from objectives.training import MemberConfig, train
-from objectives.workloads import Splits, character_splits, get_workload, load_splits
+from objectives.workloads.registry import Splits, character_splits, get_workload, load_splits
 
 DIGITS = get_workload("digits")
 CNN = get_workload("fashion-mnist-cnn")

@@ -24,6 +24,7 @@ from objectives.schedules import (
     polynomial,
     step,
     steps_from_fraction,
+    suggest_space,
     with_warmup,
 )
 
@@ -119,7 +120,8 @@ TORCH_EQUIVALENT: dict[
 def _sampled_settings(name: str, count: int = 6) -> list[dict[str, Any]]:
     """Hyperparameters drawn from the family's own search space (seeded), so the test covers it."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=len(name)))
-    return [FAMILIES[name].suggest(study.ask()) for _ in range(count)]
+    family = FAMILIES[name]
+    return [family.kwargs(suggest_space(study.ask(), family.space)) for _ in range(count)]
 
 
 def _torch_lrs(name: str, run: Run, kwargs: dict[str, Any]) -> np.ndarray:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.func import stack_module_state
 
-from objectives.stacked_forward import stacked_forwards
-from objectives.workloads import WORKLOADS
+from objectives.engine.stacked_forward import stacked_forwards
+from objectives.workloads.registry import WORKLOADS
 
 MEMBERS, EXAMPLES = 3, 5
 

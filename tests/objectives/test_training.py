@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from objectives.engine.training import MemberConfig, train
 from objectives.schedules import Run, get_family
-from objectives.training import MemberConfig, train
-from objectives.workloads import get_workload, load_splits
+from objectives.workloads.registry import get_workload, load_splits
 
 MOONS = get_workload("moons")
 DATA = load_splits("moons", 0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from objectives.workloads import WORKLOADS, character_splits, get_workload, load_splits
+from objectives.workloads.registry import WORKLOADS, character_splits, get_workload, load_splits
 
 SHAKESPEARE_FILE = Path(__file__).parents[3] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 

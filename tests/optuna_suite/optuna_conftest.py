@@ -12,7 +12,7 @@ from typing import Any
 import optuna.storages.journal
 import optuna.testing.storages
 
-from study.journal import Journal, JournalFile
+from study.sweep.journal import Journal, JournalFile
 
 
 class ProjectJournalFile(JournalFile):

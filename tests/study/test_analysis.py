@@ -10,8 +10,8 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from objectives.metrics import ACCURACY, bits_per_character
-from study import analysis
-from study.analysis import summary_table, trials_frame
+from study.reporting import analysis
+from study.reporting.analysis import summary_table, trials_frame
 
 
 def _study(family: str, trials: list[tuple[TrialState, float | None, int | None, bool]]) -> optuna.Study:
@@ -205,7 +205,7 @@ def test_with_early_stopping_the_accuracy_is_the_kept_best_epochs() -> None:
 
 
 def test_a_seed_that_never_converges_draws_its_whisker_to_the_end_and_speed_sorts() -> None:
-    from study import figures
+    from study.reporting import figures
 
     ranking = pd.DataFrame(
         {

@@ -19,8 +19,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from objectives.datasets import FASHION_MNIST
-from study.storage import open_storage
+from objectives.workloads.datasets import FASHION_MNIST
+from study.sweep.storage import open_storage
 from tests.conftest import REPO, SWEEP, run_subprocess
 
 TRAIN_STEP = ["--family", "step", "--lr", "0.1"]

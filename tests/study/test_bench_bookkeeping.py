@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from objectives import training
+from objectives.engine import training
 from study import bench_bookkeeping
 from tests.conftest import SWEEP
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from objectives.objective import stored_curve
-from study.analysis import load_studies
-from study.sections import group_studies
+from study.reporting.analysis import load_studies
+from study.reporting.sections import group_studies
 from tests.conftest import SWEEP, TINY
 
 NEW_FAMILIES = ["wsd", "inverse_sqrt", "rex", "schedule_free"]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from study import population
-from study.analysis import load_studies
-from study.jobs import deal
-from study.workers import counts_as_finished, fork_is_safe
+from study.reporting.analysis import load_studies
+from study.sweep import population
+from study.sweep.jobs import deal
+from study.sweep.workers import counts_as_finished, fork_is_safe
 from tests.conftest import REPO, SWEEP, comparable, run_subprocess
 
 FAMILIES = ["--families", "constant,cosine,exponential,step"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from study.errors import UsageError
-from study.output import STAGING_PREFIX, STAGING_SUFFIX, staged_report, write_file
+from study.reporting.output import STAGING_PREFIX, STAGING_SUFFIX, staged_report, write_file
 from tests.conftest import REPO, TINY
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from study.analysis import load_studies
+from study.reporting.analysis import load_studies
 
 BAD_WORKLOADS = """
 import dataclasses, math, sys
 import torch
 from torch import nn
-from objectives.workloads import Splits, Workload
+from objectives.workloads.registry import Splits, Workload
 
 def good_load(seed, data_dir):
     g = torch.Generator().manual_seed(seed)
@@ -53,7 +53,7 @@ UNKNOWN_OPTIMIZER = dataclasses.replace(GOOD, optimizer="rmsprop-ish")
 CASES = {
     "LOAD_RAISES": "load() raised RuntimeError: disk on fire",
     "LOAD_EXITS": "load() raised SystemExit: 3",
-    "NOT_SPLITS": "load() returned a tuple, not objectives.workloads.Splits",
+    "NOT_SPLITS": "load() returned a tuple, not objectives.workloads.registry.Splits",
     "WRONG_SHAPE": "its train inputs are (5,) each, but input_shape says (6,)",
     "BAD_LABELS": "its train labels run from 5 to 6, outside [0, 2)",
     "FLOAT_LABELS": "its val labels are torch.float32; class indices must be integers",
@@ -123,7 +123,7 @@ def test_a_workload_no_longer_importable_at_report_time_is_one_line(
 
     monkeypatch.delitem(sys.modules, "bad_own_workloads")
     importlib.invalidate_caches()
-    from objectives.workloads import import_workload, load_splits
+    from objectives.workloads.registry import import_workload, load_splits
 
     import_workload.cache_clear()  # a later command is a new process: nothing of the module is kept
     load_splits.cache_clear()

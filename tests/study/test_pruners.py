@@ -12,8 +12,8 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from study.analysis import load_studies
-from study.pruners import PopulationMedianPruner
+from study.reporting.analysis import load_studies
+from study.sweep.pruners import PopulationMedianPruner
 
 Decide = Callable[[optuna.Study, FrozenTrial], bool]
 

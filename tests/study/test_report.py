@@ -22,10 +22,10 @@ from objectives.experiment import Experiment
 from objectives.metrics import ACCURACY
 from objectives.objective import member_from_params, train_members
 from objectives.seeds import trial_seed
-from objectives.workloads import load_splits
-from study import reevaluate, render
-from study.analysis import load_studies
-from study.sections import Section
+from objectives.workloads.registry import load_splits
+from study.reporting import reevaluate, render
+from study.reporting.analysis import load_studies
+from study.reporting.sections import Section
 from tests.conftest import REPO, TINY
 
 FAMILIES = ["constant", "cosine", "plateau"]
@@ -133,7 +133,8 @@ def test_report_without_a_sweep_is_a_one_line_error(run_cli, tmp_path: Path) -> 
 
 HARNESS = """
 import os, signal, sys
-from study import output, report
+from study.reporting import output
+from study import report
 from study.cli import run_main
 
 die_at, calls, write = int(sys.argv[1]), 0, output.write_file
@@ -402,3 +403,10 @@ def test_ctrl_c_twice_during_re_evaluation_in_two_processes_exits(run_cli, tmp_p
         with contextlib.suppress(ProcessLookupError):
             os.killpg(report.pid, signal.SIGKILL)
     assert code == 130, report.stderr.read()
+
+
+def test_numbers_that_round_to_zero_carry_no_sign() -> None:
+    assert render._rounded(-0.00001, 0.003, signed=True) == "0.0000"
+    assert render._rounded(-0.00001, 0.003) == "0.0000"
+    assert render._rounded(-0.0123, 0.003, signed=True) == "-0.0123"
+    assert render._rounded(0.0123, 0.003, signed=True) == "+0.0123"

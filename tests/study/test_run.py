@@ -17,10 +17,10 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
 from objectives.objective import stored_curve
-from objectives.optimizers import OPTIMIZERS
-from study import population
-from study.analysis import load_studies
-from study.workers import counts_as_finished
+from objectives.optim.optimizers import OPTIMIZERS
+from study.reporting.analysis import load_studies
+from study.sweep import population
+from study.sweep.workers import counts_as_finished
 from tests.conftest import REPO, SLOW_SWEEP, SWEEP, comparable, run_subprocess
 
 FAMILIES = ["--families", "cosine,plateau"]
@@ -225,7 +225,7 @@ def test_without_a_terminal_progress_is_plain_lines_and_a_rerun_says_there_is_no
 
 
 def test_a_long_study_reports_progress_while_it_runs(run_cli, tmp_path: Path, monkeypatch) -> None:
-    from study import sweep
+    from study.sweep import top_up as sweep
 
     monkeypatch.setattr(sweep, "PLAIN_PROGRESS_EVERY_S", 0.0)  # every update, not every 10 s
     args = [*SWEEP, "--families", "constant", "--trials", "4", "--population", "1", "--out", str(tmp_path)]

@@ -8,9 +8,9 @@ import optuna
 import pytest
 from optuna_dashboard import get_note
 
-from objectives import workloads
-from objectives.datasets import Dataset, md5_of
-from study.analysis import load_studies
+from objectives.workloads import registry as workloads
+from objectives.workloads.datasets import Dataset, md5_of
+from study.reporting.analysis import load_studies
 from tests.objectives.test_population import _verse
 
 

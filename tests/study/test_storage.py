@@ -17,13 +17,13 @@ import pytest
 from optuna.storages.journal import JournalFileOpenLock, JournalFileSymlinkLock
 from optuna.trial import TrialState
 
-from study import journal as journal_module
-from study import workers as workers_module
-from study.analysis import load_studies
 from study.errors import UsageError
-from study.journal import JournalFile, JournalLock
-from study.storage import held_writes, open_storage
-from study.workers import (
+from study.reporting.analysis import load_studies
+from study.sweep import journal as journal_module
+from study.sweep import workers as workers_module
+from study.sweep.journal import JournalFile, JournalLock
+from study.sweep.storage import held_writes, open_storage
+from study.sweep.workers import (
     UNCLAIMED_GRACE_S,
     counts_as_finished,
     fail_abandoned_trials,
@@ -100,7 +100,7 @@ def test_finished_means_complete_pruned_or_failed_with_an_error() -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from study.journal import JournalLock
+from study.sweep.journal import JournalLock
 JournalLock(Path(sys.argv[1])).acquire()
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -481,7 +481,7 @@ def test_a_full_disk_stops_cleanly_keeping_finished_trials(run_cli, tmp_path, mo
 
 
 def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
-    from study import sweep
+    from study.sweep import top_up as sweep
 
     peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     storage = optuna.storages.InMemoryStorage()
@@ -597,7 +597,7 @@ def test_a_worker_whose_trials_were_redone_while_it_was_stopped_drops_them_and_g
     run_cli, tmp_path, monkeypatch
 ) -> None:
     """As a database worker paused past its heartbeat's grace finds its trials failed by peers."""
-    from study import population
+    from study.sweep import population
 
     real_run_trials, taken_over = population.run_trials, []
 
@@ -622,7 +622,7 @@ def test_a_worker_whose_trials_were_redone_while_it_was_stopped_drops_them_and_g
 
 
 def test_a_full_disk_while_writing_the_report_is_one_line(run_cli, tmp_path, monkeypatch) -> None:
-    from study import output
+    from study.reporting import output
 
     args = [*SWEEP[:-1], "--families", "constant", "--trials", "2", "--seeds", "2", "--out", str(tmp_path)]
 
@@ -646,7 +646,7 @@ def test_a_full_disk_while_writing_the_report_is_one_line(run_cli, tmp_path, mon
 
 def test_a_worker_process_that_ran_out_of_space_is_said_as_a_full_disk(tmp_path) -> None:
     """So that --jobs 2 gives the same message, with its estimate, as one process."""
-    from study import jobs
+    from study.sweep import jobs
 
     log = tmp_path / "job0.stderr"
     log.write_text("error: OSError: [Errno 28] No space left on device\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from objectives.objective import stored_curve
-from study.analysis import load_studies
+from study.reporting.analysis import load_studies
 from tests.conftest import SWEEP, TINY
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from study.analysis import load_studies
-from study.workers import counts_as_finished
+from study.reporting.analysis import load_studies
+from study.sweep.workers import counts_as_finished
 from tests.conftest import REPO, SLOW_SWEEP, SWEEP
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "LR_STUDY_JOBS": "1"}  # each worker is one process

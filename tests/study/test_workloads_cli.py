@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from study.analysis import load_studies
+from study.reporting.analysis import load_studies
 from tests.conftest import REPO
 
 QUICK = ["--families", "constant,cosine", "--trials", "2", "--epochs", "2", "--seeds", "2"]
@@ -33,6 +33,9 @@ def test_the_readme_example_workload_sweeps_reports_and_trains(
     assert sorted(studies) == ["readme_workload:WORKLOAD-sgd-constant", "readme_workload:WORKLOAD-sgd-cosine"]
     assert studies["readme_workload:WORKLOAD-sgd-cosine"].user_attrs["target"] == 0.80
     assert (out / "report" / "index.html").exists()
+    summary = (out / "report" / "summary.md").read_text()
+    assert "initialization, data order and the train/validation/test split" in summary  # its load draws them
+    assert "the test set is fixed" not in summary
     code, out_text, err = run_cli(
         "report", "--out", str(out), "--seeds", "2"
     )  # stored studies find the workload again by its path
@@ -69,7 +72,7 @@ def test_a_function_returning_a_workload_works_too(run_cli, tmp_path: Path, monk
     [
         ("no_such_module_here:WORKLOAD", "cannot import 'no_such_module_here' (ModuleNotFoundError"),
         ("bad_workloads:MISSING", "module 'bad_workloads' has no 'MISSING'"),
-        ("bad_workloads:NUMBER", "NUMBER is a int, not an objectives.workloads.Workload"),
+        ("bad_workloads:NUMBER", "NUMBER is a int, not an objectives.Workload"),
         ("bad_workloads:broken", "broken() raised RuntimeError: no data today"),
         ("bad_workloads", "invalid choice: 'bad_workloads'"),
     ],

@@ -15,9 +15,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from objectives.metrics import CHANCE_MARGIN, Metric
-from objectives.workloads import get_workload
-from study import analysis, figures, output
-from study.sections import Section, build_section, draw_section, group_studies
+from objectives.workloads.registry import get_workload
+from study.reporting import analysis, figures, output
+from study.reporting.sections import Section, build_section, draw_section, group_studies
 
 
 def _png(figure: Figure) -> bytes:
@@ -56,8 +56,8 @@ def headline(section: Section) -> list[str]:
         )
     else:
         lines.append(
-            f"No family not worse than the reference reaches validation {metric.label} {metric.comparison} {target} with most seeds "
-            f"within {_count(section.experiment.epochs, 'epoch')}."
+            f"None of the families that are not worse than the reference reaches validation {metric.label} "
+            f"{metric.comparison} {target} with most seeds within {_count(section.experiment.epochs, 'epoch')}."
         )
     reference = analysis.reference_family(section.reevaluation, metric)
     best = ranking.set_index("family").loc[reference]
@@ -80,7 +80,8 @@ def _rounded(value: float, half_width: float, *, signed: bool = False) -> str:
         if not np.isfinite(half_width) or half_width <= 0
         else int(np.clip(1 - np.floor(np.log10(half_width)), 0, 6))
     )
-    return f"{value:+.{places}f}" if signed else f"{value:.{places}f}"
+    text = f"{value:+.{places}f}" if signed else f"{value:.{places}f}"
+    return f"{0:.{places}f}" if float(text) == 0 else text  # a gap that rounds to zero has no sign
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

@@ -1,12 +1,12 @@
-"""The built-in workloads' models. Imported only when a model is built (``objectives.workloads``
+"""The built-in workloads' models. Imported only when a model is built (``objectives.workloads.registry``
 names them), so that listing workloads, as every command's ``--help`` does, needs no torch."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from objectives.datasets import SHAKESPEARE_CONTEXT, SHAKESPEARE_VOCABULARY
-from objectives.transformer import CharTransformer
+from objectives.workloads.datasets import SHAKESPEARE_CONTEXT, SHAKESPEARE_VOCABULARY
+from objectives.workloads.transformer import CharTransformer
 
 
 def digits_mlp() -> nn.Module:

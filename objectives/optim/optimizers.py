@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # imported where used: naming optimizers (every --help) needs
     import torch
     from torch import nn
 
-    from objectives import batched_optimizers as batched
+    from objectives.optim import batched
 
 DEFAULT_MOMENTUM = 0.9
 """SGD's momentum unless ``--momentum`` says otherwise (0 is plain SGD)."""
@@ -96,7 +96,7 @@ class OptimizerSpec:
 
     def batched(self, settings: OptimizerSettings = OptimizerSettings()) -> batched.BatchedOptimizer:
         """The same rule for stacked members."""
-        from objectives import batched_optimizers
+        from objectives.optim import batched as batched_optimizers
 
         return self.batched_rule(
             batched_optimizers, self.momentum(settings), self.weight_decay(settings), settings.nesterov
@@ -105,7 +105,7 @@ class OptimizerSpec:
     def schedule_free_batched(self, settings: OptimizerSettings) -> batched.BatchedOptimizer:
         """The schedule-free variant for stacked members; ValueError where there is none."""
         self.check_schedule_free(settings)
-        from objectives import batched_optimizers
+        from objectives.optim import batched as batched_optimizers
 
         return self.schedule_free(
             batched_optimizers, self.base_momentum(settings), self.weight_decay(settings)

@@ -37,9 +37,9 @@ def publish(
     """The report's outputs: the dashboard figures of the studies just re-evaluated, the page
     from every study in the storage, and, with ``artifact_dir``, its files as the studies'
     artifacts. Returns the page and its headlines."""
-    from study.artifacts import upload_report_files
-    from study.dashboard import publish_figures
-    from study.render import write_report
+    from study.reporting.artifacts import upload_report_files
+    from study.reporting.dashboard import publish_figures
+    from study.reporting.render import write_report
 
     for study in refreshed:
         publish_figures(study)
@@ -59,7 +59,7 @@ def refresh_reevaluations(
     progress per seed."""
     from tqdm import tqdm
 
-    from study.reevaluate import is_current, reevaluate_together, same_training
+    from study.reporting.reevaluate import is_current, reevaluate_together, same_training
 
     groups: dict[tuple, list[optuna.Study]] = {}
     for study in studies:

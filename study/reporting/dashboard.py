@@ -17,8 +17,8 @@ from optuna_dashboard import save_plotly_graph_object
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from objectives.objective import stored_curve
-from study.analysis import schedule_shapes_frame, study_metric, t_interval
-from study.reevaluate import stored_reevaluation
+from study.reporting.analysis import schedule_shapes_frame, study_metric, t_interval
+from study.reporting.reevaluate import stored_reevaluation
 
 BEST_CURVES = 5
 """Validation curves shown: the best complete trials."""

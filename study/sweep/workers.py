@@ -24,7 +24,7 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from study.storage import allow_experimental
+from study.sweep.storage import allow_experimental
 
 
 def process_start(pid: int) -> str | None:
@@ -57,7 +57,7 @@ def fork_is_safe(threads: int, device: str) -> bool:
     fork; reproduced here), and CUDA cannot be used in a forked process."""
     if threads != 1 or device == "cuda":
         return False
-    from objectives.training import resolve_device  # "auto": the GPU where there is one
+    from objectives.engine.training import resolve_device  # "auto": the GPU where there is one
 
     return resolve_device(device).type == "cpu"
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from objectives.datasets import (
+from objectives.metrics import ACCURACY, Metric, bits_per_character
+from objectives.workloads.datasets import (
     FASHION_MNIST,
     MNIST,
     SHAKESPEARE,
@@ -33,7 +34,6 @@ from objectives.datasets import (
     load_cifar10,
     load_idx_pair,
 )
-from objectives.metrics import ACCURACY, Metric, bits_per_character
 
 if TYPE_CHECKING:
     import torch
@@ -183,8 +183,8 @@ def _shakespeare(seed: int, data_dir: Path | None) -> Splits:
 
 
 def build_model(name: str) -> nn.Module:
-    """A built-in workload's model, from ``objectives.models`` (imported here: it needs torch)."""
-    from objectives import models
+    """A built-in workload's model, from ``objectives.workloads.models`` (imported here: it needs torch)."""
+    from objectives.workloads import models
 
     return getattr(models, name)()
 
@@ -371,9 +371,9 @@ def import_workload(spec: str) -> Workload:
         raise ValueError(f"{spec!r}: {attribute}() raised {type(error).__name__}: {error}") from None
     if not isinstance(workload, Workload):  # a usage error, shown as one line like the others
         raise ValueError(  # noqa: TRY004
-            f"{spec!r}: {attribute} is a {type(workload).__name__}, not an objectives.workloads.Workload"
+            f"{spec!r}: {attribute} is a {type(workload).__name__}, not an objectives.Workload"
         )
-    from objectives.optimizers import OPTIMIZERS
+    from objectives.optim.optimizers import OPTIMIZERS
 
     if workload.optimizer not in OPTIMIZERS:
         raise ValueError(
@@ -416,7 +416,7 @@ def _splits_problem(workload: Workload, splits: Splits) -> str | None:
     import torch
 
     if not isinstance(splits, Splits):
-        return f"load() returned a {type(splits).__name__}, not objectives.workloads.Splits"
+        return f"load() returned a {type(splits).__name__}, not objectives.workloads.registry.Splits"
     for part in ("train", "val", "test"):
         x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")
         if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):

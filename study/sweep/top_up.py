@@ -25,12 +25,12 @@ from tqdm import tqdm
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from objectives.schedules import get_family
-from objectives.workloads import Splits, get_workload
-from study.population import room, run_population
-from study.pruners import make_pruner
-from study.storage import allow_experimental
-from study.stored_settings import check_stored_settings
-from study.workers import fail_abandoned_trials, finished_count
+from objectives.workloads.registry import Splits, get_workload
+from study.sweep.population import room, run_population
+from study.sweep.pruners import make_pruner
+from study.sweep.storage import allow_experimental
+from study.sweep.stored_settings import check_stored_settings
+from study.sweep.workers import fail_abandoned_trials, finished_count
 
 
 def _optimizer_settings(experiment: Experiment) -> str:

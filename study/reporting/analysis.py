@@ -1,4 +1,4 @@
-"""Tidy tables from stored studies: data first, drawing in ``study.figures`` (Optuna's split).
+"""Tidy tables from stored studies: data first, drawing in ``study.reporting.figures`` (Optuna's split).
 
 Every builder takes studies or other frames and returns a pandas DataFrame whose columns its
 docstring lists; nothing here draws or writes files.
@@ -16,9 +16,9 @@ from optuna.trial import TrialState
 
 from objectives.metrics import Metric
 from objectives.schedules import Run, get_family
-from study.reevaluate import stored_reevaluation
-from study.storage import allow_experimental, open_storage
-from study.workers import counts_as_finished
+from study.reporting.reevaluate import stored_reevaluation
+from study.sweep.storage import allow_experimental, open_storage
+from study.sweep.workers import counts_as_finished
 
 SIGNIFICANCE = 0.05
 
@@ -45,7 +45,7 @@ TRIAL_COLUMNS = [
 ]  # fmt: skip
 
 
-def optimizer_label(attrs: dict[str, Any]) -> str | None:
+def stored_optimizer_label(attrs: dict[str, Any]) -> str | None:
     """The optimizer with its non-default settings (``Experiment.optimizer_label``); studies
     stored before optimizer settings existed have only the name."""
     return attrs.get("optimizer_label", attrs.get("optimizer"))
@@ -79,7 +79,7 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             rows.append(
                 {
                     "workload": study_attrs.get("workload"),
-                    "optimizer": optimizer_label(study_attrs),
+                    "optimizer": stored_optimizer_label(study_attrs),
                     "family": study_attrs.get("family"),
                     "number": trial.number,
                     "state": trial.state.name,
@@ -203,7 +203,7 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             rows.append(
                 {
                     "workload": attrs["workload"],
-                    "optimizer": optimizer_label(attrs),
+                    "optimizer": stored_optimizer_label(attrs),
                     "family": attrs["family"],
                     "repeat": attrs.get("repeat", 0),
                     "seed": run["seed"],

@@ -45,13 +45,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import stack_module_state
 
-from objectives.allocator import keep_freed_memory
-from objectives.batched_optimizers import BatchedOptimizer
+from objectives.engine.allocator import keep_freed_memory
+from objectives.engine.stacked_forward import Forward, stacked_forwards
 from objectives.metrics import Metric
-from objectives.optimizers import OptimizerSettings, get_optimizer
+from objectives.optim.batched import BatchedOptimizer
+from objectives.optim.optimizers import OptimizerSettings, get_optimizer
 from objectives.schedules import Multiplier, Plateau, Run, get_family
-from objectives.stacked_forward import Forward, stacked_forwards
-from objectives.workloads import Splits, Workload
+from objectives.workloads.registry import Splits, Workload
 
 StopReason = Literal["diverged", "early_stopping", "stopped"]
 
@@ -180,7 +180,7 @@ class _Progress:
 
 
 @dataclass
-class _Population:
+class _StackedMembers:
     """The members still training: stacked parameters and everything per member, aligned."""
 
     indices: list[int]  # positions in the caller's list of members
@@ -253,7 +253,7 @@ def _evaluate(
 
 def _build_population(
     workload: Workload, members: Sequence[MemberConfig], indices: list[int], run: Run, device: torch.device
-) -> tuple[nn.Module, _Population]:
+) -> tuple[nn.Module, _StackedMembers]:
     models = []
     for index in indices:
         # The member's own initialization, drawn on the CPU (models are built there). Seeding
@@ -266,7 +266,7 @@ def _build_population(
     first = members[indices[0]]
     base_momentum = get_optimizer(first.optimizer).base_momentum(first.optimizer_settings)
     families = [get_family(members[i].family) for i in indices]
-    population = _Population(
+    population = _StackedMembers(
         indices=list(indices),
         params={name: p.detach().requires_grad_() for name, p in params.items()},
         buffers=buffers,
@@ -315,7 +315,7 @@ def _rows(table: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     return table.index_select(0, indices.flatten()).view(*indices.shape, *table.shape[1:])
 
 
-def _train_epoch(population: _Population, setup: _Setup, epoch: int, lr_steps: Sequence[float]) -> _Epoch:
+def _train_epoch(population: _StackedMembers, setup: _Setup, epoch: int, lr_steps: Sequence[float]) -> _Epoch:
     """One epoch of every member: train, then validate (both charged to the members' seconds)."""
     data, per_epoch, batch_size = setup.data, setup.run.steps_per_epoch, setup.batch_size
     device, n = data.x_train.device, len(data.y_train)
@@ -351,7 +351,7 @@ def _train_epoch(population: _Population, setup: _Setup, epoch: int, lr_steps: S
 
 
 def _finish(
-    population: _Population, position: int, progress: _Progress, reason: StopReason | None,
+    population: _StackedMembers, position: int, progress: _Progress, reason: StopReason | None,
     member: MemberConfig, setup: _Setup,
 ) -> MemberResult:  # fmt: skip
     """The member's result: its score and, when asked, the test accuracy of the weights it keeps."""
@@ -376,7 +376,7 @@ def _finish(
 
 
 def _record_epoch(
-    population: _Population, setup: _Setup, progress: dict[int, _Progress], epoch: int, measured: _Epoch,
+    population: _StackedMembers, setup: _Setup, progress: dict[int, _Progress], epoch: int, measured: _Epoch,
     seconds: float,
 ) -> dict[int, StopReason]:  # fmt: skip
     """Record every member's epoch and feed its schedule; the diverged, by position."""

@@ -1,4 +1,4 @@
-"""Figures: each takes a frame from ``study.analysis`` and returns a matplotlib Figure.
+"""Figures: each takes a frame from ``study.reporting.analysis`` and returns a matplotlib Figure.
 
 Nothing here computes results or writes files. Figures are built without pyplot, so drawing
 needs no display and leaves no global state; styles apply inside ``_style`` only.

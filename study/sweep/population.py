@@ -2,7 +2,7 @@
 
 ``Population`` owns what one batch needs: the study and its experiment, the trials it asked and
 the members they train, their heartbeats, the pruner's view of which trials are companions, and
-telling the study how each ended. The sweep (``study/sweep.py``) only decides when to make one.
+telling the study how each ended. The sweep (``study/sweep/top_up.py``) only decides when to make one.
 
 Seeds: a trial's place is its number less the interrupted trials before it (``objectives.seeds``
 says which seed drives what); the sampler is seeded from the place before every ask.
@@ -22,15 +22,15 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from objectives.engine.training import MemberConfig
 from objectives.experiment import Experiment
 from objectives.objective import Judge, Outcome, each_on_its_own, member_from_trial, run_trials
 from objectives.seeds import sampler_seed, trial_seed
-from objectives.training import MemberConfig
-from objectives.workloads import Splits
+from objectives.workloads.registry import Splits
 from study.errors import RunStopped
-from study.pruners import PopulationMedianPruner
-from study.storage import held_writes
-from study.workers import counts_as_finished, heartbeat, record_heartbeat, this_worker
+from study.sweep.pruners import PopulationMedianPruner
+from study.sweep.storage import held_writes
+from study.sweep.workers import counts_as_finished, heartbeat, record_heartbeat, this_worker
 
 
 def sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from objectives.lr_finder import RangeTest, lr_range_test
-from objectives.workloads import get_workload, load_splits
-from study import figures
+from objectives.engine.lr_range_test import RangeTest, lr_range_test
+from objectives.workloads.registry import get_workload, load_splits
 from study.errors import UsageError
-from study.output import write_file
+from study.reporting import figures
+from study.reporting.output import write_file
 
 
 def find_range(workload: str, optimizer: str, *, seed: int, data_dir: Path | None) -> RangeTest:

@@ -5,7 +5,7 @@ free, and trims the heap's free top; a population's activations and gradients (h
 to megabytes, allocated and freed every step) then page-fault in anew every step. Raising both
 thresholds keeps them in the heap. PyTorch's CPU tuning guide makes the same point by switching
 allocators (jemalloc, tcmalloc); this needs no extra library. Measured on digits at population 32
-(1 thread, 5 epochs of ``objectives.training.train``): 1.35 to 1.44 ms per member-epoch instead of
+(1 thread, 5 epochs of ``objectives.engine.training.train``): 1.35 to 1.44 ms per member-epoch instead of
 1.51 to 1.81; the default sweep's 1,800 trials came out identical.
 """
 

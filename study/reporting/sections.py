@@ -1,5 +1,5 @@
 """The report's data: each (workload, optimizer) group of studies as one ``Section`` of frames,
-and the figures drawn from them. Nothing here writes files or prose (``study/render.py``)."""
+and the figures drawn from them. Nothing here writes files or prose (``study/reporting/render.py``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from matplotlib.figure import Figure
 
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
-from objectives.workloads import get_workload
-from study import analysis, figures
-from study.reevaluate import stored_reevaluation
+from objectives.workloads.registry import get_workload
+from study.reporting import analysis, figures
+from study.reporting.reevaluate import stored_reevaluation
 
 
 @dataclass
@@ -92,7 +92,7 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list
     groups: dict[tuple[str, str], list[optuna.Study]] = {}
     for study in sorted(studies, key=lambda s: s.study_name):
         if "workload" in study.user_attrs:
-            key = (study.user_attrs["workload"], analysis.optimizer_label(study.user_attrs))
+            key = (study.user_attrs["workload"], analysis.stored_optimizer_label(study.user_attrs))
             groups.setdefault(key, []).append(study)
     return groups
 

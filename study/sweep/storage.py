@@ -1,7 +1,7 @@
 """Where studies live: a journal file by default, or any Optuna database URL.
 
 Opening a storage (one line, exit 2, for anything unusable); the journal file itself is
-``study/journal.py``. Which workers are alive and which trials count is ``study/workers.py``.
+``study/sweep/journal.py``. Which workers are alive and which trials count is ``study/sweep/workers.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import optuna
 import sqlalchemy.exc
 
 from study.errors import UsageError
-from study.journal import Journal, JournalFile, JournalLock, check_journal, regular_file_problem
 from study.places import is_database_url, out_dir_problem, storage_problem
+from study.sweep.journal import Journal, JournalFile, JournalLock, check_journal, regular_file_problem
 
 
 @contextlib.contextmanager

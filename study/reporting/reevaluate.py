@@ -25,12 +25,12 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from objectives.engine.training import MemberResult
 from objectives.experiment import Experiment
 from objectives.objective import member_from_params, result_attrs, train_members
 from objectives.seeds import reevaluation_seeds
-from objectives.training import MemberResult
-from objectives.workloads import get_workload, load_splits
-from study.workers import fork_is_safe
+from objectives.workloads.registry import get_workload, load_splits
+from study.sweep.workers import fork_is_safe
 
 ATTR = "reevaluation"
 SPLITS = "drawn per seed"

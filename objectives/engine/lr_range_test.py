@@ -30,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from objectives.optimizers import get_optimizer
-from objectives.workloads import Splits, Workload
+from objectives.optim.optimizers import get_optimizer
+from objectives.workloads.registry import Splits, Workload
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from objectives.lr_finder import lr_range_test
-from objectives.training import MemberConfig, train
-from objectives.workloads import get_workload, load_splits
+from objectives.engine.lr_range_test import lr_range_test
+from objectives.engine.training import MemberConfig, train
+from objectives.workloads.registry import get_workload, load_splits
 
 
 def test_ramp_smoothing_and_suggestion_on_digits() -> None:

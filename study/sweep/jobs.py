@@ -8,14 +8,14 @@ only on its study and place (``objectives/seeds.py``), so the stored trials are 
 Workers are forked once the parent has loaded the data and created the studies: they start
 training at once instead of importing torch and loading the data again (about 3 s each); each
 opens its own storage connection. Only CPU workers on one thread are forked
-(``study.workers.fork_is_safe``: they never start the OpenMP pool that a fork breaks, and CUDA
+(``study.sweep.workers.fork_is_safe``: they never start the OpenMP pool that a fork breaks, and CUDA
 does not survive a fork); others come from a fresh fork server, which imports torch once and
 gets the data pickled. A test runs ``--threads 2``.
 
 The parent shows one progress display read from the storage and waits. Ctrl-C reaches the
 workers too (one process group): each stops as a lone ``study.run`` would, and the parent exits
 once they have. If the parent alone is killed, the workers finish their studies; a rerun waits
-for what they hold, or redoes it if they died (``study/workers.py``).
+for what they hold, or redoes it if they died (``study/sweep/workers.py``).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from typing import NoReturn
 import optuna
 
 from objectives.experiment import Experiment
-from objectives.workloads import Splits
+from objectives.workloads.registry import Splits
 from study.errors import RunStopped
-from study.sweep import Progress, open_studies, run_sweep
-from study.workers import finished_count, fork_is_safe
+from study.sweep.top_up import Progress, open_studies, run_sweep
+from study.sweep.workers import finished_count, fork_is_safe
 
 POLL_S = 0.2
 """How often the parent looks whether a worker has ended."""
@@ -125,7 +125,7 @@ def _work(
     stderr goes to ``log`` (the parent shows the progress), stdout nowhere."""
     import torch
 
-    from study.storage import open_storage
+    from study.sweep.storage import open_storage
 
     sys.stdout, sys.stderr = open(os.devnull, "w"), log.open("w", buffering=1)  # noqa: SIM115 -- until exit
     os.dup2(sys.stdout.fileno(), 1)  # what libraries write below Python too

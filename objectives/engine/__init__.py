@@ -1,0 +1,1 @@
+"""The population engine: members trained together, stacked forward passes, batch allocation."""

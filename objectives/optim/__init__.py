@@ -1,0 +1,1 @@
+"""Optimizers: their specs and ranges, and their update rules on stacked members."""

@@ -1,0 +1,1 @@
+"""The sweep stage: topping studies up, populations, pruning, workers and their storage."""
