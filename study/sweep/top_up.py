@@ -19,7 +19,6 @@ from collections.abc import Iterator, Sequence
 
 import optuna
 from optuna.trial import TrialState
-from optuna_dashboard import get_note, save_note
 from tqdm import tqdm
 
 from objectives.experiment import Experiment
@@ -76,18 +75,24 @@ def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pru
 
 
 def _describe(study: optuna.Study, experiment: Experiment) -> None:
-    """Write whatever part of the study's description is missing: its settings, metric name and
-    note. A creator killed half-way leaves some out; every worker writes the same values, and a
-    fully described study is not written to at all."""
-    stored = study.user_attrs
-    for key, value in experiment.to_attrs().items():
-        if key not in stored:
-            study.set_user_attr(key, value)
+    """Write whatever part of the study's description is missing: its note, metric name and
+    settings, in that order. A creator killed half-way leaves some out; every worker writes the
+    same values, and a fully described study is not written to at all. The settings go last, so
+    a study that has them all has its note: optuna-dashboard (whose import costs seconds, most
+    of it scikit-learn) is imported only to describe a new study."""
+    attrs, stored = experiment.to_attrs(), study.user_attrs
+    if all(key in stored for key in attrs):
+        return
+    from optuna_dashboard import get_note, save_note
+
+    if not get_note(study):
+        save_note(study, _study_note(experiment))
     if study.metric_names is None:
         with allow_experimental():
             study.set_metric_names([experiment.metric.validation_name])  # the dashboard's label
-    if not get_note(study):
-        save_note(study, _study_note(experiment))
+    for key, value in attrs.items():
+        if key not in stored:
+            study.set_user_attr(key, value)
 
 
 WAIT_FOR_PEERS_S = 0.5
