@@ -33,7 +33,7 @@ def publish_figures(study: optuna.Study) -> list[str]:
     experiment, metric = Experiment.from_attrs(study.user_attrs), study_metric(study)
     figures = {
         "tuned-schedule": _tuned_schedule(study, experiment, record),
-        "best-curves": _best_curves(study, experiment, metric),
+        "best-curves": _best_curves(study, metric),
         "reevaluation": _reevaluation(record, metric),
     }
     for graph_id, figure in figures.items():
@@ -52,7 +52,7 @@ def _tuned_schedule(study: optuna.Study, experiment: Experiment, record: dict) -
     )
 
 
-def _best_curves(study: optuna.Study, experiment: Experiment, metric: Metric) -> go.Figure:
+def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     best = sorted(complete, key=lambda t: -metric.sign * t.value)[:BEST_CURVES]
     figure = go.Figure()
@@ -62,7 +62,8 @@ def _best_curves(study: optuna.Study, experiment: Experiment, metric: Metric) ->
         figure.add_trace(
             go.Scatter(x=curve["epoch"], y=values, mode="lines+markers", name=f"trial {trial.number}")
         )
-    figure.add_hline(y=experiment.target, line_dash="dash", annotation_text=f"target {experiment.target}")
+    target = study.user_attrs["target"]  # as stored: the report reads no workload definition
+    figure.add_hline(y=target, line_dash="dash", annotation_text=f"target {target}")
     return figure.update_layout(
         title=f"Best {len(best)} trials against the target",
         xaxis_title="epoch",

@@ -15,7 +15,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from objectives.metrics import CHANCE_MARGIN, Metric
-from objectives.workloads.registry import get_workload
 from study.reporting import analysis, figures, output
 from study.reporting.sections import Section, build_section, draw_section, group_studies
 
@@ -31,7 +30,7 @@ def _png(figure: Figure) -> bytes:
 def headline(section: Section) -> list[str]:
     """The answer first: fastest family, the reference family, and how the others compare with it."""
     target, ranking, pairwise, metric = (
-        section.experiment.target,
+        section.target,
         section.ranking,
         section.pairwise,
         section.metric,
@@ -102,7 +101,7 @@ def _tuning_variance_line(section: Section) -> str:
 
 def _interval_covers(section: Section) -> str:
     """What varies between re-evaluation seeds, and what does not, for this workload."""
-    if get_workload(section.workload).test_drawn_from_seed:
+    if section.test_drawn_from_seed:
         return "initialization, data order and the train/validation/test split, not the tuning run"
     return (
         "initialization and data order (and the validation split where the seed carves it); the test "
@@ -137,24 +136,24 @@ def _verdicts(pairwise: pd.DataFrame, metric: Metric, margin: float) -> str:
 
 
 def _methods(section: Section) -> list[str]:
-    e, workload = section.experiment, get_workload(section.workload)
+    e = section.experiment
     seeds = int(section.ranking["seeds"].max()) if len(section.ranking) else 0
     return [
-        f"Workload: {section.workload} ({workload.description}); optimizer {e.optimizer_label}; {e.epochs} epochs of batch size {e.batch_size}"
+        f"Workload: {section.workload} ({section.description}); optimizer {e.optimizer_label}; {e.epochs} epochs of batch size {e.batch_size}"
         + (f", early stopping after {e.early_stopping} flat epochs" if e.early_stopping else "") + ".",
         f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation {section.metric.label}. "
         + (f"Each family was tuned {section.repeats} times (see Tuning variance)." if section.repeats > 1 else "Tuning was run once per family, so tuning variance is not covered (--repeats R measures it)."),
         f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
         "Splits: train / validation / test, drawn from the seed (stratified for classifiers; contiguous blocks of text, the same for every seed, for language models); tuning uses the sweep seed's split, each re-evaluation run its own seed's. A step is one optimizer update.",
         f"Every interval is a 95% t-interval over the re-evaluation seeds; it covers {_interval_covers(section)}.",
-        f"Converged means validation {section.metric.label} {section.metric.comparison} {e.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",
+        f"Converged means validation {section.metric.label} {section.metric.comparison} {section.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",
         f"Diverged trials hit a non-finite loss; trials at chance did not, but ended short of {_chance_line(section)}: they are also counted under their state (complete or pruned).",
     ]  # fmt: skip
 
 
 def _chance_line(section: Section) -> str:
     """Where ``Metric.at_chance`` draws its line for this section's workload, in words."""
-    metric, classes = section.metric, get_workload(section.workload).classes
+    metric, classes = section.metric, section.classes
     line, chance = metric.chance_line(classes), metric.chance(classes)
     return f"{metric.label} {line:.3g} ({CHANCE_MARGIN:.0%} of the way from a uniform guess, {chance:.3g}, to perfect)"
 

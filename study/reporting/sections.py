@@ -10,9 +10,8 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
-from objectives.experiment import Experiment
+from objectives.experiment import Experiment, stored_workload_facts
 from objectives.metrics import Metric
-from objectives.workloads.registry import get_workload
 from study.reporting import analysis, figures
 from study.reporting.reevaluate import stored_reevaluation
 
@@ -26,6 +25,10 @@ class Section:
     experiment: Experiment
     metric: Metric
     margin: float  # of equivalence, in the metric's units
+    target: float  # the validation value that counts as converged
+    classes: int  # what chance level is
+    test_drawn_from_seed: bool  # whether each re-evaluation seed draws its own test split
+    description: str  # the workload in words
     trials: pd.DataFrame
     reevaluation: pd.DataFrame
     curves: pd.DataFrame
@@ -57,7 +60,8 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     every = studies
     studies = [study for study in every if not study.user_attrs.get("repeat")]
     first, metric = Experiment.from_attrs(studies[0].user_attrs), analysis.study_metric(studies[0])
-    margin = get_workload(first.workload).margin if margin is None else margin
+    facts = stored_workload_facts(studies[0].user_attrs)
+    margin = facts["margin"] if margin is None else margin
     repeats = analysis.reevaluation_frame(every)
     several = repeats["repeat"].nunique() > 1 if len(repeats) else False
     trials = analysis.trials_frame(studies)
@@ -73,6 +77,10 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
         experiment=first,
         metric=metric,
         margin=margin,
+        target=facts["target"],
+        classes=facts["classes"],
+        test_drawn_from_seed=facts["test_drawn_from_seed"],
+        description=facts["description"],
         trials=trials,
         reevaluation=reevaluation,
         curves=analysis.curves_frame(studies),
@@ -99,9 +107,9 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list
 
 def draw_section(section: Section) -> None:
     """Fill ``section.figures``; each comes with one sentence on how to read it."""
-    order, target, metric = section.order, section.experiment.target, section.metric
+    order, target, metric = section.order, section.target, section.metric
     measured = f"validation {metric.label}"
-    chance_line = metric.chance_line(get_workload(section.workload).classes)
+    chance_line = metric.chance_line(section.classes)
     ranked = [family for family in order if family in set(section.reevaluation["family"])]
     add = section.figures.__setitem__
     if ranked:

@@ -25,7 +25,7 @@ from objectives.seeds import trial_seed
 from objectives.workloads.registry import load_splits
 from study.reporting import reevaluate, render
 from study.reporting.analysis import load_studies
-from study.reporting.sections import Section
+from study.reporting.sections import Section, build_section, draw_section, group_studies
 from tests.conftest import REPO, TINY
 
 FAMILIES = ["constant", "cosine", "plateau"]
@@ -224,6 +224,10 @@ def _section(ranking: pd.DataFrame) -> Section:
         experiment,
         ACCURACY,
         0.005,
+        0.93,  # target
+        2,  # classes
+        True,  # test split drawn per seed
+        "two noisy half circles",
         empty,
         reevaluation,
         *[empty] * 4,
@@ -403,6 +407,27 @@ def test_ctrl_c_twice_during_re_evaluation_in_two_processes_exits(run_cli, tmp_p
         with contextlib.suppress(ProcessLookupError):
             os.killpg(report.pid, signal.SIGKILL)
     assert code == 130, report.stderr.read()
+
+
+def test_the_report_reads_what_a_study_stored_of_its_workload_not_the_registry(
+    swept: Path, monkeypatch
+) -> None:
+    """A study carries its workload's classes, margin, test split and description: the report of
+    a stored sweep needs no workload definition, and says what was true when it was stored."""
+    from objectives.workloads import registry
+
+    [study, *_] = load_studies(str(swept / "optuna.journal")).values()
+    assert {k: study.user_attrs[k] for k in ("classes", "margin", "test_drawn_from_seed")} == {
+        "classes": 2, "margin": 0.005, "test_drawn_from_seed": True,
+    }  # fmt: skip
+    monkeypatch.setitem(registry.WORKLOADS, "moons", None)  # the registry no longer knows it
+    [group] = group_studies(list(load_studies(str(swept / "optuna.journal")).values())).values()
+    section = build_section(group)
+    assert (section.classes, section.margin, section.test_drawn_from_seed) == (2, 0.005, True)
+    assert section.target == study.user_attrs["target"]
+    draw_section(section)  # the figures too: target line, chance line
+    assert render.headline(section) and "Converged means" in render._markdown_section(section)
+    assert section.description.startswith("two noisy half circles")
 
 
 def test_numbers_that_round_to_zero_carry_no_sign() -> None:
