@@ -468,13 +468,18 @@ class Family:
     space: Space  # the searched knobs; the base LR is searched by the objective, not here
     description: str
     to_kwargs: Callable[[dict[str, Any]], dict[str, Any]] = dict  # stored params -> build's kwargs
-    reacts_to_val_loss: bool = False  # build returns a Plateau, fed observe(val_loss) per epoch
     momentum: Callable[..., Multiplier] | None = None  # (run, **kwargs) -> the momentum it cycles
     schedule_free: bool = False  # trained with the optimizer's schedule-free variant
 
     @property
     def param_names(self) -> list[str]:
         return list(self.space)
+
+    @property
+    def reacts_to_val_loss(self) -> bool:
+        """Whether its LR follows the validation loss: its schedule is a ``Plateau``, which the
+        engine feeds ``observe(val_loss)`` every epoch (the one answer to that question)."""
+        return self.build is plateau
 
     def kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
         """``build``'s keyword arguments from parameter values (a stored trial's, or typed ones).
@@ -595,7 +600,6 @@ FAMILIES: dict[str, Family] = {
             plateau,
             {"factor": _float(0.1, 0.7), "patience": IntDistribution(0, 10)},
             "ReduceLROnPlateau on the validation loss",
-            reacts_to_val_loss=True,
         ),
         Family(
             "wsd",

@@ -40,7 +40,14 @@ def _palette(families: list[str]) -> dict[str, tuple]:
 
 
 STATES = ["COMPLETE", "PRUNED", "FAIL"]
-"""Trial states in a fixed order, so each has the same colour in every panel."""
+"""Trial states in a fixed order, each with its own colour in every figure (``STATE_COLOURS``)."""
+STATE_COLOURS = dict(zip(STATES, sns.color_palette("deep", len(STATES)), strict=True))
+
+
+def _states_in(trials: pd.DataFrame) -> list[str]:
+    """The states that occur, in ``STATES``' order: a legend lists only what is drawn."""
+    present = set(trials["state"])
+    return [state for state in STATES if state in present]
 
 
 def _grid(
@@ -125,8 +132,8 @@ def metric_distribution(trials: pd.DataFrame, order: list[str], metric: Metric, 
         complete = trials[trials["state"] == "COMPLETE"]  # the box: complete trials only
         sns.boxplot(complete, x="final_metric", y="family", order=order, color="0.85", fliersize=0, ax=ax)
         sns.stripplot(
-            trials, x="final_metric", y="family", hue="state", hue_order=STATES, order=order, size=2.5,
-            alpha=0.6, ax=ax,
+            trials, x="final_metric", y="family", hue="state", hue_order=_states_in(trials),
+            palette=STATE_COLOURS, order=order, size=2.5, alpha=0.6, ax=ax,
         )  # fmt: skip
         ax.axvline(chance_line, color="0.4", linestyle=":", linewidth=1)
         ax.annotate("at chance", (chance_line, 1.0), xycoords=("data", "axes fraction"), xytext=(3, 3),
@@ -148,7 +155,8 @@ def sensitivity(trials: pd.DataFrame, order: list[str], metric: Metric) -> Figur
                 x="param_lr",
                 y="final_metric",
                 hue="state",
-                hue_order=STATES,
+                hue_order=_states_in(trials),
+                palette=STATE_COLOURS,
                 s=14,
                 alpha=0.7,
                 ax=ax,

@@ -105,6 +105,13 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list
     return groups
 
 
+def _highlighted(families: int) -> str:
+    """Which families the convergence figure draws in colour, counted."""
+    if families <= figures.HIGHLIGHTED:
+        return "each family" if families > 1 else "the family"
+    return f"the {figures.HIGHLIGHTED} best-ranked families, the other {families - figures.HIGHLIGHTED} as grey means"
+
+
 def draw_section(section: Section) -> None:
     """Fill ``section.figures``; each comes with one sentence on how to read it."""
     order, target, metric = section.order, section.target, section.metric
@@ -117,7 +124,7 @@ def draw_section(section: Section) -> None:
             "convergence",
             (
                 figures.convergence(section.curves, ranked, metric),
-                f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band (mean ± 1.96 standard errors) for the five best-ranked families, the others as grey means: the curve that {'rises' if metric.sign > 0 else 'falls'} first converges fastest.",
+                f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band (mean ± 1.96 standard errors) for {_highlighted(len(ranked))}: the curve that {'rises' if metric.sign > 0 else 'falls'} first converges fastest.",
             ),
         )
         add(

@@ -355,3 +355,16 @@ def test_out_of_range_hyperparameters_raise_with_the_value(
 def test_unknown_family_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="unknown schedule 'cosin'; choose one of: constant, step"):
         get_family("cosin")
+
+
+def test_the_families_that_follow_the_validation_loss_are_those_whose_schedule_observes_it() -> None:
+    run = RUNS[0]
+    observing = {
+        name
+        for name, family in FAMILIES.items()
+        for params in _sampled_settings(name, 3)
+        if isinstance(family.build(run, **params), Plateau)
+    }
+    assert (
+        observing == {name for name, family in FAMILIES.items() if family.reacts_to_val_loss} == {"plateau"}
+    )

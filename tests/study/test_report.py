@@ -435,3 +435,20 @@ def test_numbers_that_round_to_zero_carry_no_sign() -> None:
     assert render._rounded(-0.00001, 0.003) == "0.0000"
     assert render._rounded(-0.0123, 0.003, signed=True) == "-0.0123"
     assert render._rounded(0.0123, 0.003, signed=True) == "+0.0123"
+
+
+def test_legends_list_only_the_trial_states_that_occur_and_captions_count_what_is_shown() -> None:
+    from study.reporting import figures, sections
+
+    trials = pd.DataFrame(
+        {"family": ["a", "a", "b"], "final_metric": [0.9, 0.5, 0.8], "state": ["COMPLETE", "PRUNED", "COMPLETE"],
+         "param_lr": [0.1, 0.2, 0.3]}
+    )  # fmt: skip
+    for figure in (
+        figures.metric_distribution(trials, ["a", "b"], ACCURACY, 0.55),
+        figures.sensitivity(trials, ["a", "b"], ACCURACY),
+    ):
+        [legend] = [ax.get_legend() for ax in figure.axes if ax.get_legend()]
+        assert [text.get_text() for text in legend.get_texts()] == ["COMPLETE", "PRUNED"]
+    assert sections._highlighted(3) == "each family"
+    assert sections._highlighted(8) == "the 5 best-ranked families, the other 3 as grey means"
