@@ -146,11 +146,15 @@ def test_a_worker_paused_past_its_heartbeat_drops_the_trials_peers_redid(
     paused = _worker(args, as_other_machine=True)
     deadline = time.monotonic() + 120
     held: list[int] = []
-    while not held and time.monotonic() < deadline:  # until it trains a batch
+    while not held and time.monotonic() < deadline:  # stopped while it trains a batch
         study = load_studies(postgres_url).get("moons-sgd-constant")
-        held = [t.number for t in study.trials if t.state == TrialState.RUNNING] if study else []
+        if study and any(t.state == TrialState.RUNNING for t in study.trials):
+            paused.send_signal(signal.SIGSTOP)
+            trials = load_studies(postgres_url)["moons-sgd-constant"].trials  # as it holds them now
+            if not (held := [t.number for t in trials if t.state == TrialState.RUNNING]):
+                paused.send_signal(signal.SIGCONT)  # it had just told them: try again
         time.sleep(0.02)
-    paused.send_signal(signal.SIGSTOP)
+    assert held, "the worker never held a trial"
     peer = _worker(args)
     while time.monotonic() < deadline:  # the peer fails the silent trials and redoes them
         trials = load_studies(postgres_url)["moons-sgd-constant"].trials
