@@ -193,16 +193,33 @@ def _ranking_tables(section: Section) -> list[tuple[str, pd.DataFrame]]:
 
 def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
     """The table as shown: 4 decimals, p-values to 2 significant digits, counts as whole numbers
-    (not 8.0), "-" for missing ones."""
-    chosen = table[list(columns)].rename(columns=columns) if columns else table
+    (not 8.0), "-" for missing ones; ``columns`` picks and names the columns (the CSV keeps the
+    machine names)."""
+    chosen = table[list(columns)] if columns else table
     shown = chosen.round(4)
     for name in shown.columns:
         values = shown[name]
+        if pd.api.types.is_float_dtype(values):
+            shown[name] = values = values + 0.0  # -0.0 (a small negative rounded) shows as 0.0000
         if name.startswith("p_"):
             shown[name] = ["-" if pd.isna(v) else f"{v:.2g}" for v in chosen[name]]
         elif pd.api.types.is_float_dtype(values) and values.dropna().apply(float.is_integer).all():
             shown[name] = ["-" if pd.isna(v) else str(int(v)) for v in values]
-    return shown
+    return shown.rename(columns=columns) if columns else shown
+
+
+PAIRWISE_COLUMNS = {
+    "family": "family", "difference": "difference", "ci_low": "95% CI low",
+    "ci_high": "95% CI high", "p_value": "p (paired t)", "p_holm": "p (Holm)",
+    "p_equivalent": "p (equivalence, two one-sided)", "verdict": "verdict", "vs_constant": "vs constant",
+    "vs_constant_ci_low": "vs constant, 95% CI low", "vs_constant_ci_high": "vs constant, 95% CI high",
+}  # fmt: skip
+"""The comparison table's headers as a reader sees them (the reference, the same on every row,
+is named in its title)."""
+
+
+def _pairwise_shown(section: Section) -> pd.DataFrame:
+    return _display(section.pairwise, {k: v for k, v in PAIRWISE_COLUMNS.items() if k in section.pairwise})
 
 
 STYLE = """
@@ -233,8 +250,9 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
         )
     if len(section.pairwise):
         parts.append(
-            f"<h3>Against the reference family (best validation {html.escape(section.metric.label)}; difference = family minus reference)</h3>"
-            + _display(section.pairwise).to_html(index=False, na_rep="-")
+            f"<h3>Against the reference, {html.escape(str(section.pairwise['reference'].iloc[0]))} "
+            f"(best validation {html.escape(section.metric.label)}; difference = family minus reference)</h3>"
+            + _pairwise_shown(section).to_html(index=False, na_rep="-")
         )
     for name, (_, caption) in section.figures.items():
         data = base64.b64encode(images[name]).decode()
@@ -254,7 +272,7 @@ def _markdown_section(section: Section) -> str:
     for title, table in _ranking_tables(section):
         lines += [f"### {title}", "", table.to_markdown(index=False, missingval="-"), ""]
     if len(section.pairwise):
-        lines += [_display(section.pairwise).to_markdown(index=False, missingval="-"), ""]
+        lines += [_pairwise_shown(section).to_markdown(index=False, missingval="-"), ""]
     return "\n".join(lines + [f"- {m}" for m in _methods(section)] + [""])
 
 

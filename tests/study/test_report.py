@@ -435,6 +435,8 @@ def test_numbers_that_round_to_zero_carry_no_sign() -> None:
     assert render._rounded(-0.00001, 0.003) == "0.0000"
     assert render._rounded(-0.0123, 0.003, signed=True) == "-0.0123"
     assert render._rounded(0.0123, 0.003, signed=True) == "+0.0123"
+    shown = render._display(pd.DataFrame({"difference": [-0.00001, 0.01234]})).to_html()
+    assert "-0.0" not in shown and "0.0000" in shown and "0.0123" in shown
 
 
 def test_legends_list_only_the_trial_states_that_occur_and_captions_count_what_is_shown() -> None:
@@ -452,3 +454,12 @@ def test_legends_list_only_the_trial_states_that_occur_and_captions_count_what_i
         assert [text.get_text() for text in legend.get_texts()] == ["COMPLETE", "PRUNED"]
     assert sections._highlighted(3) == "each family"
     assert sections._highlighted(8) == "the 5 best-ranked families, the other 3 as grey means"
+
+
+def test_the_page_shows_human_headers_and_the_csv_keeps_machine_names(swept: Path) -> None:
+    page = (swept / "report" / "index.html").read_text()
+    assert "p (Holm)" in page and "vs constant, 95% CI low" in page
+    assert "p_holm" not in page and "vs_constant_ci_low" not in page
+    assert "<th>reference</th>" not in page and "Against the reference, " in page  # named once, in the title
+    csv = next((swept / "report").glob("*-pairwise.csv")).read_text().splitlines()[0]
+    assert "p_holm" in csv and "vs_constant_ci_low" in csv
