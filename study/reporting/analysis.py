@@ -51,6 +51,30 @@ def stored_optimizer_label(attrs: dict[str, Any]) -> str | None:
     return attrs.get("optimizer_label", attrs.get("optimizer"))
 
 
+VERDICT_ORDER = ("better", "equivalent", "inconclusive", "worse")
+
+
+def by_verdict(ranking: pd.DataFrame, pairwise: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The ranking as the answer reads: the reference first, then the other families by verdict
+    (better, equivalent, inconclusive, worse) and, within one, by their gap to the reference
+    (the closest to beating it first), each with its verdict. Without a comparison, as it is
+    (best test metric first)."""
+    if not len(pairwise) or not len(ranking):
+        return ranking
+    reference = pairwise["reference"].iloc[0]
+    verdicts = dict(zip(pairwise["family"], pairwise["verdict"], strict=True))
+    gaps = dict(zip(pairwise["family"], pairwise["difference"], strict=True))
+
+    def place(family: str) -> tuple[bool, int, float]:
+        verdict = VERDICT_ORDER.index(verdicts[family]) if family in verdicts else len(VERDICT_ORDER)
+        return family != reference, verdict, -metric.sign * gaps.get(family, 0.0)
+
+    order = sorted(ranking["family"], key=place)
+    ordered = ranking.set_index("family").loc[order].reset_index()
+    ordered.insert(1, "verdict", [verdicts.get(family, "reference") for family in order])
+    return ordered
+
+
 def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     """One row per finished trial: ``TRIAL_COLUMNS`` plus one ``param_<name>`` column per knob.
 

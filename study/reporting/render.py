@@ -159,7 +159,7 @@ def _chance_line(section: Section) -> str:
 
 
 RANKING_COLUMNS = {
-    "family": "family", "test_metric": "test {metric}", "test_metric_ci_low": "95% CI low", "test_metric_ci_high": "95% CI high",
+    "family": "family", "verdict": "verdict", "test_metric": "test {metric}", "test_metric_ci_low": "95% CI low", "test_metric_ci_high": "95% CI high",
     "epochs_to_target": "epochs to target (median)", "epochs_to_target_min": "min", "epochs_to_target_max": "max",
     "reached_target": "seeds reaching", "seconds_to_target": "seconds to target (median)", "auc": "AUC",
 }  # fmt: skip
@@ -175,7 +175,11 @@ def _ranking_tables(section: Section) -> list[tuple[str, pd.DataFrame]]:
     """(title, table as shown) for the ranking's two tables; none without a re-evaluation."""
     if not len(section.ranking):
         return []
-    labels = {name: label.format(metric=section.metric.label) for name, label in RANKING_COLUMNS.items()}
+    labels = {
+        name: label.format(metric=section.metric.label)
+        for name, label in RANKING_COLUMNS.items()
+        if name in section.ranking
+    }
     tuning = {name: label for name, label in TUNING_COLUMNS.items() if name in section.ranking}
     ranking = _display(section.ranking, labels)
     for name in (name for name in labels if "to_target" in name):

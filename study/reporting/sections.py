@@ -48,7 +48,8 @@ class Section:
 
     @property
     def order(self) -> list[str]:
-        """Families, best test metric first; families without a re-evaluation last."""
+        """Families as the ranking has them (the reference first, then by verdict and gap);
+        families without a re-evaluation last."""
         ranked = list(self.ranking["family"]) if len(self.ranking) else []
         return ranked + sorted(set(self.trials["family"]) - set(ranked))
 
@@ -66,6 +67,7 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     several = repeats["repeat"].nunique() > 1 if len(repeats) else False
     trials = analysis.trials_frame(studies)
     reevaluation = analysis.reevaluation_frame(studies)
+    pairwise = analysis.pairwise_table(reevaluation, metric, margin)
     hyperparameters = {
         study.user_attrs["family"]: record["params"]
         for study in studies
@@ -87,8 +89,10 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
         shapes=analysis.schedule_shapes_frame(studies),
         expected_best=analysis.expected_best_frame(trials, metric),
         importance=analysis.importance_frame(studies),
-        ranking=analysis.ranking_table(reevaluation, trials, hyperparameters, metric),
-        pairwise=analysis.pairwise_table(reevaluation, metric, margin),
+        ranking=analysis.by_verdict(
+            analysis.ranking_table(reevaluation, trials, hyperparameters, metric), pairwise, metric
+        ),
+        pairwise=pairwise,
         trials_per_family=int(trials.groupby("family").size().max()) if len(trials) else 0,
         tuning_variance=analysis.tuning_variance_table(repeats, metric) if several else pd.DataFrame(),
         repeats=int(repeats["repeat"].nunique()) if len(repeats) else 1,

@@ -377,3 +377,32 @@ def test_trials_at_chance_are_counted_apart_from_diverged_ones() -> None:
     table = summary_table(trials_frame([study, described]), ACCURACY).set_index("family")
     assert table.loc["cyclic", ["complete", "pruned", "diverged", "at_chance"]].tolist() == [3, 1, 1, 2]
     assert table.loc["constant", "at_chance"] == 0
+
+
+def test_the_ranking_opens_with_the_reference_then_goes_by_verdict_and_gap() -> None:
+    from objectives.metrics import ACCURACY, bits_per_character
+    from study.reporting.analysis import by_verdict
+
+    ranking = pd.DataFrame({"family": ["p", "w1", "ref", "e1", "i", "e2", "w2"], "test_metric": range(7)})
+    pairwise = pd.DataFrame(
+        {
+            "family": ["p", "w1", "e1", "i", "e2", "w2"],
+            "reference": "ref",
+            "verdict": ["equivalent", "worse", "equivalent", "inconclusive", "equivalent", "worse"],
+            "difference": [0.002, -0.03, -0.001, -0.004, 0.001, -0.01],
+        }
+    )
+    assert list(by_verdict(ranking, pairwise, ACCURACY)["family"]) == [
+        "ref",
+        "p",
+        "e2",
+        "e1",
+        "i",
+        "w2",
+        "w1",
+    ]
+    # Lower is better in bits per character: the most negative difference comes first.
+    assert list(by_verdict(ranking, pairwise, bits_per_character(66))["family"]) == [
+        "ref", "e1", "e2", "p", "i", "w1", "w2",
+    ]  # fmt: skip
+    assert by_verdict(ranking, pairwise.iloc[:0], ACCURACY).equals(ranking)
