@@ -98,12 +98,12 @@ def _train_seeds(
     once; otherwise spawned afresh, each importing torch (about 3.5 s). Ctrl-C is the parent's
     alone: it ends the workers at once, however many times it is pressed."""
     if jobs <= 1 or len(work) < 2:
-        yield from (_train_seed(*seed_work) for seed_work in work)
+        yield from map(_train_seed, work)
         return
     context = multiprocessing.get_context("fork" if fork_is_safe(threads, device) else "spawn")
     pool = context.Pool(min(jobs, len(work)), initializer=_start_worker, initargs=(threads,))
     try:
-        yield from pool.imap(_train_seed_work, work)
+        yield from pool.imap(_train_seed, work)
         pool.close()
     except BaseException:
         pool.terminate()
@@ -117,14 +117,9 @@ def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_seed_work(work: SeedWork) -> tuple[list[MemberResult], int]:
-    return _train_seed(*work)
-
-
-def _train_seed(
-    experiments: list[Experiment], params: list[dict[str, Any]], seed: int, data_dir: Path | None, device: str
-) -> tuple[list[MemberResult], int]:
+def _train_seed(work: SeedWork) -> tuple[list[MemberResult], int]:
     """One population of every family's best configuration on ``seed``'s own split."""
+    experiments, params, seed, data_dir, device = work
     first = experiments[0]
     data = load_splits(first.workload, seed, data_dir)
     members = [member_from_params(e, p, seed) for e, p in zip(experiments, params)]

@@ -188,11 +188,9 @@ def run_population(
     except UpdateFinishedTrialError:
         population.give_up()
         return
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
-            raise population.stop_run(error) from error
-        raise  # the storage's disk is full: not the batch's fault (the command says so)
     except Exception as error:  # training broke for the whole batch: stop, and redo it later
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise  # the storage's disk is full: not the batch's fault (the command says so)
         raise population.stop_run(error) from error
     try:
         population.tell(outcomes)

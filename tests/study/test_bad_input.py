@@ -444,8 +444,7 @@ def test_a_place_the_command_may_not_use_is_one_line(case: str, stored: Path, tm
     before = (read_only / "optuna.journal").read_bytes()
     try:
         done = subprocess.run(
-            _as_a_user([sys.executable, "-m", f"study.{module}", *argv, "--trials", "1"] if module == "run"
-                       else [sys.executable, "-m", f"study.{module}", *argv]),
+            _as_a_user([sys.executable, "-m", f"study.{module}", *argv, *(["--trials", "1"] if module == "run" else [])]),
             env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
     finally:
