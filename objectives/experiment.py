@@ -1,15 +1,13 @@
 """What stays fixed within one study (``Experiment``), apart from the Optuna side of a trial
-(``objectives/objective.py``): settings only, so commands check them without importing torch."""
+(``objectives/objective.py``) and how it is stored (``objectives/stored.py``): settings only,
+names rather than objects, so commands check them without importing torch."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-from objectives.metrics import Metric
 from objectives.optim.optimizers import OptimizerSettings, get_optimizer
 from objectives.schedules import get_family
-from objectives.workloads.registry import Workload, get_workload
 
 
 @dataclass(frozen=True)
@@ -57,53 +55,6 @@ class Experiment:
         (its own name gives it its own sampler seeds)."""
         name = f"{self.workload}-{self.optimizer_label}-{self.family}"
         return f"{name}-repeat{self.repeat}" if self.repeat else name
-
-    @property
-    def target(self) -> float:
-        return get_workload(self.workload).target
-
-    @property
-    def metric(self) -> Metric:
-        return get_workload(self.workload).metric
-
-    def to_attrs(self) -> dict[str, Any]:
-        """Study user attributes: the settings (JSON types), plus the metric and target they are
-        judged by, the optimizer's label (what tells sweeps with other optimizer settings apart)
-        and what the report says of the workload (``workload_facts``). Reports read these, so they
-        need not import the workload."""
-        workload = get_workload(self.workload)
-        attrs = {
-            **asdict(self), "metric": self.metric.to_attrs(), "optimizer_label": self.optimizer_label,
-            **workload_facts(workload),
-        }  # fmt: skip
-        attrs["lr_range"] = None if self.lr_range is None else list(self.lr_range)
-        return attrs
-
-    @classmethod
-    def from_attrs(cls, attrs: dict[str, Any]) -> Experiment:
-        fields = {name: attrs[name] for name in cls.__dataclass_fields__ if name in attrs}
-        if fields.get("lr_range") is not None:
-            fields["lr_range"] = tuple(fields["lr_range"])
-        return cls(**fields)
-
-
-WORKLOAD_FACTS = ("target", "classes", "margin", "test_drawn_from_seed", "description")
-"""What the report says of a study's workload, stored with the study: the validation value that
-counts as converged, the number of classes (what chance level is), the margin of equivalence,
-whether the test split is drawn per seed, and the workload in words."""
-
-
-def workload_facts(workload: Workload) -> dict[str, Any]:
-    return {name: getattr(workload, name) for name in WORKLOAD_FACTS}
-
-
-def stored_workload_facts(attrs: dict[str, Any]) -> dict[str, Any]:
-    """A study's stored ``WORKLOAD_FACTS``; a study stored before some were (an earlier
-    version) has the rest looked up in the workload registry, by its stored name."""
-    stored = {name: attrs[name] for name in WORKLOAD_FACTS if name in attrs}
-    if len(stored) < len(WORKLOAD_FACTS):
-        return {**workload_facts(get_workload(attrs["workload"])), **stored}
-    return stored
 
 
 def optimizer_label(optimizer: str, settings: OptimizerSettings) -> str:

@@ -10,7 +10,7 @@ rankings and verdicts) asks the metric which way is better instead of assuming "
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -78,14 +78,6 @@ class Metric:
     def validation_name(self) -> str:
         """The objective's name in the dashboard and the tables, e.g. ``val_acc``."""
         return f"val_{self.name}"
-
-    def to_attrs(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_attrs(cls, attrs: dict[str, Any] | None) -> Metric:
-        """A stored metric; studies stored before metrics existed were all judged by accuracy."""
-        return cls(**attrs) if attrs else ACCURACY
 
 
 def _extreme(values: Any, *, largest: bool) -> float:

@@ -2,13 +2,12 @@
 
 Written for ask-and-tell: the sweep asks trials, ``run_trials`` trains them through the
 Optuna-free training loop and says how each ended, and the sweep tells the study. Every
-trial stores its whole learning curve as user attributes, so the dashboard and the reports
-need nothing else.
+trial stores its whole learning curve as user attributes (``objectives/stored.py``), so the
+dashboard and the reports need nothing else.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +17,9 @@ from optuna.trial import TrialState
 
 from objectives.engine.training import Curve, MemberConfig, MemberResult, train
 from objectives.experiment import Experiment
-from objectives.metrics import Metric
 from objectives.schedules import get_family, suggest_space
-from objectives.workloads.registry import Splits, get_workload
+from objectives.stored import run_record, trial_attrs
+from objectives.workloads.registry import Splits, Workload
 
 
 def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:
@@ -48,11 +47,12 @@ def member_from_params(experiment: Experiment, params: dict[str, Any], seed: int
 
 
 def train_members(
-    experiment: Experiment, data: Splits, members: Sequence[MemberConfig], **options: Any
+    workload: Workload, experiment: Experiment, data: Splits, members: Sequence[MemberConfig], **options: Any
 ) -> list[MemberResult]:
-    """Train members the way the experiment says (workload, epochs, batch size, early stopping)."""
+    """Train members on the experiment's workload the way it says (epochs, batch size, early
+    stopping)."""
     return train(
-        get_workload(experiment.workload),
+        workload,
         data,
         members,
         epochs=experiment.epochs,
@@ -60,44 +60,6 @@ def train_members(
         early_stopping=experiment.early_stopping,
         **options,
     )
-
-
-CURVE_PREFIX = "curve_"
-"""A trial stores each quantity of its curve as its own attribute, ``curve_<quantity>``: the
-dashboard shows one attribute per line, so each reads on its own."""
-
-
-def _stored(values: list[float]) -> list[float | None]:
-    """Six significant digits (float32 training carries about seven), and null for NaN and inf:
-    they are not JSON, and the dashboard must parse the attributes."""
-    return [v if isinstance(v, int) else float(f"{v:.6g}") if math.isfinite(v) else None for v in values]
-
-
-def trial_attrs(run: dict[str, Any]) -> dict[str, Any]:
-    """A run's record (``result_attrs``) as a trial's user attributes: its curve one attribute per
-    quantity."""
-    curve = {CURVE_PREFIX + name: values for name, values in run["curve"].items()}
-    return {**curve, **{key: value for key, value in run.items() if key != "curve"}}
-
-
-def stored_curve(attrs: dict[str, Any]) -> dict[str, list[float | None]]:
-    """A trial's curve from its user attributes: ``{quantity: per-epoch values}`` (empty when it
-    stored none). Studies stored before ``CURVE_PREFIX`` hold one ``curve`` attribute instead."""
-    curve = {key.removeprefix(CURVE_PREFIX): v for key, v in attrs.items() if key.startswith(CURVE_PREFIX)}
-    return curve or attrs.get("curve", {})
-
-
-def result_attrs(result: MemberResult, target: float, metric: Metric) -> dict[str, Any]:
-    """What is stored of one training run: its whole curve and how fast it reached ``target``."""
-    curve = result.curve
-    reached = curve.first_reaching(target, metric)
-    return {
-        "curve": {name: _stored(values) for name, values in curve.as_dict().items()},
-        "epochs_to_target": None if reached is None else curve.epoch[reached],
-        "seconds_to_target": None if reached is None else curve.seconds[reached],
-        "diverged": result.stop_reason == "diverged",
-        "seed": result.config.seed,
-    }
 
 
 Judge = Callable[[Sequence[optuna.Trial]], set[int]]
@@ -120,6 +82,7 @@ class Outcome:
 def run_trials(
     trials: Sequence[optuna.Trial],
     members: Sequence[MemberConfig],
+    workload: Workload,
     experiment: Experiment,
     data: Splits,
     *,
@@ -139,10 +102,10 @@ def run_trials(
         pruned = judge([trials[index] for index in curves])
         return {index for index in curves if trials[index].number in pruned}
 
-    results = train_members(experiment, data, members, on_epoch=report_then_prune, device=device)
+    results = train_members(workload, experiment, data, members, on_epoch=report_then_prune, device=device)
     outcomes = []
     for trial, result in zip(trials, results):
-        for key, value in trial_attrs(result_attrs(result, experiment.target, experiment.metric)).items():
+        for key, value in trial_attrs(run_record(result, workload.target, workload.metric)).items():
             trial.set_user_attr(key, value)
         pruned = result.stop_reason == "stopped"
         outcomes.append(

@@ -16,13 +16,15 @@ _PUBLIC = {
     "summary_table": "study.reporting.analysis",
     "trials_frame": "study.reporting.analysis",
     "build_section": "study.reporting.sections",
-    "draw_section": "study.reporting.sections",
+    "draw_section": "study.reporting.figures",
+    "figure_captions": "study.reporting.render",
     "group_studies": "study.reporting.sections",
     "headline": "study.reporting.render",
 }
 __all__ = [
     "build_section",
     "draw_section",
+    "figure_captions",
     "group_studies",
     "headline",
     "load_studies",

@@ -32,18 +32,17 @@ from torch.utils.data import DataLoader, TensorDataset
 from objectives.experiment import Experiment
 from objectives.objective import stored_curve
 from objectives.optim.optimizers import get_optimizer
-from objectives.workloads.registry import Splits, get_workload, load_splits
-from study.cli import ArgumentParser, positive_int, run_main
+from objectives.workloads.registry import Splits, Workload, load_splits
+from study.cli import ArgumentParser, one_workload, positive_int, run_main
 from study.sweep.storage import open_storage
 from study.sweep.top_up import run_sweep
 
 
 def canonical(
-    experiment: Experiment, data: Splits, trials: int, storage: str, pruner: str
+    workload: Workload, experiment: Experiment, data: Splits, trials: int, storage: str, pruner: str
 ) -> tuple[float, optuna.Study]:
     """The optuna-examples loop (pruning with Optuna's MedianPruner, or none); returns seconds for
     ``trials`` trials, and the study."""
-    workload = get_workload(experiment.workload)
     low, high = get_optimizer(experiment.optimizer).lr_range
 
     def objective(trial: optuna.Trial) -> float:
@@ -84,13 +83,13 @@ def canonical(
 
 
 def project(
-    experiment: Experiment, data: Splits, trials: int, population: int, journal: Path, pruner: str
+    workload: Workload, experiment: Experiment, data: Splits, trials: int, population: int, journal: Path, pruner: str
 ) -> tuple[float, optuna.Study]:
     """This project's sweep of one family; returns seconds for ``trials`` trials, and the study."""
     storage = open_storage(str(journal))
     start = time.perf_counter()
     [study] = run_sweep(
-        storage, [experiment], data, trials=trials, pruner=pruner, population=population, device="cpu"
+        storage, workload, [experiment], data, trials=trials, pruner=pruner, population=population, device="cpu"
     )
     return time.perf_counter() - start, study
 
@@ -125,7 +124,7 @@ def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.bench", description=__doc__)
-    parser.add_argument("--workload", default="digits")
+    parser.add_argument("--workload", type=one_workload, default="digits")
     parser.add_argument("--trials", type=positive_int, default=64, help="trials per way (default 64)")
     parser.add_argument("--population", type=positive_int, default=32)
     parser.add_argument("--threads", type=positive_int, default=1)
@@ -134,15 +133,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    workload = get_workload(args.workload)
-    experiment = Experiment(args.workload, "sgd", "cosine", workload.epochs, workload.batch_size, None, 0)
-    data = load_splits(args.workload, 0, None)
+    workload = args.workload
+    experiment = Experiment(workload.name, "sgd", "cosine", workload.epochs, workload.batch_size, None, 0)
+    data = load_splits(workload, 0, None)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         runs = {
-            "canonical (DataLoader, torch scheduler, SQLite)": canonical(experiment, data, args.trials, f"sqlite:///{scratch / 'canonical.db'}", args.pruner),
-            "this project, one trial at a time": project(experiment, data, args.trials, 1, scratch / "one.journal", args.pruner),
-            f"this project, population {args.population}": project(experiment, data, args.trials, args.population, scratch / "population.journal", args.pruner),
+            "canonical (DataLoader, torch scheduler, SQLite)": canonical(workload, experiment, data, args.trials, f"sqlite:///{scratch / 'canonical.db'}", args.pruner),
+            "this project, one trial at a time": project(workload, experiment, data, args.trials, 1, scratch / "one.journal", args.pruner),
+            f"this project, population {args.population}": project(workload, experiment, data, args.trials, args.population, scratch / "population.journal", args.pruner),
         }  # fmt: skip
         summary = [
             {"way": way, "seconds": seconds, "pruned": pruned_share(study), "epochs_per_trial": epochs_trained(study) / args.trials,
@@ -153,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     table["trials_per_minute"] = 60 * args.trials / table["seconds"]
     table["speedup"] = table["trials_per_minute"] / table["trials_per_minute"].iloc[0]
     print(
-        f"{args.workload}, cosine family, {args.trials} trials of {workload.epochs} epochs, pruner {args.pruner}, {args.threads} thread(s)"
+        f"{workload.name}, cosine family, {args.trials} trials of {workload.epochs} epochs, pruner {args.pruner}, {args.threads} thread(s)"
     )
     print(
         table.round(

@@ -19,15 +19,14 @@ from torch.func import stack_module_state
 
 from objectives.engine.stacked_forward import stacked_forwards
 from objectives.engine.training import member_losses
-from objectives.workloads.registry import get_workload
-from study.cli import ArgumentParser, positive_int, run_main, workload_name
+from objectives.workloads.registry import Workload
+from study.cli import ArgumentParser, one_workload, positive_int, run_main
 
 Step = Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
-def population_step(workload_name: str, members: int) -> tuple[Step, Callable[[int], tuple]]:
+def population_step(workload: Workload, members: int) -> tuple[Step, Callable[[int], tuple]]:
     """A population's step (logits, loss, gradients) and a maker of its inputs for ``n`` members."""
-    workload = get_workload(workload_name)
     models = [workload.make_model() for _ in range(members)]
     params, buffers = stack_module_state(models)
     forward, _ = stacked_forwards(models[0])
@@ -60,7 +59,7 @@ def seconds_of_first_call(step: Step, inputs: tuple) -> float:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.bench_compile", description=__doc__)
-    parser.add_argument("--workload", type=workload_name, default="digits")
+    parser.add_argument("--workload", type=one_workload, default="digits")
     parser.add_argument("--population", type=positive_int, default=32)
     parser.add_argument("--repeats", type=positive_int, default=300, help="steps timed per way (default 300)")
     args = parser.parse_args(argv)
@@ -80,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for _ in range(3)
     ]
     eager, compiled = (min(times) for times in zip(*rounds))
-    print(f"{args.workload}, population {args.population}, 1 thread: forward, loss and backward of one step")
+    print(f"{args.workload.name}, population {args.population}, 1 thread: forward, loss and backward of one step")
     print(f"eager: {eager:.3f} ms/step; compiled: {compiled:.3f} ms/step ({eager / compiled:.2f}x)")
     print(f"compiling: {compile_s:.1f} s; again for {len(shrunk[1])} members: {recompile_s:.1f} s")
 

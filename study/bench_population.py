@@ -17,16 +17,15 @@ import pandas as pd
 import torch
 
 from objectives.engine.training import MemberConfig, train
-from objectives.workloads.registry import get_workload, load_splits
-from study.cli import ArgumentParser, add_data_arguments, positive_int, run_main, workload_name
+from objectives.workloads.registry import Workload, load_splits
+from study.cli import ArgumentParser, add_data_arguments, one_workload, positive_int, run_main
 
 
 def seconds_per_member_epoch(
-    name: str, seed: int, data_dir: Path | None, population: int, epochs: int
+    workload: Workload, seed: int, data_dir: Path | None, population: int, epochs: int
 ) -> float:
     """Wall seconds of training ``population`` members for ``epochs`` epochs, per member-epoch."""
-    workload = get_workload(name)
-    data = load_splits(name, seed, data_dir)
+    data = load_splits(workload, seed, data_dir)
     low = {"sgd": 0.01}.get(workload.optimizer, 1e-3)
     members = [
         MemberConfig(workload.optimizer, float(lr), "constant", {}, seed)
@@ -43,7 +42,7 @@ def _sizes(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.bench_population", description=__doc__)
-    parser.add_argument("--workload", type=workload_name, default="digits")
+    parser.add_argument("--workload", type=one_workload, default="digits")
     parser.add_argument("--populations", type=_sizes, default=[1, 8, 32], help="comma list (default 1,8,32)")
     parser.add_argument("--epochs", type=positive_int, default=2, help="epochs per population (default 2)")
     parser.add_argument("--threads", type=positive_int, default=1)
@@ -60,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]  # fmt: skip
     table = pd.DataFrame(rows)
     table["gain_over_one"] = table["seconds_per_member_epoch"].iloc[0] / table["seconds_per_member_epoch"]
-    print(f"{args.workload}: {args.epochs} epoch(s) per population, {args.threads} thread(s)")
+    print(f"{args.workload.name}: {args.epochs} epoch(s) per population, {args.threads} thread(s)")
     print(table.round({"seconds_per_member_epoch": 4, "gain_over_one": 2}).to_string(index=False))
 
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from objectives.experiment import Experiment
 from objectives.optim.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
 from objectives.workloads.datasets import DataError
-from objectives.workloads.registry import WORKLOADS, get_workload
+from objectives.workloads.registry import WORKLOADS, Workload, get_workload
 from study.errors import RunStopped, UsageError
 from study.places import JOURNAL_SUFFIX, out_dir_problem, storage_problem
 
@@ -64,8 +64,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def workload_names(text: str) -> list[str]:
-    """An argparse type: workloads by name (``package.module:NAME`` for your own), comma-separated."""
+def workload_list(text: str) -> list[Workload]:
+    """An argparse type: workloads by name (``package.module:NAME`` for your own), comma-separated,
+    resolved here, once, for everything below the command line."""
     names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
     if not names:
         raise argparse.ArgumentTypeError(f"invalid choice: {text!r}")
@@ -74,19 +75,18 @@ def workload_names(text: str) -> list[str]:
             raise argparse.ArgumentTypeError(
                 f"invalid choice: {name!r} (choose from {', '.join(WORKLOADS)}, or package.module:NAME)"
             )
-        try:
-            get_workload(name)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-    return names
+    try:
+        return [get_workload(name) for name in names]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def workload_name(text: str) -> str:
+def one_workload(text: str) -> Workload:
     """An argparse type: one workload (``package.module:NAME`` for your own)."""
-    names = workload_names(text)
-    if len(names) != 1:
-        raise argparse.ArgumentTypeError(f"takes one workload here, got {len(names)}: {text!r}")
-    return names[0]
+    workloads = workload_list(text)
+    if len(workloads) != 1:
+        raise argparse.ArgumentTypeError(f"takes one workload here, got {len(workloads)}: {text!r}")
+    return workloads[0]
 
 
 MAX_SEED = 2**32 - 1
@@ -231,8 +231,8 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloa
     """The settings shared by every command that trains: what, how long, which seed."""
     parser.add_argument(
         "--workload",
-        type=workload_names if several_workloads else workload_name,
-        default=["digits"] if several_workloads else "digits",
+        type=workload_list if several_workloads else one_workload,
+        default="digits",  # a string: argparse passes it through the type
         help=f"data + model (default digits): {', '.join(WORKLOADS)}, or package.module:NAME for your own"
         + ("; a comma list sweeps each in turn into one storage" if several_workloads else ""),
     )
@@ -264,11 +264,11 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloa
 
 
 def experiment_from_args(
-    args: argparse.Namespace, family: str, chosen_workload: str | None = None
+    args: argparse.Namespace, family: str, chosen_workload: Workload | None = None
 ) -> Experiment:
     """The experiment that ``add_experiment_arguments``' flags describe, with the workload's
     defaults; ``chosen_workload`` picks one of several."""
-    workload = get_workload(chosen_workload or args.workload)
+    workload = chosen_workload or args.workload
     optimizer = args.optimizer or workload.optimizer
     spec = get_optimizer(optimizer)
     settings = OptimizerSettings(

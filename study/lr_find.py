@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from objectives.optim.optimizers import OPTIMIZERS
-from objectives.workloads.registry import get_workload, load_splits
-from study.cli import ArgumentParser, add_data_arguments, out_directory, run_main, thread_count, workload_name
+from objectives.workloads.registry import load_splits
+from study.cli import ArgumentParser, add_data_arguments, one_workload, out_directory, run_main, thread_count
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.lr_find", description=__doc__)
     parser.add_argument(
-        "--workload", type=workload_name, default="digits", help="a built-in workload, or package.module:NAME"
+        "--workload", type=one_workload, default="digits", help="a built-in workload, or package.module:NAME"
     )
     parser.add_argument(
         "--optimizer", choices=list(OPTIMIZERS), help="default: the workload's (sgd; adamw for shakespeare)"
@@ -36,11 +36,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)
-    optimizer = args.optimizer or get_workload(args.workload).optimizer
+    optimizer = args.optimizer or args.workload.optimizer
     test = find_range(args.workload, optimizer, seed=args.seed, data_dir=args.data_dir)
-    path = save_plot(test, args.workload, optimizer, args.out)
+    path = save_plot(test, args.workload.name, optimizer, args.out)
     low, high = test.suggested
-    print(f"suggested base-LR search range for {args.workload} with {optimizer}: {low:.3g} to {high:.3g}")
+    print(f"suggested base-LR search range for {args.workload.name} with {optimizer}: {low:.3g} to {high:.3g}")
     print(f"plot: {path}")
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from objectives.optim.optimizers import get_optimizer
 from objectives.schedules import FAMILIES, get_family
-from objectives.workloads.registry import load_splits
+from objectives.workloads.registry import Workload, load_splits
 from study.cli import (
     DEFAULT_SEEDS,
     ArgumentParser,
@@ -134,7 +134,7 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _experiments(args: argparse.Namespace, workload: str) -> list[Experiment]:
+def _experiments(args: argparse.Namespace, workload: Workload) -> list[Experiment]:
     families = usable_families(args.families, experiment_from_args(args, "constant", workload))
     return [
         dataclasses.replace(experiment_from_args(args, family, workload), repeat=repeat)
@@ -143,7 +143,9 @@ def _experiments(args: argparse.Namespace, workload: str) -> list[Experiment]:
     ]
 
 
-def _checked_journal(spec: str, plans: dict[str, list[Experiment]]) -> optuna.storages.BaseStorage | None:
+def _checked_journal(
+    spec: str, workloads: dict[str, Workload], plans: dict[str, list[Experiment]]
+) -> optuna.storages.BaseStorage | None:
     """An existing journal, opened, once every study it holds of this sweep proved made with the
     sweep's settings: said before the data and torch load. None for a new journal or a database
     (opening one creates its tables: that waits until the data has loaded)."""
@@ -154,30 +156,34 @@ def _checked_journal(spec: str, plans: dict[str, list[Experiment]]) -> optuna.st
 
     storage = open_storage(spec, create=False)
     for experiment in (e for experiments in plans.values() for e in experiments):
-        check_stored_settings(storage, experiment)
+        check_stored_settings(storage, experiment, workloads[experiment.workload])
     return storage
 
 
-def _with_lr_range_test(args: argparse.Namespace, experiments: list[Experiment]) -> list[Experiment]:
+def _with_lr_range_test(
+    args: argparse.Namespace, workload: Workload, experiments: list[Experiment]
+) -> list[Experiment]:
     """``--lr-range auto``: every family searches the range the LR range test suggests."""
     from study.reporting.lr_range import find_range, save_plot
 
-    workload, optimizer = experiments[0].workload, experiments[0].optimizer
+    optimizer = experiments[0].optimizer
     test = find_range(workload, optimizer, seed=args.seed, data_dir=args.data_dir)
     low, high = test.suggested
-    print(f"LR range test on {workload}: base LR searched in {low:.3g} to {high:.3g}", end="")
-    print(f" (plot: {save_plot(test, workload, optimizer, args.out)})")
+    print(f"LR range test on {workload.name}: base LR searched in {low:.3g} to {high:.3g}", end="")
+    print(f" (plot: {save_plot(test, workload.name, optimizer, args.out)})")
     return [dataclasses.replace(e, lr_range=test.suggested) for e in experiments]
 
 
-def _print_summary(experiments: list[Experiment], studies: list[optuna.Study], trials: int) -> None:
+def _print_summary(
+    workload: Workload, experiments: list[Experiment], studies: list[optuna.Study], trials: int
+) -> None:
     from study.reporting.analysis import summary_table, trials_frame
 
-    first, metric = experiments[0], experiments[0].metric
+    first, metric = experiments[0], workload.metric
     best = f"best_{metric.validation_name}"
     print(
         f"\n{first.workload}, {first.optimizer_label}: {trials} trials per family, target "
-        f"{metric.validation_name} {first.target} ({best}: the tuning trials' best; the report's answer is on the test split)"
+        f"{metric.validation_name} {workload.target} ({best}: the tuning trials' best; the report's answer is on the test split)"
     )
     table = summary_table(trials_frame(studies), metric).rename(columns={"best_metric": best})
     print(table.round({best: 4, "median_epochs_to_target": 1}).to_string(index=False, na_rep="-"))
@@ -206,14 +212,15 @@ def _disk_full(spec: str, wanted: int) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     check_device(args.device)
-    plans = {workload: _experiments(args, workload) for workload in args.workload}
+    workloads = {workload.name: workload for workload in args.workload}
+    plans = {name: _experiments(args, workload) for name, workload in workloads.items()}
     spec = storage_spec(args.storage, args.out)
     from study.sweep.storage import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
-    journal = _checked_journal(spec, plans) if args.lr_range == "default" else None
+    journal = _checked_journal(spec, workloads, plans) if args.lr_range == "default" else None
     # Before anything is written; a missing or damaged file is said before torch loads.
-    data = {w: load_splits(w, args.seed, args.data_dir) for w in plans}
+    data = {name: load_splits(workload, args.seed, args.data_dir) for name, workload in workloads.items()}
     import torch
 
     from study.reporting.output import check_report_place
@@ -229,27 +236,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     storage = journal or open_storage(spec, heartbeat=args.heartbeat)
     swept: list[optuna.Study] = []
     try:
-        for workload, experiments in plans.items():  # one workload after another, into one storage
+        for name, experiments in plans.items():  # one workload after another, into one storage
+            workload = workloads[name]
             if args.lr_range == "auto":
-                experiments = _with_lr_range_test(args, experiments)
+                experiments = _with_lr_range_test(args, workload, experiments)
             if args.jobs > 1 and len(experiments) > 1:
                 settings = SweepSettings(
                     spec, args.heartbeat, args.trials, args.pruner, args.population, args.device, args.threads
                 )
                 studies = run_sweep_in_processes(
-                    storage, experiments, data[workload], settings, jobs=args.jobs, run_command=run_main
+                    storage, workload, experiments, data[name], settings, jobs=args.jobs, run_command=run_main
                 )
             else:
                 studies = run_sweep(
                     storage,
+                    workload,
                     experiments,
-                    data[workload],
+                    data[name],
                     trials=args.trials,
                     pruner=args.pruner,
                     population=args.population,
                     device=args.device,
                 )
-            _print_summary(experiments, studies, args.trials)
+            _print_summary(workload, experiments, studies, args.trials)
             swept += studies
     except OSError as error:
         if error.errno != errno.ENOSPC:

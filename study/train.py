@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from objectives import stored
 from objectives.schedules import FAMILIES, get_family
-from objectives.workloads.registry import load_splits
+from objectives.workloads.registry import Workload, get_workload, load_splits
 from study.cli import (
     ArgumentParser,
     add_experiment_arguments,
@@ -51,10 +52,9 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
+def _stored_trial(args: Any) -> tuple[Workload, Experiment, dict[str, Any], int]:
     import optuna
 
-    from objectives.experiment import Experiment
     from study.sweep.storage import open_storage
 
     storage = open_storage(storage_spec(args.storage, args.out), create=False)
@@ -70,12 +70,17 @@ def _stored_trial(args: Any) -> tuple[Experiment, dict[str, Any], int]:
             f"study {args.from_study!r} has no trial {args.trial}; it has trials 0 to {len(trials) - 1}"
         )
     trial = trials[args.trial]
-    if "seed" not in trial.user_attrs:
+    if stored.SEED not in trial.user_attrs:
         raise UsageError(
             f"trial {args.trial} of {args.from_study!r} is {trial.state.name} and stored no run; choose a complete or pruned trial"
         )
     print(f"stored: state {trial.state.name}, value {trial.value}")
-    return Experiment.from_attrs(study.user_attrs), trial.params, trial.user_attrs["seed"]
+    experiment = stored.stored_experiment(study.user_attrs)
+    try:
+        workload = get_workload(experiment.workload)
+    except ValueError as error:  # an own workload that can no longer be imported
+        raise UsageError(str(error)) from None
+    return workload, experiment, trial.params, trial.user_attrs[stored.SEED]
 
 
 def build_parser() -> ArgumentParser:
@@ -116,7 +121,7 @@ def _check_names(family: str, params: dict[str, Any]) -> None:
         raise UsageError(f"{family} needs {', '.join(f'--param {n}=...' for n in missing)}")
 
 
-def _configuration(args: Any) -> tuple[Experiment, dict[str, Any], int]:
+def _configuration(args: Any) -> tuple[Workload, Experiment, dict[str, Any], int]:
     """What to train: a stored trial's experiment, parameters and seed, or the flags'."""
     if args.from_study is not None:
         if args.trial is None:
@@ -126,7 +131,7 @@ def _configuration(args: Any) -> tuple[Experiment, dict[str, Any], int]:
         raise UsageError("give --lr (or --from-study NAME --trial N)")
     experiment, params = experiment_from_args(args, args.family), {**parse_params(args.param), "lr": args.lr}
     _check_names(args.family, params)
-    return experiment, params, args.seed
+    return args.workload, experiment, params, args.seed
 
 
 def _member(experiment: Experiment, params: dict[str, Any], seed: int) -> MemberConfig:
@@ -142,8 +147,8 @@ def _member(experiment: Experiment, params: dict[str, Any], seed: int) -> Member
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     check_device(args.device)
-    experiment, params, seed = _configuration(args)
-    data = load_splits(experiment.workload, experiment.seed, args.data_dir)  # said before torch loads
+    workload, experiment, params, seed = _configuration(args)
+    data = load_splits(workload, experiment.seed, args.data_dir)  # said before torch loads
     member = _member(experiment, params, seed)
     import pandas as pd
     import torch
@@ -152,21 +157,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     [result] = train_members(
+        workload,
         experiment,
         data,
         [member],
         evaluate_test=True,  # reported at the end; nothing is decided on it
         device=args.device,
     )
-    metric = experiment.metric
+    metric = workload.metric
     curve = pd.DataFrame(result.curve.as_dict())
     if metric.validation_name == "val_acc":  # the metric is the accuracy: shown once
         curve = curve.drop(columns="val_metric")
     curve = curve.rename(columns=COLUMNS | {"val_metric": metric.validation_name})
     print(curve.to_string(index=False))
-    reached = result.curve.first_reaching(experiment.target, metric)
+    reached = result.curve.first_reaching(workload.target, metric)
     print(
-        f"final {metric.validation_name} {result.final_metric:.4f}; target {experiment.target} "
+        f"final {metric.validation_name} {result.final_metric:.4f}; target {workload.target} "
         + (f"reached at epoch {result.curve.epoch[reached]}" if reached is not None else "not reached")
         + (f"; stopped: {result.stop_reason}" if result.stop_reason else "")
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from objectives.objective import stored_curve
+from objectives.stored import stored_curve
 from study.sweep.postgres import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]

@@ -383,22 +383,17 @@ def import_workload(spec: str) -> Workload:
 
 
 @lru_cache(maxsize=4)
-def load_splits(name: str, seed: int, data_dir: Path | None = None) -> Splits:
+def load_splits(workload: Workload, seed: int, data_dir: Path | None = None) -> Splits:
     """The workload's splits for ``seed``, checked (``check_splits``) before anything trains on them.
 
     Raises ``DataError``, in one line naming the workload, for whatever goes wrong in its own
-    ``load`` or model, or when it can no longer be imported (a stored study's): nothing is
-    stored before the data and one forward pass have been checked."""
-    try:
-        workload = get_workload(name)
-    except ValueError as error:
-        raise DataError(str(error)) from None
+    ``load`` or model: nothing is stored before the data and one forward pass have been checked."""
     try:
         splits = workload.load(seed, data_dir)
     except DataError:
         raise
     except (Exception, SystemExit) as error:  # noqa: BLE001 - a workload's own code: its error, in one line
-        raise DataError(f"workload {name!r}: load() raised {type(error).__name__}: {error}") from None
+        raise DataError(f"workload {workload.name!r}: load() raised {type(error).__name__}: {error}") from None
     check_splits(workload, splits)
     return splits
 

@@ -7,13 +7,13 @@ docstring lists; nothing here draws or writes files.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from objectives import stored
 from objectives.metrics import Metric
 from objectives.schedules import Run, get_family
 from study.reporting.reevaluate import stored_reevaluation
@@ -25,7 +25,7 @@ SIGNIFICANCE = 0.05
 
 def study_metric(study: optuna.Study) -> Metric:
     """The metric the study's trials are judged by, as stored with it."""
-    return Metric.from_attrs(study.user_attrs.get("metric"))
+    return stored.stored_metric(study.user_attrs)
 
 
 def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna.Study]:
@@ -43,12 +43,6 @@ TRIAL_COLUMNS = [
     "workload", "optimizer", "family", "number", "state", "value", "final_metric", "diverged",
     "at_chance", "epochs_to_target", "seconds_to_target",
 ]  # fmt: skip
-
-
-def stored_optimizer_label(attrs: dict[str, Any]) -> str | None:
-    """The optimizer with its non-default settings (``Experiment.optimizer_label``); studies
-    stored before optimizer settings existed have only the name."""
-    return attrs.get("optimizer_label", attrs.get("optimizer"))
 
 
 VERDICT_ORDER = ("better", "equivalent", "inconclusive", "worse")
@@ -81,12 +75,12 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     ``final_metric`` is the objective (the validation metric) of complete trials and the last
     reported one of pruned trials (how far they got), NaN for failed ones. ``at_chance``: a trial
     that did not diverge but learned next to nothing (``Metric.at_chance``); False where the study
-    does not say how many classes its workload has (stored before that was recorded).
     """
     rows = []
     for study in studies:
         study_attrs = study.user_attrs  # a deep copy on every access: read it once
-        metric, classes = Metric.from_attrs(study_attrs.get("metric")), study_attrs.get("classes")
+        experiment, metric = stored.stored_experiment(study_attrs), stored.stored_metric(study_attrs)
+        classes = stored.stored_workload_facts(study_attrs)["classes"]
         for trial in study.get_trials(deepcopy=False):
             if not counts_as_finished(trial):
                 continue
@@ -99,22 +93,20 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                 if reported
                 else np.nan
             )
-            diverged = bool(attrs.get("diverged", False))
+            diverged = bool(attrs.get(stored.DIVERGED, False))  # a failed trial stored no run
             rows.append(
                 {
-                    "workload": study_attrs.get("workload"),
-                    "optimizer": stored_optimizer_label(study_attrs),
-                    "family": study_attrs.get("family"),
+                    "workload": experiment.workload,
+                    "optimizer": study_attrs[stored.OPTIMIZER_LABEL],
+                    "family": experiment.family,
                     "number": trial.number,
                     "state": trial.state.name,
                     "value": trial.value,
                     "final_metric": final,
                     "diverged": diverged,
-                    "at_chance": bool(
-                        classes and not diverged and not np.isnan(final) and metric.at_chance(final, classes)
-                    ),
-                    "epochs_to_target": attrs.get("epochs_to_target"),
-                    "seconds_to_target": attrs.get("seconds_to_target"),
+                    "at_chance": bool(not diverged and not np.isnan(final) and metric.at_chance(final, classes)),
+                    "epochs_to_target": attrs.get(stored.EPOCHS_TO_TARGET),
+                    "seconds_to_target": attrs.get(stored.SECONDS_TO_TARGET),
                     **{f"param_{name}": value for name, value in trial.params.items()},
                 }
             )
@@ -182,7 +174,7 @@ def importance_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             importances = optuna.importance.get_param_importances(
                 study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
             )
-        family = study.user_attrs.get("family")
+        family = stored.stored_experiment(study.user_attrs).family
         rows += [
             {"family": family, "param": name, "importance": value} for name, value in importances.items()
         ]
@@ -215,28 +207,28 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         if (record := stored_reevaluation(study)) is None:
             continue
         attrs = study.user_attrs  # a deep copy on every access: read it once
-        budget, early_stopping = attrs["epochs"], attrs.get("early_stopping")
-        metric = study_metric(study)
+        experiment, metric = stored.stored_experiment(attrs), stored.stored_metric(attrs)
         for run in record["runs"]:
             values = np.array(run["curve"]["val_metric"], dtype=float)  # stored None (diverged) is NaN
-            auc = full_budget_auc(values, budget, metric, diverged=run["diverged"])
-            if run["diverged"]:
+            diverged = run[stored.DIVERGED]
+            auc = full_budget_auc(values, experiment.epochs, metric, diverged=diverged)
+            if diverged:
                 kept = metric.worst
             else:
-                kept = metric.best(values) if early_stopping else values[-1]
+                kept = metric.best(values) if experiment.early_stopping else values[-1]
             rows.append(
                 {
-                    "workload": attrs["workload"],
-                    "optimizer": stored_optimizer_label(attrs),
-                    "family": attrs["family"],
-                    "repeat": attrs.get("repeat", 0),
-                    "seed": run["seed"],
+                    "workload": experiment.workload,
+                    "optimizer": attrs[stored.OPTIMIZER_LABEL],
+                    "family": experiment.family,
+                    "repeat": experiment.repeat,
+                    "seed": run[stored.SEED],
                     "test_metric": run["test_metric"],
                     "val_metric": float(kept),
-                    "epochs_to_target": run["epochs_to_target"],
-                    "seconds_to_target": run["seconds_to_target"],
+                    "epochs_to_target": run[stored.EPOCHS_TO_TARGET],
+                    "seconds_to_target": run[stored.SECONDS_TO_TARGET],
                     "auc": auc,
-                    "diverged": run["diverged"],
+                    "diverged": diverged,
                 }
             )
     columns = [
@@ -262,12 +254,12 @@ def curves_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
-        family = study.user_attrs["family"]
+        family = stored.stored_experiment(study.user_attrs).family
         for run in record["runs"]:
             curve = run["curve"]
             for i, epoch in enumerate(curve["epoch"]):
                 rows.append(
-                    {"family": family, "seed": run["seed"], "epoch": epoch}
+                    {"family": family, "seed": run[stored.SEED], "epoch": epoch}
                     | {name: curve[name][i] for name in CURVE_QUANTITIES}
                 )
     return pd.DataFrame(rows, columns=["family", "seed", "epoch", *CURVE_QUANTITIES]).astype(
@@ -288,9 +280,9 @@ def schedule_shapes_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
-        attrs, params = study.user_attrs, dict(record["params"])
-        family, per_epoch = get_family(attrs["family"]), record["steps_per_epoch"]
-        total = attrs["epochs"] * per_epoch
+        experiment, params = stored.stored_experiment(study.user_attrs), dict(record["params"])
+        family, per_epoch = get_family(experiment.family), record["steps_per_epoch"]
+        total = experiment.epochs * per_epoch
         steps = np.unique(np.linspace(0, total - 1, min(total, MAX_SHAPE_POINTS)).astype(int))
         if family.reacts_to_val_loss:  # its LR follows the losses: the first run's LR, per epoch
             per_epoch_lr = np.array(record["runs"][0]["curve"]["lr"], dtype=float)
@@ -299,7 +291,7 @@ def schedule_shapes_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             kwargs = family.kwargs(params)
             lr = params["lr"] * family.build(Run(total, per_epoch), **kwargs)(steps)
         frames.append(
-            pd.DataFrame({"family": attrs["family"], "step": steps, "epoch": steps / per_epoch, "lr": lr})
+            pd.DataFrame({"family": experiment.family, "step": steps, "epoch": steps / per_epoch, "lr": lr})
         )
     return (
         pd.concat(frames, ignore_index=True)

@@ -16,8 +16,8 @@ from optuna_dashboard import save_plotly_graph_object
 
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
-from objectives.objective import stored_curve
-from study.reporting.analysis import schedule_shapes_frame, study_metric, t_interval
+from objectives.stored import stored_curve, stored_experiment, stored_metric, stored_workload_facts
+from study.reporting.analysis import schedule_shapes_frame, t_interval
 from study.reporting.reevaluate import stored_reevaluation
 
 BEST_CURVES = 5
@@ -30,7 +30,8 @@ def publish_figures(study: optuna.Study) -> list[str]:
     record = stored_reevaluation(study)
     if record is None:
         return []
-    experiment, metric = Experiment.from_attrs(study.user_attrs), study_metric(study)
+    attrs = study.user_attrs
+    experiment, metric = stored_experiment(attrs), stored_metric(attrs)
     figures = {
         "tuned-schedule": _tuned_schedule(study, experiment, record),
         "best-curves": _best_curves(study, metric),
@@ -58,11 +59,11 @@ def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
     figure = go.Figure()
     for trial in best:
         curve = stored_curve(trial.user_attrs)
-        values = curve.get("val_metric", curve["val_acc"])
+        values = curve["val_metric"]
         figure.add_trace(
             go.Scatter(x=curve["epoch"], y=values, mode="lines+markers", name=f"trial {trial.number}")
         )
-    target = study.user_attrs["target"]  # as stored: the report reads no workload definition
+    target = stored_workload_facts(study.user_attrs)["target"]  # as stored: no workload definition read
     figure.add_hline(y=target, line_dash="dash", annotation_text=f"target {target}")
     return figure.update_layout(
         title=f"Best {len(best)} trials against the target",

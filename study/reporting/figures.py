@@ -1,6 +1,8 @@
-"""Figures: each takes a frame from ``study.reporting.analysis`` and returns a matplotlib Figure.
+"""Figures: each takes a frame from ``study.reporting.analysis`` and returns a matplotlib Figure;
+``draw_section`` draws a report section's. The data of each is a frame of the ``Section``, tested
+without drawing; the captions are ``study.reporting.render``'s.
 
-Nothing here computes results or writes files. Figures are built without pyplot, so drawing
+Nothing here computes results, writes files or says anything in prose. Figures are built without pyplot, so drawing
 needs no display and leaves no global state; styles apply inside ``_style`` only.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from objectives.metrics import Metric
+
+if TYPE_CHECKING:
+    from study.reporting.sections import Section
 
 
 @contextlib.contextmanager
@@ -271,6 +277,28 @@ def importance(importances: pd.DataFrame, order: list[str]) -> Figure:
             ax.barh(rows["param"], rows["importance"], color="tab:blue", alpha=0.8)
             ax.set(title=family, xlim=(0, 1), xlabel="importance")
     return figure
+
+
+def draw_section(section: Section) -> dict[str, Figure]:
+    """A section's figures by name, each drawn from its frames: the re-evaluation's (convergence,
+    schedules, epochs to target) where there is one, the tuning trials' always, importances
+    where fANOVA found any."""
+    order, metric = section.order, section.metric
+    ranked = [family for family in order if family in set(section.reevaluation["family"])]
+    drawn = {}
+    if ranked:
+        drawn["convergence"] = convergence(section.curves, ranked, metric)
+        drawn["schedules"] = schedule_shapes(section.shapes, ranked)
+        drawn["epochs_to_target"] = epochs_to_target(
+            section.ranking, section.target, metric, budget=section.experiment.epochs
+        )
+    drawn["distribution"] = metric_distribution(section.trials, order, metric, metric.chance_line(section.classes))
+    drawn["sensitivity"] = sensitivity(section.trials, order, metric)
+    drawn["tuning_budget"] = tuning_budget(section.expected_best, order, metric)
+    if len(section.importance):
+        explained = [family for family in order if family in set(section.importance["family"])]
+        drawn["importance"] = importance(section.importance, explained)
+    return drawn
 
 
 def performance_profile(profile: pd.DataFrame, order: list[str]) -> Figure:

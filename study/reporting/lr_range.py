@@ -9,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from objectives.engine.lr_range_test import RangeTest, lr_range_test
-from objectives.workloads.registry import get_workload, load_splits
+from objectives.workloads.registry import Workload, load_splits
 from study.errors import UsageError
 from study.reporting import figures
 from study.reporting.output import write_file
 
 
-def find_range(workload: str, optimizer: str, *, seed: int, data_dir: Path | None) -> RangeTest:
+def find_range(workload: Workload, optimizer: str, *, seed: int, data_dir: Path | None) -> RangeTest:
     """The range test on the workload's training split for ``seed``."""
-    return lr_range_test(get_workload(workload), load_splits(workload, seed, data_dir), optimizer, seed=seed)
+    return lr_range_test(workload, load_splits(workload, seed, data_dir), optimizer, seed=seed)
 
 
 def save_plot(test: RangeTest, workload: str, optimizer: str, out: Path) -> Path:

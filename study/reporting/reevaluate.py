@@ -9,7 +9,7 @@ official test sets, MNIST-1D, Shakespeare) they do not, and the report says whic
 
 All families of one workload are re-trained together: for each seed, one population of every
 family's configuration on that seed's split (the engine splits it by optimizer). The runs are
-stored in each study's user attribute ``reevaluation``, so a report reuses them; they are redone
+stored in each study's user attribute ``reevaluation`` (``objectives.stored.REEVALUATION``), so a report reuses them; they are redone
 only when the best trial or the seeds change.
 """
 
@@ -27,18 +27,25 @@ from optuna.trial import FrozenTrial, TrialState
 
 from objectives.engine.training import MemberResult
 from objectives.experiment import Experiment
-from objectives.objective import member_from_params, result_attrs, train_members
+from objectives.objective import member_from_params, train_members
 from objectives.seeds import reevaluation_seeds
-from objectives.workloads.registry import get_workload, load_splits
+from objectives.stored import (
+    REEVALUATION,
+    run_record,
+    stored_experiment,
+    stored_metric,
+    stored_workload_facts,
+)
+from objectives.workloads.datasets import DataError
+from objectives.workloads.registry import Workload, get_workload, load_splits
 from study.sweep.workers import fork_is_safe
 
-ATTR = "reevaluation"
 SPLITS = "drawn per seed"
 """Recorded with every re-evaluation: its runs' data splits come from their own seeds."""
 
 
 def stored_reevaluation(study: optuna.Study) -> dict[str, Any] | None:
-    return study.user_attrs.get(ATTR)
+    return study.user_attrs.get(REEVALUATION)
 
 
 def is_current(study: optuna.Study, seeds: int) -> bool:
@@ -46,9 +53,9 @@ def is_current(study: optuna.Study, seeds: int) -> bool:
     stored = stored_reevaluation(study)
     if stored is None or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return False
-    if stored.get("splits") != SPLITS:  # stored by an older version: one split, other metric names
+    if stored.get("splits") != SPLITS:  # not how today's re-evaluation draws its data: redo it
         return False
-    experiment = Experiment.from_attrs(study.user_attrs)
+    experiment = stored_experiment(study.user_attrs)
     return stored["trial"] == study.best_trial.number and stored["seeds"] == reevaluation_seeds(
         experiment.seed, seeds
     )
@@ -70,23 +77,32 @@ def reevaluate_together(
     (``same_training``). Seeds are independent, so ``jobs`` worker processes (``threads`` torch
     threads each) train them side by side, with the same results as one; ``on_seed`` hears of
     each seed trained, in order."""
-    experiments = [Experiment.from_attrs(study.user_attrs) for study in studies]
+    experiments = [stored_experiment(study.user_attrs) for study in studies]
+    workload = _stored_workload(experiments[0].workload)
     bests = [study.best_trial for study in studies]  # each a scan of the study's trials: once
     params = [best.params for best in bests]
     seed_list = reevaluation_seeds(experiments[0].seed, seeds)
     runs: list[list[MemberResult]] = [[] for _ in studies]
-    work = [(experiments, params, seed, data_dir, device) for seed in seed_list]
+    work = [(workload, experiments, params, seed, data_dir, device) for seed in seed_list]
     for done, (results, steps_per_epoch) in enumerate(_train_seeds(work, jobs, threads, device), start=1):
         for study_runs, result in zip(runs, results):
             study_runs.append(result)
         on_seed(done, len(seed_list))
     for study, best, experiment, results in zip(studies, bests, experiments, runs):
-        study.set_user_attr(ATTR, _record(best, experiment, results, steps_per_epoch))
+        study.set_user_attr(REEVALUATION, _record(best, study.user_attrs, results, steps_per_epoch))
 
 
-SeedWork = tuple[list[Experiment], list[dict[str, Any]], int, "Path | None", str]
-"""What one seed's training needs (the experiments, their best parameters, the seed, the data
-directory, the device): plain data, so a worker process can take it."""
+def _stored_workload(name: str) -> Workload:
+    """The workload a stored study names; one that can no longer be imported is a ``DataError``."""
+    try:
+        return get_workload(name)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+
+
+SeedWork = tuple[Workload, list[Experiment], list[dict[str, Any]], int, "Path | None", str]
+"""What one seed's training needs (the workload, the experiments, their best parameters, the
+seed, the data directory, the device): what a worker process can take."""
 
 
 def _train_seeds(
@@ -119,23 +135,25 @@ def _start_worker(threads: int) -> None:
 
 def _train_seed(work: SeedWork) -> tuple[list[MemberResult], int]:
     """One population of every family's best configuration on ``seed``'s own split."""
-    experiments, params, seed, data_dir, device = work
+    workload, experiments, params, seed, data_dir, device = work
     first = experiments[0]
-    data = load_splits(first.workload, seed, data_dir)
+    data = load_splits(workload, seed, data_dir)
     members = [member_from_params(e, p, seed) for e, p in zip(experiments, params)]
-    results = train_members(first, data, members, evaluate_test=True, device=device)
-    return results, get_workload(first.workload).epoch_steps(data, first.batch_size)
+    results = train_members(workload, first, data, members, evaluate_test=True, device=device)
+    return results, workload.epoch_steps(data, first.batch_size)
 
 
 def same_training(study: optuna.Study) -> tuple:
     """What studies re-evaluated together must share: the workload and how it is trained."""
-    e = Experiment.from_attrs(study.user_attrs)
+    e = stored_experiment(study.user_attrs)
     return e.workload, e.seed, e.epochs, e.batch_size, e.early_stopping
 
 
 def _record(
-    best: FrozenTrial, experiment: Experiment, results: Sequence[MemberResult], steps_per_epoch: int
+    best: FrozenTrial, attrs: dict[str, Any], results: Sequence[MemberResult], steps_per_epoch: int
 ) -> dict[str, Any]:
+    """The re-evaluation as stored: runs judged by the study's stored target and metric."""
+    target, metric = stored_workload_facts(attrs)["target"], stored_metric(attrs)
     return {
         "trial": best.number,
         "params": best.params,
@@ -143,7 +161,7 @@ def _record(
         "seeds": [result.config.seed for result in results],
         "splits": SPLITS,
         "runs": [
-            {**result_attrs(result, experiment.target, experiment.metric), "test_metric": result.test_metric}
+            {**run_record(result, target, metric), "test_metric": result.test_metric}
             for result in results
         ],
     }

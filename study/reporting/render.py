@@ -16,7 +16,13 @@ from matplotlib.figure import Figure
 
 from objectives.metrics import CHANCE_MARGIN, Metric
 from study.reporting import analysis, figures, output
-from study.reporting.sections import Section, build_section, draw_section, group_studies
+from study.reporting.sections import (
+    Section,
+    build_section,
+    cross_workload_frame,
+    group_studies,
+    performance_profiles,
+)
 
 
 def _png(figure: Figure) -> bytes:
@@ -25,6 +31,29 @@ def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
+
+
+def _highlighted(families: int) -> str:
+    """Which families the convergence figure draws in colour, counted."""
+    if families <= figures.HIGHLIGHTED:
+        return "each family" if families > 1 else "the family"
+    return f"the {figures.HIGHLIGHTED} best-ranked families, the other {families - figures.HIGHLIGHTED} as grey means"
+
+
+def figure_captions(section: Section) -> dict[str, str]:
+    """How to read each of the section's figures (``figures.draw_section``), one sentence each."""
+    metric, target = section.metric, section.target
+    measured = f"validation {metric.label}"
+    ranked = len(set(section.reevaluation["family"]))
+    return {
+        "convergence": f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band (mean ± 1.96 standard errors) for {_highlighted(ranked)}: the curve that {'rises' if metric.sign > 0 else 'falls'} first converges fastest.",
+        "schedules": "The learning rate each family's tuned configuration uses during the run, per optimizer step.",
+        "epochs_to_target": f"Epochs until the {measured} first reaches {metric.comparison} {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
+        "distribution": f"Every tuning trial's final {measured} (pruned trials where they stopped; the box spans complete trials only): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune. Trials beyond the dotted line learned next to nothing (at chance: {metric.label} {metric.chance_line(section.classes):.3g}).",
+        "sensitivity": f"Final {measured} against the base learning rate, every panel on the same scale: a wide plateau means the family tolerates a poorly chosen LR.",
+        "tuning_budget": f"Expected best {measured} if you ran only n trials (Dodge et al. 2019): how many trials a family needs before it is competitive. These treat the stored trials as independent draws, which TPE's adaptive trials are not, and count a pruned trial at the value where it stopped.",
+        "importance": "How much of the spread of results each searched hyperparameter explains (fANOVA): tune the long bars first.",
+    }  # fmt: skip
 
 
 def headline(section: Section) -> list[str]:
@@ -238,6 +267,7 @@ img { max-width: 100%; } .muted { color: #666; font-size: 0.9em; }
 
 
 def _html_section(section: Section, images: dict[str, bytes]) -> str:
+    captions = figure_captions(section)
     parts = [f"<h2>{html.escape(section.workload)} with {html.escape(section.optimizer)}</h2>"]
     parts.append(
         '<div class="headline">'
@@ -258,10 +288,10 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
             f"(best validation {html.escape(section.metric.label)}; difference = family minus reference)</h3>"
             + _pairwise_shown(section).to_html(index=False, na_rep="-")
         )
-    for name, (_, caption) in section.figures.items():
-        data = base64.b64encode(images[name]).decode()
+    for name, image in images.items():
+        data = base64.b64encode(image).decode()
         parts.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{name}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+            f'<figure><img src="data:image/png;base64,{data}" alt="{name}"><figcaption>{html.escape(captions[name])}</figcaption></figure>'
         )
     parts.append(
         "<h3>How these numbers were made</h3><ul>"
@@ -300,8 +330,7 @@ def _write_pages(
     sections = [build_section(group, margin) for group in group_studies(studies).values()]
     html_parts, markdown_parts = [], []
     for section in sections:
-        draw_section(section)
-        images = {name: _png(figure) for name, (figure, _) in section.figures.items()}
+        images = {name: _png(figure) for name, figure in figures.draw_section(section).items()}
         for name, image in images.items():
             output.write_file(report / f"{section.name}-{name}.png", image)
         for name in ("ranking", "pairwise", "trials", "reevaluation"):
@@ -336,22 +365,12 @@ def _write_pages(
 
 
 def across_workloads(sections: Sequence[Section]) -> tuple[pd.DataFrame, str] | None:
-    """With two or more compared sections: every family's verdict and gap on each, its AlgoPerf
-    profile score over time to target (r_max = 4), and the robust choice, in one sentence."""
+    """With two or more compared sections: the cross-workload table (``cross_workload_frame``)
+    and the robust choice, in one sentence."""
     compared = [s for s in sections if len(s.pairwise)]
-    if len(compared) < 2:
+    table = cross_workload_frame(sections)
+    if table is None:
         return None
-    table = analysis.cross_workload_table(
-        {
-            s.name: (s.pairwise, s.ranking.set_index("family").loc[s.pairwise["reference"].iloc[0], "test_metric"], s.metric)
-            for s in compared
-        }
-    )  # fmt: skip
-    if not len(table):
-        return None
-    runs = pd.concat([s.reevaluation.assign(workload=s.name) for s in compared])
-    scores = analysis.profile_score(analysis.performance_profile_frame(runs))  # taus 1 to 4, r_max
-    table["profile_score"] = table["family"].map(scores)
     robust = table.iloc[0]
     verdict = (
         f"Robust choice: {robust['family']}, whose worst gap to a workload's reference is {robust['worst_gap_pct']:+.2f}% "
@@ -364,20 +383,15 @@ def across_workloads(sections: Sequence[Section]) -> tuple[pd.DataFrame, str] | 
 
 
 def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str]:
-    """With several workloads per optimizer: AlgoPerf's performance profile across them."""
+    """Each optimizer's performance profile across its workloads, drawn, written and shown."""
     parts = []
-    for optimizer in sorted({s.optimizer for s in sections}):
-        same = [s for s in sections if s.optimizer == optimizer and len(s.reevaluation)]
-        if len(same) < 2:
-            continue
-        profile = analysis.performance_profile_frame(pd.concat([s.reevaluation for s in same]))
-        order = profile.groupby("family")["share"].mean().sort_values(ascending=False).index.tolist()
+    for optimizer, (profile, order, workloads) in performance_profiles(sections).items():
         image = _png(figures.performance_profile(profile, order))
         output.write_file(report / f"{optimizer}-performance_profile.png", image)
         parts.append(
             f'<h2>Across workloads ({html.escape(optimizer)})</h2><figure><img src="data:image/png;base64,'
             f'{base64.b64encode(image).decode()}" alt="performance profile"><figcaption>Share of the '
-            f"{len(same)} workloads on which each family reaches its target within tau times the fastest family's "
+            f"{workloads} workloads on which each family reaches its target within tau times the fastest family's "
             "time (AlgoPerf's performance profile): higher and further left is better.</figcaption></figure>"
         )
     return parts

@@ -1,5 +1,6 @@
-"""The report's data: each (workload, optimizer) group of studies as one ``Section`` of frames,
-and the figures drawn from them. Nothing here writes files or prose (``study/reporting/render.py``)."""
+"""The report's data: each (workload, optimizer) group of studies as one ``Section`` of frames
+and numbers. Nothing here draws (``study/reporting/figures.py``: ``draw_section``), writes files
+or prose (``study/reporting/render.py``: every caption and sentence)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from dataclasses import dataclass, field
 
 import optuna
 import pandas as pd
-from matplotlib.figure import Figure
 
-from objectives.experiment import Experiment, stored_workload_facts
+from objectives import stored
+from objectives.experiment import Experiment
 from objectives.metrics import Metric
-from study.reporting import analysis, figures
+from study.errors import UsageError
+from study.reporting import analysis
 from study.reporting.reevaluate import stored_reevaluation
 
 
@@ -40,7 +42,6 @@ class Section:
     trials_per_family: int
     tuning_variance: pd.DataFrame = field(default_factory=pd.DataFrame)  # with --repeats > 1
     repeats: int = 1
-    figures: dict[str, tuple[Figure, str]] = field(default_factory=dict)  # name -> (figure, how to read it)
 
     @property
     def name(self) -> str:
@@ -59,9 +60,9 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     ``margin`` of equivalence, by default the workload's. The first tuning repeat of each family
     makes the main tables; all repeats make ``tuning_variance``."""
     every = studies
-    studies = [study for study in every if not study.user_attrs.get("repeat")]
-    first, metric = Experiment.from_attrs(studies[0].user_attrs), analysis.study_metric(studies[0])
-    facts = stored_workload_facts(studies[0].user_attrs)
+    studies = [study for study in every if not stored.stored_experiment(study.user_attrs).repeat]
+    attrs = studies[0].user_attrs
+    first, metric, facts = stored.stored_experiment(attrs), stored.stored_metric(attrs), stored.stored_workload_facts(attrs)
     margin = facts["margin"] if margin is None else margin
     repeats = analysis.reevaluation_frame(every)
     several = repeats["repeat"].nunique() > 1 if len(repeats) else False
@@ -69,13 +70,13 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     reevaluation = analysis.reevaluation_frame(studies)
     pairwise = analysis.pairwise_table(reevaluation, metric, margin)
     hyperparameters = {
-        study.user_attrs["family"]: record["params"]
+        stored.stored_experiment(study.user_attrs).family: record["params"]
         for study in studies
         if (record := stored_reevaluation(study))
     }
     return Section(
         workload=first.workload,
-        optimizer=first.optimizer_label,
+        optimizer=attrs[stored.OPTIMIZER_LABEL],
         experiment=first,
         metric=metric,
         margin=margin,
@@ -100,71 +101,51 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
 
 
 def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list[optuna.Study]]:
-    """Studies by (workload, optimizer), in a stable order."""
+    """This project's studies by (workload, optimizer), in a stable order; other writers' studies
+    are left out. One stored by an earlier version of the project is a ``UsageError``."""
     groups: dict[tuple[str, str], list[optuna.Study]] = {}
     for study in sorted(studies, key=lambda s: s.study_name):
-        if "workload" in study.user_attrs:
-            key = (study.user_attrs["workload"], analysis.stored_optimizer_label(study.user_attrs))
-            groups.setdefault(key, []).append(study)
+        attrs = study.user_attrs
+        if not stored.is_ours(attrs):
+            continue
+        if missing := stored.missing_attrs(attrs):
+            raise UsageError(
+                f"study {study.study_name!r} was stored by an earlier version of lr-schedule-study (it lacks "
+                f"{', '.join(missing)}); sweep again into a new --out/--storage to report on it"
+            )
+        groups.setdefault((attrs[stored.WORKLOAD], attrs[stored.OPTIMIZER_LABEL]), []).append(study)
     return groups
 
 
-def _highlighted(families: int) -> str:
-    """Which families the convergence figure draws in colour, counted."""
-    if families <= figures.HIGHLIGHTED:
-        return "each family" if families > 1 else "the family"
-    return f"the {figures.HIGHLIGHTED} best-ranked families, the other {families - figures.HIGHLIGHTED} as grey means"
+def cross_workload_frame(sections: Sequence[Section]) -> pd.DataFrame | None:
+    """With two or more compared sections: every family's verdict and gap on each, and its
+    AlgoPerf profile score over time to target (taus 1 to 4, r_max); None with fewer."""
+    compared = [s for s in sections if len(s.pairwise)]
+    if len(compared) < 2:
+        return None
+    table = analysis.cross_workload_table(
+        {
+            s.name: (s.pairwise, s.ranking.set_index("family").loc[s.pairwise["reference"].iloc[0], "test_metric"], s.metric)
+            for s in compared
+        }
+    )  # fmt: skip
+    if not len(table):
+        return None
+    runs = pd.concat([s.reevaluation.assign(workload=s.name) for s in compared])
+    scores = analysis.profile_score(analysis.performance_profile_frame(runs))
+    table["profile_score"] = table["family"].map(scores)
+    return table
 
 
-def draw_section(section: Section) -> None:
-    """Fill ``section.figures``; each comes with one sentence on how to read it."""
-    order, target, metric = section.order, section.target, section.metric
-    measured = f"validation {metric.label}"
-    chance_line = metric.chance_line(section.classes)
-    ranked = [family for family in order if family in set(section.reevaluation["family"])]
-    add = section.figures.__setitem__
-    if ranked:
-        add(
-            "convergence",
-            (
-                figures.convergence(section.curves, ranked, metric),
-                f"{measured.capitalize()} and loss per epoch of each family's re-evaluated best configuration, mean over seeds with a 95% band (mean ± 1.96 standard errors) for {_highlighted(len(ranked))}: the curve that {'rises' if metric.sign > 0 else 'falls'} first converges fastest.",
-            ),
-        )
-        add(
-            "schedules",
-            (
-                figures.schedule_shapes(section.shapes, ranked),
-                "The learning rate each family's tuned configuration uses during the run, per optimizer step.",
-            ),
-        )
-        add(
-            "epochs_to_target",
-            (
-                figures.epochs_to_target(section.ranking, target, metric, budget=section.experiment.epochs),
-                f"Epochs until the {measured} first reaches {metric.comparison} {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
-            ),
-        )
-    add(
-        "distribution",
-        (
-            figures.metric_distribution(section.trials, order, metric, chance_line),
-            f"Every tuning trial's final {measured} (pruned trials where they stopped; the box spans complete trials only): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune. Trials beyond the dotted line learned next to nothing (at chance: {metric.label} {chance_line:.3g}).",
-        ),
-    )
-    add(
-        "sensitivity",
-        (
-            figures.sensitivity(section.trials, order, metric),
-            f"Final {measured} against the base learning rate, every panel on the same scale: a wide plateau means the family tolerates a poorly chosen LR.",
-        ),
-    )
-    add(
-        "tuning_budget",
-        (
-            figures.tuning_budget(section.expected_best, order, metric),
-            f"Expected best {measured} if you ran only n trials (Dodge et al. 2019): how many trials a family needs before it is competitive. These treat the stored trials as independent draws, which TPE's adaptive trials are not, and count a pruned trial at the value where it stopped.",
-        ),
-    )
-    if len(section.importance):
-        add("importance", (figures.importance(section.importance, [f for f in order if f in set(section.importance["family"])]), "How much of the spread of results each searched hyperparameter explains (fANOVA): tune the long bars first."))  # fmt: skip
+def performance_profiles(sections: Sequence[Section]) -> dict[str, tuple[pd.DataFrame, list[str], int]]:
+    """Per optimizer with two or more re-evaluated workloads: AlgoPerf's performance profile
+    across them (``performance_profile_frame``), its families best first, and the workload count."""
+    profiles = {}
+    for optimizer in sorted({s.optimizer for s in sections}):
+        same = [s for s in sections if s.optimizer == optimizer and len(s.reevaluation)]
+        if len(same) < 2:
+            continue
+        profile = analysis.performance_profile_frame(pd.concat([s.reevaluation for s in same]))
+        order = profile.groupby("family")["share"].mean().sort_values(ascending=False).index.tolist()
+        profiles[optimizer] = (profile, order, len(same))
+    return profiles

@@ -34,7 +34,7 @@ from typing import NoReturn
 import optuna
 
 from objectives.experiment import Experiment
-from objectives.workloads.registry import Splits
+from objectives.workloads.registry import Splits, Workload
 from study.errors import RunStopped
 from study.sweep.top_up import Progress, open_studies, run_sweep
 from study.sweep.workers import finished_count, fork_is_safe
@@ -69,6 +69,7 @@ def deal(families: Sequence[str], jobs: int) -> list[list[str]]:
 
 def run_sweep_in_processes(
     storage: optuna.storages.BaseStorage,
+    workload: Workload,
     experiments: Sequence[Experiment],
     data: Splits,
     settings: SweepSettings,
@@ -80,7 +81,7 @@ def run_sweep_in_processes(
     workers, each running its sweep as a command through ``run_command`` (the command line's
     ``run_main``: its errors as one line and an exit code); return the studies."""
     trials = settings.trials
-    studies, done = open_studies(storage, experiments, trials, settings.pruner)
+    studies, done = open_studies(storage, workload, experiments, trials, settings.pruner)
     if all(count >= trials for count in done.values()):
         return studies
     families = list(dict.fromkeys(e.family for e in experiments))  # a family's repeats stay together
@@ -92,7 +93,7 @@ def run_sweep_in_processes(
         logs = [Path(scratch) / f"job{k}.stderr" for k in range(len(hands))]
         workers = [
             context.Process(
-                target=_work, args=(hand, data, settings, log, run_command), name=f"lr-study-job{k}"
+                target=_work, args=(workload, hand, data, settings, log, run_command), name=f"lr-study-job{k}"
             )
             for k, (hand, log) in enumerate(zip(hands, logs))
         ]
@@ -115,6 +116,7 @@ def run_sweep_in_processes(
 
 
 def _work(
+    workload: Workload,
     experiments: list[Experiment],
     data: Splits,
     settings: SweepSettings,
@@ -135,7 +137,7 @@ def _work(
     def sweep(argv: Sequence[str] | None) -> None:
         storage = open_storage(settings.storage, heartbeat=settings.heartbeat)
         run_sweep(
-            storage, experiments, data, trials=settings.trials, pruner=settings.pruner,
+            storage, workload, experiments, data, trials=settings.trials, pruner=settings.pruner,
             population=settings.population, device=settings.device,
         )  # fmt: skip
 

@@ -26,7 +26,8 @@ from objectives.engine.training import MemberConfig
 from objectives.experiment import Experiment
 from objectives.objective import Judge, Outcome, each_on_its_own, member_from_trial, run_trials
 from objectives.seeds import sampler_seed, trial_seed
-from objectives.workloads.registry import Splits
+from objectives.stored import ERROR, INTERRUPTED, WORKER
+from objectives.workloads.registry import Splits, Workload
 from study.errors import RunStopped
 from study.sweep.pruners import PopulationMedianPruner
 from study.sweep.storage import held_writes
@@ -53,7 +54,7 @@ def room(study: optuna.Study, trials: int) -> int:
 
 
 def _interrupted(trials: Sequence[FrozenTrial]) -> int:
-    return sum(bool(trial.user_attrs.get("interrupted")) for trial in trials)
+    return sum(bool(trial.user_attrs.get(INTERRUPTED)) for trial in trials)
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Population:
             except ValueError as error:  # this trial's own configuration: it alone fails
                 self._fail(self.trials.pop(), f"{type(error).__name__}: {error}")
 
-    def train(self, data: Splits, device: str) -> list[Outcome]:
+    def train(self, workload: Workload, data: Splits, device: str) -> list[Outcome]:
         """Train the members together, with heartbeats, each pruned against its companions.
 
         An epoch's reports, and at the end the trials' attributes, go to a journal in one append
@@ -91,7 +92,9 @@ class Population:
             held_writes(self.storage),
             self._judging() as judge,
         ):
-            return run_trials(self.trials, self.members, self.experiment, data, device=device, judge=judge)
+            return run_trials(
+                self.trials, self.members, workload, self.experiment, data, device=device, judge=judge
+            )
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
         for trial, outcome in zip(self.trials, outcomes, strict=True):
@@ -102,7 +105,7 @@ class Population:
         """End trials that did not get to finish (an interrupt may come half-way through telling):
         failed, marked interrupted, redone on resume."""
         for trial in self.trials[self.told :]:
-            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr(INTERRUPTED, True)
             self.study.tell(trial, state=TrialState.FAIL)
 
     def give_up(self) -> None:
@@ -116,7 +119,7 @@ class Population:
         )
         for trial in left:
             with contextlib.suppress(UpdateFinishedTrialError):
-                trial.set_user_attr("interrupted", True)
+                trial.set_user_attr(INTERRUPTED, True)
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def stop_run(self, error: Exception) -> RunStopped:
@@ -142,14 +145,14 @@ class Population:
         """Claim the trial and draw its configuration at once, so the next ask sees it (constant liar)."""
         place = trial.number - _interrupted(self.study.get_trials(deepcopy=False)[: trial.number])
         record_heartbeat(self.storage, self.study, trial)  # before the worker: a claimed trial has one
-        trial.set_user_attr("worker", this_worker())
+        trial.set_user_attr(WORKER, this_worker())
         return member_from_trial(trial, self.experiment, trial_seed(self.experiment.seed, place))
 
     def _fail(self, trial: optuna.Trial, message: str) -> None:
         """A trial that failed for a reason of its own: recorded with its error, and counted."""
         name = self.experiment.study_name
         tqdm.write(f"warning: {name} trial {trial.number} failed: {message}", file=sys.stderr)
-        trial.set_user_attr("error", message)
+        trial.set_user_attr(ERROR, message)
         self.study.tell(trial, state=TrialState.FAIL)
 
     @contextlib.contextmanager
@@ -172,8 +175,8 @@ class Population:
 
 
 def run_population(
-    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment, data: Splits, *,
-    size: int, trials_wanted: int, device: str,
+    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment,
+    workload: Workload, data: Splits, *, size: int, trials_wanted: int, device: str,
 ) -> None:  # fmt: skip
     """Ask up to ``size`` trials, train them as one population, tell each how it ended."""
     population = Population(storage, study, experiment)
@@ -181,7 +184,7 @@ def run_population(
         population.fill(size, trials_wanted)
         if not population.trials:
             return  # peers took the room left
-        outcomes = population.train(data, device)
+        outcomes = population.train(workload, data, device)
     except KeyboardInterrupt:
         population.interrupt()
         raise

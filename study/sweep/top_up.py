@@ -22,9 +22,9 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from objectives.experiment import Experiment
-from objectives.metrics import Metric
 from objectives.schedules import get_family
-from objectives.workloads.registry import Splits, get_workload
+from objectives.stored import WORKER, stored_metric, study_attrs
+from objectives.workloads.registry import Splits, Workload
 from study.sweep.population import room, run_population
 from study.sweep.pruners import make_pruner
 from study.sweep.storage import allow_experimental
@@ -39,9 +39,9 @@ def _optimizer_settings(experiment: Experiment) -> str:
     return f"{experiment.optimizer}{momentum}{nesterov}{decay}"
 
 
-def _study_note(experiment: Experiment) -> str:
+def _study_note(experiment: Experiment, workload: Workload) -> str:
     """Markdown shown on the study's dashboard page."""
-    workload, metric = get_workload(experiment.workload), experiment.metric
+    metric = workload.metric
     stopping = (
         f", early stopping after {experiment.early_stopping} flat epochs" if experiment.early_stopping else ""
     )
@@ -50,7 +50,7 @@ def _study_note(experiment: Experiment) -> str:
         f"{get_family(experiment.family).description}.\n\n"
         f"- Workload: {workload.description}; {experiment.epochs} epochs, batch size {experiment.batch_size}{stopping}.\n"
         f"- Objective: final validation {metric.label} (`{metric.validation_name}`, {metric.direction}d); "
-        f"converged means {metric.validation_name} {metric.comparison} {experiment.target}.\n"
+        f"converged means {metric.validation_name} {metric.comparison} {workload.target}.\n"
         f"- The learning-curve plot's Step axis is the epoch; each point is that epoch's validation {metric.label}.\n"
         "- In a schedule, a step is one optimizer update; lengths are fractions of the run; gamma of a smooth decay is per epoch.\n"
         f"- Optimizer: {_optimizer_settings(experiment)}.\n"
@@ -58,7 +58,9 @@ def _study_note(experiment: Experiment) -> str:
     )
 
 
-def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pruner: str) -> optuna.Study:
+def open_study(
+    storage: optuna.storages.BaseStorage, experiment: Experiment, workload: Workload, pruner: str
+) -> optuna.Study:
     """Load the experiment's study, or create it; then make sure it is fully described."""
     name, chosen_pruner = experiment.study_name, make_pruner(pruner, experiment.epochs)
     try:
@@ -66,30 +68,30 @@ def open_study(storage: optuna.storages.BaseStorage, experiment: Experiment, pru
     except KeyError:
         try:
             study = optuna.create_study(
-                storage=storage, study_name=name, direction=experiment.metric.direction, pruner=chosen_pruner
+                storage=storage, study_name=name, direction=workload.metric.direction, pruner=chosen_pruner
             )
         except optuna.exceptions.DuplicatedStudyError:  # a peer worker created it a moment ago
             study = optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
-    _describe(study, experiment)
+    _describe(study, experiment, workload)
     return study
 
 
-def _describe(study: optuna.Study, experiment: Experiment) -> None:
+def _describe(study: optuna.Study, experiment: Experiment, workload: Workload) -> None:
     """Write whatever part of the study's description is missing: its note, metric name and
     settings, in that order. A creator killed half-way leaves some out; every worker writes the
     same values, and a fully described study is not written to at all. The settings go last, so
     a study that has them all has its note: optuna-dashboard (whose import costs seconds, most
     of it scikit-learn) is imported only to describe a new study."""
-    attrs, stored = experiment.to_attrs(), study.user_attrs
+    attrs, stored = study_attrs(experiment, workload), study.user_attrs
     if all(key in stored for key in attrs):
         return
     from optuna_dashboard import get_note, save_note
 
     if not get_note(study):
-        save_note(study, _study_note(experiment))
+        save_note(study, _study_note(experiment, workload))
     if study.metric_names is None:
         with allow_experimental():
-            study.set_metric_names([experiment.metric.validation_name])  # the dashboard's label
+            study.set_metric_names([workload.metric.validation_name])  # the dashboard's label
     for key, value in attrs.items():
         if key not in stored:
             study.set_user_attr(key, value)
@@ -103,6 +105,7 @@ def _top_up(
     storage: optuna.storages.BaseStorage,
     study: optuna.Study,
     experiment: Experiment,
+    workload: Workload,
     data: Splits,
     trials: int,
     population: int,
@@ -133,13 +136,15 @@ def _top_up(
             time.sleep(WAIT_FOR_PEERS_S)
             continue
         waiting = False
-        run_population(storage, study, experiment, data, size=population, trials_wanted=trials, device=device)
+        run_population(
+            storage, study, experiment, workload, data, size=population, trials_wanted=trials, device=device
+        )
 
 
 def _held_by_peers(study: optuna.Study) -> str:
     """What a worker waits for near a study's end: the trials other workers are training."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    workers = sorted({f"{w['host']}:{w['pid']}" for t in running if (w := t.user_attrs.get("worker"))})
+    workers = sorted({f"{w['host']}:{w['pid']}" for t in running if (w := t.user_attrs.get(WORKER))})
     return (
         f"waiting for {len(running)} trial(s) other workers hold ({', '.join(workers) or 'not yet claimed'}); "
         "a worker that stops has its trials redone here"
@@ -160,7 +165,7 @@ class Progress:
 
     def show(self, study: optuna.Study, finished: int, trials: int, done: int) -> None:
         values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-        metric = Metric.from_attrs(study.user_attrs.get("metric"))
+        metric = stored_metric(study.user_attrs)
         best = f"{metric.best(values):.4f}" if values else "-"
         if not self.bar.disable:
             self.bar.set_description(study.study_name)
@@ -178,13 +183,17 @@ class Progress:
 
 
 def open_studies(
-    storage: optuna.storages.BaseStorage, experiments: Sequence[Experiment], trials: int, pruner: str
+    storage: optuna.storages.BaseStorage,
+    workload: Workload,
+    experiments: Sequence[Experiment],
+    trials: int,
+    pruner: str,
 ) -> tuple[list[optuna.Study], dict[str, int]]:
     """Every experiment's study, checked and opened (created if new), with its finished trials
     (at most ``trials``) by name. Says so, on stdout, when every study is already done."""
     for experiment in experiments:  # every check before anything is written
-        check_stored_settings(storage, experiment)
-    studies = [open_study(storage, experiment, pruner) for experiment in experiments]
+        check_stored_settings(storage, experiment, workload)
+    studies = [open_study(storage, experiment, workload, pruner) for experiment in experiments]
     finished = {study.study_name: finished_count(study) for study in studies}
     if all(count >= trials for count in finished.values()):
         fewest = min(finished.values())
@@ -197,6 +206,7 @@ def open_studies(
 
 def run_sweep(
     storage: optuna.storages.BaseStorage,
+    workload: Workload,
     experiments: Sequence[Experiment],
     data: Splits,
     *,
@@ -205,14 +215,15 @@ def run_sweep(
     population: int = 1,
     device: str = "cpu",
 ) -> list[optuna.Study]:
-    """Top every experiment's study up to ``trials`` finished trials on ``data``; return the studies."""
-    studies, done = open_studies(storage, experiments, trials, pruner)
+    """Top every experiment's study up to ``trials`` finished trials on ``workload``'s ``data``;
+    return the studies."""
+    studies, done = open_studies(storage, workload, experiments, trials, pruner)
     if all(count >= trials for count in done.values()):
         return studies
     progress = Progress(total=trials * len(studies), initial=sum(done.values()))
     try:
         for study, experiment in zip(studies, experiments):
-            for finished in _top_up(storage, study, experiment, data, trials, population, device):
+            for finished in _top_up(storage, study, experiment, workload, data, trials, population, device):
                 done[study.study_name] = min(finished, trials)
                 progress.show(study, finished, trials, sum(done.values()))
     finally:

@@ -24,6 +24,7 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from objectives.stored import BEAT, ERROR, INTERRUPTED, WORKER
 from study.sweep.storage import allow_experimental
 
 
@@ -66,7 +67,7 @@ def counts_as_finished(trial: FrozenTrial) -> bool:
     """Complete, pruned, or failed with a recorded error. Trials failed because their worker died
     (a killed process, Ctrl-C, a stopped heartbeat) carry no error: they are redone, not counted."""
     if trial.state == TrialState.FAIL:
-        return "error" in trial.user_attrs
+        return ERROR in trial.user_attrs
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -81,16 +82,13 @@ JOURNAL_STALE_S = 4 * JOURNAL_BEAT_S
 """A journal trial of another machine's worker whose last beat is this old was abandoned (a
 margin for clocks that differ between machines)."""
 
-BEAT = "lr_study:beat"
-"""The system attribute that holds a journal trial's last beat (seconds since the epoch)."""
-
 UNCLAIMED_GRACE_S = 10
 """A RUNNING trial with no worker recorded this long after it started was abandoned at once.
 A live peer records its worker milliseconds after asking; this bounds the wait on resume."""
 
 
 def _abandoned(trial: FrozenTrial, beats: bool) -> bool:
-    worker = trial.user_attrs.get("worker")
+    worker = trial.user_attrs.get(WORKER)
     if worker is None:  # killed between ask() and recording its worker, or just asked by a peer
         started = trial.datetime_start
         return started is not None and (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
@@ -144,7 +142,7 @@ def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study: optuna.St
     if abandoned := [trial.number for trial in running if _abandoned(trial, beats)]:
         for trial_id in _trial_ids(storage, study, abandoned):
             try:
-                storage.set_trial_user_attr(trial_id, "interrupted", True)
+                storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
                 storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
                 marked += 1
             except optuna.exceptions.UpdateFinishedTrialError:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from objectives.objective import stored_curve
+from objectives.stored import stored_curve
 from objectives.workloads import datasets
 from objectives.workloads.datasets import (
     DataError,

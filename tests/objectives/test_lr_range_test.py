@@ -12,7 +12,7 @@ from objectives.workloads.registry import get_workload, load_splits
 
 def test_ramp_smoothing_and_suggestion_on_digits() -> None:
     test = lr_range_test(
-        get_workload("digits"), load_splits("digits", 0), "sgd", start=1e-5, end=10.0, steps=150
+        get_workload("digits"), load_splits(get_workload("digits"), 0), "sgd", start=1e-5, end=10.0, steps=150
     )
     lrs = np.array(test.lrs)
     np.testing.assert_allclose(np.diff(np.log(lrs)), np.log(10 / 1e-5) / 149)  # exponential ramp
@@ -28,7 +28,8 @@ def test_the_suggested_top_is_a_safe_lr(name: str) -> None:
     """A cosine decay from the top of the range trains to within a point of the workload's target
     (mean of 3 seeds); from the LR where the test ended (the old rule's top, the smoothed minimum,
     was 0.95 on digits and 2.7 on moons, near it) it is far below it."""
-    workload, data = get_workload(name), load_splits(name, 0)
+    workload = get_workload(name)
+    data = load_splits(workload, 0)
     test = lr_range_test(workload, data, "sgd")
     high, end = test.suggested[1], test.lrs[-1]
     assert high <= end / 3
@@ -44,4 +45,4 @@ def test_the_suggested_top_is_a_safe_lr(name: str) -> None:
 
 def test_bad_ranges_are_rejected() -> None:
     with pytest.raises(ValueError, match="0 < start < end"):
-        lr_range_test(get_workload("moons"), load_splits("moons", 0), "sgd", start=1.0, end=0.1)
+        lr_range_test(get_workload("moons"), load_splits(get_workload("moons"), 0), "sgd", start=1.0, end=0.1)

@@ -10,10 +10,11 @@ import pytest
 from optuna.trial import TrialState
 
 from objectives.experiment import Experiment
-from objectives.objective import member_from_trial, run_trials, stored_curve
+from objectives.objective import member_from_trial, run_trials
 from objectives.optim.optimizers import OPTIMIZERS
 from objectives.seeds import trial_seed
-from objectives.workloads.registry import load_splits
+from objectives.stored import stored_curve
+from objectives.workloads.registry import get_workload, load_splits
 
 EXPERIMENT = Experiment(
     workload="moons", optimizer="sgd", family="cosine", epochs=3, batch_size=32, early_stopping=None, seed=0
@@ -23,7 +24,8 @@ EXPERIMENT = Experiment(
 def _tell_one(study: optuna.Study, experiment: Experiment = EXPERIMENT) -> optuna.trial.FrozenTrial:
     trial = study.ask()
     member = member_from_trial(trial, experiment, trial_seed(experiment.seed, trial.number))
-    [outcome] = run_trials([trial], [member], experiment, load_splits(experiment.workload, experiment.seed))
+    workload = get_workload(experiment.workload)
+    [outcome] = run_trials([trial], [member], workload, experiment, load_splits(workload, experiment.seed))
     return study.tell(trial, outcome.value, state=outcome.state)
 
 
@@ -52,11 +54,11 @@ def test_trial_reports_every_epoch_and_stores_its_curve() -> None:
     assert trial.user_attrs["diverged"] is False
     reached = trial.user_attrs["epochs_to_target"]
     if reached is None:
-        assert max(curve["val_acc"]) < EXPERIMENT.target and trial.user_attrs["seconds_to_target"] is None
+        assert max(curve["val_acc"]) < get_workload("moons").target and trial.user_attrs["seconds_to_target"] is None
     else:
         assert (
             curve["val_acc"][reached - 1]
-            >= EXPERIMENT.target
+            >= get_workload("moons").target
             > max(curve["val_acc"][: reached - 1], default=0)
         )
         assert trial.user_attrs["seconds_to_target"] == curve["seconds"][reached - 1]
@@ -70,8 +72,8 @@ def test_target_bookkeeping_when_the_target_is_reached() -> None:
     curve = stored_curve(trial.user_attrs)
     epoch = trial.user_attrs["epochs_to_target"]
     assert epoch is not None, curve["val_acc"]
-    assert curve["val_acc"][epoch - 1] >= EXPERIMENT.target
-    assert all(acc < EXPERIMENT.target for acc in curve["val_acc"][: epoch - 1])
+    assert curve["val_acc"][epoch - 1] >= get_workload("moons").target
+    assert all(acc < get_workload("moons").target for acc in curve["val_acc"][: epoch - 1])
 
 
 def test_pruned_trial_keeps_its_partial_curve() -> None:
@@ -100,15 +102,6 @@ def test_member_from_a_fixed_trial_matches_the_suggested_one() -> None:
     assert member_from_trial(optuna.trial.FixedTrial(trial.params), EXPERIMENT, seed=11) == suggested
 
 
-@pytest.mark.parametrize("attrs_change", [{}, {"early_stopping": 3}])
-def test_experiment_round_trips_through_study_attributes(attrs_change: dict) -> None:
-    experiment = Experiment(**{**EXPERIMENT.__dict__, **attrs_change})
-    attrs = json.loads(json.dumps(experiment.to_attrs()))
-    assert attrs["target"] == 0.93 and attrs["family"] == "cosine"
-    assert Experiment.from_attrs(attrs) == experiment
-    assert experiment.study_name == "moons-sgd-cosine"
-
-
 def test_schedule_free_sgd_searches_its_own_base_lr_range() -> None:
     """Its z-step is plain SGD (no 1 / (1 - momentum) amplification): ten times SGD's range."""
     sgd = dataclasses.replace(EXPERIMENT, optimizer="sgd", family="schedule_free")
@@ -116,12 +109,3 @@ def test_schedule_free_sgd_searches_its_own_base_lr_range() -> None:
     assert dataclasses.replace(sgd, family="cosine").base_lr_bounds == (1e-3, 1.0)
     assert dataclasses.replace(sgd, optimizer="adamw").base_lr_bounds == (1e-4, 3e-2)
     assert dataclasses.replace(sgd, lr_range=(0.1, 0.2)).base_lr_bounds == (0.1, 0.2)
-
-
-def test_a_stored_curve_reads_one_attribute_per_quantity_and_the_older_single_attribute() -> None:
-    assert stored_curve({"curve_epoch": [1, 2], "curve_val_acc": [0.5, 0.75], "seed": 3}) == {
-        "epoch": [1, 2],
-        "val_acc": [0.5, 0.75],
-    }
-    assert stored_curve({"curve": {"epoch": [1]}, "seed": 3}) == {"epoch": [1]}  # stored before the split
-    assert stored_curve({"seed": 3}) == {}

@@ -41,7 +41,7 @@ def _verse(characters: int) -> str:
 
 TRANSFORMER = dataclasses.replace(get_workload("shakespeare"), steps_per_epoch=3)
 CASES = {
-    "mlp": (DIGITS, load_splits("digits", 0), 3),
+    "mlp": (DIGITS, load_splits(DIGITS, 0), 3),
     "cnn": (CNN, _images(160, 0), 2),
     "transformer": (TRANSFORMER, character_splits(_verse(6000), context=64, vocabulary=66), 2),
 }

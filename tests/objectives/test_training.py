@@ -12,7 +12,7 @@ from objectives.schedules import Run, get_family
 from objectives.workloads.registry import get_workload, load_splits
 
 MOONS = get_workload("moons")
-DATA = load_splits("moons", 0)
+DATA = load_splits(get_workload("moons"), 0)
 
 
 def _member(lr: float = 0.3, family: str = "exponential", seed: int = 1, **kwargs: object) -> MemberConfig:
@@ -50,7 +50,7 @@ def test_same_seed_same_curve_and_members_do_not_affect_each_other() -> None:
 def test_nan_loss_marks_the_member_diverged_and_the_others_go_on() -> None:
     # Moons' tanh network saturates (its loss only grows with the LR); digits' ReLU MLP overflows.
     digits, members = get_workload("digits"), [_member(lr=1e10, family="constant"), _member()]
-    diverging, healthy = train(digits, load_splits("digits", 0), members, epochs=4, batch_size=32)
+    diverging, healthy = train(digits, load_splits(digits, 0), members, epochs=4, batch_size=32)
     assert diverging.stop_reason == "diverged"
     assert diverging.final_metric == digits.metric.worst == 0.0
     assert diverging.curve.epoch == [1]

@@ -29,7 +29,7 @@ def test_model_maps_its_input_to_class_logits(name: str) -> None:
 
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_splits_are_disjoint_stratified_and_seeded(name: str) -> None:
-    splits = load_splits(name, 0)
+    splits = load_splits(get_workload(name), 0)
     sizes = [len(splits.y_train), len(splits.y_val), len(splits.y_test)]
     assert sizes[0] > sizes[1] > 0 and sizes[2] > 0
     assert splits.x_train.dtype == torch.float32 and splits.y_train.dtype == torch.long

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from objectives.objective import stored_curve
+from objectives.stored import stored_curve
 from study.reporting.analysis import load_studies
 from study.reporting.sections import group_studies
 from tests.conftest import SWEEP, TINY

@@ -82,10 +82,10 @@ def test_a_worker_that_stops_stops_the_run_in_one_line(run_cli, tmp_path: Path, 
     """The workers are forked from this process, so they see the broken training too."""
     real_run_trials = population.run_trials
 
-    def fail_cosine(trials, members, experiment, data, **options):
+    def fail_cosine(trials, members, workload, experiment, data, **options):
         if experiment.family == "cosine":
             raise RuntimeError("out of memory")
-        return real_run_trials(trials, members, experiment, data, **options)
+        return real_run_trials(trials, members, workload, experiment, data, **options)
 
     monkeypatch.setattr(population, "run_trials", fail_cosine)
     args = [*SWEEP, "--families", "constant,cosine", "--trials", "3", "--no-report", "--out", str(tmp_path)]

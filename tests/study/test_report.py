@@ -22,10 +22,12 @@ from objectives.experiment import Experiment
 from objectives.metrics import ACCURACY
 from objectives.objective import member_from_params, train_members
 from objectives.seeds import trial_seed
-from objectives.workloads.registry import load_splits
+from objectives.stored import REEVALUATION, stored_experiment
+from objectives.workloads.registry import get_workload, load_splits
 from study.reporting import reevaluate, render
 from study.reporting.analysis import load_studies
-from study.reporting.sections import Section, build_section, draw_section, group_studies
+from study.reporting.figures import draw_section
+from study.reporting.sections import Section, build_section, group_studies
 from tests.conftest import REPO, TINY
 
 FAMILIES = ["constant", "cosine", "plateau"]
@@ -95,12 +97,13 @@ def test_each_seed_draws_its_own_split_and_runs_as_if_alone(swept: Path) -> None
     """A stored run is its configuration trained alone on its own seed's split (families of one
     seed train together, so this also checks that companions change nothing)."""
     study = load_studies(str(swept / "optuna.journal"))["moons-sgd-cosine"]
-    record, experiment = study.user_attrs["reevaluation"], Experiment.from_attrs(study.user_attrs)
-    splits = [load_splits("moons", seed) for seed in record["seeds"]]
+    record, experiment = study.user_attrs[REEVALUATION], stored_experiment(study.user_attrs)
+    moons = get_workload("moons")
+    splits = [load_splits(moons, seed) for seed in record["seeds"]]
     assert not torch.equal(splits[0].x_test, splits[1].x_test), "the test split is redrawn per seed"
     for seed, data, stored in zip(record["seeds"], splits, record["runs"]):
         member = member_from_params(experiment, study.best_trial.params, seed)
-        [alone] = train_members(experiment, data, [member], evaluate_test=True)
+        [alone] = train_members(moons, experiment, data, [member], evaluate_test=True)
         assert alone.test_metric == pytest.approx(stored["test_metric"], abs=1e-6)
         np.testing.assert_allclose(alone.curve.val_loss, stored["curve"]["val_loss"], rtol=1e-5)
 
@@ -425,7 +428,7 @@ def test_the_report_reads_what_a_study_stored_of_its_workload_not_the_registry(
     section = build_section(group)
     assert (section.classes, section.margin, section.test_drawn_from_seed) == (2, 0.005, True)
     assert section.target == study.user_attrs["target"]
-    draw_section(section)  # the figures too: target line, chance line
+    assert set(draw_section(section)) <= set(render.figure_captions(section))  # drawn, each with its caption
     assert render.headline(section) and "Converged means" in render._markdown_section(section)
     assert section.description.startswith("two noisy half circles")
 
@@ -440,7 +443,7 @@ def test_numbers_that_round_to_zero_carry_no_sign() -> None:
 
 
 def test_legends_list_only_the_trial_states_that_occur_and_captions_count_what_is_shown() -> None:
-    from study.reporting import figures, sections
+    from study.reporting import figures
 
     trials = pd.DataFrame(
         {"family": ["a", "a", "b"], "final_metric": [0.9, 0.5, 0.8], "state": ["COMPLETE", "PRUNED", "COMPLETE"],
@@ -452,8 +455,8 @@ def test_legends_list_only_the_trial_states_that_occur_and_captions_count_what_i
     ):
         [legend] = [ax.get_legend() for ax in figure.axes if ax.get_legend()]
         assert [text.get_text() for text in legend.get_texts()] == ["COMPLETE", "PRUNED"]
-    assert sections._highlighted(3) == "each family"
-    assert sections._highlighted(8) == "the 5 best-ranked families, the other 3 as grey means"
+    assert render._highlighted(3) == "each family"
+    assert render._highlighted(8) == "the 5 best-ranked families, the other 3 as grey means"
 
 
 def test_the_page_shows_human_headers_and_the_csv_keeps_machine_names(swept: Path) -> None:
@@ -463,3 +466,24 @@ def test_the_page_shows_human_headers_and_the_csv_keeps_machine_names(swept: Pat
     assert "<th>reference</th>" not in page and "Against the reference, " in page  # named once, in the title
     csv = next((swept / "report").glob("*-pairwise.csv")).read_text().splitlines()[0]
     assert "p_holm" in csv and "vs_constant_ci_low" in csv
+
+
+def test_a_study_stored_by_an_earlier_version_is_refused_in_one_line(run_cli, tmp_path: Path) -> None:
+    """No reader of older formats: a study of ours without today's attributes is named, with
+    what it lacks, and nothing is re-trained or written."""
+    from objectives.stored import study_attrs
+    from study.sweep.storage import open_storage
+
+    journal = tmp_path / "optuna.journal"
+    study = optuna.create_study(
+        study_name="moons-sgd-cosine", storage=open_storage(str(journal)), direction="maximize"
+    )
+    attrs = study_attrs(Experiment("moons", "sgd", "cosine", 3, 32, None, 0), get_workload("moons"))
+    for key, value in attrs.items():
+        if key != "margin":
+            study.set_user_attr(key, value)
+    before = journal.read_bytes()
+    code, out, err = run_cli("report", "--out", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "'moons-sgd-cosine' was stored by an earlier version" in err and "margin" in err
+    assert journal.read_bytes() == before and not (tmp_path / "report").exists()

@@ -16,8 +16,8 @@ import pytest
 from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
-from objectives.objective import stored_curve
 from objectives.optim.optimizers import OPTIMIZERS
+from objectives.stored import stored_curve
 from study.reporting.analysis import load_studies
 from study.sweep import population
 from study.sweep.workers import counts_as_finished
@@ -162,10 +162,10 @@ def test_an_error_that_breaks_a_batch_stops_the_run_and_counts_nothing(
 ) -> None:
     real_run_trials = population.run_trials
 
-    def fail_trial_one(trials, members, experiment, data, **options):
+    def fail_trial_one(trials, members, workload, experiment, data, **options):
         if trials[0].number == 1:
             raise RuntimeError("out of memory")
-        return real_run_trials(trials, members, experiment, data, **options)
+        return real_run_trials(trials, members, workload, experiment, data, **options)
 
     monkeypatch.setattr(population, "run_trials", fail_trial_one)
     args = [*SWEEP, "--families", "constant", "--trials", "3", "--population", "1", "--out", str(tmp_path)]

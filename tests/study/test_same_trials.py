@@ -42,7 +42,7 @@ def snapshot(out: Path) -> dict[str, Any]:
                     "number": t.number, "state": t.state.name, "params": t.params, "value": t.value,
                     "reports": {str(k): v for k, v in sorted(t.intermediate_values.items())},
                     "attrs": {k: v for k, v in t.user_attrs.items() if "seconds" not in k and k != "worker"},
-                }  # fmt: skip
+                }
                 for t in study.get_trials()
             ],
         }

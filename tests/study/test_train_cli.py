@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from objectives.objective import stored_curve
+from objectives.stored import stored_curve
 from study.reporting.analysis import load_studies
 from tests.conftest import SWEEP, TINY
 

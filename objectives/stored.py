@@ -1,0 +1,126 @@
+"""What the project stores in Optuna, in one place: every study and trial attribute by name,
+how it is written, and how it is read back.
+
+A study stores its settings (the ``Experiment``), the metric it is judged by and what the
+report says of its workload (``WORKLOAD_FACTS``), so reports, the dashboard and ``study.train``
+work from stored studies alone, never from the live workload registry. A trial stores its run
+(``run_record``): the learning curve one attribute per quantity, how fast it reached the
+target, whether it diverged, and its training seed. Light (no torch): commands check stored
+settings before they import the engine.
+
+There is no reader of older formats: a study this project stored without today's attributes is
+named by ``missing_attrs`` and refused, in one line, by whoever reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from objectives.experiment import Experiment
+from objectives.metrics import Metric
+
+if TYPE_CHECKING:
+    from objectives.engine.training import MemberResult
+    from objectives.workloads.registry import Workload
+
+# --- study user attributes: the Experiment's fields, and these ----------------------------------
+
+WORKLOAD = "workload"  # one of the Experiment's fields: the attribute that marks a study as ours
+FAMILY = "family"
+REPEAT = "repeat"
+METRIC = "metric"
+OPTIMIZER_LABEL = "optimizer_label"
+WORKLOAD_FACTS = ("target", "classes", "margin", "test_drawn_from_seed", "description")
+"""What the report says of a study's workload: the validation value that counts as converged,
+the number of classes (what chance level is), the margin of equivalence, whether the test
+split is drawn per seed, and the workload in words."""
+REEVALUATION = "reevaluation"  # the report's re-training of the best trial over seeds
+
+# --- trial user attributes ------------------------------------------------------------------------
+
+CURVE_PREFIX = "curve_"
+"""Each quantity of a trial's curve is its own attribute, ``curve_<quantity>``: the dashboard
+shows one attribute per line, so each reads on its own."""
+EPOCHS_TO_TARGET = "epochs_to_target"
+SECONDS_TO_TARGET = "seconds_to_target"
+DIVERGED = "diverged"
+SEED = "seed"  # the trial's training seed; a trial without it stored no run
+WORKER = "worker"  # {"host", "pid"} of the process training it
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C or a peer's death: redone, not counted
+ERROR = "error"  # training raised: the one-line reason
+
+# --- trial system attributes ----------------------------------------------------------------------
+
+BEAT = "lr_study:beat"
+"""When a journal trial's worker last showed it is alive (the journal has no heartbeat)."""
+
+
+def study_attrs(experiment: Experiment, workload: Workload) -> dict[str, Any]:
+    """A study's user attributes: the settings (JSON types), the metric and workload facts they
+    are judged by, and the optimizer's label (what tells sweeps with other settings apart)."""
+    attrs = {
+        **asdict(experiment), METRIC: asdict(workload.metric), OPTIMIZER_LABEL: experiment.optimizer_label,
+        **{name: getattr(workload, name) for name in WORKLOAD_FACTS},
+    }  # fmt: skip
+    attrs["lr_range"] = None if experiment.lr_range is None else list(experiment.lr_range)
+    return attrs
+
+
+def is_ours(attrs: dict[str, Any]) -> bool:
+    """Whether a study's attributes are a sweep's (another writer's study in the storage is not)."""
+    return WORKLOAD in attrs
+
+
+def missing_attrs(attrs: dict[str, Any]) -> list[str]:
+    """The attributes a study of ours lacks (stored by an earlier version of the project)."""
+    wanted = [*Experiment.__dataclass_fields__, METRIC, OPTIMIZER_LABEL, *WORKLOAD_FACTS]
+    return [name for name in wanted if name not in attrs]
+
+
+def stored_experiment(attrs: dict[str, Any]) -> Experiment:
+    fields = {name: attrs[name] for name in Experiment.__dataclass_fields__}
+    if fields["lr_range"] is not None:
+        fields["lr_range"] = tuple(fields["lr_range"])
+    return Experiment(**fields)
+
+
+def stored_metric(attrs: dict[str, Any]) -> Metric:
+    return Metric(**attrs[METRIC])
+
+
+def stored_workload_facts(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {name: attrs[name] for name in WORKLOAD_FACTS}
+
+
+def _stored(values: list[float]) -> list[float | None]:
+    """Six significant digits (float32 training carries about seven), and null for NaN and inf:
+    they are not JSON, and the dashboard must parse the attributes."""
+    return [v if isinstance(v, int) else float(f"{v:.6g}") if math.isfinite(v) else None for v in values]
+
+
+def run_record(result: MemberResult, target: float, metric: Metric) -> dict[str, Any]:
+    """What is stored of one training run: its whole curve and how fast it reached ``target``."""
+    curve = result.curve
+    reached = curve.first_reaching(target, metric)
+    return {
+        "curve": {name: _stored(values) for name, values in curve.as_dict().items()},
+        EPOCHS_TO_TARGET: None if reached is None else curve.epoch[reached],
+        SECONDS_TO_TARGET: None if reached is None else curve.seconds[reached],
+        DIVERGED: result.stop_reason == "diverged",
+        SEED: result.config.seed,
+    }
+
+
+def trial_attrs(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's record (``run_record``) as a trial's user attributes: its curve one attribute per
+    quantity."""
+    curve = {CURVE_PREFIX + name: values for name, values in run["curve"].items()}
+    return {**curve, **{key: value for key, value in run.items() if key != "curve"}}
+
+
+def stored_curve(attrs: dict[str, Any]) -> dict[str, list[float | None]]:
+    """A trial's curve from its user attributes: ``{quantity: per-epoch values}`` (empty when it
+    stored none)."""
+    return {key.removeprefix(CURVE_PREFIX): v for key, v in attrs.items() if key.startswith(CURVE_PREFIX)}
