@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from objectives.optim.optimizers import get_optimizer
 from objectives.schedules import FAMILIES, get_family
-from objectives.workloads.registry import Workload, load_splits
+from objectives.workloads.registry import Splits, Workload, load_splits
 from study.cli import (
     DEFAULT_SEEDS,
     ArgumentParser,
@@ -209,6 +209,37 @@ def _disk_full(spec: str, wanted: int) -> str:
     return message + ": free some and run the same command again to resume"
 
 
+def _sweep_workload(
+    args: argparse.Namespace,
+    spec: str,
+    storage: optuna.storages.BaseStorage,
+    workload: Workload,
+    experiments: list[Experiment],
+    data: Splits,
+) -> list[optuna.Study]:
+    """One workload's studies topped up (in ``--jobs`` processes where there are several), then
+    summed up on stdout."""
+    from study.sweep.jobs import SweepSettings, run_sweep_in_processes
+    from study.sweep.top_up import run_sweep
+
+    if args.lr_range == "auto":
+        experiments = _with_lr_range_test(args, workload, experiments)
+    if args.jobs > 1 and len(experiments) > 1:
+        settings = SweepSettings(
+            spec, args.heartbeat, args.trials, args.pruner, args.population, args.device, args.threads
+        )
+        studies = run_sweep_in_processes(
+            storage, workload, experiments, data, settings, jobs=args.jobs, run_command=run_main
+        )
+    else:
+        studies = run_sweep(
+            storage, workload, experiments, data, trials=args.trials, pruner=args.pruner,
+            population=args.population, device=args.device,
+        )  # fmt: skip
+    _print_summary(workload, experiments, studies, args.trials)
+    return studies
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     check_device(args.device)
@@ -225,9 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from study.reporting.output import check_report_place
     from study.reporting.publish import reevaluate_and_publish
-    from study.sweep.jobs import SweepSettings, run_sweep_in_processes
     from study.sweep.storage import open_storage, prepare_out_dir
-    from study.sweep.top_up import run_sweep
 
     prepare_out_dir(args.out)
     if not args.no_report:
@@ -237,29 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     swept: list[optuna.Study] = []
     try:
         for name, experiments in plans.items():  # one workload after another, into one storage
-            workload = workloads[name]
-            if args.lr_range == "auto":
-                experiments = _with_lr_range_test(args, workload, experiments)
-            if args.jobs > 1 and len(experiments) > 1:
-                settings = SweepSettings(
-                    spec, args.heartbeat, args.trials, args.pruner, args.population, args.device, args.threads
-                )
-                studies = run_sweep_in_processes(
-                    storage, workload, experiments, data[name], settings, jobs=args.jobs, run_command=run_main
-                )
-            else:
-                studies = run_sweep(
-                    storage,
-                    workload,
-                    experiments,
-                    data[name],
-                    trials=args.trials,
-                    pruner=args.pruner,
-                    population=args.population,
-                    device=args.device,
-                )
-            _print_summary(workload, experiments, studies, args.trials)
-            swept += studies
+            swept += _sweep_workload(args, spec, storage, workloads[name], experiments, data[name])
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from objectives.metrics import CHANCE_MARGIN, Metric
-from study.reporting import analysis, figures, output
+from study.reporting import figures, output
 from study.reporting.sections import (
     Section,
     build_section,
@@ -87,7 +87,7 @@ def headline(section: Section) -> list[str]:
             f"None of the families that are not worse than the reference reaches validation {metric.label} "
             f"{metric.comparison} {target} with most seeds within {_count(section.experiment.epochs, 'epoch')}."
         )
-    reference = analysis.reference_family(section.reevaluation, metric)
+    reference = section.reference
     best = ranking.set_index("family").loc[reference]
     low, high = best["test_metric_ci_low"], best["test_metric_ci_high"]
     shown = lambda v: _rounded(v, (high - low) / 2)

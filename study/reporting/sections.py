@@ -48,6 +48,11 @@ class Section:
         return f"{self.workload}-{self.optimizer}"
 
     @property
+    def reference(self) -> str:
+        """The family the others are tested against: the pairwise table's, or the only one."""
+        return str(self.pairwise["reference"].iloc[0]) if len(self.pairwise) else str(self.ranking["family"].iloc[0])
+
+    @property
     def order(self) -> list[str]:
         """Families as the ranking has them (the reference first, then by verdict and gap);
         families without a re-evaluation last."""
@@ -125,7 +130,7 @@ def cross_workload_frame(sections: Sequence[Section]) -> pd.DataFrame | None:
         return None
     table = analysis.cross_workload_table(
         {
-            s.name: (s.pairwise, s.ranking.set_index("family").loc[s.pairwise["reference"].iloc[0], "test_metric"], s.metric)
+            s.name: (s.pairwise, s.ranking.set_index("family").loc[s.reference, "test_metric"], s.metric)
             for s in compared
         }
     )  # fmt: skip
