@@ -40,7 +40,7 @@ def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna
 # --- all trials ---------------------------------------------------------------------------------
 
 TRIAL_COLUMNS = [
-    "workload", "optimizer", "family", "number", "state", "value", "final_metric", "diverged",
+    "workload", "optimizer", "family", "repeat", "number", "state", "value", "final_metric", "diverged",
     "at_chance", "epochs_to_target", "seconds_to_target",
 ]  # fmt: skip
 
@@ -99,6 +99,7 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                     "workload": experiment.workload,
                     "optimizer": study_attrs[stored.OPTIMIZER_LABEL],
                     "family": experiment.family,
+                    "repeat": experiment.repeat,
                     "number": trial.number,
                     "state": trial.state.name,
                     "value": trial.value,
@@ -312,20 +313,24 @@ def t_interval(values: np.ndarray) -> tuple[float, float]:
 def ranking_table(
     reevaluation: pd.DataFrame, trials: pd.DataFrame, hyperparameters: dict[str, dict], metric: Metric
 ) -> pd.DataFrame:
-    """Per family, best test metric first: its mean and 95% t-interval over seeds;
-    epochs and seconds to target, median with min and max over seeds, where a seed that never
-    reached the target counts as infinitely slow (so the median is NaN, "never", when most seeds
-    miss); mean normalized AUC; the tuned hyperparameters; how the tuning trials ended."""
+    """Per family, best test metric first: its mean and 95% t-interval over seeds (over tuning
+    runs' means, with several: ``several_tuning_runs``); epochs and seconds to target, median
+    with min and max over runs, where a run that never reached the target counts as infinitely
+    slow (so the median is NaN, "never", when most runs miss); mean normalized AUC; the tuned
+    hyperparameters; how the tuning trials ended."""
     rows = []
     outcomes = summary_table(trials, metric).set_index("family") if len(trials) else pd.DataFrame()
+    by_repeat = several_tuning_runs(reevaluation)
     for family, runs in reevaluation.groupby("family", sort=False):
-        low, high = t_interval(runs["test_metric"].to_numpy(dtype=float))
+        spread = runs.groupby("repeat")["test_metric"].mean() if by_repeat else runs["test_metric"]
+        low, high = t_interval(spread.to_numpy(dtype=float))
         epochs, seconds = (
             runs[column].astype(float).fillna(np.inf) for column in ("epochs_to_target", "seconds_to_target")
         )
         row = {
             "family": family,
-            "seeds": len(runs),
+            "tuning_runs": runs["repeat"].nunique(),
+            "seeds": runs["seed"].nunique(),
             "test_metric": runs["test_metric"].mean(),
             "test_metric_ci_low": low,
             "test_metric_ci_high": high,
@@ -373,7 +378,7 @@ def reference_family(reevaluation: pd.DataFrame, metric: Metric) -> str:
 
 PAIRWISE_COLUMNS = [
     "family", "reference", "difference", "ci_low", "ci_high", "p_value", "p_holm", "p_equivalent",
-    "verdict", "vs_constant", "vs_constant_ci_low", "vs_constant_ci_high",
+    "p_equivalent_holm", "verdict", "vs_constant", "vs_constant_ci_low", "vs_constant_ci_high",
 ]  # fmt: skip
 
 
@@ -383,65 +388,95 @@ def paired_differences(a: pd.Series, b: pd.Series) -> np.ndarray:
     return (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy(dtype=float)
 
 
-def difference_summary(differences: np.ndarray) -> tuple[float, float, float, float]:
-    """Paired differences' mean, 95% t-interval, and the paired t-test's two-sided p (0 or 1 when
-    every difference is the same, where t is undefined)."""
+Comparison = tuple[float, float, float, float, float]
+"""A family against another: difference, 95% interval low and high, the two-sided p that they
+are equal, and the equivalence p (two one-sided tests) that the difference is within the margin."""
+
+
+def paired_comparison(differences: np.ndarray, margin: float) -> Comparison:
+    """One tuning run per family: the paired differences over seeds, their mean, 95% t-interval,
+    paired t-test and TOST (t is undefined when every difference is the same: p 0 or 1)."""
     if len(differences) < 2:
-        return float(differences.mean()) if len(differences) else np.nan, np.nan, np.nan, 1.0
+        mean = float(differences.mean()) if len(differences) else np.nan
+        return mean, np.nan, np.nan, 1.0, 1.0
     if np.allclose(differences, differences[0]):
-        return float(differences[0]), float(differences[0]), float(differences[0]), float(differences[0] == 0)
+        d = float(differences[0])
+        return d, d, d, float(d == 0), 0.0 if abs(d) < margin else 1.0
     from scipy import stats
 
     low, high = t_interval(differences)
-    return float(differences.mean()), low, high, float(stats.ttest_1samp(differences, 0.0).pvalue)
-
-
-def equivalence_p(differences: np.ndarray, margin: float) -> float:
-    """Two one-sided t-tests (TOST) that the mean difference lies within (-margin, margin): the
-    larger of the two one-sided p-values; below 5% exactly when the 90% interval is inside."""
-    if len(differences) < 2:
-        return 1.0
-    if np.allclose(differences, differences[0]):
-        return 0.0 if abs(differences[0]) < margin else 1.0
-    from scipy import stats
-
+    p = stats.ttest_1samp(differences, 0.0).pvalue
     lower = stats.ttest_1samp(differences, -margin, alternative="greater").pvalue
     upper = stats.ttest_1samp(differences, margin, alternative="less").pvalue
-    return float(max(lower, upper))
+    return float(differences.mean()), low, high, float(p), float(max(lower, upper))
+
+
+def repeat_comparison(a: np.ndarray, b: np.ndarray, margin: float) -> Comparison:
+    """Several tuning runs per family: ``a`` and ``b`` hold each run's mean test metric over the
+    re-evaluation seeds. The tuning run is the unit, so the interval covers the tuning run and,
+    within it, the seeds; runs of two families are independent, so it is Welch's two-sample
+    t-interval, test and TOST (every run uses the same seeds and splits, so what a seed does to
+    every configuration alike cancels in the difference)."""
+    difference = float(a.mean() - b.mean())
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if not va + vb > 0:  # every run of both ended the same: t is undefined
+        return difference, difference, difference, float(difference == 0), 0.0 if abs(difference) < margin else 1.0
+    from scipy import stats
+
+    se = float(np.sqrt(va + vb))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.975, df) * se
+    p = 2 * stats.t.sf(abs(difference) / se, df)
+    p_equivalent = max(stats.t.sf((difference + margin) / se, df), stats.t.sf((margin - difference) / se, df))
+    return difference, difference - half, difference + half, float(p), float(p_equivalent)
+
+
+def _compare(runs: pd.DataFrame, family: str, other: str, margin: float, *, by_repeat: bool) -> Comparison:
+    """``family`` minus ``other`` on the test metric, by tuning run or paired over seeds."""
+    if by_repeat:
+        means = runs.groupby(["family", "repeat"])["test_metric"].mean()
+        return repeat_comparison(means[family].to_numpy(), means[other].to_numpy(), margin)
+    by_seed = runs.pivot_table(index="seed", columns="family", values="test_metric")
+    return paired_comparison(paired_differences(by_seed[family], by_seed[other]), margin)
+
+
+def several_tuning_runs(reevaluation: pd.DataFrame) -> bool:
+    """Whether every family was tuned (and re-evaluated) more than once."""
+    return bool(len(reevaluation)) and bool((reevaluation.groupby("family")["repeat"].nunique() > 1).all())
 
 
 def pairwise_table(reevaluation: pd.DataFrame, metric: Metric, margin: float) -> pd.DataFrame:
-    """Every family against the reference (``reference_family``) on the test metric, paired over
-    the shared seeds (run k of every family has the same seed and split): the difference (family
-    minus reference, in the metric's units) with its 95% interval, and one verdict:
+    """Every family against the reference (``reference_family``) on the test metric: the
+    difference (family minus reference, in the metric's units) with its 95% interval, and one
+    verdict, every test Holm-corrected over the families (family-wise error 5%):
 
-    - **worse** / **better**: the paired t-test rejects no difference at 5%, Holm-corrected over
-      the families, and the difference is against / for the family;
-    - **equivalent**: two one-sided tests put the difference within +-``margin`` at 5%;
+    - **worse** / **better**: the test of no difference rejects it, and the difference is
+      against / for the family;
+    - **equivalent**: two one-sided tests put the difference within +-``margin``;
     - **inconclusive**: neither (not distinguishable, and not shown equivalent either).
 
-    Also each family's difference from ``constant`` (the "no schedule" baseline) with its 95%
-    interval, where there is one. Columns: ``PAIRWISE_COLUMNS``."""
+    With several tuning runs per family (``several_tuning_runs``) the tuning run is the unit
+    (``repeat_comparison``); with one, the seeds, paired (``paired_comparison``: run k of every
+    family has the same seed and split). Also each family's difference from ``constant`` (the
+    "no schedule" baseline) with its 95% interval, where there is one. Columns: ``PAIRWISE_COLUMNS``."""
     means = reevaluation.groupby("family", sort=False)["test_metric"].mean()
     if len(means) < 2:
         return pd.DataFrame(columns=PAIRWISE_COLUMNS)
-    reference = reference_family(reevaluation, metric)
-    by_seed = reevaluation.pivot_table(index="seed", columns="family", values="test_metric")
+    reference, by_repeat = reference_family(reevaluation, metric), several_tuning_runs(reevaluation)
     rows = []
     for family in (metric.sign * means.drop(reference)).sort_values(ascending=False).index:
-        differences = paired_differences(by_seed[family], by_seed[reference])
-        difference, low, high, p = difference_summary(differences)
+        difference, low, high, p, p_equivalent = _compare(reevaluation, family, reference, margin, by_repeat=by_repeat)
         row = {"family": family, "reference": reference, "difference": difference, "ci_low": low,
-               "ci_high": high, "p_value": p, "p_equivalent": equivalence_p(differences, margin)}  # fmt: skip
-        if "constant" in by_seed and family != "constant":
-            gap = difference_summary(paired_differences(by_seed[family], by_seed["constant"]))
+               "ci_high": high, "p_value": p, "p_equivalent": p_equivalent}  # fmt: skip
+        if "constant" in means and family != "constant":
+            gap = _compare(reevaluation, family, "constant", margin, by_repeat=by_repeat)
             row |= {"vs_constant": gap[0], "vs_constant_ci_low": gap[1], "vs_constant_ci_high": gap[2]}
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=PAIRWISE_COLUMNS)
-    table["p_holm"] = holm(table["p_value"])
+    table["p_holm"], table["p_equivalent_holm"] = holm(table["p_value"]), holm(table["p_equivalent"])
     distinguished = table["p_holm"] < SIGNIFICANCE
     side = np.where(metric.sign * table["difference"] < 0, "worse", "better")
-    equivalent = table["p_equivalent"] < SIGNIFICANCE
+    equivalent = table["p_equivalent_holm"] < SIGNIFICANCE
     table["verdict"] = np.where(distinguished, side, np.where(equivalent, "equivalent", "inconclusive"))
     return table
 

@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
-from objectives.metrics import CHANCE_MARGIN, Metric
+from objectives.metrics import CHANCE_MARGIN
 from study.reporting import figures, output
 from study.reporting.sections import (
     Section,
@@ -93,11 +93,11 @@ def headline(section: Section) -> list[str]:
     shown = lambda v: _rounded(v, (high - low) / 2)
     lines.append(
         f"Reference (chosen by validation {metric.label}, never the test split): {reference}, test {metric.label} "
-        f"{shown(best['test_metric'])}, 95% CI {shown(low)} to {shown(high)} over {best['seeds']} seeds. "
+        f"{shown(best['test_metric'])}, 95% CI {shown(low)} to {shown(high)} over {_samples(section)}. "
         f"The intervals cover {_interval_covers(section)}."
     )
     if len(pairwise):
-        lines.append(_verdicts(pairwise, metric, section.margin))
+        lines.append(_verdicts(section))
     return lines
 
 
@@ -122,27 +122,40 @@ def _tuning_variance_line(section: Section) -> str:
     widest = table.loc[table["spread"].idxmax()]
     return (
         f"Each family was tuned {section.repeats} times with its own sampler seeds and the same budget, and each "
-        f"tuned configuration re-evaluated; the tables above use the first. The widest spread of the re-evaluated "
-        f"mean test {section.metric.label} across repeats is {widest['family']}'s, {widest['spread']:.4f}; "
-        "top_in counts the repeats in which a family had the best mean."
+        f"tuned configuration re-evaluated; the verdicts above take each tuning run as one sample. The widest spread "
+        f"of the re-evaluated mean test {section.metric.label} across tuning runs is {widest['family']}'s, "
+        f"{widest['spread']:.4f}; top_in counts the runs in which a family had the best mean."
     )
+
+
+def _samples(section: Section) -> str:
+    """What an interval is taken over: seeds, or tuning runs each re-evaluated on seeds."""
+    seeds = int(section.ranking["seeds"].max()) if len(section.ranking) else 0
+    if section.repeats > 1:
+        return f"{section.repeats} tuning runs (each re-evaluated on the same {seeds} seeds)"
+    return f"{seeds} seeds"
 
 
 def _interval_covers(section: Section) -> str:
-    """What varies between re-evaluation seeds, and what does not, for this workload."""
+    """What varies between the samples of an interval, and what does not, for this workload."""
+    across = section.repeats > 1
+    tuning = "the tuning run and, within it, " if across else ""
     if section.test_drawn_from_seed:
-        return "initialization, data order and the train/validation/test split, not the tuning run"
-    return (
+        split = "initialization, data order and the train/validation/test split"
+        return tuning + split + ("" if across else ", not the tuning run")
+    fixed = (
         "initialization and data order (and the validation split where the seed carves it); the test "
-        "set is fixed, so test-set sampling is not covered, nor is the tuning run"
+        "set is fixed, so test-set sampling is not covered"
     )
+    return tuning + fixed + ("" if across else ", nor is the tuning run")
 
 
 VERDICTS = ("worse", "better", "equivalent", "inconclusive")
 
 
-def _verdicts(pairwise: pd.DataFrame, metric: Metric, margin: float) -> str:
+def _verdicts(section: Section) -> str:
     """How many families get each verdict, and the largest and smallest gaps with their intervals."""
+    pairwise, metric, margin = section.pairwise, section.metric, section.margin
     counts = pairwise["verdict"].value_counts()
     parts = [f"{counts[v]} {v}" for v in VERDICTS if counts.get(v, 0)]
 
@@ -158,10 +171,17 @@ def _verdicts(pairwise: pd.DataFrame, metric: Metric, margin: float) -> str:
     )
     return (
         f"Against it, of {_count(len(pairwise), 'other family', 'other families')}: {', '.join(parts)}; {sizes} "
-        f"(family minus reference in test {metric.label}, 95% intervals paired over seeds; worse or better: "
-        f"paired t-test, Holm-corrected, 5%; equivalent: within ±{margin:g} by two one-sided tests, 5%; "
-        "inconclusive: neither)."
+        f"(family minus reference in test {metric.label}, 95% intervals {_tests(section)}; every test "
+        f"Holm-corrected over the families, 5%; equivalent: within ±{margin:g} by two one-sided tests; "
+        "inconclusive: neither shown)."
     )
+
+
+def _tests(section: Section) -> str:
+    """How two families are compared: by tuning run, or paired over seeds."""
+    if section.repeats > 1:
+        return "over tuning runs (Welch's t; runs of two families are independent)"
+    return "paired over seeds (paired t)"
 
 
 def _methods(section: Section) -> list[str]:
@@ -174,7 +194,7 @@ def _methods(section: Section) -> list[str]:
         + (f"Each family was tuned {section.repeats} times (see Tuning variance)." if section.repeats > 1 else "Tuning was run once per family, so tuning variance is not covered (--repeats R measures it)."),
         f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
         "Splits: train / validation / test, drawn from the seed (stratified for classifiers; contiguous blocks of text, the same for every seed, for language models); tuning uses the sweep seed's split, each re-evaluation run its own seed's. A step is one optimizer update.",
-        f"Every interval is a 95% t-interval over the re-evaluation seeds; it covers {_interval_covers(section)}.",
+        f"Every interval is a 95% t-interval over {_samples(section)}; it covers {_interval_covers(section)}.",
         f"Converged means validation {section.metric.label} {section.metric.comparison} {section.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",
         f"Diverged trials hit a non-finite loss; trials at chance did not, but ended short of {_chance_line(section)}: they are also counted under their state (complete or pruned).",
     ]  # fmt: skip

@@ -62,17 +62,16 @@ class Section:
 
 def build_section(studies: Sequence[optuna.Study], margin: float | None = None) -> Section:
     """The frames of one (workload, optimizer) group of studies (reads stored re-evaluations);
-    ``margin`` of equivalence, by default the workload's. The first tuning repeat of each family
-    makes the main tables; all repeats make ``tuning_variance``."""
+    ``margin`` of equivalence, by default the workload's. Every tuning run (``--repeats``) of
+    every family makes the tables and verdicts; the first run's configuration, its curves."""
     every = studies
     studies = [study for study in every if not stored.stored_experiment(study.user_attrs).repeat]
     attrs = studies[0].user_attrs
     first, metric, facts = stored.stored_experiment(attrs), stored.stored_metric(attrs), stored.stored_workload_facts(attrs)
     margin = facts["margin"] if margin is None else margin
-    repeats = analysis.reevaluation_frame(every)
-    several = repeats["repeat"].nunique() > 1 if len(repeats) else False
-    trials = analysis.trials_frame(studies)
-    reevaluation = analysis.reevaluation_frame(studies)
+    reevaluation = analysis.reevaluation_frame(every)
+    several = analysis.several_tuning_runs(reevaluation)
+    trials = analysis.trials_frame(every)
     pairwise = analysis.pairwise_table(reevaluation, metric, margin)
     hyperparameters = {
         stored.stored_experiment(study.user_attrs).family: record["params"]
@@ -99,9 +98,9 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
             analysis.ranking_table(reevaluation, trials, hyperparameters, metric), pairwise, metric
         ),
         pairwise=pairwise,
-        trials_per_family=int(trials.groupby("family").size().max()) if len(trials) else 0,
-        tuning_variance=analysis.tuning_variance_table(repeats, metric) if several else pd.DataFrame(),
-        repeats=int(repeats["repeat"].nunique()) if len(repeats) else 1,
+        trials_per_family=int(trials.groupby(["family", "repeat"]).size().max()) if len(trials) else 0,
+        tuning_variance=analysis.tuning_variance_table(reevaluation, metric) if several else pd.DataFrame(),
+        repeats=int(reevaluation["repeat"].nunique()) if len(reevaluation) else 1,
     )
 
 

@@ -108,7 +108,7 @@ def _reevaluation(
     for family, accs in test_accs.items():
         for seed, acc in enumerate(accs):
             reached = (seconds or {}).get(family, [1.0] * len(accs))[seed]
-            rows.append({"workload": workload, "family": family, "seed": seed, "test_metric": acc, "val_metric": acc,
+            rows.append({"workload": workload, "family": family, "repeat": 0, "seed": seed, "test_metric": acc, "val_metric": acc,
                          "epochs_to_target": None if reached is None else 3,
                          "seconds_to_target": reached, "auc": 0.8, "diverged": False})  # fmt: skip
     return pd.DataFrame(rows)
@@ -407,3 +407,78 @@ def test_the_ranking_opens_with_the_reference_then_goes_by_verdict_and_gap() -> 
         "ref", "e1", "e2", "p", "i", "w1", "w2",
     ]  # fmt: skip
     assert by_verdict(ranking, pairwise.iloc[:0], ACCURACY).equals(ranking)
+
+
+def test_by_tuning_run_the_comparison_is_welchs_as_statsmodels_computes_it() -> None:
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+    a, b, margin = np.array([0.961, 0.955, 0.968]), np.array([0.950, 0.957, 0.946, 0.949]), 0.01
+    difference, low, high, p, p_equivalent = analysis.repeat_comparison(a, b, margin)
+    reference = CompareMeans(DescrStatsW(a), DescrStatsW(b))
+    assert difference == pytest.approx(a.mean() - b.mean())
+    assert (low, high) == pytest.approx(reference.tconfint_diff(alpha=0.05, usevar="unequal"), rel=1e-12)
+    assert p == pytest.approx(reference.ttest_ind(usevar="unequal")[1], rel=1e-12)
+    assert p_equivalent == pytest.approx(reference.ttost_ind(-margin, margin, usevar="unequal")[0], rel=1e-12)
+
+
+def _tuned_runs(rng: np.random.Generator, gap: float, tuning_sd: float, seeds: int = 10) -> pd.DataFrame:
+    """Two families, three tuning runs each, re-evaluated on the same seeds: a run's configuration
+    is off its family's mean by N(0, tuning_sd), a seed moves every run alike, noise is per run."""
+    seed_effect = rng.normal(0, 0.01, seeds)
+    tuned = {"ref": 0.95 + rng.normal(0, tuning_sd, 3), "b": 0.95 + gap + rng.normal(0, tuning_sd, 3)}
+    return pd.DataFrame(
+        [
+            {"family": family, "repeat": repeat, "seed": seed, "val_metric": 0.95 + (family == "ref"),
+             "test_metric": runs[repeat] + seed_effect[seed] + rng.normal(0, 0.004)}  # fmt: skip
+            for family, runs in tuned.items()
+            for repeat in range(3)
+            for seed in range(seeds)
+        ]
+    )
+
+
+def test_with_several_tuning_runs_the_pairwise_table_compares_their_means() -> None:
+    runs = _tuned_runs(np.random.default_rng(1), -0.005, tuning_sd=0.006)
+    [row] = analysis.pairwise_table(runs, ACCURACY, margin=0.005).to_dict("records")
+    means = runs.groupby(["family", "repeat"])["test_metric"].mean()
+    expected = analysis.repeat_comparison(means["b"].to_numpy(), means["ref"].to_numpy(), 0.005)
+    assert [row[k] for k in ("difference", "ci_low", "ci_high", "p_value", "p_equivalent")] == list(expected)
+    assert row["reference"] == "ref" and analysis.several_tuning_runs(runs)
+    assert not analysis.several_tuning_runs(runs[runs["repeat"] == 0])
+
+
+def test_intervals_over_tuning_runs_cover_the_true_gap_and_seeds_alone_do_not() -> None:
+    """On constructed data where the answer is known (true gap -0.005, tuning runs spread by
+    0.006, seeds by 0.01, noise 0.004): the interval over three tuning runs covers the gap about
+    95% of the time; the interval over the ten seeds of one tuning run, blind to that spread,
+    much less often."""
+    rng, gap, trials = np.random.default_rng(0), -0.005, 1000
+    covered = seeds_only = 0
+    for _ in range(trials):
+        tuned = rng.normal(0, 0.006, (2, 3)) + [[0.0], [gap]]  # (ref, b) x tuning run
+        noise = rng.normal(0, 0.004, (2, 3, 10))  # the seed effect, shared, cancels in b - ref
+        means = tuned + noise.mean(axis=2)
+        _, low, high, _, _ = analysis.repeat_comparison(means[1], means[0], 0.005)
+        covered += low <= gap <= high
+        _, low, high, _, _ = analysis.paired_comparison(tuned[1, 0] + noise[1, 0] - tuned[0, 0] - noise[0, 0], 0.005)
+        seeds_only += low <= gap <= high
+    assert 0.93 <= covered / trials <= 0.97
+    assert seeds_only / trials < 0.5
+
+
+def test_equivalence_is_holm_corrected_like_the_difference_tests() -> None:
+    """Three families each within the margin at an unadjusted 5%, but not all after Holm's
+    correction (0.029 and 0.042 become 0.058 and 0.058): those are inconclusive, not equivalent."""
+    base = np.array([0.950, 0.960, 0.940, 0.955, 0.945, 0.950])
+    shifts = {"b": [0.002, -0.002, 0.001, -0.001, 0.0, 0.0005],  # TOST p 0.0002
+              "c": [0.005, 0.000, 0.004, -0.002, 0.005, 0.001],  # 0.029
+              "d": [0.0055, 0.000, 0.0045, -0.002, 0.005, 0.0015]}  # fmt: skip  # 0.042
+    runs = _reevaluation({"a": list(base + 0.0001), **{f: list(base + s) for f, s in shifts.items()}})
+    runs.loc[runs["family"] == "a", "val_metric"] += 1  # the reference, chosen on validation
+    table = analysis.pairwise_table(runs, ACCURACY, margin=0.005).set_index("family")
+    np.testing.assert_allclose(table["p_equivalent_holm"], analysis.holm(table["p_equivalent"]))
+    assert (table["p_equivalent"] < 0.05).all()
+    crossed = table["p_equivalent_holm"] >= 0.05
+    assert crossed.any() and not crossed.all()
+    assert (table.loc[crossed, "verdict"] == "inconclusive").all()
+    assert (table.loc[~crossed, "verdict"] == "equivalent").all()
