@@ -7,9 +7,10 @@ returns, as Optuna's are. What this module adds to Optuna's ``JournalFileBackend
 
 - a writer of ours killed while holding the lock does not block the others for Optuna's 30 s
   grace period (``JournalLock``);
-- a failed append (a full disk) takes back the bytes it wrote, and a half record left by a writer
-  killed mid-append is cut by the next append, under the lock, before Optuna's reader or writer
-  would glue the next record onto it;
+- no whole record is ever taken back (readers read without the lock, and one may have applied it
+  already): a Ctrl-C waits until an append is whole, an append the disk had no room for loses only
+  its half last record, and a half record left by a writer killed mid-append is cut by the next
+  append, under the lock, before Optuna's reader or writer would glue the next record onto it;
 - ``held_writes``: a population's reports and attributes in one append instead of one each.
 """
 
@@ -19,12 +20,14 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import stat
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from optuna.exceptions import UpdateFinishedTrialError
@@ -226,20 +229,43 @@ class JournalFile(JournalFileBackend):
         return held
 
     def _write(self, logs: list[dict[str, Any]]) -> None:
-        """Append and fsync under the lock, as Optuna does; a failed append leaves no trace."""
+        """Append and fsync under the lock, as Optuna does. Readers read without the lock, and one
+        may already have applied any whole record an append wrote, so none is ever taken back: a
+        Ctrl-C waits until the append is whole (``_interrupts_deferred``), and an append that fails
+        (a full disk) loses only its last, half record."""
         records = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
         with _locked(self.lock):
             fd = _open_no_follow(self.path, os.O_RDWR | os.O_APPEND)
             try:
-                end = _cut_half_record(fd)
-                try:
-                    _write_all(fd, records)
-                    os.fsync(fd)
-                except BaseException:
-                    os.ftruncate(fd, end)  # a full disk or a signal: take back what was written
-                    raise
+                _cut_half_record(fd)
+                with _interrupts_deferred():
+                    try:
+                        _write_all(fd, records)
+                        os.fsync(fd)
+                    except BaseException:
+                        _cut_half_record(fd)
+                        raise
             finally:
                 os.close(fd)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C (SIGINT) arriving inside is acted on when the block ends. Python raises
+    KeyboardInterrupt only in the main thread, so other threads need nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[FrameType | None] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(signal.SIGINT, caught[0])
+        elif caught and previous == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGINT)
 
 
 @contextlib.contextmanager

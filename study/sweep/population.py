@@ -102,11 +102,14 @@ class Population:
             self.told += 1
 
     def interrupt(self) -> None:
-        """End trials that did not get to finish (an interrupt may come half-way through telling):
-        failed, marked interrupted, redone on resume."""
+        """End trials that did not get to finish: failed, marked interrupted, redone on resume.
+        A trial may already be finished: told just before an interrupt that came before ``told``
+        counted it, or taken over by another worker (``give_up``); it is left as it is, and the
+        rest are still ended."""
         for trial in self.trials[self.told :]:
-            trial.set_user_attr(INTERRUPTED, True)
-            self.study.tell(trial, state=TrialState.FAIL)
+            with contextlib.suppress(UpdateFinishedTrialError):
+                trial.set_user_attr(INTERRUPTED, True)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def give_up(self) -> None:
         """Other workers took this one for dead (stopped past its heartbeat's grace, say) and
@@ -117,10 +120,7 @@ class Population:
             "taken over by another worker while this one was stopped; dropping this worker's results",
             file=sys.stderr,
         )
-        for trial in left:
-            with contextlib.suppress(UpdateFinishedTrialError):
-                trial.set_user_attr(INTERRUPTED, True)
-            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        self.interrupt()
 
     def stop_run(self, error: Exception) -> RunStopped:
         """Training broke for the whole batch: none of it counts, and the run stops."""

@@ -30,7 +30,7 @@ from study.sweep.workers import (
     finished_count,
     this_worker,
 )
-from tests.conftest import REPO, SWEEP
+from tests.conftest import REPO, SWEEP, TINY
 
 
 def _dead_pid() -> int:
@@ -624,7 +624,7 @@ def test_a_worker_whose_trials_were_redone_while_it_was_stopped_drops_them_and_g
 def test_a_full_disk_while_writing_the_report_is_one_line(run_cli, tmp_path, monkeypatch) -> None:
     from study.reporting import output
 
-    args = [*SWEEP[:-1], "--families", "constant", "--trials", "2", "--seeds", "2", "--out", str(tmp_path)]
+    args = [*TINY, "--repeats", "1", "--families", "constant", "--trials", "2", "--seeds", "2", "--out", str(tmp_path)]
 
     def full(path, content):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -671,3 +671,32 @@ def test_no_lock_file_is_made_through_a_dangling_link(lock: str, tmp_path, monke
     else:
         optuna.create_study(storage=open_storage(str(out / "optuna.journal")), study_name="s")
     assert not outside.exists()
+
+
+def test_a_ctrl_c_during_an_append_comes_after_the_whole_record(tmp_path, monkeypatch) -> None:
+    """Readers read without the lock, so a record another process may already have applied is
+    never taken back: Ctrl-C half-way through writing it is raised once it is whole and on disk."""
+    import signal as signals
+
+    journal = tmp_path / "optuna.journal"
+    study = optuna.create_study(storage=open_storage(str(journal)), study_name="s")
+    trial = study.ask()
+    real_write, interrupted = os.write, []
+
+    def interrupt_half_way(fd: int, data) -> int:
+        if not interrupted:
+            interrupted.append(len(data))
+            written = real_write(fd, bytes(data[: len(data) // 2]))
+            os.kill(os.getpid(), signals.SIGINT)  # Python acts on it at the next bytecode it may
+            return written
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", interrupt_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        trial.set_user_attr("k", "v" * 40)
+    monkeypatch.setattr(os, "write", real_write)
+    assert interrupted and journal.read_bytes().endswith(b"\n")
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    [stored] = optuna.load_study(study_name="s", storage=stock).trials
+    assert stored.user_attrs == {"k": "v" * 40}
+    assert signals.getsignal(signals.SIGINT) is signals.default_int_handler  # put back as it was
