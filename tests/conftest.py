@@ -17,9 +17,9 @@ from study.sweep.postgres import temporary_database
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--workload", "moons", "--epochs", "3"]
 """Training small enough for tests: the moons workload for three epochs."""
-SWEEP = [*TINY, "--no-report"]
-"""A tiny sweep; the report has tests of its own."""
-SLOW_SWEEP = ["--workload", "moons", "--epochs", "10", "--families", "constant", "--no-report"]
+SWEEP = [*TINY, "--no-report", "--repeats", "1"]
+"""A tiny sweep, one tuning run per family; the report has tests of its own."""
+SLOW_SWEEP = ["--workload", "moons", "--epochs", "10", "--families", "constant", "--no-report", "--repeats", "1"]
 """One family at 10 epochs a trial: slow enough to be stopped part-way."""
 
 
@@ -37,8 +37,11 @@ def comparable(study: optuna.Study) -> list[tuple]:
 @pytest.fixture(autouse=True)
 def one_job(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sweeps run in the test's own process unless a test asks for ``--jobs``: tests patch
-    things that child processes would not see, and stop processes they must be able to name."""
+    things that child processes would not see, and stop processes they must be able to name.
+    And in-process sweeps tune each family once unless a test asks for ``--repeats``: three
+    tuning runs would triple every test's sweep (subprocesses get the real default)."""
     monkeypatch.setenv("LR_STUDY_JOBS", "1")
+    monkeypatch.setattr("study.run.DEFAULT_REPEATS", 1)
 
 
 @pytest.fixture

@@ -149,13 +149,19 @@ def metric_distribution(trials: pd.DataFrame, order: list[str], metric: Metric, 
     return figure
 
 
-def sensitivity(trials: pd.DataFrame, order: list[str], metric: Metric) -> Figure:
+def sensitivity(
+    trials: pd.DataFrame, order: list[str], metric: Metric, bands: pd.DataFrame | None = None
+) -> Figure:
     """Final validation metric against the base LR (log axis), one panel per family, all on one
-    y-axis so that how forgiving each family is can be compared."""
+    y-axis so that how forgiving each family is can be compared; each tuning run's LR band
+    (``tuning.lr_band_frame``) shaded, so that agreeing runs shade darker."""
     with _style():
         figure, axes = _grid(len(order), share_y=True)
         for ax, family in zip(axes, order):
             rows = trials[trials["family"] == family]
+            if bands is not None:
+                for _, band in bands[bands["family"] == family].iterrows():
+                    ax.axvspan(band["low_lr"], band["high_lr"], color="tab:green", alpha=0.12, lw=0)
             sns.scatterplot(
                 rows,
                 x="param_lr",
@@ -293,7 +299,7 @@ def draw_section(section: Section) -> dict[str, Figure]:
             section.ranking, section.target, metric, budget=section.experiment.epochs
         )
     drawn["distribution"] = metric_distribution(section.trials, order, metric, metric.chance_line(section.classes))
-    drawn["sensitivity"] = sensitivity(section.trials, order, metric)
+    drawn["sensitivity"] = sensitivity(section.trials, order, metric, section.lr_bands)
     drawn["tuning_budget"] = tuning_budget(section.expected_best, order, metric)
     if len(section.importance):
         explained = [family for family in order if family in set(section.importance["family"])]

@@ -66,7 +66,7 @@ def refresh_reevaluations(
         if study.best_trials and not is_current(study, seeds):
             groups.setdefault(same_training(study), []).append(study)
     for (workload, *_), group in groups.items():
-        what = f"re-evaluating {workload}: {len(group)} families x {seeds} seeds"
+        what = f"re-evaluating {workload}: {len(group)} tuned configurations x {seeds} seeds"
         with tqdm(total=seeds, desc=what, unit="seed", disable=None) as bar:
             reevaluate_together(
                 group, seeds, data_dir=data_dir, device=device, jobs=jobs, threads=threads,

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from objectives.metrics import CHANCE_MARGIN
-from study.reporting import figures, output
+from study.reporting import figures, output, tuning
 from study.reporting.sections import (
     Section,
     build_section,
@@ -50,7 +50,7 @@ def figure_captions(section: Section) -> dict[str, str]:
         "schedules": "The learning rate each family's tuned configuration uses during the run, per optimizer step.",
         "epochs_to_target": f"Epochs until the {measured} first reaches {metric.comparison} {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
         "distribution": f"Every tuning trial's final {measured} (pruned trials where they stopped; the box spans complete trials only): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune. Trials beyond the dotted line learned next to nothing (at chance: {metric.label} {metric.chance_line(section.classes):.3g}).",
-        "sensitivity": f"Final {measured} against the base learning rate, every panel on the same scale: a wide plateau means the family tolerates a poorly chosen LR.",
+        "sensitivity": f"Final {measured} against the base learning rate, every panel on the same scale: a wide plateau means the family tolerates a poorly chosen LR. Shaded: the LRs whose complete trials end within ±{section.margin:g} of the tuning run's best, one shade per tuning run (the ranking's LR band).",
         "tuning_budget": f"Expected best {measured} if you ran only n trials (Dodge et al. 2019): how many trials a family needs before it is competitive. These treat the stored trials as independent draws, which TPE's adaptive trials are not, and count a pruned trial at the value where it stopped.",
         "importance": "How much of the spread of results each searched hyperparameter explains (fANOVA): tune the long bars first.",
     }  # fmt: skip
@@ -98,7 +98,49 @@ def headline(section: Section) -> list[str]:
     )
     if len(pairwise):
         lines.append(_verdicts(section))
+    return lines + _tuning_lines(section)
+
+
+def _tuning_lines(section: Section) -> list[str]:
+    """What tuning says beyond the verdicts: how forgiving, at a range edge, how many trials."""
+    lines, metric, margin = [], section.metric, section.margin
+    ranking = section.ranking.dropna(subset=["lr_band_decades"]) if "lr_band_decades" in section.ranking else []
+    if len(ranking) > 1:
+        ordered = ranking.sort_values(["lr_band_decades", "family"], ascending=[False, True])
+        widest, narrowest = ordered.iloc[0], ordered.iloc[-1]
+        lines.append(
+            f"Most forgiving: {widest['family']}, whose trials end within ±{margin:g} of its best over "
+            f"{_band(widest, section.repeats)} of base LR; least: {narrowest['family']}, "
+            f"{_band(narrowest, section.repeats)} (a lower bound where TPE tried few LRs far from the best)."
+        )
+    flagged = section.ranking[section.ranking["range_edge"] != ""] if "range_edge" in section.ranking else []
+    if len(flagged):
+        lines.append(
+            "At the edge of its search range, so perhaps under-tuned: "
+            + "; ".join(f"{row['family']} ({row['range_edge']})" for _, row in flagged.iterrows())
+            + "."
+        )
+    budget = section.budget
+    if len(budget) and (budget["trials"] == BUDGET_SAID).any():
+        close = tuning.within_margin_at(budget, section.reference, BUDGET_SAID, metric, margin)
+        others = budget["family"].nunique() - 1
+        lines.append(
+            f"With {BUDGET_SAID} trials per family, {len(close)} of the {others} other families reach an expected best "
+            f"validation {metric.label} within ±{margin:g} of the reference's after as many"
+            + (f": {', '.join(close)}." if 0 < len(close) <= 6 else ".")
+        )
     return lines
+
+
+BUDGET_SAID = 10
+"""The small tuning budget the headline speaks of (the table has more)."""
+
+
+def _band(row: pd.Series, repeats: int) -> str:
+    width = f"{row['lr_band_decades']:.2f} decades"
+    if repeats > 1 and np.isfinite(row["lr_band_ci_low"]):
+        return f"{width} (95% CI {row['lr_band_ci_low']:.2f} to {row['lr_band_ci_high']:.2f} over tuning runs)"
+    return width
 
 
 def _rounded(value: float, half_width: float, *, signed: bool = False) -> str:
@@ -213,8 +255,9 @@ RANKING_COLUMNS = {
     "reached_target": "seeds reaching", "seconds_to_target": "seconds to target (median)", "auc": "AUC",
 }  # fmt: skip
 TUNING_COLUMNS = {
-    "family": "family", "hyperparameters": "tuned hyperparameters", "complete": "complete", "pruned": "pruned",
-    "failed": "failed", "diverged": "diverged", "at_chance": "at chance",
+    "family": "family", "hyperparameters": "tuned hyperparameters", "range_edge": "at a search-range edge",
+    "lr_band_decades": "LR band within the margin (decades)", "lr_band_ci_low": "95% CI low", "lr_band_ci_high": "95% CI high",
+    "complete": "complete", "pruned": "pruned", "failed": "failed", "diverged": "diverged", "at_chance": "at chance",
 }  # fmt: skip
 """The ranking's columns in two tables, so that each fits the page: how the tuned families did,
 and what tuning found and how its trials ended (in the ranking's order)."""
@@ -263,8 +306,8 @@ def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.D
 
 PAIRWISE_COLUMNS = {
     "family": "family", "difference": "difference", "ci_low": "95% CI low",
-    "ci_high": "95% CI high", "p_value": "p (paired t)", "p_holm": "p (Holm)",
-    "p_equivalent": "p (equivalence, two one-sided)", "verdict": "verdict", "vs_constant": "vs constant",
+    "ci_high": "95% CI high", "p_value": "p (t-test)", "p_holm": "p (Holm)",
+    "p_equivalent": "p (equivalence, two one-sided)", "p_equivalent_holm": "p (equivalence, Holm)", "verdict": "verdict", "vs_constant": "vs constant",
     "vs_constant_ci_low": "vs constant, 95% CI low", "vs_constant_ci_high": "vs constant, 95% CI high",
 }  # fmt: skip
 """The comparison table's headers as a reader sees them (the reference, the same on every row,
@@ -273,6 +316,22 @@ is named in its title)."""
 
 def _pairwise_shown(section: Section) -> pd.DataFrame:
     return _display(section.pairwise, {k: v for k, v in PAIRWISE_COLUMNS.items() if k in section.pairwise})
+
+
+def _budget_shown(section: Section) -> tuple[str, pd.DataFrame]:
+    """(title, table) of the expected best after k trials: a family a row, a budget a column."""
+    budget, metric = section.budget, section.metric
+    covers = " (95% CI over tuning runs)" if section.repeats > 1 else ""
+
+    def cell(row: pd.Series) -> str:
+        value = f"{row['expected_best']:.4f}"
+        return f"{value} ({row['ci_low']:.4f} to {row['ci_high']:.4f})" if np.isfinite(row["ci_low"]) else value
+
+    cells = budget.assign(cell=budget.apply(cell, axis=1)).pivot(index="family", columns="trials", values="cell")
+    cells = cells.reindex([f for f in section.order if f in cells.index])
+    cells.columns = [f"{k} trials" for k in cells.columns]
+    title = f"How many trials each family needs: expected best validation {metric.label} after k trials{covers}"
+    return title, cells.reset_index()
 
 
 STYLE = """
@@ -308,6 +367,9 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
             f"(best validation {html.escape(section.metric.label)}; difference = family minus reference)</h3>"
             + _pairwise_shown(section).to_html(index=False, na_rep="-")
         )
+    if len(section.budget):
+        title, table = _budget_shown(section)
+        parts.append(f"<h3>{html.escape(title)}</h3>" + table.to_html(index=False, na_rep="-"))
     for name, image in images.items():
         data = base64.b64encode(image).decode()
         parts.append(
@@ -327,6 +389,9 @@ def _markdown_section(section: Section) -> str:
         lines += [f"### {title}", "", table.to_markdown(index=False, missingval="-"), ""]
     if len(section.pairwise):
         lines += [_pairwise_shown(section).to_markdown(index=False, missingval="-"), ""]
+    if len(section.budget):
+        title, table = _budget_shown(section)
+        lines += [f"### {title}", "", table.to_markdown(index=False, missingval="-"), ""]
     return "\n".join(lines + [f"- {m}" for m in _methods(section)] + [""])
 
 

@@ -14,7 +14,7 @@ from objectives import stored
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from study.errors import UsageError
-from study.reporting import analysis
+from study.reporting import analysis, tuning
 from study.reporting.reevaluate import stored_reevaluation
 
 
@@ -42,6 +42,9 @@ class Section:
     trials_per_family: int
     tuning_variance: pd.DataFrame = field(default_factory=pd.DataFrame)  # with --repeats > 1
     repeats: int = 1
+    edges: pd.DataFrame = field(default_factory=pd.DataFrame)  # tuned values at a search-range edge
+    lr_bands: pd.DataFrame = field(default_factory=pd.DataFrame)  # per tuning run: the LR band within the margin
+    budget: pd.DataFrame = field(default_factory=pd.DataFrame)  # expected best after k trials
 
     @property
     def name(self) -> str:
@@ -78,6 +81,10 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
         for study in studies
         if (record := stored_reevaluation(study))
     }
+    repeats = int(reevaluation["repeat"].nunique()) if len(reevaluation) else 1
+    edges, lr_bands = tuning.range_edges_frame(every), tuning.lr_band_frame(trials, metric, margin)
+    ranking = analysis.ranking_table(reevaluation, trials, hyperparameters, metric)
+    ranking = _with_tuning_columns(ranking, tuning.forgiveness_table(lr_bands), tuning.edge_notes(edges, repeats))
     return Section(
         workload=first.workload,
         optimizer=attrs[stored.OPTIMIZER_LABEL],
@@ -94,14 +101,25 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
         shapes=analysis.schedule_shapes_frame(studies),
         expected_best=analysis.expected_best_frame(trials, metric),
         importance=analysis.importance_frame(studies),
-        ranking=analysis.by_verdict(
-            analysis.ranking_table(reevaluation, trials, hyperparameters, metric), pairwise, metric
-        ),
+        ranking=analysis.by_verdict(ranking, pairwise, metric),
         pairwise=pairwise,
         trials_per_family=int(trials.groupby(["family", "repeat"]).size().max()) if len(trials) else 0,
         tuning_variance=analysis.tuning_variance_table(reevaluation, metric) if several else pd.DataFrame(),
-        repeats=int(reevaluation["repeat"].nunique()) if len(reevaluation) else 1,
+        repeats=repeats,
+        edges=edges,
+        lr_bands=lr_bands,
+        budget=tuning.budget_table(trials, metric) if len(trials) else pd.DataFrame(),
     )
+
+
+def _with_tuning_columns(ranking: pd.DataFrame, forgiveness: pd.DataFrame, edges: dict[str, str]) -> pd.DataFrame:
+    """The ranking with how forgiving each family is (its LR band, with an interval over tuning
+    runs) and where its tuned values sit at a search-range edge."""
+    if not len(ranking):
+        return ranking
+    ranking = ranking.merge(forgiveness, on="family", how="left")
+    ranking["range_edge"] = ranking["family"].map(edges).fillna("")
+    return ranking
 
 
 def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list[optuna.Study]]:

@@ -362,7 +362,7 @@ def test_sweep_on_a_file_workload(run_cli, tmp_path: Path, monkeypatch: pytest.M
         "constant",
     ]
     code, out, err = run_cli("run", *args, "--trials", "2", "--out", str(tmp_path / "out"))
-    assert "mnist, sgd: 2 trials per family, target val_acc 0.975" in out
+    assert "mnist, sgd: 2 trials per family and tuning run, target val_acc 0.975" in out
     assert code == 0, err
     study = load_studies(str(tmp_path / "out" / "optuna.journal"))["mnist-sgd-constant"]
     assert study.user_attrs["workload"] == "mnist" and len(study.trials) == 2

@@ -429,7 +429,7 @@ def _tuned_runs(rng: np.random.Generator, gap: float, tuning_sd: float, seeds: i
     return pd.DataFrame(
         [
             {"family": family, "repeat": repeat, "seed": seed, "val_metric": 0.95 + (family == "ref"),
-             "test_metric": runs[repeat] + seed_effect[seed] + rng.normal(0, 0.004)}  # fmt: skip
+             "test_metric": runs[repeat] + seed_effect[seed] + rng.normal(0, 0.004)}
             for family, runs in tuned.items()
             for repeat in range(3)
             for seed in range(seeds)

@@ -22,7 +22,7 @@ from tests.conftest import REPO
 GOLDEN = REPO / "tests" / "data" / "same_trials.json"
 SWEEP = [
     "--workload", "digits,moons", "--trials", "3", "--epochs", "2",
-    "--families", "cosine,wsd,plateau,schedule_free", "--no-report",
+    "--families", "cosine,wsd,plateau,schedule_free", "--no-report", "--repeats", "1",
 ]  # fmt: skip
 """Three trials a study: all from the sampler's random start-up, so the parameters do not
 hang on the values, and a value that moves shows as itself, not as other trials."""

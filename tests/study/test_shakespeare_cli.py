@@ -32,7 +32,7 @@ def test_shakespeare_sweeps_and_reports_bits_per_character(run_cli, corpus: Path
     )
     assert code == 0, err
     assert (
-        "shakespeare, adamw: 2 trials per family, target val_bits_per_char 3.2" in stdout
+        "shakespeare, adamw: 2 trials per family and tuning run, target val_bits_per_char 3.2" in stdout
     )  # AdamW by default
     assert "best_val_bits_per_char" in stdout
     for name, study in load_studies(str(out / "optuna.journal")).items():
