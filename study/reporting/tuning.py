@@ -140,3 +140,23 @@ def within_margin_at(budget: pd.DataFrame, reference: str, trials: int, metric: 
         return []
     gaps = metric.sign * (at.drop(reference) - at[reference])
     return sorted(gaps[gaps >= -margin].index)
+
+
+def pruning_replay_frame(studies: Iterable[optuna.Study], population: int, top: int = 5) -> pd.DataFrame:
+    """For studies swept without pruning: per family and tuning run, how many of its ``top`` best
+    configurations, and what share of all its trials, the default median pruner would have
+    stopped (``replay_median_pruner``, populations of ``population``). Columns: family, repeat,
+    top_stopped, stopped_share."""
+    from study.sweep.pruners import replay_median_pruner
+
+    rows = []
+    for study in studies:
+        experiment = stored.stored_experiment(study.user_attrs)
+        trials = study.get_trials(deepcopy=False)
+        stopped = replay_median_pruner(trials, study.direction, experiment.epochs, population)
+        complete = [t for t in trials if t.state.name == "COMPLETE"]
+        best = sorted(complete, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")[:top]
+        rows.append({"family": experiment.family, "repeat": experiment.repeat,
+                     "top_stopped": sum(t.number in stopped for t in best),
+                     "stopped_share": len(stopped) / max(1, len(complete))})  # fmt: skip
+    return pd.DataFrame(rows, columns=["family", "repeat", "top_stopped", "stopped_share"])

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import optuna
@@ -150,3 +151,41 @@ def _median(values: list[float]) -> float:
     """The median, NaN ignored; NaN when there is nothing else."""
     finite = [v for v in values if not math.isnan(v)]
     return float(np.percentile(finite, 50)) if finite else math.nan
+
+
+@dataclass(frozen=True)
+class _Reported:
+    """A trial as the pruner sees it at some step: its number and what it had reported by then."""
+
+    number: int
+    intermediate_values: dict[int, float]
+
+    @property
+    def last_step(self) -> int | None:
+        return max(self.intermediate_values) if self.intermediate_values else None
+
+
+def replay_median_pruner(trials: Sequence[FrozenTrial], direction: StudyDirection, epochs: int, population: int) -> dict[int, int]:
+    """The trials of a study run without pruning that the default median pruner would have
+    stopped, with the step at which, had the same curves been trained in populations of
+    ``population`` in trial-number order (how one worker sweeps; the sampler's choices, which
+    would have seen the pruned trials, are as they were). Each population is judged epoch by
+    epoch against the earlier populations' trials that ran to the end and its own members
+    (a stopped one with its last value), exactly as ``PopulationMedianPruner`` judges a sweep."""
+    pruner = make_pruner("median", epochs)
+    assert isinstance(pruner, PopulationMedianPruner)
+    finished = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
+    completed: list[_Reported] = []
+    stopped: dict[int, int] = {}
+    for start in range(0, len(finished), population):
+        members = finished[start : start + population]
+        for step in sorted({s for t in members for s in t.intermediate_values}):
+            seen = [
+                _Reported(t.number, {s: v for s, v in t.intermediate_values.items() if s <= stopped.get(t.number, step)})
+                for t in members
+            ]
+            judged = [view for view in seen if view.number not in stopped and view.last_step == step]
+            for number in pruner._judge(judged, completed, seen, direction):
+                stopped[number] = step
+        completed += [_Reported(t.number, dict(t.intermediate_values)) for t in members if t.number not in stopped]
+    return stopped

@@ -8,8 +8,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from study.reporting.analysis import load_studies
@@ -150,3 +152,51 @@ def test_one_pass_judging_prunes_some_and_keeps_some() -> None:
         assert pruner.prune_population(study, {t.number for t in population}) == {
             t.number for t in population[:3]
         }
+
+
+def _unpruned(curves: list[list[float]]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for curve in curves:
+        study.add_trial(
+            optuna.trial.create_trial(value=curve[-1], intermediate_values={s + 1: v for s, v in enumerate(curve)})
+        )
+    return study
+
+
+def test_replaying_stored_curves_stops_the_trials_the_live_pruner_stops() -> None:
+    """The same curves reported live, population by population, to a study with the default
+    median pruner, and replayed from a study that ran them all to the end: the same trials are
+    stopped at the same epochs."""
+    from study.sweep.pruners import make_pruner, replay_median_pruner
+
+    rng, epochs, population = np.random.default_rng(0), 8, 4
+    curves = [list(np.cumsum(rng.uniform(0, 0.1, epochs)) + rng.normal(0, 0.1)) for _ in range(14)]
+    live = optuna.create_study(direction="maximize", pruner=make_pruner("median", epochs))
+    stopped: dict[int, int] = {}
+    for start in range(0, len(curves), population):
+        chunk = curves[start : start + population]
+        trials = [live.ask() for _ in chunk]
+        active = {trial.number: (trial, curve) for trial, curve in zip(trials, chunk)}
+        with live.pruner.judging(active):
+            for step in range(1, epochs + 1):
+                for trial, curve in active.values():
+                    trial.report(curve[step - 1], step)
+                for number in live.pruner.prune_population(live, set(active)):
+                    stopped[number] = step
+                    del active[number]
+        for trial, curve in zip(trials, chunk):
+            live.tell(trial, None if trial.number in stopped else curve[-1],
+                      state=TrialState.PRUNED if trial.number in stopped else TrialState.COMPLETE)  # fmt: skip
+    replayed = replay_median_pruner(_unpruned(curves).trials, StudyDirection.MAXIMIZE, epochs, population)
+    assert stopped and replayed == stopped
+
+
+def test_a_schedule_that_decays_late_is_stopped_before_its_decay() -> None:
+    """Trial 5 trails every other trial until its last two epochs, then ends best: the median
+    pruner, judging from epoch 2, stops it."""
+    from study.sweep.pruners import replay_median_pruner
+
+    steady = [[0.5 + 0.01 * k + 0.02 * e for e in range(8)] for k in range(5)]
+    late = [[0.40] * 6 + [0.70, 0.80]]
+    stopped = replay_median_pruner(_unpruned(steady + late).trials, StudyDirection.MAXIMIZE, 8, 6)
+    assert 5 in stopped and stopped[5] == 2
