@@ -532,7 +532,7 @@ FAMILIES: dict[str, Family] = {
             "multistep",
             multistep,
             {
-                "first_milestone": _float(0.2, 0.6),
+                "first_milestone": _float(0.2, 0.9),
                 "second_milestone": _float(0.6, 0.95),
                 "gamma": _float(0.1, 0.9),
             },
