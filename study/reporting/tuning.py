@@ -21,7 +21,8 @@ from study.reporting.reevaluate import stored_reevaluation
 
 EDGE = 0.05
 """A tuned value within this share of its search range from an end (on the log scale for a
-log-scale parameter) is at the edge: the best may lie beyond the range."""
+log-scale parameter) is at the edge: the best may lie beyond the range. Not a range that starts
+at 0 (no warmup, say): nothing lies below it."""
 
 
 def edge_position(value: float, distribution: BaseDistribution) -> float | None:
@@ -49,7 +50,7 @@ def range_edges_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         for param, value in record["params"].items():
             distribution = best.distributions[param]
             position = edge_position(value, distribution)
-            if position is None or EDGE <= position <= 1 - EDGE:
+            if position is None or EDGE <= position <= 1 - EDGE or (position < EDGE and distribution.low == 0):
                 continue
             rows.append({"family": experiment.family, "repeat": experiment.repeat, "param": param, "value": value,
                          "low": distribution.low, "high": distribution.high,

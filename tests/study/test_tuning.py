@@ -61,6 +61,13 @@ def test_a_stored_best_at_the_top_of_its_lr_range_is_found(tmp_path) -> None:
     assert (row["family"], row["param"], row["side"], row["value"]) == ("constant", "lr", "top", 0.97)
     study.set_user_attr(REEVALUATION, {"trial": 0, "params": {"lr": 0.05}, "runs": []})
     assert tuning.range_edges_frame([study]).empty
+    warmup = {"warmup_fraction": FloatDistribution(0.0, 0.3)}
+    for value in (0.001, 0.299):  # no warmup is a natural end, not a range too narrow
+        study.add_trial(optuna.trial.create_trial(params={"warmup_fraction": value}, distributions=warmup, value=0.5))
+    study.set_user_attr(REEVALUATION, {"trial": 2, "params": {"warmup_fraction": 0.001}, "runs": []})
+    assert tuning.range_edges_frame([study]).empty
+    study.set_user_attr(REEVALUATION, {"trial": 3, "params": {"warmup_fraction": 0.299}, "runs": []})
+    assert tuning.range_edges_frame([study])["side"].tolist() == ["top"]
 
 
 def _trials(family: str, repeat: int, lrs: list[float], values: list[float], states: list[str] | None = None) -> pd.DataFrame:
