@@ -116,7 +116,7 @@ def test_a_companion_stopped_earlier_counts_with_its_last_value() -> None:
 def test_a_population_is_pruned_in_a_studys_first_batch(tmp_path: Path, run_cli) -> None:
     code, _, err = run_cli(
         "run", "--workload", "moons", "--epochs", "8", "--families", "constant", "--no-report",
-        "--trials", "12", "--population", "12", "--out", str(tmp_path),
+        "--trials", "12", "--population", "12", "--pruner", "median", "--out", str(tmp_path),
     )  # fmt: skip
     assert code == 0, err
     [study] = load_studies(str(tmp_path / "optuna.journal")).values()

@@ -98,7 +98,7 @@ def test_rerun_adds_nothing_and_more_trials_add_only_the_difference(run_cli, tmp
 
 def test_same_seed_same_numbers(run_cli, tmp_path: Path) -> None:
     # 8 trials in one population, which the median pruner judges against each other.
-    args = [*SWEEP, *FAMILIES, "--trials", "8"]
+    args = [*SWEEP, *FAMILIES, "--trials", "8", "--pruner", "median"]
     for out in ("a", "b"):
         assert run_cli("run", *args, "--out", str(tmp_path / out))[0] == 0
     assert run_cli("run", *args, "--seed", "1", "--out", str(tmp_path / "c"))[0] == 0
