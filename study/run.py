@@ -46,7 +46,7 @@ run, at 1.2x the trials. On the default sweep, 40 trials instead of 100 cost a f
 best validation accuracy a median 0.0009, at most 0.0027 (wsd): README, How a verdict is reached."""
 
 DEFAULT_POPULATION = 32
-"""Trials trained together by default; measured in the README (Performance)."""
+"""Trials trained together by default; measured in results/PERFORMANCE.md."""
 
 
 def family_list(text: str) -> list[str]:

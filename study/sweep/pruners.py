@@ -50,7 +50,7 @@ class PopulationMedianPruner(optuna.pruners.BasePruner):
     the ones stopped would leave only survivors, whose median climbs each epoch, halving the
     population again and again. Measured with that rule on the default sweeps: 75% of trials
     pruned on digits instead of 45%, 95-98% on mnist1d, where the best tuned accuracy per family
-    fell from 0.6388-0.7075 to 0.6050-0.6888 (measured when the rule was chosen; README, Performance).
+    fell from 0.6388-0.7075 to 0.6050-0.6888 (measured when the rule was chosen; results/PERFORMANCE.md).
 
     Args:
         n_startup_trials: judge only once there are this many reference trials.
