@@ -227,6 +227,7 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                     "test_metric": run["test_metric"],
                     "val_metric": float(kept),
                     "epochs_to_target": run[stored.EPOCHS_TO_TARGET],
+                    "steps_to_target": _steps(run[stored.EPOCHS_TO_TARGET], record["steps_per_epoch"]),
                     "seconds_to_target": run[stored.SECONDS_TO_TARGET],
                     "auc": auc,
                     "diverged": diverged,
@@ -241,11 +242,17 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         "test_metric",
         "val_metric",
         "epochs_to_target",
+        "steps_to_target",
         "seconds_to_target",
         "auc",
         "diverged",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _steps(epochs: int | None, steps_per_epoch: int) -> int | None:
+    """Optimizer steps trained by the end of the epoch that first reached the target."""
+    return None if epochs is None else epochs * steps_per_epoch
 
 
 def curves_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
@@ -314,8 +321,8 @@ def ranking_table(
     reevaluation: pd.DataFrame, trials: pd.DataFrame, hyperparameters: dict[str, dict], metric: Metric
 ) -> pd.DataFrame:
     """Per family, best test metric first: its mean and 95% t-interval over seeds (over tuning
-    runs' means, with several: ``several_tuning_runs``); epochs and seconds to target, median
-    with min and max over runs, where a run that never reached the target counts as infinitely
+    runs' means, with several: ``several_tuning_runs``); epochs (with min and max), optimizer
+    steps and seconds to target, medians over runs, where a run that never reached the target counts as infinitely
     slow (so the median is NaN, "never", when most runs miss); mean normalized AUC; the tuned
     hyperparameters; how the tuning trials ended."""
     rows = []
@@ -324,8 +331,9 @@ def ranking_table(
     for family, runs in reevaluation.groupby("family", sort=False):
         spread = runs.groupby("repeat")["test_metric"].mean() if by_repeat else runs["test_metric"]
         low, high = t_interval(spread.to_numpy(dtype=float))
-        epochs, seconds = (
-            runs[column].astype(float).fillna(np.inf) for column in ("epochs_to_target", "seconds_to_target")
+        epochs, steps, seconds = (
+            runs[column].astype(float).fillna(np.inf)
+            for column in ("epochs_to_target", "steps_to_target", "seconds_to_target")
         )
         row = {
             "family": family,
@@ -338,6 +346,7 @@ def ranking_table(
             "epochs_to_target_min": epochs.min(),
             "epochs_to_target_max": epochs.max(),
             "reached_target": f"{np.isfinite(epochs).sum()}/{len(runs)}",
+            "steps_to_target": steps.median(),
             "seconds_to_target": seconds.median(),
             "seconds_to_target_min": seconds.min(),
             "seconds_to_target_max": seconds.max(),

@@ -78,7 +78,7 @@ def headline(section: Section) -> list[str]:
         lines.append(
             "Fastest to converge (among families not worse than the reference): "
             f"{fastest['family']}, which reaches validation {metric.label} {metric.comparison} {target} in a median "
-            f"{fastest['epochs_to_target']:g} epochs ({fastest['seconds_to_target']:.2f} s; "
+            f"{fastest['epochs_to_target']:g} epochs ({fastest['steps_to_target']:g} optimizer steps; "
             f"{fastest['reached_target'].replace('/', ' of ')} seeds reached it)"
             + (f"; tied on epochs with {', '.join(tied)}, ahead on area under the curve." if tied else ".")
         )
@@ -252,7 +252,7 @@ def _chance_line(section: Section) -> str:
 RANKING_COLUMNS = {
     "family": "family", "verdict": "verdict", "test_metric": "test {metric}", "test_metric_ci_low": "95% CI low", "test_metric_ci_high": "95% CI high",
     "epochs_to_target": "epochs to target (median)", "epochs_to_target_min": "min", "epochs_to_target_max": "max",
-    "reached_target": "seeds reaching", "seconds_to_target": "seconds to target (median)", "auc": "AUC",
+    "reached_target": "seeds reaching", "steps_to_target": "optimizer steps to target (median)", "auc": "AUC",
 }  # fmt: skip
 TUNING_COLUMNS = {
     "family": "family", "hyperparameters": "tuned hyperparameters", "range_edge": "at a search-range edge",
@@ -276,15 +276,24 @@ def _ranking_tables(section: Section) -> list[tuple[str, pd.DataFrame]]:
     ranking = _display(section.ranking, labels)
     for name in (name for name in labels if "to_target" in name):
         # Missing there means a seed (the slowest; most, for the median) never reached the target.
-        decimals = 4 if name.startswith("seconds") else 1
+        decimals = 0 if name.startswith("steps") else 1
         ranking[labels[name]] = [
             "never" if v == "-" or pd.isna(v) else v if isinstance(v, str) else f"{v:.{decimals}f}"
             for v in ranking[labels[name]]
         ]
     return [
-        ("Ranking (re-evaluated on the test split)", ranking),
-        ("What tuning found, and how its trials ended", _display(section.ranking, tuning)),
+        ("Ranking (re-evaluated on the test split)", _without_constant_columns(ranking)),
+        ("What tuning found, and how its trials ended", _without_constant_columns(_display(section.ranking, tuning))),
     ]
+
+
+def _without_constant_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """A shown table without the columns that say the same on every row (the slowest seed's
+    epochs, "never" for every family, say): the CSV keeps them."""
+    if len(table) < 2:
+        return table
+    constant = [name for name in table.columns[1:] if table[name].astype(str).nunique() == 1]
+    return table.drop(columns=constant)
 
 
 def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:

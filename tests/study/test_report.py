@@ -73,8 +73,9 @@ def test_the_page_is_self_contained_and_answers_first(swept: Path) -> None:
         assert (report / f"moons-sgd-{table}.csv").is_file()
     ranking, tuning = (page.index(f"<h3>{title}") for title in ("Ranking", "What tuning found"))
     assert "tuned hyperparameters" in page[tuning:] and "tuned hyperparameters" not in page[ranking:tuning]
-    assert "at chance</th>" in page[tuning:], (
-        "the trial outcomes beside what tuning found, not in the ranking"
+    outcomes = ("complete</th>", "pruned</th>", "failed</th>", "diverged</th>", "at chance</th>")
+    assert not any(column in page[ranking:tuning] for column in outcomes), (
+        "the trial outcomes beside what tuning found (those that differ between families), not in the ranking"
     )
     summary = (report / "summary.md").read_text()
     assert summary.startswith("# Which learning-rate schedule? moons / sgd") and "| family" in summary
@@ -203,6 +204,7 @@ def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:
             "test_metric_ci_low": 0.9,
             "test_metric_ci_high": 0.99,
             "epochs_to_target": [5.0, 5.0, 6.0],
+            "steps_to_target": [300.0, 300.0, 360.0],
             "seconds_to_target": [0.5, 0.1, 0.05],  # b's clock is faster, by noise
             "reached_target": "3/3",
             "auc": [0.91, 0.90, 0.95],
@@ -246,15 +248,22 @@ def test_the_ranking_says_never_where_seeds_never_reached_the_target() -> None:
             "family": ["a", "b"], "seeds": 3, "test_metric": [0.95, 0.94], "test_metric_ci_low": 0.9,
             "test_metric_ci_high": 0.99, "epochs_to_target": [5.5, np.nan], "epochs_to_target_min": [4.0, 3.0],
             "epochs_to_target_max": [7.0, np.nan], "reached_target": ["3/3", "1/3"],
-            "seconds_to_target": [0.023, np.nan], "auc": [0.91, 0.90], "hyperparameters": ["lr=0.1", "lr=0.2"],
+            "steps_to_target": [330.0, np.nan], "auc": [0.91, 0.90], "hyperparameters": ["lr=0.1", "lr=0.2"],
             "complete": [3.0, 2.0], "pruned": [0.0, 1.0], "failed": 0.0, "diverged": 0.0, "at_chance": [0.0, 1.0],
         }
     )  # fmt: skip
     [(_, shown), (_, tuning)] = render._ranking_tables(_section(ranking))
     assert list(shown["epochs to target (median)"]) == ["5.5", "never"]
     assert list(shown["min"]) == ["4", "3"] and list(shown["max"]) == ["7", "never"]
-    assert list(shown["seconds to target (median)"]) == ["0.0230", "never"]
+    assert list(shown["optimizer steps to target (median)"]) == ["330", "never"]
     assert "tuned hyperparameters" not in shown and list(tuning["at chance"]) == ["0", "1"]
+    assert "seconds to target (median)" not in shown  # a member's share of a population's time
+
+
+def test_a_column_that_says_the_same_on_every_row_is_not_shown() -> None:
+    table = pd.DataFrame({"family": ["a", "b"], "max": ["never", "never"], "verdict": ["reference", "worse"]})
+    assert list(render._without_constant_columns(table).columns) == ["family", "verdict"]
+    assert list(render._without_constant_columns(table.head(1)).columns) == ["family", "max", "verdict"]
 
 
 def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_path: Path) -> None:
