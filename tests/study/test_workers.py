@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from study.reporting.analysis import load_studies
+from study.sweep.storage import open_storage
 from study.sweep.workers import counts_as_finished
 from tests.conftest import REPO, SLOW_SWEEP, SWEEP
 
@@ -89,10 +90,11 @@ def test_a_dead_machines_trial_is_redone_after_its_heartbeat_stops(postgres_url:
         pytest.skip("unshare --uts needs root here")
     args = [*SLOW_SWEEP, "--trials", "16", "--heartbeat", "1", "--population", "2"]
     args += ["--out", str(tmp_path), "--storage", postgres_url]
+    watch = open_storage(postgres_url)  # one pool for all the polling: a storage per poll ran out of connections
     doomed = _worker(args, as_other_machine=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until it holds a trial after finishing two
-        trials = load_studies(postgres_url).get("moons-sgd-constant")
+        trials = load_studies(watch).get("moons-sgd-constant")
         if (
             trials
             and sum(map(counts_as_finished, trials.trials)) >= 2
@@ -104,7 +106,7 @@ def test_a_dead_machines_trial_is_redone_after_its_heartbeat_stops(postgres_url:
     doomed.wait()
     held = [
         t.number
-        for t in load_studies(postgres_url)["moons-sgd-constant"].trials
+        for t in load_studies(watch)["moons-sgd-constant"].trials
         if t.state == TrialState.RUNNING
     ]
     assert held, "the killed worker held a trial"
@@ -112,7 +114,7 @@ def test_a_dead_machines_trial_is_redone_after_its_heartbeat_stops(postgres_url:
     survivor = _worker(args)  # same command, this machine
     _finish([survivor])
 
-    study = load_studies(postgres_url)["moons-sgd-constant"]
+    study = load_studies(watch)["moons-sgd-constant"]
     for number in held:
         assert study.trials[number].state == TrialState.FAIL  # failed by the heartbeat check, not counted
     assert sum(map(counts_as_finished, study.trials)) == 16
@@ -143,21 +145,22 @@ def test_a_worker_paused_past_its_heartbeat_drops_the_trials_peers_redid(
         pytest.skip("unshare --uts needs root here")
     args = [*SLOW_SWEEP, "--trials", "12", "--heartbeat", "1", "--population", "2"]
     args += ["--out", str(tmp_path), "--storage", postgres_url]
+    watch = open_storage(postgres_url)  # one pool for all the polling: a storage per poll ran out of connections
     paused = _worker(args, as_other_machine=True)
     deadline = time.monotonic() + 120
     held: list[int] = []
     while not held and time.monotonic() < deadline:  # stopped while it trains a batch
-        study = load_studies(postgres_url).get("moons-sgd-constant")
+        study = load_studies(watch).get("moons-sgd-constant")
         if study and any(t.state == TrialState.RUNNING for t in study.trials):
             paused.send_signal(signal.SIGSTOP)
-            trials = load_studies(postgres_url)["moons-sgd-constant"].trials  # as it holds them now
+            trials = load_studies(watch)["moons-sgd-constant"].trials  # as it holds them now
             if not (held := [t.number for t in trials if t.state == TrialState.RUNNING]):
                 paused.send_signal(signal.SIGCONT)  # it had just told them: try again
         time.sleep(0.02)
     assert held, "the worker never held a trial"
     peer = _worker(args)
     while time.monotonic() < deadline:  # the peer fails the silent trials and redoes them
-        trials = load_studies(postgres_url)["moons-sgd-constant"].trials
+        trials = load_studies(watch)["moons-sgd-constant"].trials
         if all(trials[n].state == TrialState.FAIL for n in held):
             break
         time.sleep(0.1)
@@ -166,7 +169,7 @@ def test_a_worker_paused_past_its_heartbeat_drops_the_trials_peers_redid(
     _, err = paused.communicate(timeout=300)
     assert paused.returncode == 0 and "Traceback" not in err, err
     assert "taken over by another worker" in err
-    trials = load_studies(postgres_url)["moons-sgd-constant"].trials
+    trials = load_studies(watch)["moons-sgd-constant"].trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert 12 <= sum(map(counts_as_finished, trials)) <= 13
     assert all(trials[n].state == TrialState.FAIL and not counts_as_finished(trials[n]) for n in held)
