@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -423,7 +424,9 @@ def _write_pages(
     """Every section's figures, tables, page and summary, written into ``report``."""
     sections = [build_section(group, margin) for group in group_studies(studies).values()]
     html_parts, markdown_parts = [], []
-    for section in sections:
+    for done, section in enumerate(sections, start=1):
+        # Drawing a section takes seconds (tens under load): say which, terminal or not.
+        print(f"drawing the report: {section.name} ({done} of {len(sections)})", file=sys.stderr, flush=True)
         images = {name: _png(figure) for name, figure in figures.draw_section(section).items()}
         for name, image in images.items():
             output.write_file(report / f"{section.name}-{name}.png", image)

@@ -496,3 +496,10 @@ def test_a_study_stored_by_an_earlier_version_is_refused_in_one_line(run_cli, tm
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and "'moons-sgd-cosine' was stored by an earlier version" in err and "margin" in err
     assert journal.read_bytes() == before and not (tmp_path / "report").exists()
+
+
+def test_the_report_says_which_section_it_is_drawing(swept: Path, run_cli) -> None:
+    """Without a terminal (stderr captured here) as on one: a plain line per section."""
+    code, _, err = run_cli("report", "--out", str(swept), "--seeds", "3")
+    assert code == 0, err
+    assert "drawing the report: moons-sgd (1 of 1)" in err
