@@ -173,10 +173,9 @@ def _tuning_variance_line(section: Section) -> str:
 
 def _samples(section: Section) -> str:
     """What an interval is taken over: seeds, or tuning runs each re-evaluated on seeds."""
-    seeds = int(section.ranking["seeds"].max()) if len(section.ranking) else 0
     if section.repeats > 1:
-        return f"{section.repeats} tuning runs (each re-evaluated on the same {seeds} seeds)"
-    return f"{seeds} seeds"
+        return f"{section.repeats} tuning runs (each re-evaluated on the same {section.seeds} seeds)"
+    return f"{section.seeds} seeds"
 
 
 def _interval_covers(section: Section) -> str:
@@ -229,13 +228,12 @@ def _tests(section: Section) -> str:
 
 def _methods(section: Section) -> list[str]:
     e = section.experiment
-    seeds = int(section.ranking["seeds"].max()) if len(section.ranking) else 0
     return [
         f"Workload: {section.workload} ({section.description}); optimizer {e.optimizer_label}; {e.epochs} epochs of batch size {e.batch_size}"
         + (f", early stopping after {e.early_stopping} flat epochs" if e.early_stopping else "") + ".",
         f"Tuning: up to {section.trials_per_family} Optuna trials per family (TPE sampler, seed {e.seed}), each scored by its final validation {section.metric.label}. "
         + (f"Each family was tuned {section.repeats} times (see Tuning variance)." if section.repeats > 1 else "Tuning was run once per family, so tuning variance is not covered (--repeats R measures it)."),
-        f"Final comparison: each family's best trial re-trained with {seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
+        f"Final comparison: each family's best trial re-trained with {section.seeds} fresh seeds (shared across families) and scored on the test split, which tuning never saw.",
         "Splits: train / validation / test, drawn from the seed (stratified for classifiers; contiguous blocks of text, the same for every seed, for language models); tuning uses the sweep seed's split, each re-evaluation run its own seed's. A step is one optimizer update.",
         f"Every interval is a 95% t-interval over {_samples(section)}; it covers {_interval_covers(section)}.",
         f"Converged means validation {section.metric.label} {section.metric.comparison} {section.target}. AUC is the area under the validation-{section.metric.label} curve over the run, divided by its length.",

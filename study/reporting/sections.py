@@ -51,6 +51,11 @@ class Section:
         return f"{self.workload}-{self.optimizer}"
 
     @property
+    def seeds(self) -> int:
+        """Re-evaluation seeds per tuning run (0 before any re-evaluation)."""
+        return int(self.ranking["seeds"].max()) if len(self.ranking) else 0
+
+    @property
     def reference(self) -> str:
         """The family the others are tested against: the pairwise table's, or the only one."""
         return str(self.pairwise["reference"].iloc[0]) if len(self.pairwise) else str(self.ranking["family"].iloc[0])

@@ -13,11 +13,13 @@ import numpy as np
 import optuna
 import pandas as pd
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from objectives import stored
 from objectives.metrics import Metric
 from study.reporting.analysis import expected_best_frame, t_interval
 from study.reporting.reevaluate import stored_reevaluation
+from study.sweep.pruners import replay_median_pruner
 
 EDGE = 0.05
 """A tuned value within this share of its search range from an end (on the log scale for a
@@ -148,15 +150,14 @@ def pruning_replay_frame(studies: Iterable[optuna.Study], population: int, top: 
     configurations, and what share of all its trials, the default median pruner would have
     stopped (``replay_median_pruner``, populations of ``population``). Columns: family, repeat,
     top_stopped, stopped_share."""
-    from study.sweep.pruners import replay_median_pruner
-
     rows = []
     for study in studies:
-        experiment = stored.stored_experiment(study.user_attrs)
+        attrs = study.user_attrs  # a deep copy on every access: read it once
+        experiment, metric = stored.stored_experiment(attrs), stored.stored_metric(attrs)
         trials = study.get_trials(deepcopy=False)
         stopped = replay_median_pruner(trials, study.direction, experiment.epochs, population)
-        complete = [t for t in trials if t.state.name == "COMPLETE"]
-        best = sorted(complete, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")[:top]
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        best = sorted(complete, key=lambda t: -metric.sign * t.value)[:top]
         rows.append({"family": experiment.family, "repeat": experiment.repeat,
                      "top_stopped": sum(t.number in stopped for t in best),
                      "stopped_share": len(stopped) / max(1, len(complete))})  # fmt: skip
