@@ -327,7 +327,10 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     except RunStopped as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except OSError as error:
+    except BrokenPipeError:  # output piped into head or less, which closed early: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(141)
+    except OSError as error:  # after BrokenPipeError, which is one
         if (code := _os_error_exit(error)) is None:
             raise
         sys.exit(code)
@@ -337,9 +340,6 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
             "interrupted; finished trials are stored, run the same command again to resume", file=sys.stderr
         )
         sys.exit(130)
-    except BrokenPipeError:  # output piped into head or less, which closed early: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        sys.exit(141)
     sys.exit(0)
 
 

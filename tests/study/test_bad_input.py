@@ -9,6 +9,7 @@ directory with ``a_file`` (a plain file), ``garbage.journal`` (not a journal), `
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -452,3 +453,15 @@ def test_a_place_the_command_may_not_use_is_one_line(case: str, stored: Path, tm
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "Traceback" not in done.stderr and message.format(**places) in done.stderr, done.stderr
     assert (read_only / "optuna.journal").read_bytes() == before
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    """A reader that closes the pipe early (``| head``) is not an error: no traceback, exit 141
+    (it used to be caught by the general file-error handler first and shown whole)."""
+    lines = "from study.cli import run_main\nrun_main(lambda argv: [print(k) for k in range(100_000)])\n"
+    done = subprocess.run(
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(lines)} | head -1",
+        shell=True, capture_output=True, text=True, cwd=REPO, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, executable="/bin/bash",
+    )  # fmt: skip
+    assert done.stdout == "0\n" and "Traceback" not in done.stderr, done.stderr
