@@ -36,8 +36,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--seeds",
         type=positive_int,
-        default=DEFAULT_SEEDS,
-        help=f"re-evaluation seeds per family, each also drawing the data split (default {DEFAULT_SEEDS})",
+        help="re-evaluation seeds per family, each also drawing the data split (default: as many as "
+        f"each study's stored re-evaluation has, so nothing is re-trained; {DEFAULT_SEEDS} for one without)",
     )
     add_data_dir_argument(parser)
     add_margin_argument(parser)

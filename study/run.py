@@ -11,6 +11,7 @@ import errno
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,9 +31,11 @@ from study.cli import (
     positive_int,
     run_main,
     storage_spec,
+    workload_list,
 )
 from study.errors import RunStopped, UsageError
 from study.places import is_database_url
+from study.suites import SUITES, suite_name
 from study.sweep.pruners import PRUNERS
 
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
@@ -44,6 +47,9 @@ DEFAULT_TRIALS, DEFAULT_REPEATS = 40, 3
 """Three tuning runs of 40 trials per family, not one of 100: a verdict then covers the tuning
 run, at 1.2x the trials. On the default sweep, 40 trials instead of 100 cost a family's expected
 best validation accuracy a median 0.0009, at most 0.0027 (wsd): README, How a verdict is reached."""
+
+SUITE_SETS = ("workload", "trials", "seeds", "epochs", "repeats")
+"""What ``--suite`` fixes per workload; given beside it, one of them is a usage error."""
 
 DEFAULT_POPULATION = 32
 """Trials trained together by default; measured in results/PERFORMANCE.md."""
@@ -88,9 +94,14 @@ def usable_families(families: list[str] | None, experiment: Experiment) -> list[
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.run", description=__doc__)
     parser.add_argument(
+        "--suite",
+        type=suite_name,
+        help=f"run a named cross-workload study ({', '.join(SUITES)}): its workloads, each with its own trials, "
+        "epochs and seeds, and its tuning runs, into OUT (default results/SUITE); study/suites.py",
+    )
+    parser.add_argument(
         "--trials",
         type=positive_int,
-        default=DEFAULT_TRIALS,
         help=f"finished trials per family and tuning run (default {DEFAULT_TRIALS})",
     )
     parser.add_argument(
@@ -122,7 +133,6 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--seeds",
         type=positive_int,
-        default=DEFAULT_SEEDS,
         help=f"report: re-evaluation seeds per family, each also drawing the data split (default {DEFAULT_SEEDS})",
     )
     add_margin_argument(parser)
@@ -130,7 +140,6 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--repeats",
         type=positive_int,
-        default=DEFAULT_REPEATS,
         help="independent tuning runs per family (their own sampler seeds, --trials each); each verdict "
         f"takes a run as one sample, so it covers the tuning run (default {DEFAULT_REPEATS}; 1: seeds only)",
     )
@@ -145,7 +154,44 @@ def build_parser() -> ArgumentParser:
         metavar="SECONDS",
         help="database storages: a running trial's heartbeat interval; one silent for 3x as long is redone (default 10)",
     )
+    parser.set_defaults(workload=None, out=None)  # None: not given, so --suite may set it
     return parser
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One workload of the sweep: its budget and its studies (one per family and tuning run)."""
+
+    workload: Workload
+    trials: int
+    seeds: int
+    experiments: list[Experiment]
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments with every default filled in: a suite's, else the single sweep's."""
+    args = build_parser().parse_args(argv)
+    if args.suite is not None:
+        given = [f"--{name}" for name in SUITE_SETS if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"--suite {args.suite.name} sets {', '.join(given)} for each workload; drop them")
+    args.workload = args.workload or workload_list("digits")
+    args.trials, args.seeds = args.trials or DEFAULT_TRIALS, args.seeds or DEFAULT_SEEDS
+    args.repeats = args.repeats or (args.suite.repeats if args.suite else DEFAULT_REPEATS)
+    args.out = args.out or Path("results", args.suite.name if args.suite else "")
+    return args
+
+
+def sweep_plans(args: argparse.Namespace) -> list[Plan]:
+    """The workloads to sweep, in order, each with its budget: the suite's, or the arguments'."""
+    if args.suite is None:
+        return [Plan(w, args.trials, args.seeds, _experiments(args, w)) for w in args.workload]
+    plans = []
+    for part in args.suite.parts:
+        workload = workload_list(part.workload)[0]
+        of_part = argparse.Namespace(**{**vars(args), "epochs": part.epochs})
+        plans.append(Plan(workload, part.trials, part.seeds, _experiments(of_part, workload)))
+    return plans
 
 
 def _experiments(args: argparse.Namespace, workload: Workload) -> list[Experiment]:
@@ -157,9 +203,7 @@ def _experiments(args: argparse.Namespace, workload: Workload) -> list[Experimen
     ]
 
 
-def _checked_journal(
-    spec: str, workloads: dict[str, Workload], plans: dict[str, list[Experiment]]
-) -> optuna.storages.BaseStorage | None:
+def _checked_journal(spec: str, plans: list[Plan]) -> optuna.storages.BaseStorage | None:
     """An existing journal, opened, once every study it holds of this sweep proved made with the
     sweep's settings: said before the data and torch load. None for a new journal or a database
     (opening one creates its tables: that waits until the data has loaded)."""
@@ -169,8 +213,9 @@ def _checked_journal(
     from study.sweep.stored_settings import check_stored_settings
 
     storage = open_storage(spec, create=False)
-    for experiment in (e for experiments in plans.values() for e in experiments):
-        check_stored_settings(storage, experiment, workloads[experiment.workload])
+    for plan in plans:
+        for experiment in plan.experiments:
+            check_stored_settings(storage, experiment, plan.workload)
     return storage
 
 
@@ -224,48 +269,43 @@ def _disk_full(spec: str, wanted: int) -> str:
 
 
 def _sweep_workload(
-    args: argparse.Namespace,
-    spec: str,
-    storage: optuna.storages.BaseStorage,
-    workload: Workload,
-    experiments: list[Experiment],
-    data: Splits,
+    args: argparse.Namespace, spec: str, storage: optuna.storages.BaseStorage, plan: Plan, data: Splits
 ) -> list[optuna.Study]:
     """One workload's studies topped up (in ``--jobs`` processes where there are several), then
     summed up on stdout."""
     from study.sweep.jobs import SweepSettings, run_sweep_in_processes
     from study.sweep.top_up import run_sweep
 
+    workload, experiments = plan.workload, plan.experiments
     if args.lr_range == "auto":
         experiments = _with_lr_range_test(args, workload, experiments)
     if args.jobs > 1 and len(experiments) > 1:
         settings = SweepSettings(
-            spec, args.heartbeat, args.trials, args.pruner, args.population, args.device, args.threads
+            spec, args.heartbeat, plan.trials, args.pruner, args.population, args.device, args.threads
         )
         studies = run_sweep_in_processes(
             storage, workload, experiments, data, settings, jobs=args.jobs, run_command=run_main
         )
     else:
         studies = run_sweep(
-            storage, workload, experiments, data, trials=args.trials, pruner=args.pruner,
+            storage, workload, experiments, data, trials=plan.trials, pruner=args.pruner,
             population=args.population, device=args.device,
         )  # fmt: skip
-    _print_summary(workload, experiments, studies, args.trials)
+    _print_summary(workload, experiments, studies, plan.trials)
     return studies
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     check_device(args.device)
-    workloads = {workload.name: workload for workload in args.workload}
-    plans = {name: _experiments(args, workload) for name, workload in workloads.items()}
+    plans = sweep_plans(args)
     spec = storage_spec(args.storage, args.out)
     from study.sweep.storage import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
-    journal = _checked_journal(spec, workloads, plans) if args.lr_range == "default" else None
+    journal = _checked_journal(spec, plans) if args.lr_range == "default" else None
     # Before anything is written; a missing or damaged file is said before torch loads.
-    data = {name: load_splits(workload, args.seed, args.data_dir) for name, workload in workloads.items()}
+    data = [load_splits(plan.workload, args.seed, args.data_dir) for plan in plans]
     import torch
 
     from study.reporting.output import check_report_place
@@ -279,21 +319,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     storage = journal or open_storage(spec, heartbeat=args.heartbeat)
     swept: list[optuna.Study] = []
     try:
-        for name, experiments in plans.items():  # one workload after another, into one storage
-            swept += _sweep_workload(args, spec, storage, workloads[name], experiments, data[name])
+        for plan, splits in zip(plans, data):  # one workload after another, into one storage
+            swept += _sweep_workload(args, spec, storage, plan, splits)
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise
-        raise RunStopped(_disk_full(spec, args.trials * sum(map(len, plans.values())))) from None
+        raise RunStopped(_disk_full(spec, sum(plan.trials * len(plan.experiments) for plan in plans))) from None
     if not args.no_report:
         from study.reporting.analysis import load_studies
 
-        page, answers = reevaluate_and_publish(swept, list(load_studies(storage).values()), args)
+        seeds = {plan.workload.name: plan.seeds for plan in plans}
+        page, answers = reevaluate_and_publish(swept, list(load_studies(storage).values()), args, seeds)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))
         print(f"\nReport: {page}")
     print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
-
 
 if __name__ == "__main__":
     run_main(main)

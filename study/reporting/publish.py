@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,13 +16,17 @@ if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known
 
 
 def reevaluate_and_publish(
-    refreshed: Sequence[optuna.Study], every: Sequence[optuna.Study], args: argparse.Namespace
+    refreshed: Sequence[optuna.Study],
+    every: Sequence[optuna.Study],
+    args: argparse.Namespace,
+    seeds: Mapping[str, int] | None = None,
 ) -> tuple[Path, list[str]]:
     """Re-evaluate ``refreshed`` where needed, then publish the report of ``every`` study, as the
-    command line (``run`` or ``report``) asks."""
+    command line (``run`` or ``report``) asks: ``seeds`` per workload, else ``args.seeds`` for
+    every one, else (None) as many as each study's stored re-evaluation has."""
     refresh_reevaluations(
-        refreshed, seeds=args.seeds, data_dir=args.data_dir, device=args.device, jobs=args.jobs,
-        threads=args.threads,
+        refreshed, seeds=_seed_counts(seeds, args.seeds), data_dir=args.data_dir, device=args.device,
+        jobs=args.jobs, threads=args.threads,
     )  # fmt: skip
     return publish(refreshed, every, args.out, args.margin, args.artifact_dir)
 
@@ -50,26 +54,43 @@ def publish(
     return page, answers
 
 
+def _seed_counts(per_workload: Mapping[str, int] | None, every: int | None) -> Callable[[optuna.Study], int]:
+    """A study's re-evaluation seed count: its workload's, else ``every``'s, else its stored
+    re-evaluation's (so a report rebuilt from a storage re-trains nothing), else the default."""
+    from objectives.stored import stored_experiment
+    from study.cli import DEFAULT_SEEDS
+    from study.reporting.reevaluate import stored_reevaluation
+
+    def seeds(study: optuna.Study) -> int:
+        workload = stored_experiment(study.user_attrs).workload
+        if per_workload and workload in per_workload:
+            return per_workload[workload]
+        stored = stored_reevaluation(study)
+        return every or (len(stored["seeds"]) if stored else DEFAULT_SEEDS)
+
+    return seeds
+
+
 def refresh_reevaluations(
-    studies: Sequence[optuna.Study], *, seeds: int, data_dir: Path | None, device: str = "cpu",
-    jobs: int = 1, threads: int = 1,
+    studies: Sequence[optuna.Study], *, seeds: Callable[[optuna.Study], int], data_dir: Path | None,
+    device: str = "cpu", jobs: int = 1, threads: int = 1,
 ) -> None:  # fmt: skip
-    """Re-evaluate every study whose stored re-evaluation is missing or out of date, those of one
-    workload together (``reevaluate_together``, seeds shared among ``jobs`` processes), with
-    progress per seed."""
+    """Re-evaluate every study whose stored re-evaluation is missing or out of date (``seeds``:
+    each study's seed count), those of one workload together (``reevaluate_together``, seeds
+    shared among ``jobs`` processes), with progress per seed."""
     from tqdm import tqdm
 
     from study.reporting.reevaluate import is_current, reevaluate_together, same_training
 
     groups: dict[tuple, list[optuna.Study]] = {}
     for study in studies:
-        if study.best_trials and not is_current(study, seeds):
-            groups.setdefault(same_training(study), []).append(study)
-    for (workload, *_), group in groups.items():
-        what = f"re-evaluating {workload}: {len(group)} tuned configurations x {seeds} seeds"
-        with tqdm(total=seeds, desc=what, unit="seed", disable=None) as bar:
+        if study.best_trials and not is_current(study, seeds(study)):
+            groups.setdefault((*same_training(study), seeds(study)), []).append(study)
+    for (workload, *_, count), group in groups.items():
+        what = f"re-evaluating {workload}: {len(group)} tuned configurations x {count} seeds"
+        with tqdm(total=count, desc=what, unit="seed", disable=None) as bar:
             reevaluate_together(
-                group, seeds, data_dir=data_dir, device=device, jobs=jobs, threads=threads,
+                group, count, data_dir=data_dir, device=device, jobs=jobs, threads=threads,
                 on_seed=_progress(bar, what),
             )  # fmt: skip
 

@@ -1,0 +1,63 @@
+"""Named cross-workload studies: which workloads, and each one's budget (``--suite``).
+
+The ``standard`` suite is the study whose answer the README gives (``results/standard/``): every
+family on four workloads, three tuning runs each, budgets chosen so that the whole suite finishes
+in under two hours on a 2-core CPU machine with ``--jobs 2`` (README, The answer). ``smoke`` is
+the same command at a budget that only checks it still runs, on the workloads that need no
+downloaded data; the test suite runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SuitePart:
+    """One workload of a suite and its budget."""
+
+    workload: str
+    trials: int  # finished trials per family and tuning run
+    seeds: int  # re-evaluation seeds per family and tuning run
+    epochs: int | None = None  # None: the workload's own
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    parts: tuple[SuitePart, ...]
+    repeats: int  # tuning runs per family, on every workload
+
+
+SUITES = {
+    suite.name: suite
+    for suite in (
+        Suite(
+            "standard",
+            (
+                SuitePart("digits", trials=40, seeds=20),
+                SuitePart("mnist1d", trials=30, seeds=10),
+                SuitePart("mnist1d-cnn", trials=10, seeds=8),
+                SuitePart("shakespeare", trials=6, seeds=5),
+            ),
+            repeats=3,
+        ),
+        Suite(
+            "smoke",
+            (
+                SuitePart("digits", trials=2, seeds=2, epochs=2),
+                SuitePart("mnist1d", trials=2, seeds=2, epochs=2),
+                SuitePart("mnist1d-cnn", trials=2, seeds=2, epochs=2),
+            ),
+            repeats=2,
+        ),
+    )
+}
+
+
+def suite_name(text: str) -> Suite:
+    """An argparse type: a suite by name."""
+    if text not in SUITES:
+        raise argparse.ArgumentTypeError(f"unknown suite {text!r}; choose from: {', '.join(SUITES)}")
+    return SUITES[text]
