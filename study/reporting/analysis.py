@@ -494,10 +494,12 @@ def performance_profile_frame(
     reevaluation: pd.DataFrame, taus: Sequence[float] | None = None
 ) -> pd.DataFrame:
     """AlgoPerf-style profile over workloads: for each family and tau, the share of workloads on
-    which its median seconds to target is within tau times the fastest family's. A family that
-    never reaches a workload's target counts as never within. Columns: family, tau, share."""
+    which its median optimizer steps to target is within tau times the fastest family's (steps,
+    not seconds: a member's seconds are its share of a population's time, which no lone run
+    sees). A family that never reaches a workload's target counts as never within. Columns:
+    family, tau, share."""
     taus = np.linspace(1, 4, 61) if taus is None else np.asarray(taus)
-    times = reevaluation.groupby(["workload", "family"])["seconds_to_target"].median().unstack("family")
+    times = reevaluation.groupby(["workload", "family"])["steps_to_target"].median().unstack("family")
     ratios = times.div(times.min(axis=1), axis=0).fillna(np.inf)
     rows = [
         {"family": family, "tau": float(tau), "share": float((ratios[family] <= tau).mean())}

@@ -14,7 +14,7 @@ from objectives import stored
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from study.errors import UsageError
-from study.reporting import analysis, tuning
+from study.reporting import analysis, recommend, tuning
 from study.reporting.reevaluate import stored_reevaluation
 
 
@@ -144,10 +144,33 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list
     return groups
 
 
+def compared_sections(sections: Sequence[Section]) -> list[Section]:
+    """The sections with a pairwise comparison: the ones the cross-workload answer spans."""
+    return [s for s in sections if len(s.pairwise)]
+
+
+def recommendation(sections: Sequence[Section]) -> recommend.Recommendation | None:
+    """With two or more compared sections: the recommended family by the rule of
+    ``study/reporting/recommend.py``, with its bootstrap shares over tuning runs; None with fewer."""
+    compared = compared_sections(sections)
+    if len(compared) < 2:
+        return None
+    return recommend.recommend(
+        [
+            recommend.WorkloadRuns.from_frames(
+                s.name, s.reference, s.metric.sign, s.margin, s.reevaluation, s.lr_bands
+            )
+            for s in compared
+        ]
+    )
+
+
 def cross_workload_frame(sections: Sequence[Section]) -> pd.DataFrame | None:
-    """With two or more compared sections: every family's verdict and gap on each, and its
-    AlgoPerf profile score over time to target (taus 1 to 4, r_max); None with fewer."""
-    compared = [s for s in sections if len(s.pairwise)]
+    """With two or more compared sections: every family's verdict and gap on each, its worst gap,
+    how forgiving it is (LR band decades, averaged over workloads), how often the recommendation
+    rule picks it, and its AlgoPerf profile score over steps to target (taus 1 to 4, r_max);
+    None with fewer."""
+    compared = compared_sections(sections)
     if len(compared) < 2:
         return None
     table = analysis.cross_workload_table(
@@ -158,6 +181,9 @@ def cross_workload_frame(sections: Sequence[Section]) -> pd.DataFrame | None:
     )  # fmt: skip
     if not len(table):
         return None
+    picked = recommendation(compared)
+    table["lr_band_decades"] = table["family"].map(picked.forgiveness)
+    table["picked_share"] = table["family"].map(picked.shares).fillna(0.0)
     runs = pd.concat([s.reevaluation.assign(workload=s.name) for s in compared])
     scores = analysis.profile_score(analysis.performance_profile_frame(runs))
     table["profile_score"] = table["family"].map(scores)

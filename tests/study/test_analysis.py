@@ -103,6 +103,7 @@ def _reevaluation(
     test_accs: dict[str, list[float]],
     seconds: dict[str, list[float | None]] | None = None,
     workload: str = "w",
+    steps: dict[str, list[int]] | None = None,
 ) -> pd.DataFrame:
     rows = []
     for family, accs in test_accs.items():
@@ -110,7 +111,7 @@ def _reevaluation(
             reached = (seconds or {}).get(family, [1.0] * len(accs))[seed]
             rows.append({"workload": workload, "family": family, "repeat": 0, "seed": seed, "test_metric": acc, "val_metric": acc,
                          "epochs_to_target": None if reached is None else 3,
-                         "steps_to_target": None if reached is None else 60,
+                         "steps_to_target": None if reached is None else (steps or {}).get(family, [60] * len(accs))[seed],
                          "seconds_to_target": reached, "auc": 0.8, "diverged": False})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -159,8 +160,9 @@ def test_ranking_counts_seeds_that_never_converge_as_never() -> None:
 
 def test_performance_profile_over_two_workloads() -> None:
     runs = pd.concat([
-        _reevaluation({"a": [0.9], "b": [0.9]}, seconds={"a": [1.0], "b": [2.0]}, workload="w1"),
-        _reevaluation({"a": [0.9], "b": [0.9]}, seconds={"a": [3.0], "b": [1.0]}, workload="w2"),
+        # Seconds say the opposite of steps: the profile goes by steps.
+        _reevaluation({"a": [0.9], "b": [0.9]}, seconds={"a": [9.0], "b": [1.0]}, workload="w1", steps={"a": [100], "b": [200]}),
+        _reevaluation({"a": [0.9], "b": [0.9]}, seconds={"a": [1.0], "b": [9.0]}, workload="w2", steps={"a": [300], "b": [100]}),
     ])  # fmt: skip
     profile = analysis.performance_profile_frame(runs, taus=[1.0, 2.0, 3.0]).set_index(["family", "tau"])[
         "share"
