@@ -10,8 +10,10 @@ import argparse
 import errno
 import os
 import re
+import shlex
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -33,6 +35,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """The arguments, with the command line as typed (``command``) and when it started
+        (``started``, ``time.monotonic()``): what a report says it was made by."""
+        parsed = super().parse_args(args, namespace)
+        typed = sys.argv[1:] if args is None else list(args)
+        parsed.command, parsed.started = f"{self.prog} {shlex.join(typed)}".strip(), time.monotonic()
+        return parsed
 
 
 def plain_text(docstring: str | None) -> str | None:

@@ -28,7 +28,10 @@ def reevaluate_and_publish(
         refreshed, seeds=_seed_counts(seeds, args.seeds), data_dir=args.data_dir, device=args.device,
         jobs=args.jobs, threads=args.threads,
     )  # fmt: skip
-    return publish(refreshed, every, args.out, args.margin, args.artifact_dir)
+    from study.reporting.provenance import provenance_line
+
+    made_by = provenance_line(args.command, args.started)
+    return publish(refreshed, every, args.out, args.margin, args.artifact_dir, made_by)
 
 
 def publish(
@@ -37,6 +40,7 @@ def publish(
     out: Path,
     margin: float | None,
     artifact_dir: Path | None,
+    made_by: str = "",
 ) -> tuple[Path, list[str]]:
     """The report's outputs: the dashboard figures of the studies just re-evaluated, the page
     from every study in the storage, and, with ``artifact_dir``, its files as the studies'
@@ -47,7 +51,7 @@ def publish(
 
     for study in refreshed:
         publish_figures(study)
-    page, answers = write_report(every, out, margin)
+    page, answers = write_report(every, out, margin, made_by)
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         upload_report_files(every, page.parent, artifact_dir)

@@ -20,17 +20,20 @@ from study.reporting import figures, output, tuning
 from study.reporting.sections import (
     Section,
     build_section,
+    compared_sections,
     cross_workload_frame,
     group_studies,
     performance_profiles,
+    recommendation,
 )
 
 
-def _png(figure: Figure) -> bytes:
+def _png(figure: Figure, made_by: str) -> bytes:
     """The figure as it is laid out (constrained layout fits every label and legend already; a
-    "tight" bounding box drew each figure twice, a third of the report's drawing time)."""
+    "tight" bounding box drew each figure twice, a third of the report's drawing time), with
+    where it came from in the PNG's Description text."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format="png", dpi=110, metadata={"Description": made_by})
     return buffer.getvalue()
 
 
@@ -404,20 +407,27 @@ def _markdown_section(section: Section) -> str:
 
 
 def write_report(
-    studies: Sequence[optuna.Study], out: Path, margin: float | None = None
+    studies: Sequence[optuna.Study], out: Path, margin: float | None = None, made_by: str = ""
 ) -> tuple[Path, list[str]]:
     """Write ``out/report/`` from the stored studies (and their stored re-evaluations); return
-    the page and its headlines, which the terminal shows too (one answer, not two)."""
+    the page and its headlines, which the terminal shows too (one answer, not two). Every file
+    states ``made_by`` (``provenance.provenance_line``): the page and summary in a line, each
+    CSV in a first ``#`` line (``pandas.read_csv(..., comment="#")``), each PNG in its
+    Description."""
     with output.staged_report(out) as report:
-        sections, across = _write_pages(studies, report, margin)
+        sections, across = _write_pages(studies, report, margin, made_by)
     answers = [f"{s.workload} with {s.optimizer}: " + " ".join(headline(s)) for s in sections]
     if across is not None:
         answers.insert(0, f"Across workloads: {across[1]}")
     return out / "report" / "index.html", answers
 
 
+def _csv(table: pd.DataFrame, made_by: str) -> str:
+    return f"# {made_by}\n{table.to_csv(index=False)}" if made_by else table.to_csv(index=False)
+
+
 def _write_pages(
-    studies: Sequence[optuna.Study], report: Path, margin: float | None
+    studies: Sequence[optuna.Study], report: Path, margin: float | None, made_by: str
 ) -> tuple[list[Section], tuple[pd.DataFrame, str] | None]:
     """Every section's figures, tables, page and summary, written into ``report``."""
     sections = [build_section(group, margin) for group in group_studies(studies).values()]
@@ -425,26 +435,28 @@ def _write_pages(
     for done, section in enumerate(sections, start=1):
         # Drawing a section takes seconds (tens under load): say which, terminal or not.
         print(f"drawing the report: {section.name} ({done} of {len(sections)})", file=sys.stderr, flush=True)
-        images = {name: _png(figure) for name, figure in figures.draw_section(section).items()}
+        images = {name: _png(figure, made_by) for name, figure in figures.draw_section(section).items()}
         for name, image in images.items():
             output.write_file(report / f"{section.name}-{name}.png", image)
         for name in ("ranking", "pairwise", "trials", "reevaluation"):
             table = getattr(section, name)
-            output.write_file(report / f"{section.name}-{name}.csv", table.to_csv(index=False))
+            output.write_file(report / f"{section.name}-{name}.csv", _csv(table, made_by))
         html_parts.append(_html_section(section, images))
         markdown_parts.append(_markdown_section(section))
-    html_parts += _performance_profiles(sections, report)
+    html_parts += _performance_profiles(sections, report, made_by)
     across = across_workloads(sections)
     if across is not None:
         table, verdict = across
-        output.write_file(report / "across_workloads.csv", table.to_csv(index=False))
+        output.write_file(report / "across_workloads.csv", _csv(table, made_by))
         html_parts.insert(
             0,
             f'<h2>Across workloads</h2><div class="headline"><p>{html.escape(verdict)}</p></div>'
-            + _display(table).to_html(index=False, na_rep="-"),
+            + _cross_workload_shown(table).to_html(index=False, na_rep="-"),
         )
         markdown_parts.insert(
-            0, f"## Across workloads\n\n{verdict}\n\n{_display(table).to_markdown(index=False)}\n"
+            0,
+            f"## Across workloads\n\n{verdict}\n\n"
+            f"{_cross_workload_shown(table).to_markdown(index=False)}\n",
         )
     title = "Which learning-rate schedule? " + ", ".join(f"{s.workload} / {s.optimizer}" for s in sections)
     page = (
@@ -452,36 +464,73 @@ def _write_pages(
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         '<p class="muted">Every schedule family tuned by Optuna with the same budget, then its best configuration '
         "re-trained over several seeds and scored on a test split that tuning never saw.</p>"
+        + (f'<p class="muted">{html.escape(made_by)}</p>' if made_by else "")
         + "\n".join(html_parts) + "</body></html>"
     )  # fmt: skip
     output.write_file(report / "index.html", page)
-    output.write_file(report / "summary.md", f"# {title}\n\n" + "\n".join(markdown_parts))
+    made = f"{made_by}\n\n" if made_by else ""
+    output.write_file(report / "summary.md", f"# {title}\n\n{made}" + "\n".join(markdown_parts))
     return sections, across
 
 
 def across_workloads(sections: Sequence[Section]) -> tuple[pd.DataFrame, str] | None:
     """With two or more compared sections: the cross-workload table (``cross_workload_frame``)
-    and the robust choice, in one sentence."""
-    compared = [s for s in sections if len(s.pairwise)]
+    and the answer, in words: the rule's pick, how often resampled tuning runs agree, and the
+    safest and fastest families."""
     table = cross_workload_frame(sections)
     if table is None:
         return None
-    robust = table.iloc[0]
+    compared = compared_sections(sections)
+    picked = recommendation(compared)
+    margins = ", ".join(f"{s.margin:g} on {s.workload}" for s in compared)
+    rule = (
+        f"the rule “of the families never worse than a workload's reference by more than its margin ({margins}; "
+        "mean test metric), the most forgiving to a mistuned LR (widest LR band, averaged over the workloads)”"
+    )
+    if picked.family is None:
+        answer = f"No family is within the margin of the reference on all {len(compared)} workloads, so {rule} picks none."
+    else:
+        others = len(picked.eligible) - 1
+        answer = (
+            f"Recommended: {picked.family} (LR band {picked.forgiveness[picked.family]:.2f} decades), by {rule}; "
+            f"{others} other famil{'y' if others == 1 else 'ies'} also stay within the margins."
+        )
+    shown = picked.shares[picked.shares >= 0.005]
+    shares = ", ".join(f"{family} {share:.0%}" for family, share in shown.items())
+    robust, fastest = table.iloc[0], table.loc[table["profile_score"].idxmax()]
+    speed = (
+        f"Fewest steps to target across the workloads: {fastest['family']} (AlgoPerf profile score "
+        f"{fastest['profile_score']:.2f} of 1, r_max = 4)."
+        if fastest["profile_score"] > 0
+        else "No family reaches the target on any workload within 4 times the fastest's steps."
+    )
     verdict = (
-        f"Robust choice: {robust['family']}, whose worst gap to a workload's reference is {robust['worst_gap_pct']:+.2f}% "
-        f"of that reference's test metric (negative: worse) over {len(compared)} workloads; the fastest to target "
-        f"across them by AlgoPerf's profile score (r_max = 4): {table.loc[table['profile_score'].idxmax(), 'family']} "
-        f"({table['profile_score'].max():.2f} of 1). Gaps are single re-evaluations per workload: see each "
-        "section for their intervals."
+        f"{answer} With each family's tuning runs resampled ({picked.draws:,} bootstrap draws), the rule picks {shares}. "
+        f"Smallest worst gap: {robust['family']}, {robust['worst_gap_pct']:+.2f}% of the reference's test metric. "
+        f"{speed} Gaps are point estimates: see each workload's section for their intervals."
     )
     return table, verdict
 
 
-def _performance_profiles(sections: Sequence[Section], report: Path) -> list[str]:
+CROSS_WORKLOAD_COLUMNS = {
+    "worst_gap_pct": "worst gap %", "lr_band_decades": "LR band (decades)",
+    "picked_share": "picked by the rule (bootstrap share)", "profile_score": "profile score (steps to target)",
+}  # fmt: skip
+"""The cross-workload table's own headers as a reader sees them; per-workload columns are named
+already ("<workload> verdict", "<workload> gap %")."""
+
+
+def _cross_workload_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """Gaps, bands and scores to 2 decimals, the rule's share in whole percent."""
+    shown = table.assign(picked_share=[f"{share:.0%}" for share in table["picked_share"]])
+    return _display(shown.round(2)).rename(columns=CROSS_WORKLOAD_COLUMNS)
+
+
+def _performance_profiles(sections: Sequence[Section], report: Path, made_by: str) -> list[str]:
     """Each optimizer's performance profile across its workloads, drawn, written and shown."""
     parts = []
     for optimizer, (profile, order, workloads) in performance_profiles(sections).items():
-        image = _png(figures.performance_profile(profile, order))
+        image = _png(figures.performance_profile(profile, order), made_by)
         output.write_file(report / f"{optimizer}-performance_profile.png", image)
         parts.append(
             f'<h2>Across workloads ({html.escape(optimizer)})</h2><figure><img src="data:image/png;base64,'

@@ -30,7 +30,7 @@ def test_new_families_sweep_and_report_beside_an_old_one(run_cli, tmp_path: Path
     )
     studies = load_studies(str(tmp_path / "optuna.journal"))
     assert sorted(studies) == sorted(f"moons-sgd-{family}" for family in ["cosine", *NEW_FAMILIES])
-    ranking = pd.read_csv(tmp_path / "report" / "moons-sgd-ranking.csv")
+    ranking = pd.read_csv(tmp_path / "report" / "moons-sgd-ranking.csv", comment="#")
     assert set(ranking["family"]) == {"cosine", *NEW_FAMILIES}
     page = (tmp_path / "report" / "index.html").read_text()
     assert all(family in page for family in NEW_FAMILIES)

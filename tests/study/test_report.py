@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import PIL.Image
 import pytest
 import torch
 
@@ -82,6 +84,20 @@ def test_the_page_is_self_contained_and_answers_first(swept: Path) -> None:
     assert not list(report.glob(".*")), "no temporary files left"
 
 
+def test_every_report_file_says_which_command_commit_machine_and_time_made_it(swept: Path) -> None:
+    report = swept / "report"
+    made_by = re.search(r"Made by `python -m study.run [^`]*--out [^`]*` at commit \S+.* on \d{4}-\d\d-\d\d .*UTC, on "
+                        r"\d+ cores, .*torch \S+; the command had run \d+ min \d+ s when it wrote this.",
+                        (report / "index.html").read_text())  # fmt: skip
+    assert made_by, "the page names its command, commit, date, machine and wall time"
+    line = html.unescape(made_by.group(0))
+    assert (report / "summary.md").read_text().splitlines()[2] == line
+    for table in report.glob("*.csv"):
+        assert table.read_text().splitlines()[0] == f"# {line}", table.name
+    for figure in report.glob("*.png"):
+        assert PIL.Image.open(figure).text["Description"] == line, figure.name
+
+
 def test_reevaluation_is_stored_with_fresh_seeds_on_the_test_split(swept: Path) -> None:
     for study in load_studies(str(swept / "optuna.journal")).values():
         record = study.user_attrs["reevaluation"]
@@ -91,7 +107,7 @@ def test_reevaluation_is_stored_with_fresh_seeds_on_the_test_split(swept: Path) 
         for run in record["runs"]:
             assert 0 <= run["test_metric"] <= 1 and run["curve"]["epoch"] == [1, 2, 3]
     ranking = (swept / "report" / "moons-sgd-ranking.csv").read_text().splitlines()
-    assert len(ranking) == 1 + len(FAMILIES)
+    assert ranking[0].startswith("# Made by") and len(ranking) == 2 + len(FAMILIES)
 
 
 def test_each_seed_draws_its_own_split_and_runs_as_if_alone(swept: Path) -> None:
@@ -117,7 +133,7 @@ def test_report_reuses_stored_runs_and_redoes_them_when_the_seeds_change(
 
     with monkeypatch.context() as patch:
         patch.setattr(reevaluate, "train_members", no_training)
-        code, out, err = run_cli("report", "--out", str(swept), "--seeds", "3")
+        code, out, err = run_cli("report", "--out", str(swept))  # by default, the stored seed count (3)
         assert code == 0, err
     code, out, err = run_cli("report", "--out", str(swept), "--seeds", "2")
     assert code == 0, err
@@ -288,11 +304,13 @@ def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_p
     assert page.index("<h2>Across workloads</h2>") < page.index("<h2>digits with sgd</h2>"), (
         "it opens the page"
     )
-    across = pd.read_csv(tmp_path / "report" / "across_workloads.csv")
+    across = pd.read_csv(tmp_path / "report" / "across_workloads.csv", comment="#")
     assert set(across["family"]) == {"constant", "cosine"} and list(across["worst_gap_pct"]) == sorted(
         across["worst_gap_pct"], reverse=True
     )
-    assert f"Robust choice: {across['family'][0]}" in page
+    assert f"Smallest worst gap: {across['family'][0]}" in page
+    assert ("Recommended: " in page) != ("picks none" in page), "the rule's answer, one way or the other"
+    assert across["picked_share"].between(0, 1).all() and across["picked_share"].sum() <= 1 + 1e-9
     assert (tmp_path / "report" / "sgd-performance_profile.png").stat().st_size > 5_000
     assert (tmp_path / "report" / "digits-sgd-ranking.csv").is_file() and (
         tmp_path / "report" / "moons-sgd-ranking.csv"
@@ -473,7 +491,7 @@ def test_the_page_shows_human_headers_and_the_csv_keeps_machine_names(swept: Pat
     assert "p (Holm)" in page and "vs constant, 95% CI low" in page
     assert "p_holm" not in page and "vs_constant_ci_low" not in page
     assert "<th>reference</th>" not in page and "Against the reference, " in page  # named once, in the title
-    csv = next((swept / "report").glob("*-pairwise.csv")).read_text().splitlines()[0]
+    csv = next((swept / "report").glob("*-pairwise.csv")).read_text().splitlines()[1]  # after the provenance
     assert "p_holm" in csv and "vs_constant_ci_low" in csv
 
 

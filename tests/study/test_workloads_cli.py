@@ -99,6 +99,6 @@ def test_several_workloads_sweep_into_one_storage_and_one_report(run_cli, tmp_pa
     ]  # fmt: skip
     assert out.index("moons, sgd") < out.index("mnist1d, sgd"), "one after the other, as listed"
     report = tmp_path / "report"
-    assert len(pd.read_csv(report / "moons-sgd-ranking.csv")) == 2
-    assert len(pd.read_csv(report / "mnist1d-sgd-ranking.csv")) == 2
+    assert len(pd.read_csv(report / "moons-sgd-ranking.csv", comment="#")) == 2
+    assert len(pd.read_csv(report / "mnist1d-sgd-ranking.csv", comment="#")) == 2
     assert (report / "sgd-performance_profile.png").exists()
