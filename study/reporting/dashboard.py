@@ -1,24 +1,34 @@
-"""The family's own figures on its study's dashboard page (optuna-dashboard's Plotly objects).
+"""What a report adds to each study's dashboard page: its verdict in the note, and three figures.
 
-Three small figures, stored in the study under fixed ids so that a later report replaces them
-instead of adding more: the tuned configuration's LR over the run, the best trials' validation
-curves against the target, and the re-evaluation's test metric per seed with its mean and 95%
-interval. Written by the report, once the re-evaluation exists.
+The note gains a section (``VERDICT_HEADING``) with the family's verdict from the report: the
+reference, the difference with its interval, the verdict word, the LR band and the report's
+path; a later report replaces that section and leaves the rest of the note as it was. The three
+small figures (optuna-dashboard's Plotly objects) are stored under fixed ids, so a later report
+replaces them too: the tuned configuration's LR over the run, the best trials' validation curves
+against the target, and the re-evaluation's test metric per seed with its mean and 95% interval.
+Titles and labels sit left, clear of Plotly's toolbar (set vertical, at the right).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import optuna
 import plotly.graph_objects as go
 from optuna.trial import TrialState
-from optuna_dashboard import save_plotly_graph_object
+from optuna_dashboard import get_note, save_note, save_plotly_graph_object
 
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from objectives.stored import stored_curve, stored_experiment, stored_metric, stored_workload_facts
 from study.reporting.analysis import schedule_shapes_frame, t_interval
 from study.reporting.reevaluate import stored_reevaluation
+from study.reporting.render import rounded
+from study.reporting.sections import Section
+
+VERDICT_HEADING = "## In the comparison report"
+"""Where a study's note gains the report's verdict; everything from it on is the report's."""
 
 BEST_CURVES = 5
 """Validation curves shown: the best complete trials."""
@@ -38,7 +48,10 @@ def publish_figures(study: optuna.Study) -> list[str]:
         "reevaluation": _reevaluation(record, metric),
     }
     for graph_id, figure in figures.items():
-        figure.update_layout(height=320, margin={"l": 60, "r": 20, "t": 50, "b": 50}, template="plotly_white")
+        figure.update_layout(
+            height=320, margin={"l": 60, "r": 50, "t": 50, "b": 50}, template="plotly_white",
+            title_x=0.01, title_xanchor="left", modebar_orientation="v",
+        )  # fmt: skip
         save_plotly_graph_object(study, figure, graph_object_id=graph_id)
     return list(figures)
 
@@ -64,7 +77,7 @@ def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
             go.Scatter(x=curve["epoch"], y=values, mode="lines+markers", name=f"trial {trial.number}")
         )
     target = stored_workload_facts(study.user_attrs)["target"]  # as stored: no workload definition read
-    figure.add_hline(y=target, line_dash="dash", annotation_text=f"target {target}")
+    figure.add_hline(y=target, line_dash="dash", annotation_text=f"target {target}", annotation_position="bottom left")
     return figure.update_layout(
         title=f"Best {len(best)} trials against the target",
         xaxis_title="epoch",
@@ -77,15 +90,45 @@ def _reevaluation(record: dict, metric: Metric) -> go.Figure:
     mean = float(values.mean())
     seeds = list(range(1, len(values) + 1))  # plain lists: numpy arrays are stored as binary blobs
     figure = go.Figure(go.Scatter(x=seeds, y=values.tolist(), mode="markers", name="one seed"))
-    figure.add_hline(y=mean, annotation_text=f"mean {mean:.4f}", annotation_position="top left")
     low, high = t_interval(values)
+    shown = rounded(mean, (high - low) / 2)  # to the precision the interval supports
+    figure.add_hline(y=mean, annotation_text=f"mean {shown}", annotation_position="top left")
     if high > low:  # seeds that all score the same (every run diverged) have no band to draw
         figure.add_hrect(
             y0=low, y1=high, fillcolor="royalblue", opacity=0.2, line_width=0,
-            annotation_text="95% CI of the mean", annotation_position="bottom right",
+            annotation_text="95% CI of the mean", annotation_position="bottom left",
         )  # fmt: skip
     return figure.update_layout(
         title=f"Re-evaluation of trial {record['trial']}: test {metric.label} per seed",
         xaxis_title="re-evaluation seed",
         yaxis_title=f"test {metric.label}",
     )
+
+
+def save_verdict_note(study: optuna.Study, section: Section, page: Path) -> None:
+    """Put the family's verdict from ``section`` in the study's note, replacing the one an
+    earlier report put there; the rest of the note is kept as it is."""
+    kept = get_note(study).split(VERDICT_HEADING)[0].rstrip()
+    family = stored_experiment(study.user_attrs).family
+    save_note(study, f"{kept}\n\n{VERDICT_HEADING}\n\n{verdict_lines(section, family)}\n- Report: `{page}`\n")
+
+
+def verdict_lines(section: Section, family: str) -> str:
+    """The family's verdict as Markdown bullets, each number rounded to its interval."""
+    metric, reference = section.metric, section.reference
+    lines = [f"- Reference on {section.workload} with {section.optimizer}: **{reference}** (chosen on validation)."]
+    if family == reference:
+        lines.append(f"- **{family} is the reference**: every other family is compared with it.")
+    elif family in set(section.pairwise["family"]):
+        row = section.pairwise.set_index("family").loc[family]
+        shown = lambda value: rounded(value, (row["ci_high"] - row["ci_low"]) / 2, signed=True)
+        lines.append(
+            f"- Verdict: **{row['verdict']}**; test {metric.label} minus the reference's {shown(row['difference'])} "
+            f"(95% CI {shown(row['ci_low'])} to {shown(row['ci_high'])}; equivalent means within ±{section.margin:g})."
+        )
+    ranked = section.ranking.set_index("family")
+    if family in ranked.index and "lr_band_decades" in ranked:
+        lines.append(f"- LR band within the margin of the best trial: {ranked.loc[family, 'lr_band_decades']:.2f} decades of base LR.")
+        if edge := ranked.loc[family, "range_edge"]:
+            lines.append(f"- At the edge of its search range, so perhaps under-tuned: {edge}.")
+    return "\n".join(lines)

@@ -43,15 +43,22 @@ def publish(
     made_by: str = "",
 ) -> tuple[Path, list[str]]:
     """The report's outputs: the dashboard figures of the studies just re-evaluated, the page
-    from every study in the storage, and, with ``artifact_dir``, its files as the studies'
-    artifacts. Returns the page and its headlines."""
+    from every study in the storage, each study's verdict in its dashboard note, and, with
+    ``artifact_dir``, its files as the studies' artifacts. Returns the page and its headlines."""
+    from objectives import stored
     from study.reporting.artifacts import upload_report_files
-    from study.reporting.dashboard import publish_figures
+    from study.reporting.dashboard import publish_figures, save_verdict_note
     from study.reporting.render import write_report
 
     for study in refreshed:
         publish_figures(study)
-    page, answers = write_report(every, out, margin, made_by)
+    page, answers, sections = write_report(every, out, margin, made_by)
+    by_group = {(s.workload, s.optimizer): s for s in sections}
+    for study in every:
+        attrs = study.user_attrs  # a deep copy on every access: read it once
+        group = (attrs.get(stored.WORKLOAD), attrs.get(stored.OPTIMIZER_LABEL))
+        if stored.is_ours(attrs) and group in by_group:
+            save_verdict_note(study, by_group[group], page.resolve())
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         upload_report_files(every, page.parent, artifact_dir)

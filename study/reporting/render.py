@@ -94,7 +94,7 @@ def headline(section: Section) -> list[str]:
     reference = section.reference
     best = ranking.set_index("family").loc[reference]
     low, high = best["test_metric_ci_low"], best["test_metric_ci_high"]
-    shown = lambda v: _rounded(v, (high - low) / 2)
+    shown = lambda v: rounded(v, (high - low) / 2)
     lines.append(
         f"Reference (chosen by validation {metric.label}, never the test split): {reference}, test {metric.label} "
         f"{shown(best['test_metric'])}, 95% CI {shown(low)} to {shown(high)} over {_samples(section)}. "
@@ -147,7 +147,7 @@ def _band(row: pd.Series, repeats: int) -> str:
     return width
 
 
-def _rounded(value: float, half_width: float, *, signed: bool = False) -> str:
+def rounded(value: float, half_width: float, *, signed: bool = False) -> str:
     """``value`` to the precision its interval supports: two significant digits of the half-width."""
     places = (
         4
@@ -205,7 +205,7 @@ def _verdicts(section: Section) -> str:
     parts = [f"{counts[v]} {v}" for v in VERDICTS if counts.get(v, 0)]
 
     def gap(row: pd.Series) -> str:
-        shown = lambda v: _rounded(v, (row["ci_high"] - row["ci_low"]) / 2, signed=True)
+        shown = lambda v: rounded(v, (row["ci_high"] - row["ci_low"]) / 2, signed=True)
         return (
             f"{row['family']} {shown(row['difference'])} ({shown(row['ci_low'])} to {shown(row['ci_high'])})"
         )
@@ -408,9 +408,10 @@ def _markdown_section(section: Section) -> str:
 
 def write_report(
     studies: Sequence[optuna.Study], out: Path, margin: float | None = None, made_by: str = ""
-) -> tuple[Path, list[str]]:
+) -> tuple[Path, list[str], list[Section]]:
     """Write ``out/report/`` from the stored studies (and their stored re-evaluations); return
-    the page and its headlines, which the terminal shows too (one answer, not two). Every file
+    the page, its headlines (which the terminal shows too: one answer, not two) and its
+    sections. Every file
     states ``made_by`` (``provenance.provenance_line``): the page and summary in a line, each
     CSV in a first ``#`` line (``pandas.read_csv(..., comment="#")``), each PNG in its
     Description."""
@@ -419,7 +420,7 @@ def write_report(
     answers = [f"{s.workload} with {s.optimizer}: " + " ".join(headline(s)) for s in sections]
     if across is not None:
         answers.insert(0, f"Across workloads: {across[1]}")
-    return out / "report" / "index.html", answers
+    return out / "report" / "index.html", answers, sections
 
 
 def _csv(table: pd.DataFrame, made_by: str) -> str:

@@ -461,10 +461,10 @@ def test_the_report_reads_what_a_study_stored_of_its_workload_not_the_registry(
 
 
 def test_numbers_that_round_to_zero_carry_no_sign() -> None:
-    assert render._rounded(-0.00001, 0.003, signed=True) == "0.0000"
-    assert render._rounded(-0.00001, 0.003) == "0.0000"
-    assert render._rounded(-0.0123, 0.003, signed=True) == "-0.0123"
-    assert render._rounded(0.0123, 0.003, signed=True) == "+0.0123"
+    assert render.rounded(-0.00001, 0.003, signed=True) == "0.0000"
+    assert render.rounded(-0.00001, 0.003) == "0.0000"
+    assert render.rounded(-0.0123, 0.003, signed=True) == "-0.0123"
+    assert render.rounded(0.0123, 0.003, signed=True) == "+0.0123"
     shown = render._display(pd.DataFrame({"difference": [-0.00001, 0.01234]})).to_html()
     assert "-0.0" not in shown and "0.0000" in shown and "0.0123" in shown
 
