@@ -49,8 +49,9 @@ def publish_figures(study: optuna.Study) -> list[str]:
     }
     for graph_id, figure in figures.items():
         figure.update_layout(
-            height=320, margin={"l": 60, "r": 50, "t": 50, "b": 50}, template="plotly_white",
+            height=340, margin={"l": 60, "r": 50, "t": 50, "b": 50}, template="plotly_white",
             title_x=0.01, title_xanchor="left", modebar_orientation="v",
+            legend={"orientation": "h", "x": 0, "y": -0.25, "yanchor": "top"},  # below: the toolbar is at the right
         )  # fmt: skip
         save_plotly_graph_object(study, figure, graph_object_id=graph_id)
     return list(figures)

@@ -58,7 +58,7 @@ def publish(
         attrs = study.user_attrs  # a deep copy on every access: read it once
         group = (attrs.get(stored.WORKLOAD), attrs.get(stored.OPTIMIZER_LABEL))
         if stored.is_ours(attrs) and group in by_group:
-            save_verdict_note(study, by_group[group], page.resolve())
+            save_verdict_note(study, by_group[group], page.absolute())  # not resolved: report/ is a link to each new copy
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         upload_report_files(every, page.parent, artifact_dir)

@@ -103,7 +103,7 @@ def test_each_study_note_gains_its_verdict_once_however_many_reports(dashboard: 
     verdict instead of adding another, and keeps the rest of the note."""
     code, _, err = run_cli("report", "--out", str(tmp_path))
     assert code == 0, err
-    page = (tmp_path / "report" / "index.html").resolve()
+    page = (tmp_path / "report" / "index.html").absolute()  # the link that stays, not the copy it points to now
     verdicts = []
     for summary in _get(f"{dashboard}/api/studies")["study_summaries"]:
         family = summary["study_name"].rsplit("-", 1)[1]
