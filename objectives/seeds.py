@@ -19,6 +19,9 @@ import zlib
 
 import numpy as np
 
+DEFAULT_SEEDS = 20
+"""Re-evaluation seeds per family unless ``--seeds`` (or a suite) says otherwise."""
+
 REEVALUATION_OFFSET = 1_000_000
 """Re-evaluation seeds derive from (seed, REEVALUATION_OFFSET + k): never a tuning trial's place."""
 

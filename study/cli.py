@@ -353,8 +353,6 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     sys.exit(0)
 
 
-DEFAULT_SEEDS = 20
-"""Re-evaluation seeds per family unless ``--seeds`` says otherwise."""
 
 
 def add_margin_argument(parser: ArgumentParser) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from objectives.seeds import DEFAULT_SEEDS
 from study.cli import (
-    DEFAULT_SEEDS,
     ArgumentParser,
     add_artifact_argument,
     add_data_dir_argument,

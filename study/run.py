@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from objectives.optim.optimizers import get_optimizer
 from objectives.schedules import FAMILIES, get_family
+from objectives.seeds import DEFAULT_SEEDS
 from objectives.workloads.registry import Splits, Workload, load_splits
 from study.cli import (
-    DEFAULT_SEEDS,
     ArgumentParser,
     add_artifact_argument,
     add_experiment_arguments,

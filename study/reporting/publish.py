@@ -68,8 +68,8 @@ def publish(
 def _seed_counts(per_workload: Mapping[str, int] | None, every: int | None) -> Callable[[optuna.Study], int]:
     """A study's re-evaluation seed count: its workload's, else ``every``'s, else its stored
     re-evaluation's (so a report rebuilt from a storage re-trains nothing), else the default."""
+    from objectives.seeds import DEFAULT_SEEDS
     from objectives.stored import stored_experiment
-    from study.cli import DEFAULT_SEEDS
     from study.reporting.reevaluate import stored_reevaluation
 
     def seeds(study: optuna.Study) -> int:
