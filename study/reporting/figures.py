@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from objectives.metrics import Metric
 
@@ -179,29 +179,39 @@ def sensitivity(
 
 
 def tuning_budget(expected: pd.DataFrame, order: list[str], metric: Metric) -> Figure:
-    """Expected best validation metric after n trials (Dodge et al. 2019), mean +- 1 sd (an
-    accuracy band is cut at 1)."""
+    """Expected best validation metric after n trials (Dodge et al. 2019): mean +- 1 sd (an
+    accuracy band is cut at 1) for the ``HIGHLIGHTED`` best-ranked families, thin grey means for
+    the rest, as in ``convergence`` (eighteen pastel bands cannot be told apart)."""
     bounded = (lambda v: v.clip(0, 1)) if not metric.from_loss else (lambda v: v)
+    drawn = [family for family in order if family in set(expected["family"])]
+    leading, rest = drawn[:HIGHLIGHTED], drawn[HIGHLIGHTED:]
     with _style():
         figure = Figure(figsize=(10, 5), layout="constrained")
         ax = figure.subplots()
-        palette = _palette(order)
-        for family in order:
+        for family in rest:
+            rows = expected[expected["family"] == family]
+            ax.plot(rows["trials"], rows["expected_best"], color="0.75", linewidth=0.8, zorder=1)
+        palette = _palette(leading)
+        for family in leading:
             rows = expected[expected["family"] == family]
             low, high = (bounded(rows["expected_best"] + sign * rows["sd"]) for sign in (-1, 1))
-            ax.plot(rows["trials"], rows["expected_best"], label=family, color=palette[family])
-            ax.fill_between(rows["trials"], low, high, color=palette[family], alpha=0.1)
+            ax.plot(rows["trials"], rows["expected_best"], label=family, color=palette[family], linewidth=2)
+            ax.fill_between(rows["trials"], low, high, color=palette[family], alpha=0.12)
         ax.set(
             xscale="log",
             xlabel="tuning trials (n)",
             ylabel=f"expected best validation {metric.label} (+- 1 sd)",
         )
+        ax.set_xlim(expected["trials"].min(), expected["trials"].max())
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+            axis(FuncFormatter(lambda value, _: f"{value:g}"))  # 3, not 3 x 10^0
         good_edge = bounded(expected["expected_best"] + metric.sign * expected["sd"])
         worst_mean = metric.poorest(expected["expected_best"])
         ax.set_ylim(
             sorted([worst_mean - metric.sign * 0.01, float(metric.best(good_edge)) + metric.sign * 0.005])
         )
-        ax.legend(title="family", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+        title = "family" + (f" (grey: the {len(rest)} others)" if rest else "")
+        ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     return figure
 
 
@@ -245,32 +255,35 @@ def epochs_to_target(
         )
         if never.any():
             ax.legend(loc="lower right", fontsize=8)
-        _say_which_seeds_reach(ax, positions, median, ranking["reached_target"])
+        _say_which_seeds_reach(ax, positions, median, slowest, ranking["reached_target"], end)
         ax.set(
             yticks=positions,
             yticklabels=families,
             xlabel=f"epochs to validation {metric.label} {metric.comparison} {target}",
             ylabel="",
         )
+        ax.grid(axis="y", visible=False)  # a line through each bar's words
         ax.invert_yaxis()
     return figure
 
 
-def _say_which_seeds_reach(ax: Axes, positions: np.ndarray, median: np.ndarray, reached: pd.Series) -> None:
-    """Beside each bar, in red, when not every seed reaches the target."""
-    for position, family_median, seeds in zip(positions, median, reached):
+def _say_which_seeds_reach(
+    ax: Axes, positions: np.ndarray, median: np.ndarray, slowest: np.ndarray, reached: pd.Series, end: float
+) -> None:
+    """In red, when not every seed reaches the target: past the whisker's end, never on it (the
+    axis is widened to hold the words)."""
+    said = False
+    for position, family_median, family_slowest, seeds in zip(positions, median, slowest, reached):
         if np.isnan(family_median):
-            ax.text(
-                0.1,
-                position,
-                f"most seeds never reach it ({seeds} do)",
-                va="center",
-                fontsize=8,
-                color="tab:red",
-            )
+            text, x = f"most seeds never reach it ({seeds} do)", 0.02 * end
         elif not seeds.startswith(seeds.split("/")[1] + "/"):
-            text = f"only {seeds} seeds reach it"
-            ax.text(family_median + 0.2, position, text, va="center", fontsize=8, color="tab:red")
+            text, x = f"only {seeds} seeds reach it", family_slowest + 0.03 * end
+        else:
+            continue
+        ax.text(x, position, text, va="center", fontsize=8, color="tab:red")
+        said = True
+    if said:
+        ax.set_xlim(0, end * 1.45)
 
 
 def importance(importances: pd.DataFrame, order: list[str]) -> Figure:

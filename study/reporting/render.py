@@ -37,11 +37,11 @@ def _png(figure: Figure, made_by: str) -> bytes:
     return buffer.getvalue()
 
 
-def _highlighted(families: int) -> str:
-    """Which families the convergence figure draws in colour, counted."""
+def _highlighted(families: int, rest: str = "means") -> str:
+    """Which families a figure draws in colour (``figures.HIGHLIGHTED``), counted."""
     if families <= figures.HIGHLIGHTED:
         return "each family" if families > 1 else "the family"
-    return f"the {figures.HIGHLIGHTED} best-ranked families, the other {families - figures.HIGHLIGHTED} as grey means"
+    return f"the {figures.HIGHLIGHTED} best-ranked families, the other {families - figures.HIGHLIGHTED} as grey {rest}"
 
 
 def figure_captions(section: Section) -> dict[str, str]:
@@ -55,7 +55,7 @@ def figure_captions(section: Section) -> dict[str, str]:
         "epochs_to_target": f"Epochs until the {measured} first reaches {metric.comparison} {target}, fastest family first: bar = median over seeds (a seed that never reaches it counts as never), whiskers = fastest and slowest seed; an arrow at the end of the run marks a seed that never reaches it.",
         "distribution": f"Every tuning trial's final {measured} (pruned trials where they stopped; the box spans complete trials only): a narrow box at the good end ({'right' if metric.sign > 0 else 'left'}) means the family is forgiving to tune. Trials beyond the dotted line learned next to nothing (at chance: {metric.label} {metric.chance_line(section.classes):.3g}).",
         "sensitivity": f"Final {measured} against the base learning rate, every panel on the same scale: a wide plateau means the family tolerates a poorly chosen LR. Shaded: the LRs whose complete trials end within ±{section.margin:g} of the tuning run's best, one shade per tuning run (the ranking's LR band).",
-        "tuning_budget": f"Expected best {measured} if you ran only n trials (Dodge et al. 2019): how many trials a family needs before it is competitive. These treat the stored trials as independent draws, which TPE's adaptive trials are not, and count a pruned trial at the value where it stopped.",
+        "tuning_budget": f"Expected best {measured} if you ran only n trials (Dodge et al. 2019), with ± 1 sd for {_highlighted(len(set(section.expected_best['family'])), 'lines')}: how many trials a family needs before it is competitive. These treat the stored trials as independent draws, which TPE's adaptive trials are not, and count a pruned trial at the value where it stopped.",
         "importance": "How much of the spread of results each searched hyperparameter explains (fANOVA): tune the long bars first.",
     }  # fmt: skip
 

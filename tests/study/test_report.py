@@ -486,6 +486,32 @@ def test_legends_list_only_the_trial_states_that_occur_and_captions_count_what_i
     assert render._highlighted(8) == "the 5 best-ranked families, the other 3 as grey means"
 
 
+def test_the_tuning_budget_colours_the_leading_families_and_greys_the_rest() -> None:
+    from study.reporting import figures
+
+    order = [f"f{k}" for k in range(8)]
+    expected = pd.DataFrame([{"family": f, "trials": n, "expected_best": 0.9 + 0.001 * n, "sd": 0.01}
+                             for f in order for n in (1, 2, 4)])  # fmt: skip
+    [ax] = figures.tuning_budget(expected, order, ACCURACY).axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == order[: figures.HIGHLIGHTED]
+    grey = [line for line in ax.get_lines() if line.get_color() == "0.75"]
+    assert len(grey) == len(order) - figures.HIGHLIGHTED and len(ax.collections) == figures.HIGHLIGHTED
+
+
+def test_the_words_beside_a_bar_start_past_its_whisker() -> None:
+    from study.reporting import figures
+
+    ranking = pd.DataFrame({"family": ["a", "b", "c"], "epochs_to_target": [4.0, 5.0, np.nan],
+                            "epochs_to_target_min": [3.0, 2.0, 6.0], "epochs_to_target_max": [15.0, np.nan, np.nan],
+                            "reached_target": ["19/20", "12/20", "3/20"]})  # fmt: skip
+    [ax] = figures.epochs_to_target(ranking, 0.9, ACCURACY, budget=20).axes
+    said = {t.get_text(): t.get_position()[0] for t in ax.texts}
+    assert said["only 19/20 seeds reach it"] > 15, "past the slowest seed's whisker end, at 15"
+    assert said["only 12/20 seeds reach it"] > 20, "past the arrow at the end of the run"
+    assert "most seeds never reach it (3/20 do)" in said
+    assert ax.get_xlim()[1] > 20 * 1.4, "room for the words"
+
+
 def test_the_page_shows_human_headers_and_the_csv_keeps_machine_names(swept: Path) -> None:
     page = (swept / "report" / "index.html").read_text()
     assert "p (Holm)" in page and "vs constant, 95% CI low" in page
