@@ -9,29 +9,32 @@ another in one process, so their ratios are comparable on a noisy machine:
 2. this project, one trial at a time (``--population 1``, journal storage);
 3. this project with the population engine (``--population K``).
 
-It prints trials per minute and the ratios, and the engine's achieved training FLOP/s (forward
-and backward of the model's linear and convolution layers) as a share of this machine's fp32
-matrix-multiply rate, measured here with a large ``torch.matmul`` on the same thread count.
+It prints trials per minute and the ratios, wall and CPU seconds of each way, and the engine's
+achieved FLOP/s, counted by ``torch.utils.flop_counter.FlopCounterMode`` on the training path
+itself, as a share of this machine's fp32 matrix-multiply rate, measured in the same run with a
+large ``torch.matmul`` on the same thread count.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import dataclasses
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from objectives.experiment import Experiment
-from objectives.objective import stored_curve
+from objectives.objective import member_from_params, train_members
 from objectives.optim.optimizers import get_optimizer
+from objectives.stored import stored_curve
 from objectives.workloads.registry import Splits, Workload, load_splits
 from study.cli import ArgumentParser, one_workload, positive_int, run_main
 from study.sweep.storage import open_storage
@@ -77,40 +80,44 @@ def canonical(
         sampler=optuna.samplers.TPESampler(seed=0),
         pruner=optuna.pruners.MedianPruner() if pruner == "median" else optuna.pruners.NopPruner(),
     )
-    start = time.perf_counter()
-    study.optimize(objective, n_trials=trials)
-    return time.perf_counter() - start, study
+    with timed() as seconds:
+        study.optimize(objective, n_trials=trials)
+    return *seconds, study
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[list[float]]:
+    """Wall and CPU seconds (this process, every thread) of the block, filled in when it ends:
+    on a shared machine the CPU time says what the wall time lost to other work."""
+    seconds: list[float] = []
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield seconds
+    seconds += [time.perf_counter() - wall, time.process_time() - cpu]
 
 
 def project(
     workload: Workload, experiment: Experiment, data: Splits, trials: int, population: int, journal: Path, pruner: str
-) -> tuple[float, optuna.Study]:
-    """This project's sweep of one family; returns seconds for ``trials`` trials, and the study."""
+) -> tuple[float, float, optuna.Study]:
+    """This project's sweep of one family; returns wall and CPU seconds for ``trials`` trials,
+    and the study."""
     storage = open_storage(str(journal))
-    start = time.perf_counter()
-    [study] = run_sweep(
-        storage, workload, [experiment], data, trials=trials, pruner=pruner, population=population, device="cpu"
-    )
-    return time.perf_counter() - start, study
+    with timed() as seconds:
+        [study] = run_sweep(
+            storage, workload, [experiment], data, trials=trials, pruner=pruner, population=population, device="cpu"
+        )
+    return *seconds, study
 
 
-def training_flops_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> float:
-    """Multiply-adds of the linear and convolution layers for one example, x2 (flops), x3 (backward)."""
-    macs = 0
-
-    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal macs
-        if isinstance(module, nn.Linear):
-            macs += module.in_features * module.out_features
-        elif isinstance(module, nn.Conv2d):
-            macs += output[0].numel() * module.in_channels * math.prod(module.kernel_size) // module.groups
-
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    with torch.no_grad():
-        model(torch.zeros(1, *input_shape))
-    for hook in hooks:
-        hook.remove()
-    return 2 * 3 * macs
+def flops_per_member_epoch(workload: Workload, experiment: Experiment, data: Splits, population: int) -> float:
+    """FLOPs of one member's epoch on the path the sweep times, counted by PyTorch
+    (``torch.utils.flop_counter.FlopCounterMode``: matrix products, convolutions and attention,
+    forward and backward, validation included): one epoch of a ``population`` of members,
+    divided by its size."""
+    one_epoch = dataclasses.replace(experiment, epochs=1)
+    members = [member_from_params(one_epoch, {"lr": 0.01, "final_fraction": 0.01}, seed) for seed in range(population)]
+    with FlopCounterMode(display=False) as counter:
+        train_members(workload, one_epoch, data, members)
+    return counter.get_total_flops() / population
 
 
 def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
@@ -144,9 +151,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"this project, population {args.population}": project(workload, experiment, data, args.trials, args.population, scratch / "population.journal", args.pruner),
         }  # fmt: skip
         summary = [
-            {"way": way, "seconds": seconds, "pruned": pruned_share(study), "epochs_per_trial": epochs_trained(study) / args.trials,
-             "outside_training": outside_training(study, seconds)}
-            for way, (seconds, study) in runs.items()
+            {"way": way, "seconds": seconds, "cpu_seconds": cpu, "pruned": pruned_share(study),
+             "epochs_per_trial": epochs_trained(study) / args.trials, "outside_training": outside_training(study, seconds)}
+            for way, (seconds, cpu, study) in runs.items()
         ]  # fmt: skip
     table = pd.DataFrame(summary)
     table["trials_per_minute"] = 60 * args.trials / table["seconds"]
@@ -158,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         table.round(
             {
                 "seconds": 1,
+                "cpu_seconds": 1,
                 "pruned": 2,
                 "epochs_per_trial": 1,
                 "outside_training": 2,
@@ -167,14 +175,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         ).to_string(index=False, na_rep="-")
     )
     population = table.iloc[-1]
-    achieved = (
-        population["epochs_per_trial"] * args.trials * len(data.y_train)
-        * training_flops_per_example(workload.make_model(), workload.input_shape)
-        / population["seconds"]
-    )  # fmt: skip
+    per_member_epoch = flops_per_member_epoch(workload, experiment, data, args.population)
+    work = population["epochs_per_trial"] * args.trials * per_member_epoch
     peak = matmul_flops_per_second()
     print(
-        f"population engine: {achieved / 1e9:.2f} GFLOP/s of training; a 2048x2048 fp32 matmul here: {peak / 1e9:.1f} GFLOP/s ({achieved / peak:.1%})"
+        f"population engine: {per_member_epoch / 1e6:.1f} MFLOP per member-epoch (FlopCounterMode); "
+        f"{work / population['seconds'] / 1e9:.2f} GFLOP/s of wall time, {work / population['cpu_seconds'] / 1e9:.2f} "
+        f"of CPU time; a 2048x2048 fp32 matmul here: {peak / 1e9:.1f} GFLOP/s, so "
+        f"{work / population['seconds'] / peak:.1%} of it by wall time, {work / population['cpu_seconds'] / peak:.1%} by CPU time"
     )
 
 
