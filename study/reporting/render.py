@@ -62,35 +62,12 @@ def figure_captions(section: Section) -> dict[str, str]:
 
 def headline(section: Section) -> list[str]:
     """The answer first: fastest family, the reference family, and how the others compare with it."""
-    target, ranking, pairwise, metric = (
-        section.target,
-        section.ranking,
-        section.pairwise,
-        section.metric,
-    )
+    ranking, pairwise, metric = section.ranking, section.pairwise, section.metric
     if not len(ranking):
         return ["No family has a complete trial yet, so there is nothing to compare."]
-    lines = []
     worse = set(pairwise["family"][pairwise["verdict"] == "worse"]) if len(pairwise) else set()
     reached = ranking[~ranking["family"].isin(worse)].dropna(subset=["epochs_to_target"])
-    if len(reached):
-        # Ties on epochs are broken by the area under the validation curve, not by wall-clock
-        # seconds, so the same command always names the same family.
-        ordered = reached.sort_values(["epochs_to_target", "auc", "family"], ascending=[True, False, True])
-        fastest = ordered.iloc[0]
-        tied = ordered[ordered["epochs_to_target"] == fastest["epochs_to_target"]]["family"].tolist()[1:]
-        lines.append(
-            "Fastest to converge (among families not worse than the reference): "
-            f"{fastest['family']}, which reaches validation {metric.label} {metric.comparison} {target} in a median "
-            f"{fastest['epochs_to_target']:g} epochs ({fastest['steps_to_target']:g} optimizer steps; "
-            f"{fastest['reached_target'].replace('/', ' of ')} seeds reached it)"
-            + (f"; tied on epochs with {', '.join(tied)}, ahead on area under the curve." if tied else ".")
-        )
-    else:
-        lines.append(
-            f"None of the families that are not worse than the reference reaches validation {metric.label} "
-            f"{metric.comparison} {target} with most seeds within {_count(section.experiment.epochs, 'epoch')}."
-        )
+    lines = [_speed_line(section, reached, len(worse))]
     reference = section.reference
     best = ranking.set_index("family").loc[reference]
     low, high = best["test_metric_ci_low"], best["test_metric_ci_high"]
@@ -138,6 +115,39 @@ def _tuning_lines(section: Section) -> list[str]:
 
 BUDGET_SAID = 10
 """The small tuning budget the headline speaks of (the table has more)."""
+
+
+def _speed_line(section: Section, reached: pd.DataFrame, worse: int) -> str:
+    """Which family reaches the target first among the reference and the families not worse
+    than it, in a sentence that reads right however many those are (one family, none worse, all
+    worse, some worse)."""
+    metric, others, reference = section.metric, len(section.pairwise), section.reference
+    goal = f"validation {metric.label} {metric.comparison} {section.target}"
+    kept = others - worse
+    if not len(reached):
+        within = f"with most seeds within {_count(section.experiment.epochs, 'epoch')}"
+        if not others:
+            return f"{reference} does not reach {goal} {within}."
+        if not worse:
+            return f"No family reaches {goal} {within}."
+        if not kept:
+            return f"The reference, {reference}, does not reach {goal} {within}, and every other family is worse than it."
+        verb = "reaches" if kept == 1 else "reach"
+        return f"Neither the reference nor the {_count(kept, 'family', 'families')} not worse than it {verb} {goal} {within}."
+    # Ties on epochs are broken by the area under the validation curve, not by wall-clock
+    # seconds, so the same command always names the same family.
+    ordered = reached.sort_values(["epochs_to_target", "auc", "family"], ascending=[True, False, True])
+    fastest = ordered.iloc[0]
+    tied = ordered[ordered["epochs_to_target"] == fastest["epochs_to_target"]]["family"].tolist()[1:]
+    how = (
+        f"reaches {goal} in a median {fastest['epochs_to_target']:g} epochs ({fastest['steps_to_target']:g} "
+        f"optimizer steps; {fastest['reached_target'].replace('/', ' of ')} seeds reached it)"
+        + (f"; tied on epochs with {', '.join(tied)}, ahead on area under the curve" if tied else "")
+    )
+    if others and not kept:
+        return f"The reference, {reference}, {how}; every other family is worse than it."
+    among = f" among the reference and the {_count(kept, 'family', 'families')} not worse than it" if worse else ""
+    return f"Fastest to converge{among}: {fastest['family']}, which {how}."
 
 
 def _band(row: pd.Series, repeats: int) -> str:

@@ -228,14 +228,14 @@ def test_speed_ties_are_broken_by_the_curve_not_the_clock() -> None:
     )
     section = _section(ranking)
     assert render.headline(section)[0].startswith(
-        "Fastest to converge (among families not worse than the reference): a, which reaches validation "
-        "accuracy >= 0.93 in a median 5 epochs"
+        "Fastest to converge: a, which reaches validation accuracy >= 0.93 in a median 5 epochs"
     )
     assert render.headline(section)[0].endswith("tied on epochs with b, ahead on area under the curve.")
 
 
-def _section(ranking: pd.DataFrame) -> Section:
-    """A moons / sgd report section holding only ``ranking`` (and a validation score per family)."""
+def _section(ranking: pd.DataFrame, pairwise: pd.DataFrame | None = None) -> Section:
+    """A moons / sgd report section holding only ``ranking`` (and a validation score per family)
+    and, where given, ``pairwise``."""
     experiment = Experiment("moons", "sgd", "a", 10, 32, None, 0)
     reevaluation = pd.DataFrame({"family": ranking["family"], "val_metric": ranking["test_metric"]})
     empty = pd.DataFrame()
@@ -253,9 +253,37 @@ def _section(ranking: pd.DataFrame) -> Section:
         reevaluation,
         *[empty] * 4,
         ranking,
-        pd.DataFrame(),
+        pd.DataFrame() if pairwise is None else pairwise,
         10,
     )
+
+
+GOAL = "validation accuracy >= 0.93"
+
+
+@pytest.mark.parametrize(
+    "verdicts,reach,first_line",
+    [
+        ({}, False, f"a does not reach {GOAL} with most seeds within 10 epochs."),
+        ({"b": "inconclusive", "c": "equivalent"}, False, f"No family reaches {GOAL} with most seeds within 10 epochs."),
+        ({"b": "worse", "c": "worse"}, False,
+         f"The reference, a, does not reach {GOAL} with most seeds within 10 epochs, and every other family is worse than it."),
+        ({"b": "worse", "c": "inconclusive"}, False,
+         f"Neither the reference nor the 1 family not worse than it reaches {GOAL} with most seeds within 10 epochs."),
+        ({"b": "worse", "c": "inconclusive"}, True, f"Fastest to converge among the reference and the 1 family not worse than it: a, which reaches {GOAL} in a median 5 epochs"),
+        ({"b": "worse", "c": "worse"}, True, f"The reference, a, reaches {GOAL} in a median 5 epochs"),
+        ({"b": "inconclusive", "c": "equivalent"}, True, f"Fastest to converge: a, which reaches {GOAL} in a median 5 epochs"),
+    ],
+)  # fmt: skip
+def test_the_headline_reads_naturally_however_many_families_are_worse(verdicts: dict, reach: bool, first_line: str) -> None:
+    families = ["a", *verdicts]
+    ranking = pd.DataFrame({"family": families, "seeds": 3, "test_metric": 0.9, "test_metric_ci_low": 0.89,
+                            "test_metric_ci_high": 0.91, "epochs_to_target": 5.0 if reach else np.nan,
+                            "steps_to_target": 300.0, "reached_target": "3/3" if reach else "1/3", "auc": 0.9})  # fmt: skip
+    pairwise = pd.DataFrame({"family": list(verdicts), "reference": "a", "difference": -0.01, "ci_low": -0.02,
+                             "ci_high": 0.0, "verdict": list(verdicts.values())})  # fmt: skip
+    line = render.headline(_section(ranking, pairwise if verdicts else None))[0]
+    assert line.startswith(first_line), line
 
 
 def test_the_ranking_says_never_where_seeds_never_reached_the_target() -> None:
