@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from objectives.metrics import Metric
 
@@ -67,6 +68,15 @@ def _grid(
     return figure, axes[:count]
 
 
+def _plain_log_labels(axis: Axis) -> None:
+    """A log axis labelled 3 and 0.2, not 3 x 10^0 and 2 x 10^-1; the minor ticks get labels only
+    when the axis spans less than two decades (else they crowd). Call it once the limits are set."""
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    low, high = sorted(axis.get_view_interval())
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(plain if high / low < 100 else NullFormatter())
+
+
 def _metric_limits(ax: Axes, values: pd.Series, metric: Metric) -> None:
     """Zoom on where the runs are: the worst 5% of values (early epochs) are cut off."""
     if metric.sign > 0:
@@ -110,6 +120,7 @@ def convergence(curves: pd.DataFrame, order: list[str], metric: Metric) -> Figur
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _metric_limits(measured, curves["val_metric"], metric)
         loss.set_yscale("log")
+        _plain_log_labels(loss.yaxis)
         title = "family" + (f" (grey: the {len(rest)} others)" if rest else "")
         sns.move_legend(loss, "upper left", bbox_to_anchor=(1.02, 1), title=title, fontsize=8)
     return figure
@@ -203,8 +214,7 @@ def tuning_budget(expected: pd.DataFrame, order: list[str], metric: Metric) -> F
             ylabel=f"expected best validation {metric.label} (+- 1 sd)",
         )
         ax.set_xlim(expected["trials"].min(), expected["trials"].max())
-        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-            axis(FuncFormatter(lambda value, _: f"{value:g}"))  # 3, not 3 x 10^0
+        _plain_log_labels(ax.xaxis)
         good_edge = bounded(expected["expected_best"] + metric.sign * expected["sd"])
         worst_mean = metric.poorest(expected["expected_best"])
         ax.set_ylim(
