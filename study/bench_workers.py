@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--workload", default="digits")
     parser.add_argument("--families", default="constant,cosine,one_cycle,plateau")
-    parser.add_argument("--trials", type=positive_int, default=30, help="per family (default 30)")
+    parser.add_argument(
+        "--trials", type=positive_int, default=30, help="per family and tuning run (default 30; 3 tuning runs)"
+    )
     args = parser.parse_args(argv)
     sweep = [
         "--workload",
@@ -74,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         str(args.trials),
         "--pruner",
         "none",
+        "--jobs",  # one process per worker: the workers are the parallelism measured
+        "1",
+        "--no-report",
     ]
 
     rows = []
