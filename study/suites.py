@@ -39,7 +39,7 @@ SUITES = {
                 SuitePart("digits", trials=40, seeds=20),
                 SuitePart("mnist1d", trials=30, seeds=10),
                 SuitePart("mnist1d-cnn", trials=10, seeds=8),
-                SuitePart("shakespeare", trials=6, seeds=5),
+                SuitePart("shakespeare", trials=6, seeds=4),
             ),
             repeats=3,
         ),
