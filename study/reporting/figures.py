@@ -340,7 +340,7 @@ def performance_profile(profile: pd.DataFrame, order: list[str]) -> Figure:
             rows = profile[profile["family"] == family]
             ax.step(rows["tau"], rows["share"], where="post", label=family, color=palette[family])
         ax.set(
-            xlabel="tau (time to target / fastest family's)", ylabel="share of workloads", ylim=(-0.02, 1.02)
+            xlabel="tau (optimizer steps to target / the fewest any family needs)", ylabel="share of workloads", ylim=(-0.02, 1.02)
         )
         ax.legend(title="family", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     return figure

@@ -554,7 +554,7 @@ def _performance_profiles(sections: Sequence[Section], report: Path, made_by: st
         parts.append(
             f'<h2>Across workloads ({html.escape(optimizer)})</h2><figure><img src="data:image/png;base64,'
             f'{base64.b64encode(image).decode()}" alt="performance profile"><figcaption>Share of the '
-            f"{workloads} workloads on which each family reaches its target within tau times the fastest family's "
-            "time (AlgoPerf's performance profile): higher and further left is better.</figcaption></figure>"
+            f"{workloads} workloads on which each family reaches its target within tau times the fewest optimizer steps "
+            "any family needs (AlgoPerf's performance profile): higher and further left is better.</figcaption></figure>"
         )
     return parts
