@@ -110,12 +110,14 @@ def _top_up(
     trials: int,
     population: int,
     device: str,
+    wait: bool,
 ) -> Iterator[int]:
-    """Run trials until the study has ``trials`` finished ones; yield the finished count as it grows.
+    """Run trials until the study has ``trials`` finished ones (``wait``), or until the rest are
+    held by peers (not ``wait``); yield the finished count as it grows.
 
     A worker starts at most ``trials`` - finished - running trials at a time (up to
-    ``population`` of them, trained together); near the end it waits for the trials its peers
-    hold, and takes them over if those peers die. So a study ends with exactly ``trials``
+    ``population`` of them, trained together); near the end, with ``wait``, it waits for the
+    trials its peers hold, and takes them over if those peers die. So a study ends with exactly ``trials``
     finished trials, unless workers ask at the same instant (at most one trial extra per extra
     worker; see ``Population.fill``).
     """
@@ -130,6 +132,8 @@ def _top_up(
         if finished >= trials:
             return
         if room(study, trials) <= 0:
+            if not wait:
+                return
             if not waiting:
                 tqdm.write(f"{study.study_name}: {_held_by_peers(study)}", file=sys.stderr)
             waiting = True
@@ -222,10 +226,15 @@ def run_sweep(
         return studies
     progress = Progress(total=trials * len(studies), initial=sum(done.values()))
     try:
-        for study, experiment in zip(studies, experiments):
-            for finished in _top_up(storage, study, experiment, workload, data, trials, population, device):
-                done[study.study_name] = min(finished, trials)
-                progress.show(study, finished, trials, sum(done.values()))
+        # First every study with room, then a wait for the trials peers hold: a worker that found
+        # a study's last trials taken goes on to the next study instead of waiting on each.
+        for wait in (False, True):
+            for study, experiment in zip(studies, experiments):
+                if done[study.study_name] >= trials:
+                    continue
+                for finished in _top_up(storage, study, experiment, workload, data, trials, population, device, wait):
+                    done[study.study_name] = min(finished, trials)
+                    progress.show(study, finished, trials, sum(done.values()))
     finally:
         progress.close()
     return studies

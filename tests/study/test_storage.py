@@ -488,7 +488,10 @@ def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
     held = {**this_worker(), "pid": peer.pid, "started": workers_module.process_start(peer.pid)}
     study.ask().set_user_attr("worker", held)
-    rounds = sweep._top_up(storage, study, None, None, None, 1, 1, "cpu")  # room 0: a peer holds the last trial
+    first_pass = sweep._top_up(storage, study, None, None, None, 1, 1, "cpu", False)
+    assert list(first_pass) == [0], "without wait it leaves at once: the sweep goes on to other studies first"
+    assert "waiting for" not in capsys.readouterr().err
+    rounds = sweep._top_up(storage, study, None, None, None, 1, 1, "cpu", True)  # room 0: a peer holds the last trial
     assert [next(rounds), next(rounds), next(rounds)] == [0, 0, 0]
     err = capsys.readouterr().err
     assert err.count("waiting for") == 1, "said once, not every half second"
