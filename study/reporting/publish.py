@@ -95,8 +95,9 @@ def refresh_reevaluations(
 
     groups: dict[tuple, list[optuna.Study]] = {}
     for study in studies:
-        if study.best_trials and not is_current(study, seeds(study)):
-            groups.setdefault((*same_training(study), seeds(study)), []).append(study)
+        wanted = seeds(study)  # reads the study's attributes: once
+        if study.best_trials and not is_current(study, wanted):
+            groups.setdefault((*same_training(study), wanted), []).append(study)
     for (workload, *_, count), group in groups.items():
         what = f"re-evaluating {workload}: {len(group)} tuned configurations x {count} seeds"
         with tqdm(total=count, desc=what, unit="seed", disable=None) as bar:

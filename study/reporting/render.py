@@ -496,11 +496,11 @@ def across_workloads(sections: Sequence[Section]) -> tuple[pd.DataFrame, str] | 
     """With two or more compared sections: the cross-workload table (``cross_workload_frame``)
     and the answer, in words: the rule's pick, how often resampled tuning runs agree, and the
     safest and fastest families."""
-    table = cross_workload_frame(sections)
+    picked = recommendation(sections)  # the bootstrap runs once, for the table and the words
+    table = None if picked is None else cross_workload_frame(sections, picked)
     if table is None:
         return None
     compared = compared_sections(sections)
-    picked = recommendation(compared)
     margins = ", ".join(f"{s.margin:g} on {s.workload}" for s in compared)
     rule = (
         f"the rule “of the families never worse than a workload's reference by more than its margin ({margins}; "

@@ -165,11 +165,11 @@ def recommendation(sections: Sequence[Section]) -> recommend.Recommendation | No
     )
 
 
-def cross_workload_frame(sections: Sequence[Section]) -> pd.DataFrame | None:
+def cross_workload_frame(sections: Sequence[Section], picked: recommend.Recommendation) -> pd.DataFrame | None:
     """With two or more compared sections: every family's verdict and gap on each, its worst gap,
     how forgiving it is (LR band decades, averaged over workloads), how often the recommendation
-    rule picks it, and its AlgoPerf profile score over steps to target (taus 1 to 4, r_max);
-    None with fewer."""
+    rule (``picked``, the sections' ``recommendation``) picks it, and its AlgoPerf profile score
+    over steps to target (taus 1 to 4, r_max); None with fewer."""
     compared = compared_sections(sections)
     if len(compared) < 2:
         return None
@@ -181,7 +181,6 @@ def cross_workload_frame(sections: Sequence[Section]) -> pd.DataFrame | None:
     )  # fmt: skip
     if not len(table):
         return None
-    picked = recommendation(compared)
     table["lr_band_decades"] = table["family"].map(picked.forgiveness)
     table["picked_share"] = table["family"].map(picked.shares).fillna(0.0)
     runs = pd.concat([s.reevaluation.assign(workload=s.name) for s in compared])
