@@ -51,10 +51,11 @@ def machine() -> str:
 
 def provenance_line(command: str, started: float) -> str:
     """One line: the command as typed, commit, date (UTC), machine, and the wall time since
-    ``started`` (``time.monotonic()`` when the command parsed its arguments)."""
+    ``started`` (``time.monotonic()`` when the command parsed its arguments), taken when the
+    report starts being written (drawing it takes a minute or two more)."""
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"Made by `{command}` at commit {commit()} on {date}, on {machine()}; "
-        f"the command had run {minutes} min {seconds} s when it wrote this."
+        f"the command had run {minutes} min {seconds} s when it began writing this report."
     )

@@ -87,7 +87,7 @@ def test_the_page_is_self_contained_and_answers_first(swept: Path) -> None:
 def test_every_report_file_says_which_command_commit_machine_and_time_made_it(swept: Path) -> None:
     report = swept / "report"
     made_by = re.search(r"Made by `python -m study.run [^`]*--out [^`]*` at commit \S+.* on \d{4}-\d\d-\d\d .*UTC, on "
-                        r"\d+ cores, .*torch \S+; the command had run \d+ min \d+ s when it wrote this.",
+                        r"\d+ cores, .*torch \S+; the command had run \d+ min \d+ s when it began writing this report\.",
                         (report / "index.html").read_text())  # fmt: skip
     assert made_by, "the page names its command, commit, date, machine and wall time"
     line = html.unescape(made_by.group(0))

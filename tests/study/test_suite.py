@@ -44,7 +44,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _without_provenance(page: str) -> str:
     """The page without its provenance line, each embedded figure as a hash of its pixels."""
-    page = re.sub(r"Made by `[^`]*` at commit .*? when it wrote this\.", "", page)
+    page = re.sub(r"Made by `[^`]*` at commit .*? when it began writing this report\.", "", page)
     return re.sub(
         r"data:image/png;base64,([^\"]+)",
         lambda m: hashlib.sha256(substance("x.png", base64.b64decode(m.group(1)))).hexdigest(),
