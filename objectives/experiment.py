@@ -5,9 +5,12 @@ names rather than objects, so commands check them without importing torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from optuna.distributions import CategoricalDistribution
 
 from objectives.optim.optimizers import OptimizerSettings, get_optimizer
-from objectives.schedules import get_family
+from objectives.schedules import Space, get_family
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,22 @@ class Experiment:
     nesterov: bool = False  # SGD only
     weight_decay: float | None = None  # None: the optimizer's default
     repeat: int = 0  # which of --repeats independent tuning studies of the family this is
+    fixed: tuple[tuple[str, Any], ...] = ()  # (knob, value) pairs held fixed, not searched
+
+    def __post_init__(self) -> None:
+        if not self.fixed:
+            return
+        space = get_family(self.family).space
+        if unknown := [name for name, _ in self.fixed if name not in space]:
+            raise ValueError(
+                f"{self.family} has no knob {', '.join(unknown)} to fix; it takes: {', '.join(space)}"
+            )
+
+    @property
+    def space(self) -> Space:
+        """The knobs the sweep searches: the family's, each fixed one a single choice (so its
+        value is stored with every trial, and a stored trial rebuilds as trained)."""
+        return {**get_family(self.family).space, **{k: CategoricalDistribution((v,)) for k, v in self.fixed}}
 
     @property
     def base_lr_bounds(self) -> tuple[float, float]:
@@ -51,10 +70,20 @@ class Experiment:
 
     @property
     def study_name(self) -> str:
-        """``<workload>-<optimizer>-<family>``, then ``-repeat<k>`` for a repeat other than the first
-        (its own name gives it its own sampler seeds)."""
+        """``<workload>-<optimizer>-<family>``, then the fixed knobs (``-[cooldown_fraction=0.1]``),
+        then ``-repeat<k>`` for a repeat other than the first (its own name gives it its own
+        sampler seeds)."""
         name = f"{self.workload}-{self.optimizer_label}-{self.family}"
+        if self.fixed:
+            name += f"-[{fixed_label(self.fixed)}]"
         return f"{name}-repeat{self.repeat}" if self.repeat else name
+
+
+def fixed_label(fixed: tuple[tuple[str, Any], ...]) -> str:
+    """Fixed knobs in words: ``cooldown_fraction=0.1,cooldown_shape=1-sqrt``."""
+    return ",".join(
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}" for name, value in fixed
+    )
 
 
 def optimizer_label(optimizer: str, settings: OptimizerSettings) -> str:

@@ -25,9 +25,7 @@ from objectives.workloads.registry import Splits, Workload
 def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:
     """Suggest the base LR (log scale, within the experiment's bounds) and the family's own knobs."""
     lr = trial.suggest_float("lr", *experiment.base_lr_bounds, log=True)
-    return member_from_params(
-        experiment, {"lr": lr, **suggest_space(trial, get_family(experiment.family).space)}, seed
-    )
+    return member_from_params(experiment, {"lr": lr, **suggest_space(trial, experiment.space)}, seed)
 
 
 def member_from_params(experiment: Experiment, params: dict[str, Any], seed: int) -> MemberConfig:

@@ -65,6 +65,10 @@ def study_attrs(experiment: Experiment, workload: Workload) -> dict[str, Any]:
         **{name: getattr(workload, name) for name in WORKLOAD_FACTS},
     }  # fmt: skip
     attrs["lr_range"] = None if experiment.lr_range is None else list(experiment.lr_range)
+    if experiment.fixed:
+        attrs["fixed"] = [list(pair) for pair in experiment.fixed]
+    else:
+        del attrs["fixed"]  # absent, not empty: the studies of every sweep store what they did before
     return attrs
 
 
@@ -76,13 +80,18 @@ def is_ours(attrs: dict[str, Any]) -> bool:
 def missing_attrs(attrs: dict[str, Any]) -> list[str]:
     """The attributes a study of ours lacks (stored by an earlier version of the project)."""
     wanted = [*Experiment.__dataclass_fields__, METRIC, OPTIMIZER_LABEL, *WORKLOAD_FACTS]
-    return [name for name in wanted if name not in attrs]
+    return [name for name in wanted if name not in attrs and name not in OPTIONAL_FIELDS]
+
+
+OPTIONAL_FIELDS = ("fixed",)
+"""Experiment fields a study stores only when they are not their default."""
 
 
 def stored_experiment(attrs: dict[str, Any]) -> Experiment:
-    fields = {name: attrs[name] for name in Experiment.__dataclass_fields__}
+    fields = {name: attrs[name] for name in Experiment.__dataclass_fields__ if name in attrs}
     if fields["lr_range"] is not None:
         fields["lr_range"] = tuple(fields["lr_range"])
+    fields["fixed"] = tuple(tuple(pair) for pair in fields.get("fixed", ()))
     return Experiment(**fields)
 
 

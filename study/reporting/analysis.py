@@ -426,18 +426,29 @@ def repeat_comparison(a: np.ndarray, b: np.ndarray, margin: float) -> Comparison
     within it, the seeds; runs of two families are independent, so it is Welch's two-sample
     t-interval, test and TOST (every run uses the same seeds and splits, so what a seed does to
     every configuration alike cancels in the difference)."""
-    difference = float(a.mean() - b.mean())
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if not va + vb > 0:  # every run of both ended the same: t is undefined
+    difference, se, df = welch_contrast([a, b], [1.0, -1.0])
+    if not se > 0:  # every run of both ended the same: t is undefined
         return difference, difference, difference, float(difference == 0), 0.0 if abs(difference) < margin else 1.0
     from scipy import stats
 
-    se = float(np.sqrt(va + vb))
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = stats.t.ppf(0.975, df) * se
     p = 2 * stats.t.sf(abs(difference) / se, df)
     p_equivalent = max(stats.t.sf((difference + margin) / se, df), stats.t.sf((margin - difference) / se, df))
     return difference, difference - half, difference + half, float(p), float(p_equivalent)
+
+
+def welch_contrast(groups: Sequence[np.ndarray], weights: Sequence[float]) -> tuple[float, float, float]:
+    """A weighted sum of independent groups' means (``[1, -1]``: a difference; ``[1, -1, -1, 1]``:
+    a difference of differences), its standard error, and the Welch-Satterthwaite degrees of
+    freedom of its t statistic (each group its own variance). The error is 0 when every group's
+    values are all the same."""
+    estimate = float(sum(w * g.mean() for g, w in zip(groups, weights, strict=True)))
+    parts = [w**2 * g.var(ddof=1) / len(g) for g, w in zip(groups, weights, strict=True)]
+    variance = float(sum(parts))
+    if not variance > 0:
+        return estimate, 0.0, float("nan")
+    df = variance**2 / sum(p**2 / (len(g) - 1) for p, g in zip(parts, groups, strict=True))
+    return estimate, variance**0.5, float(df)
 
 
 def _compare(runs: pd.DataFrame, family: str, other: str, margin: float, *, by_repeat: bool) -> Comparison:

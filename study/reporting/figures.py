@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -363,4 +363,37 @@ def lr_range(test: pd.DataFrame, suggested: tuple[float, float], title: str) -> 
         ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title)
         ax.set_ylim(0, min(test["smoothed"].max(), 4 * test["smoothed"].min()) * 1.1)
         ax.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def replication(
+    panels: Sequence[tuple[str, pd.DataFrame, float, str]], trials: pd.DataFrame | None = None
+) -> Figure:
+    """A published claim at this scale (``study.reporting.replication``): per workload, each
+    comparison's lead (positive: ahead) with its 95% interval over tuning runs, the margin of
+    equivalence shaded; with ``trials`` (arm, param_lr, final_metric, a ``label`` per arm), a
+    last panel of every tuning trial's final validation metric against its base LR."""
+    with _style():
+        figure, axes = _grid(
+            len(panels) + (trials is not None), columns=len(panels) + (trials is not None), size=(5.2, 3.2)
+        )
+        for ax, (workload, table, margin, unit) in zip(axes, panels):
+            rows = np.arange(len(table))[::-1]
+            ax.axvspan(-margin, margin, color="0.9", zorder=0, label=f"within ±{margin:g}")
+            ax.axvline(0, color="0.4", linewidth=0.8)
+            ax.errorbar(table["lead"], rows, xerr=[table["lead"] - table["ci_low"], table["ci_high"] - table["lead"]],
+                        fmt="o", color="C0", capsize=3)  # fmt: skip
+            ax.set_yticks(rows, table["comparison"])
+            ax.set_xlabel(f"lead ({unit}; > 0: ahead)")
+            ax.set_title(workload)
+            ax.grid(axis="y", visible=False)
+        if trials is not None:
+            ax = axes[-1]
+            sns.scatterplot(trials, x="param_lr", y="final_metric", hue="arm", ax=ax, s=18, alpha=0.8)
+            ax.set_xscale("log")
+            _plain_log_labels(ax.xaxis)
+            ax.set_xlabel("base LR")
+            ax.set_ylabel(trials["label"].iloc[0])
+            ax.set_title("every tuning trial")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
     return figure

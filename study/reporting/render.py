@@ -30,7 +30,7 @@ from study.reporting.sections import (
 )
 
 
-def _png(figure: Figure, made_by: str) -> bytes:
+def png_bytes(figure: Figure, made_by: str) -> bytes:
     """The figure as it is laid out (constrained layout fits every label and legend already; a
     "tight" bounding box drew each figure twice, a third of the report's drawing time), in 256
     colours (a quarter of the bytes, no visible change: a published report stays a few MB), with
@@ -454,7 +454,7 @@ def _write_pages(
     for done, section in enumerate(sections, start=1):
         # Drawing a section takes seconds (tens under load): say which, terminal or not.
         print(f"drawing the report: {section.name} ({done} of {len(sections)})", file=sys.stderr, flush=True)
-        images = {name: _png(figure, made_by) for name, figure in figures.draw_section(section).items()}
+        images = {name: png_bytes(figure, made_by) for name, figure in figures.draw_section(section).items()}
         for name, image in images.items():
             output.write_file(report / f"{section.name}-{name}.png", image)
         for name in ("ranking", "pairwise", "trials", "reevaluation"):
@@ -549,7 +549,7 @@ def _performance_profiles(sections: Sequence[Section], report: Path, made_by: st
     """Each optimizer's performance profile across its workloads, drawn, written and shown."""
     parts = []
     for optimizer, (profile, order, workloads) in performance_profiles(sections).items():
-        image = _png(figures.performance_profile(profile, order), made_by)
+        image = png_bytes(figures.performance_profile(profile, order), made_by)
         output.write_file(report / f"{optimizer}-performance_profile.png", image)
         parts.append(
             f'<h2>Across workloads ({html.escape(optimizer)})</h2><figure><img src="data:image/png;base64,'

@@ -20,6 +20,7 @@ for what they hold, or redoes it if they died (``study/sweep/workers.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import multiprocessing
 import os
@@ -62,9 +63,14 @@ CommandRunner = Callable[[Callable[[Sequence[str] | None], None]], NoReturn]
 """Runs a command's ``main`` and exits with its exit code (``study.cli.run_main``)."""
 
 
-def deal(families: Sequence[str], jobs: int) -> list[list[str]]:
-    """Families dealt round-robin to at most ``jobs`` non-empty hands."""
-    return [list(families[k::jobs]) for k in range(min(jobs, len(families)))]
+def deal(arms: Sequence[str], jobs: int) -> list[list[str]]:
+    """Arms (a family, or one with fixed knobs) dealt round-robin to at most ``jobs`` non-empty hands."""
+    return [list(arms[k::jobs]) for k in range(min(jobs, len(arms)))]
+
+
+def _arm(experiment: Experiment) -> str:
+    """What a study tunes, whichever tuning run it is: its first run's name."""
+    return dataclasses.replace(experiment, repeat=0).study_name
 
 
 def run_sweep_in_processes(
@@ -84,8 +90,8 @@ def run_sweep_in_processes(
     studies, done = open_studies(storage, workload, experiments, trials, settings.pruner)
     if all(count >= trials for count in done.values()):
         return studies
-    families = list(dict.fromkeys(e.family for e in experiments))  # a family's repeats stay together
-    hands = [[e for e in experiments if e.family in hand] for hand in deal(families, jobs)]
+    arms = list(dict.fromkeys(_arm(e) for e in experiments))  # an arm's tuning runs stay together
+    hands = [[e for e in experiments if _arm(e) in hand] for hand in deal(arms, jobs)]
     context = multiprocessing.get_context(
         "fork" if fork_is_safe(settings.threads, settings.device) else "forkserver"
     )
