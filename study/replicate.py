@@ -129,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     check_device(args.device)
     replication: Replication = args.replication
     chosen, repeats = budgets(args), args.repeats or replication.repeats
-    args.out = args.out or Path("results", "replications", replication.name)
+    if args.out is None:  # the default's parent is the project's own folder: made if missing
+        args.out = Path("results", "replications", replication.name)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
     for budget in chosen:  # a missing or damaged data file is said before anything is written
         load_splits(workload_list(budget.workload)[0], args.seed, args.data_dir)
     import torch

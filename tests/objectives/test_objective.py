@@ -109,3 +109,22 @@ def test_schedule_free_sgd_searches_its_own_base_lr_range() -> None:
     assert dataclasses.replace(sgd, family="cosine").base_lr_bounds == (1e-3, 1.0)
     assert dataclasses.replace(sgd, optimizer="adamw").base_lr_bounds == (1e-4, 3e-2)
     assert dataclasses.replace(sgd, lr_range=(0.1, 0.2)).base_lr_bounds == (0.1, 0.2)
+
+
+FIXED = Experiment(**{**EXPERIMENT.__dict__, "family": "wsd", "fixed": (("cooldown_fraction", 0.1), ("cooldown_shape", "1-sqrt"))})
+
+
+def test_a_fixed_knob_is_not_searched_but_stored_with_every_trial_and_trained_with() -> None:
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    members = [member_from_trial(study.ask(), FIXED, seed) for seed in range(5)]
+    for trial in study.get_trials():
+        assert trial.params["cooldown_fraction"] == 0.1 and trial.params["cooldown_shape"] == "1-sqrt"
+    assert len({trial.params["warmup_fraction"] for trial in study.get_trials()}) == 5  # the rest is searched
+    assert {(m.schedule_kwargs["cooldown_fraction"], m.schedule_kwargs["cooldown_shape"]) for m in members} == {(0.1, "1-sqrt")}
+
+
+def test_fixed_knobs_name_their_own_study_and_an_unknown_knob_is_refused() -> None:
+    assert FIXED.study_name == "moons-sgd-wsd-[cooldown_fraction=0.1,cooldown_shape=1-sqrt]"
+    assert dataclasses.replace(FIXED, repeat=2).study_name.endswith("1-sqrt]-repeat2")
+    with pytest.raises(ValueError, match="wsd has no knob final_fraction"):
+        dataclasses.replace(FIXED, fixed=(("final_fraction", 0.1),))

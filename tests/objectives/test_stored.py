@@ -50,3 +50,13 @@ def test_a_stored_curve_reads_one_attribute_per_quantity() -> None:
         "val_acc": [0.5, 0.75],
     }
     assert stored_curve({"seed": 3}) == {}
+
+
+def test_fixed_knobs_are_stored_only_when_set_and_read_back() -> None:
+    fixed = Experiment(**{**EXPERIMENT.__dict__, "family": "wsd", "fixed": (("cooldown_shape", "linear"),)})
+    attrs = json.loads(json.dumps(study_attrs(fixed, get_workload(fixed.workload))))  # as a storage keeps them
+    assert attrs["fixed"] == [["cooldown_shape", "linear"]]
+    assert stored_experiment(attrs) == fixed
+    plain = json.loads(json.dumps(study_attrs(EXPERIMENT, get_workload(EXPERIMENT.workload))))
+    assert "fixed" not in plain and not missing_attrs(plain)  # every study stored before keeps its attributes
+    assert stored_experiment(plain) == EXPERIMENT
