@@ -30,6 +30,7 @@ class Experiment:
     weight_decay: float | None = None  # None: the optimizer's default
     repeat: int = 0  # which of --repeats independent tuning studies of the family this is
     fixed: tuple[tuple[str, Any], ...] = ()  # (knob, value) pairs held fixed, not searched
+    precision: str = "fp32"  # or "bf16": autocast products (objectives.engine.training.Precision)
 
     def __post_init__(self) -> None:
         if not self.fixed:
@@ -65,8 +66,10 @@ class Experiment:
 
     @property
     def optimizer_label(self) -> str:
-        """The optimizer and any setting that differs from its default, e.g. ``sgd_momentum0_wd0.0001``."""
-        return optimizer_label(self.optimizer, self.optimizer_settings)
+        """The optimizer and any setting that differs from its default, e.g. ``sgd_momentum0_wd0.0001``,
+        then ``_bf16`` when trained so: a bf16 sweep names its own studies and report section."""
+        label = optimizer_label(self.optimizer, self.optimizer_settings)
+        return label if self.precision == "fp32" else f"{label}_{self.precision}"
 
     @property
     def study_name(self) -> str:

@@ -48,7 +48,7 @@ def train_members(
     workload: Workload, experiment: Experiment, data: Splits, members: Sequence[MemberConfig], **options: Any
 ) -> list[MemberResult]:
     """Train members on the experiment's workload the way it says (epochs, batch size, early
-    stopping)."""
+    stopping, precision)."""
     return train(
         workload,
         data,
@@ -56,6 +56,7 @@ def train_members(
         epochs=experiment.epochs,
         batch_size=experiment.batch_size,
         early_stopping=experiment.early_stopping,
+        precision=experiment.precision,
         **options,
     )
 

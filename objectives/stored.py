@@ -65,10 +65,10 @@ def study_attrs(experiment: Experiment, workload: Workload) -> dict[str, Any]:
         **{name: getattr(workload, name) for name in WORKLOAD_FACTS},
     }  # fmt: skip
     attrs["lr_range"] = None if experiment.lr_range is None else list(experiment.lr_range)
-    if experiment.fixed:
-        attrs["fixed"] = [list(pair) for pair in experiment.fixed]
-    else:
-        del attrs["fixed"]  # absent, not empty: the studies of every sweep store what they did before
+    attrs["fixed"] = [list(pair) for pair in experiment.fixed]
+    for name, default in OPTIONAL_FIELDS.items():  # absent when default: every study stores what it did before
+        if attrs[name] == default:
+            del attrs[name]
     return attrs
 
 
@@ -83,8 +83,8 @@ def missing_attrs(attrs: dict[str, Any]) -> list[str]:
     return [name for name in wanted if name not in attrs and name not in OPTIONAL_FIELDS]
 
 
-OPTIONAL_FIELDS = ("fixed",)
-"""Experiment fields a study stores only when they are not their default."""
+OPTIONAL_FIELDS = {"fixed": [], "precision": "fp32"}
+"""Experiment fields a study stores only when they are not their default (as stored)."""
 
 
 def stored_experiment(attrs: dict[str, Any]) -> Experiment:

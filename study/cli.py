@@ -237,6 +237,19 @@ def check_device(name: str) -> str:
     return name
 
 
+def check_precision(precision: str, device: str) -> None:
+    """``--precision`` as given, once the hardware is known to run it natively (one line, exit 2,
+    if not); fp32 needs no check."""
+    if precision == "fp32":
+        return
+    from objectives.engine import training
+
+    try:
+        training.check_precision(precision, training.resolve_device(device))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloads: bool = False) -> None:
     """The settings shared by every command that trains: what, how long, which seed."""
     parser.add_argument(
@@ -255,6 +268,13 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloa
         "--momentum", type=float, help="SGD's momentum (default 0.9; 0 is plain SGD); stored with the study"
     )
     parser.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="fp32 (default), or bf16 autocast where the hardware computes bfloat16 natively (avx512_bf16 or AMX "
+        "CPUs, CUDA GPUs); a bf16 sweep names its own studies",
+    )
     parser.add_argument(
         "--weight-decay",
         type=float,
@@ -300,6 +320,7 @@ def experiment_from_args(
         momentum=spec.momentum(settings) if spec.has_momentum_setting else None,
         nesterov=settings.nesterov,
         weight_decay=spec.weight_decay(settings),
+        precision=args.precision,
     )
 
 

@@ -33,9 +33,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--unpruned", type=Path, required=True, help="OUT of the same sweep with --pruner none")
     parser.add_argument("--population", type=positive_int, default=32, help="the sweeps' --population (default 32)")
     args = parser.parse_args(argv)
-    from study.reporting.tuning import pruning_replay_frame
+    from study.reporting.tuning import epochs_trained, pruning_replay_frame
 
-    pruned, _ = _section(args.pruned)
+    pruned, pruned_studies = _section(args.pruned)
     unpruned, studies = _section(args.unpruned)
     replay = pruning_replay_frame(studies, args.population).groupby("family")
     verdicts = [dict(zip(s.pairwise["family"], s.pairwise["verdict"], strict=True)) for s in (pruned, unpruned)]
@@ -47,6 +47,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         share = f"{runs['stopped_share'].mean():.0%}" if runs is not None else "-"
         with_, without = (verdict.get(family, "reference") for verdict in verdicts)
         print(f"{family:20} {with_:>13} {without:>13} {top:>14} {share:>12}")
+    print(_compute_line(epochs_trained(pruned_studies), epochs_trained(studies), pruned_studies))
+
+
+def _compute_line(pruned: int, unpruned: int, pruned_studies) -> str:
+    """Each sweep's compute, and the trials that would give the pruned sweep the unpruned one's."""
+    from study.sweep.workers import finished_count
+
+    trials = max(finished_count(study) for study in pruned_studies)
+    equal = round(trials * unpruned / pruned)
+    return (
+        f"compute: {pruned} member-epochs with the median pruner, {unpruned} without ({unpruned / pruned:.2f}x); "
+        f"at equal compute the pruned sweep has --trials {equal} (rerun it so, then compare again)"
+    )
 
 
 if __name__ == "__main__":

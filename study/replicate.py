@@ -89,7 +89,7 @@ def experiments(args: argparse.Namespace, budget: Budget, length: int, repeats: 
     workload = workload_list(budget.workload)[0]
     defaults = argparse.Namespace(
         optimizer=None, momentum=None, nesterov=False, weight_decay=None, epochs=budget.epochs * length,
-        batch_size=None, early_stopping=None, seed=args.seed,
+        batch_size=None, early_stopping=None, seed=args.seed, precision="fp32",
     )  # fmt: skip
     return [
         dataclasses.replace(

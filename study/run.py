@@ -27,6 +27,7 @@ from study.cli import (
     add_margin_argument,
     add_output_arguments,
     check_device,
+    check_precision,
     experiment_from_args,
     positive_int,
     run_main,
@@ -298,6 +299,7 @@ def _sweep_workload(
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_arguments(argv)
     check_device(args.device)
+    check_precision(args.precision, args.device)
     plans = sweep_plans(args)
     spec = storage_spec(args.storage, args.out)
     from study.sweep.storage import probe_storage

@@ -18,6 +18,7 @@ from study.cli import (
     add_experiment_arguments,
     add_output_arguments,
     check_device,
+    check_precision,
     experiment_from_args,
     positive_float,
     run_main,
@@ -147,6 +148,7 @@ def _member(experiment: Experiment, params: dict[str, Any], seed: int) -> Member
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     check_device(args.device)
+    check_precision(args.precision, args.device)
     workload, experiment, params, seed = _configuration(args)
     data = load_splits(workload, experiment.seed, args.data_dir)  # said before torch loads
     member = _member(experiment, params, seed)

@@ -133,6 +133,46 @@ EVAL_CHUNK = 2048
 """Validation and test examples per batched forward pass (bounds memory for big populations)."""
 
 
+Precision = Literal["fp32", "bf16"]
+"""How the forward and backward passes compute: fp32, or bf16 autocast (products in bfloat16,
+parameters, optimizer and losses in fp32)."""
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 products in hardware: a CUDA GPU that supports them,
+    or a CPU with AVX512-BF16 or AMX (Linux: /proc/cpuinfo). Elsewhere PyTorch emulates them,
+    slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()  # noqa: SIM115
+    except (OSError, StopIteration):
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def check_precision(precision: Precision, device: torch.device) -> None:
+    """Raise ValueError, in one line, for bf16 where the hardware would only emulate it."""
+    if precision == "bf16" and not has_native_bf16(device):
+        raise ValueError(
+            f"--precision bf16 needs native bfloat16 ({'a GPU that supports it' if device.type == 'cuda' else 'a CPU with avx512_bf16 or amx_bf16'}), "
+            f"which this {device.type} lacks: emulated it would be slower than fp32; use --precision fp32"
+        )
+
+
+def _in_precision(forward: Forward, device: torch.device, precision: Precision) -> Forward:
+    """``forward`` under bf16 autocast, its logits back in fp32 (the loss and metrics are fp32),
+    or ``forward`` itself for fp32."""
+    if precision == "fp32":
+        return forward
+
+    def autocast_forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return forward(params, buffers, x).float()
+
+    return autocast_forward
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto``: the GPU when there is one, else the CPU."""
     if device == "auto":
@@ -403,12 +443,12 @@ def _record_epoch(
 def _train_population(
     workload: Workload, data: Splits, members: Sequence[MemberConfig], indices: list[int], *,
     epochs: int, batch_size: int, early_stopping: int | None, callback: EpochCallback,
-    evaluate_test: bool, device: torch.device,
+    evaluate_test: bool, device: torch.device, precision: Precision,
 ) -> dict[int, MemberResult]:  # fmt: skip
     steps_per_epoch = workload.epoch_steps(data, batch_size)
     run = Run(epochs * steps_per_epoch, steps_per_epoch)
     template, population = _build_population(workload, members, indices, run, device)
-    train_forward, evaluate_forward = stacked_forwards(template)
+    train_forward, evaluate_forward = (_in_precision(f, device, precision) for f in stacked_forwards(template))
     tuning = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
     test = [t.to(device) if evaluate_test else t for t in (data.x_test, data.y_test)]  # moved only if used
     on_device = Splits(*tuning, *test)
@@ -454,6 +494,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     evaluate_test: bool = False,
     device: str = "cpu",
+    precision: Precision = "fp32",
 ) -> list[MemberResult]:
     """Train every member for up to ``epochs`` epochs, those sharing an optimizer together
     (``MemberConfig.population_key``);
@@ -465,8 +506,10 @@ def train(
         on_epoch: see ``EpochCallback``; used by the sweep to report and prune.
         evaluate_test: also measure the final model's test metric (the final comparison only).
         device: ``cpu``, ``cuda`` or ``auto``.
+        precision: ``fp32``, or ``bf16`` autocast where the hardware has it (``check_precision``).
     """
     keep_freed_memory()
+    check_precision(precision, resolve_device(device))
     callback = on_epoch or (lambda curves: set())
     populations: dict[tuple[str, OptimizerSettings, bool], list[int]] = {}
     for index, member in enumerate(members):
@@ -476,6 +519,6 @@ def train(
         results |= _train_population(
             workload, data, members, indices,
             epochs=epochs, batch_size=batch_size, early_stopping=early_stopping, callback=callback,
-            evaluate_test=evaluate_test, device=resolve_device(device),
+            evaluate_test=evaluate_test, device=resolve_device(device), precision=precision,
         )  # fmt: skip
     return [results[index] for index in range(len(members))]

@@ -145,6 +145,12 @@ def within_margin_at(budget: pd.DataFrame, reference: str, trials: int, metric: 
     return sorted(gaps[gaps >= -margin].index)
 
 
+def epochs_trained(studies: Iterable[optuna.Study]) -> int:
+    """Every trial's epochs, summed: a sweep's compute in member-epochs (a trial reports each
+    epoch it trains, so a pruned one counts the epochs it got to)."""
+    return sum(len(t.intermediate_values) for study in studies for t in study.get_trials(deepcopy=False))
+
+
 def pruning_replay_frame(studies: Iterable[optuna.Study], population: int, top: int = 5) -> pd.DataFrame:
     """For studies swept without pruning: per family and tuning run, how many of its ``top`` best
     configurations, and what share of all its trials, the default median pruner would have
