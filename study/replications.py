@@ -65,7 +65,7 @@ REPLICATIONS = {
             "grows as training gets longer",
             arms=(COSINE_TO_10, LINEAR_TO_0),
             budgets=(
-                Budget("mnist1d", epochs=10, trials=16, seeds=5),
+                Budget("mnist1d", epochs=10, trials=40, seeds=10),
                 Budget("shakespeare", epochs=5, trials=6, seeds=2),
             ),
             test="lead_grows",

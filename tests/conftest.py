@@ -15,6 +15,24 @@ from objectives.stored import stored_curve
 from study.sweep.postgres import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow", action="store_true", help="also run the tests marked slow (CI and the README's test command do)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (over ~8 s each: whole commands killed and resumed, several
+    processes, the smoke suite) are skipped, saying so, unless ``--slow`` is given: the everyday
+    run stays short, and CI runs them all."""
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 TINY = ["--workload", "moons", "--epochs", "3"]
 """Training small enough for tests: the moons workload for three epochs."""
 SWEEP = [*TINY, "--no-report", "--repeats", "1"]

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from optuna.trial import TrialState
 
 from study.reporting.analysis import load_studies
@@ -25,6 +26,7 @@ def test_families_are_dealt_round_robin_to_at_most_jobs_hands() -> None:
     assert deal(["a"], 4) == [["a"]]
 
 
+@pytest.mark.slow
 def test_two_jobs_store_the_same_trials_as_one(run_cli, tmp_path: Path) -> None:
     args = [*SWEEP, *FAMILIES, "--trials", "6", "--population", "4", "--repeats", "2"]
     assert run_cli("run", *args, "--jobs", "1", "--out", str(tmp_path / "one"))[0] == 0
@@ -42,6 +44,7 @@ def test_two_jobs_store_the_same_trials_as_one(run_cli, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_job_and_the_same_command_finishes_the_sweep(run_cli, tmp_path: Path) -> None:
     """Ctrl-C at a terminal reaches the whole process group: the parent and both children. Long
     enough trials that a busy machine still interrupts the jobs mid-sweep."""
@@ -98,6 +101,7 @@ def test_a_worker_that_stops_stops_the_run_in_one_line(run_cli, tmp_path: Path, 
     assert run_cli("run", *args, "--jobs", "2")[0] == 0
 
 
+@pytest.mark.slow
 def test_workers_on_two_threads_do_not_deadlock_and_store_the_trials_of_one_job(
     run_cli, tmp_path: Path
 ) -> None:

@@ -78,6 +78,7 @@ def test_lr_find_refuses_to_write_through_a_link(run_cli, tmp_path) -> None:
     assert target.read_bytes() == b"precious"
 
 
+@pytest.mark.slow
 def test_two_report_commands_on_one_output_both_finish(run_cli, tmp_path) -> None:
     sweep = [*TINY, "--families", "constant,cosine", "--trials", "3", "--out", str(tmp_path)]
     assert run_cli("run", *sweep, "--no-report")[0] == 0

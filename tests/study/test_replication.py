@@ -118,6 +118,7 @@ def test_the_warmup_claim_follows_where_the_band_of_good_lrs_ends() -> None:
     assert replication.wider_toward_high_lrs(lower, arms)[0] == replication.NOT_REPRODUCED
 
 
+@pytest.mark.slow
 def test_the_command_tunes_each_arm_at_each_length_and_writes_its_outcome(tmp_path: Path, run_cli) -> None:
     argv = ["decay-to-zero", "--workload", "mnist1d", "--trials", "2", "--repeats", "2", "--seeds", "2", "--epochs", "1"]
     code, out, _ = run_cli("replicate", *argv, "--out", str(tmp_path))

@@ -125,6 +125,7 @@ def test_each_seed_draws_its_own_split_and_runs_as_if_alone(swept: Path) -> None
         np.testing.assert_allclose(alone.curve.val_loss, stored["curve"]["val_loss"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_report_reuses_stored_runs_and_redoes_them_when_the_seeds_change(
     swept: Path, run_cli, monkeypatch
 ) -> None:
@@ -176,6 +177,7 @@ def _contents(report: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("die_at", [1, 5, 12])
+@pytest.mark.slow
 def test_killed_while_writing_the_report_shows_the_previous_one_whole(
     die_at: int, run_cli, tmp_path: Path
 ) -> None:
@@ -415,6 +417,7 @@ def test_artifact_dir_that_is_a_file_is_a_one_line_error(run_cli, tmp_path: Path
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])  # forked workers; spawned ones
+@pytest.mark.slow
 def test_seeds_re_trained_in_two_processes_store_what_one_process_stores(
     run_cli, tmp_path: Path, threads: str
 ) -> None:

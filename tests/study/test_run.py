@@ -121,6 +121,7 @@ def test_one_at_a_time_a_resumed_sweep_has_the_same_numbers(run_cli, tmp_path: P
         assert comparable(a[name]) == comparable(b[name])
 
 
+@pytest.mark.slow
 def test_killed_mid_trial_one_at_a_time_the_resumed_sweep_has_the_same_numbers(
     run_cli, tmp_path: Path
 ) -> None:
@@ -204,6 +205,7 @@ def test_a_trial_whose_own_configuration_fails_is_recorded_and_the_sweep_goes_on
     assert "final_fraction=2.0" in trials[1].user_attrs["error"]
 
 
+@pytest.mark.slow
 def test_without_a_terminal_progress_is_plain_lines_and_a_rerun_says_there_is_nothing_to_do(
     tmp_path: Path,
 ) -> None:
@@ -269,6 +271,7 @@ def _wait_for_finished_trials(journal: Path, count: int) -> None:
     raise TimeoutError(f"the sweep never reached {count} finished trials")
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_with_the_same_command(run_cli, tmp_path: Path) -> None:
     args = [*LONG_SWEEP, "--out", str(tmp_path)]
     journal = tmp_path / "optuna.journal"
@@ -295,6 +298,7 @@ def test_killed_sweep_resumes_with_the_same_command(run_cli, tmp_path: Path) -> 
         assert f"{len(running_before)} trial(s) of a stopped worker marked failed; redoing them" in out
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_running_trial_interrupted_and_says_how_to_resume(run_cli, tmp_path: Path) -> None:
     args = [*LONG_SWEEP, "--out", str(tmp_path)]
     worker = _start_sweep(args)
@@ -316,6 +320,7 @@ def test_ctrl_c_marks_the_running_trial_interrupted_and_says_how_to_resume(run_c
     assert sum(counts_as_finished(t) for t in trials) == 40
 
 
+@pytest.mark.slow
 def test_ctrl_c_twice_still_exits_in_one_line(tmp_path: Path) -> None:
     worker = _start_sweep([*LONG_SWEEP, "--out", str(tmp_path)])
     _wait_for_finished_trials(tmp_path / "optuna.journal", 2)
@@ -365,6 +370,7 @@ def test_half_written_journal_record_is_dropped_and_the_sweep_goes_on(run_cli, t
     assert len(load_studies(str(journal))["moons-sgd-constant"].trials) == 3
 
 
+@pytest.mark.slow
 def test_module_entry_point_exits_cleanly(tmp_path: Path) -> None:
     done = run_subprocess(
         "run", [*SWEEP, "--families", "constant", "--trials", "1", "--out", str(tmp_path)], timeout=120

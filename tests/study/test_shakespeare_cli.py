@@ -24,6 +24,7 @@ def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "data"
 
 
+@pytest.mark.slow
 def test_shakespeare_sweeps_and_reports_bits_per_character(run_cli, corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["--workload", "shakespeare", "--data-dir", str(corpus), "--families", "constant,warmup_cosine"]

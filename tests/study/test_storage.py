@@ -193,6 +193,7 @@ lock.release()
 """
 
 
+@pytest.mark.slow
 def test_a_sweep_waits_for_a_stock_writer_half_way_through_a_record(tmp_path) -> None:
     """The issue's scenario: a stock writer holds Optuna's lock with half a record written as a
     sweep opens the journal; the sweep waits, the writer finishes, nothing of either is lost."""
@@ -415,6 +416,7 @@ def test_records_are_written_byte_for_byte_as_optuna_writes_them(tmp_path) -> No
     assert ours_path.read_bytes() == stock_path.read_bytes()
 
 
+@pytest.mark.slow
 def test_a_stock_optuna_writer_and_a_sweep_share_a_journal(run_cli, tmp_path) -> None:
     """optuna-dashboard saving a note is a stock writer: it must neither stall nor lose records."""
     journal = tmp_path / "optuna.journal"
@@ -573,6 +575,7 @@ def test_a_journal_trial_is_redone_once_its_worker_stops_beating_whatever_the_ho
     assert fail_abandoned_trials(memory, other) == 0
 
 
+@pytest.mark.slow
 def test_a_sweep_resumed_under_a_new_host_name_finishes(tmp_path) -> None:
     args = [*SWEEP, "--families", "constant", "--out", str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

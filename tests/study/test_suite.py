@@ -23,6 +23,8 @@ from study.sweep.workers import counts_as_finished
 from tests.conftest import REPO
 from tests.study.test_crash_safety import HARNESS
 
+pytestmark = pytest.mark.slow  # the smoke suite is the whole command on three workloads
+
 SMOKE = SUITES["smoke"]
 FAMILIES = ["constant", "cosine", "wsd", "schedule_free"]
 """Four families keep the run short; each kind of schedule code (torch scheduler, own formula,

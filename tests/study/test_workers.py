@@ -56,6 +56,7 @@ def shared_storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.mark.slow
 def test_two_workers_share_every_study(shared_storage: str, tmp_path: Path) -> None:
     # Work enough (2 x 30 trials of 20 epochs, about 3 s) that the worker that starts later,
     # by up to a few seconds of imports on a loaded machine, still finds trials left.

@@ -22,6 +22,7 @@ def _readme_example(module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.syspath_prepend(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_the_readme_example_workload_sweeps_reports_and_trains(
     run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,6 +91,7 @@ def test_a_bad_workload_path_is_one_line(
         assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_several_workloads_sweep_into_one_storage_and_one_report(run_cli, tmp_path: Path) -> None:
     code, out, err = run_cli("run", "--workload", "moons,mnist1d", *QUICK, "--out", str(tmp_path))
     assert code == 0, err
