@@ -11,6 +11,7 @@ says which seed drives what); the sampler is seeded from the place before every 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import sys
 import warnings
@@ -37,9 +38,12 @@ from study.sweep.workers import counts_as_finished, heartbeat, record_heartbeat,
 def sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:
     """TPE seeded for one trial's draws. Its options are Optuna 5's defaults, set here because the
     sweep depends on them: constant liar spreads a population's asks, multivariate TPE samples
-    the knobs jointly (Optuna 4 defaulted to neither)."""
+    the knobs jointly (Optuna 4 defaulted to neither). Seeded by the fp32 study's name: the
+    precision changes how a trial computes, not which configurations are proposed, so a bf16
+    sweep starts from the same ones as its fp32 twin."""
+    as_fp32 = dataclasses.replace(experiment, precision="fp32")
     return optuna.samplers.TPESampler(
-        seed=sampler_seed(experiment.seed, experiment.study_name, place),
+        seed=sampler_seed(experiment.seed, as_fp32.study_name, place),
         constant_liar=True,
         multivariate=True,
     )

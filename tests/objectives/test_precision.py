@@ -44,3 +44,16 @@ def test_a_bf16_sweep_names_its_own_studies_and_fp32_stores_nothing_new() -> Non
     assert "precision" not in study_attrs(fp32, get_workload("digits"))
     attrs = study_attrs(bf16, get_workload("digits"))
     assert attrs["precision"] == "bf16" and stored_experiment(attrs) == bf16
+
+
+@pytest.mark.skipif(not NATIVE, reason="this CPU has no native bfloat16 (avx512_bf16 or amx_bf16)")
+def test_a_bf16_sweep_is_proposed_the_configurations_its_fp32_twin_is(run_cli, tmp_path) -> None:
+    from study import load_studies
+
+    argv = ["--families", "cosine", "--trials", "3", "--epochs", "1", "--no-report", "--repeats", "1"]
+    for precision in ("fp32", "bf16"):
+        assert run_cli("run", *argv, "--precision", precision, "--out", str(tmp_path))[0] == 0
+    studies = load_studies(str(tmp_path / "optuna.journal"))
+    fp32, bf16 = (studies[name].get_trials() for name in ("digits-sgd-cosine", "digits-sgd_bf16-cosine"))
+    assert [t.params for t in fp32] == [t.params for t in bf16]
+    assert [t.value for t in fp32] != [t.value for t in bf16]
