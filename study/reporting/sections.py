@@ -123,7 +123,7 @@ def _with_tuning_columns(ranking: pd.DataFrame, forgiveness: pd.DataFrame, edges
     if not len(ranking):
         return ranking
     ranking = ranking.merge(forgiveness, on="family", how="left")
-    ranking["range_edge"] = ranking["family"].map(edges).fillna("")
+    ranking["range_edge"] = [edges.get(family, "") for family in ranking["family"]]  # no float NaN to fill
     return ranking
 
 
