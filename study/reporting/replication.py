@@ -207,9 +207,9 @@ def wider_toward_high_lrs(bands: pd.DataFrame, arms: Sequence[Arm]) -> tuple[str
     Also the band's width in decades, for the table."""
     warm, cold = arms[0].label, arms[1].label
     rows = []
-    for column, unit in ((BAND_TOP, "top of the band, log10 LR"), ("decades", "width of the band, decades")):
+    for column, what in ((BAND_TOP, "top of the LR band"), ("decades", "width of the LR band")):
         pair = [bands[bands["arm"] == arm][column].to_numpy(dtype=float) for arm in (warm, cold)]
-        rows.append(_row(f"{unit}: {warm} minus {cold}", lead(pair, [1, -1], 1.0, 0.0)))
+        rows.append(_row(f"{what}, {warm} minus {cold}", lead(pair, [1, -1], 1.0, 0.0)))
     table = pd.DataFrame(rows)
     top = table.iloc[0]
     reason = (

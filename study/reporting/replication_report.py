@@ -21,7 +21,7 @@ HOW_TO_READ = {
     "lead_grows": "a lead is the second arm's test {label} minus the first's, signed so that ahead is positive",
     "matches_reference": "a lead is the arm's test {label} minus the first arm's, signed so that ahead is positive",
     "band_reaches_higher": "the LR band is the base LRs whose tuning trials ended within {margin:g} of their run's best "
-    "validation {label}",
+    "validation {label}; its top and width are in decades of base LR (log10), per tuning run",
 }
 
 
