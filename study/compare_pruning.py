@@ -13,6 +13,9 @@ from pathlib import Path
 from study.cli import ArgumentParser, positive_int, run_main
 from study.errors import UsageError
 
+EQUAL_COMPUTE = 0.05
+"""Two sweeps whose member-epochs differ by at most this share count as equal compute."""
+
 
 def _section(out: Path):
     from study.reporting.analysis import load_studies
@@ -54,12 +57,11 @@ def _compute_line(pruned: int, unpruned: int, pruned_studies) -> str:
     """Each sweep's compute, and the trials that would give the pruned sweep the unpruned one's."""
     from study.sweep.workers import finished_count
 
+    said = f"compute: {pruned} member-epochs with the median pruner, {unpruned} without ({unpruned / pruned:.2f}x)"
+    if abs(unpruned / pruned - 1) <= EQUAL_COMPUTE:
+        return f"{said}: equal compute, within {EQUAL_COMPUTE:.0%}"
     trials = max(finished_count(study) for study in pruned_studies)
-    equal = round(trials * unpruned / pruned)
-    return (
-        f"compute: {pruned} member-epochs with the median pruner, {unpruned} without ({unpruned / pruned:.2f}x); "
-        f"at equal compute the pruned sweep has --trials {equal} (rerun it so, then compare again)"
-    )
+    return f"{said}; at equal compute the pruned sweep has --trials {round(trials * unpruned / pruned)} (rerun it so, then compare again)"
 
 
 if __name__ == "__main__":

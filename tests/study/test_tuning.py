@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from objectives.metrics import ACCURACY, bits_per_character
 from study.reporting import tuning
@@ -126,3 +127,15 @@ def test_families_within_the_margin_of_the_reference_at_a_small_budget() -> None
     )
     assert tuning.within_margin_at(budget, "ref", 10, ACCURACY, 0.005) == ["a"]
     assert tuning.within_margin_at(budget, "ref", 40, ACCURACY, 0.005) == ["a", "b"]
+
+
+def test_a_sweeps_compute_counts_each_trials_reported_epochs_pruned_ones_included() -> None:
+    from study.reporting.tuning import epochs_trained
+
+    study = optuna.create_study()
+    for epochs, pruned in ((5, False), (2, True), (0, True)):
+        trial = study.ask()
+        for epoch in range(1, epochs + 1):
+            trial.report(1.0 / epoch, epoch)
+        study.tell(trial, None if pruned else 0.2, state=TrialState.PRUNED if pruned else TrialState.COMPLETE)
+    assert epochs_trained([study, study]) == 14
