@@ -374,9 +374,7 @@ def replication(
     equivalence shaded; with ``trials`` (arm, param_lr, final_metric, a ``label`` per arm), a
     last panel of every tuning trial's final validation metric against its base LR."""
     with _style():
-        figure, axes = _grid(
-            len(panels) + (trials is not None), columns=len(panels) + (trials is not None), size=(5.2, 3.2)
-        )
+        figure, axes = _grid(len(panels) + (trials is not None), columns=1, size=(8.0, 2.8))  # long labels: one per row
         for ax, (workload, table, margin, unit) in zip(axes, panels):
             rows = np.arange(len(table))[::-1]
             ax.axvspan(-margin, margin, color="0.9", zorder=0, label=f"within ±{margin:g}")
@@ -385,6 +383,7 @@ def replication(
                         fmt="o", color="C0", capsize=3)  # fmt: skip
             ax.set_yticks(rows, table["comparison"])
             ax.set_xlabel(f"lead ({unit}; > 0: ahead)")
+            ax.xaxis.set_major_locator(MaxNLocator(6))
             ax.set_title(workload)
             ax.grid(axis="y", visible=False)
         if trials is not None:
