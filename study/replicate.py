@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from objectives.experiment import Experiment
-from objectives.workloads.registry import load_splits
+from objectives.workloads.registry import Splits, Workload, load_splits
 from study.cli import (
     ArgumentParser,
     add_data_arguments,
@@ -84,11 +84,10 @@ def budgets(args: argparse.Namespace) -> list[Budget]:
     return [dataclasses.replace(budget, **overrides) for budget in chosen]
 
 
-def experiments(args: argparse.Namespace, budget: Budget, length: int, repeats: int) -> list[Experiment]:
+def experiments(args: argparse.Namespace, workload: Workload, epochs: int, repeats: int) -> list[Experiment]:
     """The studies of one workload at one run length: each arm, ``repeats`` times."""
-    workload = workload_list(budget.workload)[0]
     defaults = argparse.Namespace(
-        optimizer=None, momentum=None, nesterov=False, weight_decay=None, epochs=budget.epochs * length,
+        optimizer=None, momentum=None, nesterov=False, weight_decay=None, epochs=epochs,
         batch_size=None, early_stopping=None, seed=args.seed, precision="fp32",
     )  # fmt: skip
     return [
@@ -106,22 +105,17 @@ def storage_of(out: Path, replication: Replication, length: int) -> str:
     return storage_spec(None, out) if len(replication.lengths) == 1 else str(out / f"optuna-{length}x.journal")
 
 
-def _sweep(args: argparse.Namespace, budget: Budget, length: int, repeats: int) -> list[optuna.Study]:
+def _sweep(
+    args: argparse.Namespace, workload: Workload, data: Splits, budget: Budget, length: int, repeats: int
+) -> list[optuna.Study]:
     """One workload's studies at one run length, topped up to the budget's trials."""
-    from study.sweep.jobs import SweepSettings, run_sweep_in_processes
+    from study.sweep.jobs import SweepSettings, sweep
     from study.sweep.storage import open_storage
-    from study.sweep.top_up import run_sweep
 
-    workload = workload_list(budget.workload)[0]
     spec = storage_of(args.out, args.replication, length)
-    storage, studies = open_storage(spec), experiments(args, budget, length, repeats)
-    data = load_splits(workload, args.seed, args.data_dir)
-    if args.jobs > 1:
-        settings = SweepSettings(spec, None, budget.trials, "none", POPULATION, args.device, args.threads)
-        return run_sweep_in_processes(storage, workload, studies, data, settings, jobs=args.jobs, run_command=run_main)
-    return run_sweep(
-        storage, workload, studies, data, trials=budget.trials, pruner="none", population=POPULATION, device=args.device
-    )
+    settings = SweepSettings(spec, None, budget.trials, "none", POPULATION, args.device, args.threads)
+    studies = experiments(args, workload, budget.epochs * length, repeats)
+    return sweep(open_storage(spec), workload, studies, data, settings, jobs=args.jobs, run_command=run_main)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -132,8 +126,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.out is None:  # the default's parent is the project's own folder: made if missing
         args.out = Path("results", "replications", replication.name)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-    for budget in chosen:  # a missing or damaged data file is said before anything is written
-        load_splits(workload_list(budget.workload)[0], args.seed, args.data_dir)
+    workloads = [workload_list(budget.workload)[0] for budget in chosen]
+    # Loaded once per workload, and before anything is written: a missing or damaged file is said first.
+    data = [load_splits(workload, args.seed, args.data_dir) for workload in workloads]
     import torch
 
     from study.reporting.publish import refresh_reevaluations
@@ -143,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)
     studies: list[optuna.Study] = []
-    for budget in chosen:
-        swept = [study for length in replication.lengths for study in _sweep(args, budget, length, repeats)]
+    for budget, workload, splits in zip(chosen, workloads, data):
+        swept = [s for length in replication.lengths for s in _sweep(args, workload, splits, budget, length, repeats)]
         if budget.seeds:
             refresh_reevaluations(
                 swept, seeds=lambda study, n=budget.seeds: n, data_dir=args.data_dir, device=args.device,

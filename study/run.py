@@ -274,24 +274,13 @@ def _sweep_workload(
 ) -> list[optuna.Study]:
     """One workload's studies topped up (in ``--jobs`` processes where there are several), then
     summed up on stdout."""
-    from study.sweep.jobs import SweepSettings, run_sweep_in_processes
-    from study.sweep.top_up import run_sweep
+    from study.sweep.jobs import SweepSettings, sweep
 
     workload, experiments = plan.workload, plan.experiments
     if args.lr_range == "auto":
         experiments = _with_lr_range_test(args, workload, experiments)
-    if args.jobs > 1 and len(experiments) > 1:
-        settings = SweepSettings(
-            spec, args.heartbeat, plan.trials, args.pruner, args.population, args.device, args.threads
-        )
-        studies = run_sweep_in_processes(
-            storage, workload, experiments, data, settings, jobs=args.jobs, run_command=run_main
-        )
-    else:
-        studies = run_sweep(
-            storage, workload, experiments, data, trials=plan.trials, pruner=args.pruner,
-            population=args.population, device=args.device,
-        )  # fmt: skip
+    settings = SweepSettings(spec, args.heartbeat, plan.trials, args.pruner, args.population, args.device, args.threads)
+    studies = sweep(storage, workload, experiments, data, settings, jobs=args.jobs, run_command=run_main)
     _print_summary(workload, experiments, studies, plan.trials)
     return studies
 

@@ -73,6 +73,26 @@ def _arm(experiment: Experiment) -> str:
     return dataclasses.replace(experiment, repeat=0).study_name
 
 
+def sweep(
+    storage: optuna.storages.BaseStorage,
+    workload: Workload,
+    experiments: Sequence[Experiment],
+    data: Splits,
+    settings: SweepSettings,
+    *,
+    jobs: int,
+    run_command: CommandRunner,
+) -> list[optuna.Study]:
+    """Top every experiment's study up to ``settings.trials``: in ``jobs`` worker processes where
+    there are several jobs and studies (``run_sweep_in_processes``), else in this process."""
+    if jobs > 1 and len(experiments) > 1:
+        return run_sweep_in_processes(storage, workload, experiments, data, settings, jobs=jobs, run_command=run_command)
+    return run_sweep(
+        storage, workload, experiments, data, trials=settings.trials, pruner=settings.pruner,
+        population=settings.population, device=settings.device,
+    )  # fmt: skip
+
+
 def run_sweep_in_processes(
     storage: optuna.storages.BaseStorage,
     workload: Workload,
