@@ -36,12 +36,16 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inco
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one workload's measurement says of the claim, with the table behind it."""
+    """What one workload's measurement says of the claim, with the table and the frames behind it."""
 
     workload: str
     verdict: str  # REPRODUCED, NOT_REPRODUCED or INCONCLUSIVE
     reason: str  # one sentence with the numbers
     table: pd.DataFrame
+    metric: Metric
+    margin: float
+    runs: pd.DataFrame  # runs_frame: empty where the claim is about tuning trials
+    trials: pd.DataFrame | None  # tuning_trials_frame, where the claim is about them
 
 
 def arm_of(experiment_fixed: tuple, family: str, arms: Sequence[Arm]) -> Arm | None:
@@ -233,20 +237,18 @@ def arm_summary(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def judge(replication: Replication, studies: Sequence[optuna.Study], workload: str) -> Outcome:
+def judge(replication: Replication, studies: Sequence[optuna.Study]) -> Outcome:
     """The claim of ``replication`` (its ``test``) on one workload's studies."""
-    mine = [s for s in studies if stored.stored_experiment(s.user_attrs).workload == workload]
-    attrs = mine[0].user_attrs
+    attrs = studies[0].user_attrs
     metric, margin = stored.stored_metric(attrs), stored.stored_workload_facts(attrs)["margin"]
-    arms = replication.arms
+    arms, workload = replication.arms, attrs[stored.WORKLOAD]
     if replication.test == "band_reaches_higher":
-        verdict, reason, table = wider_toward_high_lrs(
-            band_frame(tuning_trials_frame(mine, arms), metric, margin), arms
-        )
-    elif replication.test == "lead_grows":
-        verdict, reason, table = lead_grows(runs_frame(mine, arms), arms, metric, margin)
+        trials = tuning_trials_frame(studies, arms)
+        verdict, reason, table = wider_toward_high_lrs(band_frame(trials, metric, margin), arms)
+        return Outcome(workload, verdict, reason, table, metric, margin, runs_frame([], arms), trials)
+    runs = runs_frame(studies, arms)
+    if replication.test == "lead_grows":
+        verdict, reason, table = lead_grows(runs, arms, metric, margin)
     else:
-        verdict, reason, table = matches_reference(
-            runs_frame(mine, arms), arms, replication.claimed, metric, margin
-        )
-    return Outcome(workload, verdict, reason, table)
+        verdict, reason, table = matches_reference(runs, arms, replication.claimed, metric, margin)
+    return Outcome(workload, verdict, reason, table, metric, margin, runs, None)

@@ -11,6 +11,7 @@ import optuna
 import pandas as pd
 
 from objectives import stored
+from objectives.experiment import Experiment
 from study.replications import Replication
 from study.reporting import figures, replication
 from study.reporting.output import write_file
@@ -36,12 +37,10 @@ def _shown(table: pd.DataFrame) -> pd.DataFrame:
     return table.map(lambda value: float(f"{value:.4g}") if isinstance(value, float) else value)
 
 
-def _budget_line(studies: Sequence[optuna.Study], workload: str, runs: pd.DataFrame) -> str:
-    experiments = [stored.stored_experiment(s.user_attrs) for s in studies]
-    mine = [(e, s) for e, s in zip(experiments, studies) if e.workload == workload]
-    trials = min(len(s.get_trials(deepcopy=False)) for _, s in mine)
-    lengths = ", ".join(str(epochs) for epochs in sorted({e.epochs for e, _ in mine}))
-    repeats = 1 + max(e.repeat for e, _ in mine)
+def _budget_line(experiments: Sequence[Experiment], studies: Sequence[optuna.Study], runs: pd.DataFrame) -> str:
+    trials = min(len(s.get_trials(deepcopy=False)) for s in studies)
+    lengths = ", ".join(str(epochs) for epochs in sorted({e.epochs for e in experiments}))
+    repeats = 1 + max(e.repeat for e in experiments)
     seeds = f"; each tuned configuration re-trained on {int(runs['seeds'].min())} seeds" if len(runs) else ""
     return f"{trials} trials per arm and tuning run, {repeats} tuning runs, {lengths} epochs{seeds}"
 
@@ -56,31 +55,30 @@ def write_replication(
 ) -> Path:
     """Judge the claim on each workload, write the three files into ``out``; return the .md."""
     made_by = provenance_line(command, started)
+    experiments = [stored.stored_experiment(s.user_attrs) for s in studies]  # each a deep copy: once
     lines = [f"# {chosen.name}: {chosen.claim}", "", f"Claim from {chosen.paper}.", ""]
     panels, tables, scatter = [], [], None
     for workload in workloads:
-        outcome = replication.judge(chosen, studies, workload)
-        mine = [s for s in studies if stored.stored_experiment(s.user_attrs).workload == workload]
-        attrs = mine[0].user_attrs
-        metric, margin = stored.stored_metric(attrs), stored.stored_workload_facts(attrs)["margin"]
-        runs = replication.runs_frame(mine, chosen.arms)
-        how = HOW_TO_READ[chosen.test].format(label=metric.label, margin=margin)
+        mine = [(e, s) for e, s in zip(experiments, studies) if e.workload == workload]
+        outcome = replication.judge(chosen, [s for _, s in mine])
+        metric, runs = outcome.metric, outcome.runs
+        how = HOW_TO_READ[chosen.test].format(label=metric.label, margin=outcome.margin)
+        budget = _budget_line([e for e, _ in mine], [s for _, s in mine], runs)
         lines += [
             f"## {workload}: {outcome.verdict}", "", f"{outcome.reason[0].upper()}{outcome.reason[1:]}.", "",
-            f"Budget: {_budget_line(studies, workload, runs)}. How to read: {how}; {READING}",
+            f"Budget: {budget}. How to read: {how}; {READING}",
             "", _shown(outcome.table).to_markdown(index=False, missingval="-"), "",
         ]  # fmt: skip
         if len(runs):
             lines += [f"Test {metric.label} per arm (mean over tuning runs):", ""]
             lines += [_shown(replication.arm_summary(runs)).to_markdown(index=False, missingval="-"), ""]
-        unit = "decades" if chosen.test == "band_reaches_higher" else metric.label
-        panels.append(
-            (workload, outcome.table, 0.0 if chosen.test == "band_reaches_higher" else margin, unit)
-        )
-        tables.append(outcome.table.assign(workload=workload, verdict=outcome.verdict))
-        if chosen.test == "band_reaches_higher":
-            trials = replication.tuning_trials_frame(mine, chosen.arms)
+        if outcome.trials is None:
+            panels.append((workload, outcome.table, outcome.margin, metric.label))
+        else:  # the claim is about LR bands, in decades: no margin of the metric applies
+            panels.append((workload, outcome.table, 0.0, "decades"))
+            trials = outcome.trials
             scatter = trials[trials["state"] == "COMPLETE"].assign(label=f"final validation {metric.label}")
+        tables.append(outcome.table.assign(workload=workload, verdict=outcome.verdict))
     lines += [made_by, ""]
     out.mkdir(parents=True, exist_ok=True)
     summary = out / f"{chosen.name}.md"
