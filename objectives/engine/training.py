@@ -33,6 +33,7 @@ the metric's worst value.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -138,10 +139,11 @@ Precision = Literal["fp32", "bf16"]
 parameters, optimizer and losses in fp32)."""
 
 
+@functools.cache
 def has_native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 products in hardware: a CUDA GPU that supports them,
     or a CPU with AVX512-BF16 or AMX (Linux: /proc/cpuinfo). Elsewhere PyTorch emulates them,
-    slower than fp32."""
+    slower than fp32. Asked once per device: ``train`` checks it on every call."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
