@@ -10,9 +10,10 @@ another in one process, so their ratios are comparable on a noisy machine:
 3. this project with the population engine (``--population K``).
 
 It prints trials per minute and the ratios, wall and CPU seconds of each way, and the engine's
-achieved FLOP/s, counted by ``torch.utils.flop_counter.FlopCounterMode`` on the training path
-itself, as a share of this machine's fp32 matrix-multiply rate, measured in the same run with a
-large ``torch.matmul`` on the same thread count.
+achieved FLOP/s (``study.counting``: FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``
+on the training path itself) as a share of this machine's fp32 matrix-product rate, measured in
+the same run on the same thread count: over the whole sweep, over its training epochs, and for
+the matrix products alone (profiled), which bounds what the training could reach.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import contextlib
 import dataclasses
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import optuna
@@ -29,7 +30,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
 
 from objectives.experiment import Experiment
 from objectives.objective import member_from_params, train_members
@@ -37,6 +37,7 @@ from objectives.optim.optimizers import get_optimizer
 from objectives.stored import stored_curve
 from objectives.workloads.registry import Splits, Workload, load_splits
 from study.cli import ArgumentParser, one_workload, positive_int, run_main
+from study.counting import count, matmul_flops_per_second
 from study.sweep.storage import open_storage
 from study.sweep.top_up import run_sweep
 
@@ -108,25 +109,14 @@ def project(
     return *seconds, study
 
 
-def flops_per_member_epoch(workload: Workload, experiment: Experiment, data: Splits, population: int) -> float:
-    """FLOPs of one member's epoch on the path the sweep times, counted by PyTorch
-    (``torch.utils.flop_counter.FlopCounterMode``: matrix products, convolutions and attention,
-    forward and backward, validation included): one epoch of a ``population`` of members,
-    divided by its size."""
+def one_population_epoch(
+    workload: Workload, experiment: Experiment, data: Splits, population: int
+) -> Callable[[], object]:
+    """One epoch of ``population`` members on the path the sweep times (training and
+    validation), to count: ``counting.count`` runs it under the FLOP counter and the profiler."""
     one_epoch = dataclasses.replace(experiment, epochs=1)
     members = [member_from_params(one_epoch, {"lr": 0.01, "final_fraction": 0.01}, seed) for seed in range(population)]
-    with FlopCounterMode(display=False) as counter:
-        train_members(workload, one_epoch, data, members)
-    return counter.get_total_flops() / population
-
-
-def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.matmul(a, b)  # warm up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        torch.matmul(a, b)
-    return repeats * 2 * size**3 / (time.perf_counter() - start)
+    return lambda: train_members(workload, one_epoch, data, members)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -175,14 +165,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         ).to_string(index=False, na_rep="-")
     )
     population = table.iloc[-1]
-    per_member_epoch = flops_per_member_epoch(workload, experiment, data, args.population)
-    work = population["epochs_per_trial"] * args.trials * per_member_epoch
+    counted = count(one_population_epoch(workload, experiment, data, args.population))
     peak = matmul_flops_per_second()
+    work = population["epochs_per_trial"] * args.trials * counted.total_flops / args.population
+    training = population["seconds"] * (1 - population["outside_training"])
     print(
-        f"population engine: {per_member_epoch / 1e6:.1f} MFLOP per member-epoch (FlopCounterMode); "
-        f"{work / population['seconds'] / 1e9:.2f} GFLOP/s of wall time, {work / population['cpu_seconds'] / 1e9:.2f} "
-        f"of CPU time; a 2048x2048 fp32 matmul here: {peak / 1e9:.1f} GFLOP/s, so "
-        f"{work / population['seconds'] / peak:.1%} of it by wall time, {work / population['cpu_seconds'] / peak:.1%} by CPU time"
+        f"population engine: {counted.total_flops / args.population / 1e6:.1f} MFLOP per member-epoch (FlopCounterMode); "
+        f"a 2048x2048 fp32 matmul here: {peak / 1e9:.1f} GFLOP/s. Of it the sweep reached "
+        f"{work / population['seconds'] / peak:.1%} by wall time ({work / population['cpu_seconds'] / peak:.1%} by CPU time), "
+        f"its training epochs {work / training / peak:.1%}; the matrix products took {counted.product_share:.0%} of an epoch "
+        f"and ran at {counted.product_rate / peak:.1%} (profiled: with all else taking no time, training could reach no more)"
     )
 
 
