@@ -11,7 +11,8 @@ returns, as Optuna's are. What this module adds to Optuna's ``JournalFileBackend
   already): a Ctrl-C waits until an append is whole, an append the disk had no room for loses only
   its half last record, and a half record left by a writer killed mid-append is cut by the next
   append, under the lock, before Optuna's reader or writer would glue the next record onto it;
-- ``held_writes``: a population's reports and attributes in one append instead of one each.
+- ``held_writes``: a trial's drawn parameters, a population's reports and attributes in one append
+  instead of one each.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock  # the lock's base class: not re-exported
+from optuna.trial import FrozenTrial
 
 OPTUNA_LOCK_SUFFIX = ".lock"
 """Where ``JournalFileOpenLock`` and ``JournalFileSymlinkLock`` (Optuna's default) lock a journal;
@@ -46,10 +49,10 @@ left by a dead writer of ours is told from a stock writer's by its inode."""
 GRACE_S = 30.0
 """A stock writer's lock unchanged this long is broken, as Optuna's own locks do (their default)."""
 
-HELD_OP_CODES = frozenset({7, 8, 9})
-"""The op codes of a running trial's intermediate value, user attribute and system attribute:
-records that nothing reads back within the call that writes them. Optuna's enum of op codes is
-private; a test checks these against what a stock ``JournalStorage`` writes (Optuna 5)."""
+HELD_OP_CODES = frozenset({5, 7, 8, 9})
+"""The op codes of a running trial's parameter, intermediate value, user attribute and system
+attribute: records that nothing reads back within the call that writes them. Optuna's enum of op
+codes is private; a test checks these against what a stock ``JournalStorage`` writes (Optuna 5)."""
 
 
 class JournalLock(BaseJournalFileLock):
@@ -313,6 +316,12 @@ class Journal(JournalStorage):
     def __init__(self, file: JournalFile) -> None:
         super().__init__(file)
         self.file = file
+        self._study_of_trial: dict[int, int] = {}  # the trials made here, for ``_check_updatable``
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        self._study_of_trial[trial_id] = study_id
+        return trial_id
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         self._check_updatable(trial_id)
@@ -326,17 +335,47 @@ class Journal(JournalStorage):
         self._check_updatable(trial_id)
         super().set_trial_system_attr(trial_id, key, value)
 
-    def _check_updatable(self, trial_id: int) -> None:
-        """A trial's existence and state never wait in memory: reading without the held records
-        (which are neither) tells them as well, and costs no append."""
+    def set_trial_param(
+        self, trial_id: int, param_name: str, param_value_internal: float, distribution: BaseDistribution
+    ) -> None:
+        self._check_updatable(trial_id, param_name, distribution)
+        super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
+
+    def _check_updatable(
+        self, trial_id: int, param_name: str | None = None, distribution: BaseDistribution | None = None
+    ) -> None:
+        """A trial's existence and state, and the distributions its study's parameters have,
+        never wait in memory: reading without the held records (which change none of them but
+        the trial's own new parameter) tells them as well, and costs no append. A parameter is
+        checked as Optuna's replay checks it: against the first trial that has one of its name."""
         if not self.file.is_holding:
             return  # Optuna's own replay checks it
         with self.file.peeking():
             trial = self.get_trial(trial_id)  # KeyError when there is none
-        if trial.state.is_finished():
-            raise UpdateFinishedTrialError(
-                f"Trial#{trial.number} has already finished and can not be updated."
-            )
+            if trial.state.is_finished():
+                raise UpdateFinishedTrialError(
+                    f"Trial#{trial.number} has already finished and can not be updated."
+                )
+            if param_name is None or distribution is None:
+                return
+            study_id = self._study_of(trial_id, trial.number)
+            earlier = (t for t in self.get_all_trials(study_id, deepcopy=False) if param_name in t.distributions)
+            if (first := next(earlier, None)) is not None:
+                check_distribution_compatibility(first.distributions[param_name], distribution)
+
+
+    def _study_of(self, trial_id: int, number: int) -> int:
+        """The study of a trial made here, or else (a trial another writer made and this one
+        took, an enqueued one) found through the public getters."""
+        if (study_id := self._study_of_trial.get(trial_id)) is not None:
+            return study_id
+        for study in self.get_all_studies():
+            study_id = self.get_study_id_from_name(study.study_name)
+            with contextlib.suppress(KeyError):
+                if self.get_trial_id_from_study_id_trial_number(study_id, number) == trial_id:
+                    self._study_of_trial[trial_id] = study_id
+                    return study_id
+        raise KeyError(f"No trial with trial_id {trial_id} exists.")
 
 
 def regular_file_problem(path: Path) -> str | None:

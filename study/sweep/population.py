@@ -146,11 +146,13 @@ class Population:
             return self.study.ask()
 
     def _configure(self, trial: optuna.Trial) -> MemberConfig:
-        """Claim the trial and draw its configuration at once, so the next ask sees it (constant liar)."""
+        """Claim the trial and draw its configuration at once, so the next ask sees it (constant
+        liar): the worker and the drawn parameters reach a journal in one append (``held_writes``)."""
         place = trial.number - _interrupted(self.study.get_trials(deepcopy=False)[: trial.number])
         record_heartbeat(self.storage, self.study, trial)  # before the worker: a claimed trial has one
-        trial.set_user_attr(WORKER, this_worker())
-        return member_from_trial(trial, self.experiment, trial_seed(self.experiment.seed, place))
+        with held_writes(self.storage):
+            trial.set_user_attr(WORKER, this_worker())
+            return member_from_trial(trial, self.experiment, trial_seed(self.experiment.seed, place))
 
     def _fail(self, trial: optuna.Trial, message: str) -> None:
         """A trial that failed for a reason of its own: recorded with its error, and counted."""

@@ -154,9 +154,9 @@ def _try_lock(lock: JournalLock) -> None:
 
 
 def held_writes(storage: optuna.storages.BaseStorage) -> contextlib.AbstractContextManager[None]:
-    """While it lasts, a journal opened here holds running trials' records (reports, attributes)
-    back until the next read of the storage or the end: one append for many. Other storages
-    write at once."""
+    """While it lasts, a journal opened here holds running trials' records (parameters, reports,
+    attributes) back until the next read of the storage or the end: one append for many. Other
+    storages write at once."""
     if isinstance(storage, Journal):
         return storage.file.holding()
     return contextlib.nullcontext()

@@ -14,6 +14,8 @@ import time
 
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import JournalFileOpenLock, JournalFileSymlinkLock
 from optuna.trial import TrialState
 
@@ -396,10 +398,10 @@ def _stock_op_codes(tmp_path) -> dict[str, int]:
     return dict(zip(names, codes, strict=True))
 
 
-def test_held_op_codes_are_the_ones_optuna_writes_for_reports_and_attributes(tmp_path) -> None:
+def test_held_op_codes_are_the_ones_optuna_writes_for_parameters_reports_and_attributes(tmp_path) -> None:
     codes = _stock_op_codes(tmp_path)
     assert journal_module.HELD_OP_CODES == {
-        codes[name] for name in ("intermediate", "user_attr", "system_attr")
+        codes[name] for name in ("param", "intermediate", "user_attr", "system_attr")
     }
 
 
@@ -530,6 +532,37 @@ def test_held_records_are_written_in_one_append_when_the_storage_is_next_read(tm
     reread = optuna.load_study(study_name=study.study_name, storage=open_storage(str(journal)))
     assert reread.trials[0].intermediate_values == {0: 0.5, 1: 0.75}
     assert reread.trials[1].state == TrialState.COMPLETE
+
+
+def test_held_parameters_are_checked_as_optunas_replay_checks_them(tmp_path, monkeypatch) -> None:
+    storage = open_storage(str(tmp_path / "held.journal"))
+    study = optuna.create_study(storage=storage)
+    first, second = study.ask(), study.ask()
+    first.suggest_float("lr", 0.1, 1.0)
+    first.suggest_float("momentum", 0.0, 1.0)
+    appends = []
+    real_write = JournalFile._write
+    monkeypatch.setattr(JournalFile, "_write", lambda self, logs: (appends.append(len(logs)), real_write(self, logs)))
+    with held_writes(storage):
+        second.suggest_float("lr", 0.1, 1.0)
+        second.suggest_int("layers", 1, 3)
+        second.set_user_attr("worker", "w")
+        assert appends == [], "held back, not written"
+        with pytest.raises(ValueError, match="Cannot set different distribution kind"):
+            second.suggest_int("momentum", 0, 1)  # a float in this study's first trial: refused at once, as unheld
+        study.tell(first, 1.0)
+        with pytest.raises(UpdateFinishedTrialError):
+            storage.set_trial_param(first._trial_id, "momentum", 0.5, FloatDistribution(0, 1))
+    assert appends == [3, 1], "the parameters and the attribute in one append (before the tell's state)"
+    peer = optuna.load_study(study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal")))
+    made_elsewhere = peer.ask()._trial_id  # a trial this storage did not make: its study is looked up
+    with held_writes(storage):
+        with pytest.raises(ValueError, match="Cannot set different distribution kind"):
+            storage.set_trial_param(made_elsewhere, "momentum", 1, IntDistribution(0, 1))
+        storage.set_trial_param(made_elsewhere, "momentum", 0.5, FloatDistribution(0, 1))
+    assert peer.trials[2].params == {"momentum": 0.5}
+    reread = optuna.load_study(study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal")))
+    assert set(reread.trials[1].params) == {"lr", "layers"} and reread.trials[1].user_attrs == {"worker": "w"}
 
 
 def test_other_storages_write_at_once_while_held() -> None:
