@@ -11,8 +11,8 @@ returns, as Optuna's are. What this module adds to Optuna's ``JournalFileBackend
   already): a Ctrl-C waits until an append is whole, an append the disk had no room for loses only
   its half last record, and a half record left by a writer killed mid-append is cut by the next
   append, under the lock, before Optuna's reader or writer would glue the next record onto it;
-- ``held_writes``: a trial's drawn parameters, a population's reports and attributes in one append
-  instead of one each.
+- ``held_writes``: a trial's drawn parameters, a population's reports, attributes and results,
+  a new study's attributes, in one append instead of one each.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,7 +35,7 @@ from optuna.distributions import BaseDistribution, check_distribution_compatibil
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock  # the lock's base class: not re-exported
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 OPTUNA_LOCK_SUFFIX = ".lock"
 """Where ``JournalFileOpenLock`` and ``JournalFileSymlinkLock`` (Optuna's default) lock a journal;
@@ -49,10 +49,21 @@ left by a dead writer of ours is told from a stock writer's by its inode."""
 GRACE_S = 30.0
 """A stock writer's lock unchanged this long is broken, as Optuna's own locks do (their default)."""
 
-HELD_OP_CODES = frozenset({5, 7, 8, 9})
-"""The op codes of a running trial's parameter, intermediate value, user attribute and system
-attribute: records that nothing reads back within the call that writes them. Optuna's enum of op
-codes is private; a test checks these against what a stock ``JournalStorage`` writes (Optuna 5)."""
+HELD_OP_CODES = frozenset({2, 5, 6, 7, 8, 9})
+"""The op codes of a study's user attribute and of a trial's parameter, state and values,
+intermediate value, user attribute and system attribute: records that nothing reads back within
+the call that writes them, but a trial's start (``is_held``). Optuna's enum of op codes is
+private; a test checks these against what a stock ``JournalStorage`` writes (Optuna 5)."""
+
+STATE_OP_CODE = 6
+"""A trial's state and values; held only when the state is finished, since a trial's start from
+the queue reads back whether it was this writer that started it."""
+
+
+def is_held(log: dict[str, Any]) -> bool:
+    """Whether ``holding`` may keep ``log`` back: one of ``HELD_OP_CODES``, a trial's end not its start."""
+    code = log.get("op_code")
+    return code in HELD_OP_CODES and (code != STATE_OP_CODE or TrialState(log["state"]).is_finished())
 
 
 class JournalLock(BaseJournalFileLock):
@@ -150,10 +161,11 @@ def _break_lock(path: Path) -> None:
 class JournalFile(JournalFileBackend):
     """Optuna's journal file under ``JournalLock``, whose appends are whole or absent.
 
-    While ``holding``, running trials' records (``HELD_OP_CODES``) wait in memory and go with the
-    next append or read, so every read still sees every write. A population's epoch of reports
-    then reaches the file in one append, when the pruner reads the study. (``Journal`` checks a
-    held record's trial as Optuna's replay of the record would have.)
+    While ``holding``, records nothing reads back at once (``is_held``) wait in memory and go
+    with the next append or read (but a ``peeking`` one), so every other read still sees every
+    write. A population's epoch of reports then reaches the file in one append, when the pruner
+    reads the study. (``Journal`` checks a held record's trial or study as Optuna's replay of the
+    record would have.)
     """
 
     def __init__(self, path: Path) -> None:
@@ -161,6 +173,7 @@ class JournalFile(JournalFileBackend):
         os.close(_open_no_follow(path, os.O_WRONLY | os.O_CREAT))  # not through a symbolic link
         super().__init__(str(path), lock_obj=self.lock)
         self._held: list[dict[str, Any]] | None = None  # a list while holding
+        self.held_ends: set[int] = set()  # the trials whose end is held
         self._just_held = False
         self._peeking = threading.local()
 
@@ -175,8 +188,9 @@ class JournalFile(JournalFileBackend):
         return self._held is not None
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        if self._held is not None and all(log.get("op_code") in HELD_OP_CODES for log in logs):
+        if self._held is not None and all(map(is_held, logs)):
             self._held.extend(logs)
+            self.held_ends.update(log["trial_id"] for log in logs if log["op_code"] == STATE_OP_CODE)
             self._just_held = True
             return
         self._write(self._take_held() + logs)
@@ -192,11 +206,11 @@ class JournalFile(JournalFileBackend):
     @contextlib.contextmanager
     def peeking(self) -> Iterator[None]:
         """Read without writing what is held first (this thread)."""
-        self._peeking.on = True
+        before, self._peeking.on = getattr(self._peeking, "on", False), True
         try:
             yield
         finally:
-            self._peeking.on = False
+            self._peeking.on = before
 
     def flush(self) -> None:
         """Write the records held back so far, in one append."""
@@ -229,6 +243,7 @@ class JournalFile(JournalFileBackend):
         if not self._held:
             return []
         held, self._held = self._held, []
+        self.held_ends.clear()
         return held
 
     def _write(self, logs: list[dict[str, Any]]) -> None:
@@ -335,6 +350,19 @@ class Journal(JournalStorage):
         self._check_updatable(trial_id)
         super().set_trial_system_attr(trial_id, key, value)
 
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        if state.is_finished():
+            self._check_updatable(trial_id)
+        return super().set_trial_state_values(trial_id, state, values)
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        if self.file.is_holding:
+            with self.file.peeking():
+                self.get_study_name_from_id(study_id)  # KeyError when there is none
+        super().set_study_user_attr(study_id, key, value)
+
     def set_trial_param(
         self, trial_id: int, param_name: str, param_value_internal: float, distribution: BaseDistribution
     ) -> None:
@@ -352,7 +380,7 @@ class Journal(JournalStorage):
             return  # Optuna's own replay checks it
         with self.file.peeking():
             trial = self.get_trial(trial_id)  # KeyError when there is none
-            if trial.state.is_finished():
+            if trial.state.is_finished() or trial_id in self.file.held_ends:
                 raise UpdateFinishedTrialError(
                     f"Trial#{trial.number} has already finished and can not be updated."
                 )
@@ -362,7 +390,6 @@ class Journal(JournalStorage):
             earlier = (t for t in self.get_all_trials(study_id, deepcopy=False) if param_name in t.distributions)
             if (first := next(earlier, None)) is not None:
                 check_distribution_compatibility(first.distributions[param_name], distribution)
-
 
     def _study_of(self, trial_id: int, number: int) -> int:
         """The study of a trial made here, or else (a trial another writer made and this one

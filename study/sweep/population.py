@@ -31,7 +31,7 @@ from objectives.stored import ERROR, INTERRUPTED, WORKER
 from objectives.workloads.registry import Splits, Workload
 from study.errors import RunStopped
 from study.sweep.pruners import PopulationMedianPruner
-from study.sweep.storage import held_writes
+from study.sweep.storage import held_tells, held_writes
 from study.sweep.workers import counts_as_finished, heartbeat, record_heartbeat, this_worker
 
 
@@ -70,7 +70,7 @@ class Population:
     experiment: Experiment
     trials: list[optuna.Trial] = field(default_factory=list)
     members: list[MemberConfig] = field(default_factory=list)
-    told: int = 0  # trials[:told] are finished in the storage
+    told: int = 0  # trials[:told] are told (finished in the storage once ``tell`` returns)
 
     def fill(self, size: int, trials_wanted: int) -> None:
         """Ask up to ``size`` trials while the study has room for them.
@@ -101,9 +101,11 @@ class Population:
             )
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
-        for trial, outcome in zip(self.trials, outcomes, strict=True):
-            self.study.tell(trial, outcome.value, state=outcome.state)
-            self.told += 1
+        """Tell each trial how it ended; a journal gets the population's tells in one append."""
+        with held_tells(self.storage):
+            for trial, outcome in zip(self.trials, outcomes, strict=True):
+                self.study.tell(trial, outcome.value, state=outcome.state)
+                self.told += 1
 
     def interrupt(self) -> None:
         """End trials that did not get to finish: failed, marked interrupted, redone on resume.

@@ -154,9 +154,22 @@ def _try_lock(lock: JournalLock) -> None:
 
 
 def held_writes(storage: optuna.storages.BaseStorage) -> contextlib.AbstractContextManager[None]:
-    """While it lasts, a journal opened here holds running trials' records (parameters, reports,
-    attributes) back until the next read of the storage or the end: one append for many. Other
-    storages write at once."""
+    """While it lasts, a journal opened here holds records that nothing reads back at once (a
+    trial's parameters, reports, attributes and end, a study's attributes) back until the next
+    read of the storage or the end: one append for many. Other storages write at once."""
     if isinstance(storage, Journal):
         return storage.file.holding()
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def held_tells(storage: optuna.storages.BaseStorage) -> Iterator[None]:
+    """A population's tells in one append: ``held_writes``, where a tell's own reads (of its
+    trial, whose reports are written) do not write the tells held before it. A trial told here
+    reads as running until the block ends; a tell killed before then leaves it running, to be
+    redone as an interrupted trial is."""
+    if not isinstance(storage, Journal):
+        yield
+        return
+    with storage.file.holding(), storage.file.peeking():
+        yield

@@ -27,7 +27,7 @@ from objectives.stored import WORKER, stored_metric, study_attrs
 from objectives.workloads.registry import Splits, Workload
 from study.sweep.population import room, run_population
 from study.sweep.pruners import make_pruner
-from study.sweep.storage import allow_experimental
+from study.sweep.storage import allow_experimental, held_writes
 from study.sweep.stored_settings import check_stored_settings
 from study.sweep.workers import fail_abandoned_trials, finished_count
 
@@ -72,7 +72,8 @@ def open_study(
             )
         except optuna.exceptions.DuplicatedStudyError:  # a peer worker created it a moment ago
             study = optuna.load_study(study_name=name, storage=storage, pruner=chosen_pruner)
-    _describe(study, experiment, workload)
+    with held_writes(storage):  # the attributes in one append
+        _describe(study, experiment, workload)
     return study
 
 

@@ -10,8 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from objectives.experiment import Experiment
 from objectives.workloads.registry import get_workload, load_splits
+from study import counting
 from study.bench import one_population_epoch
-from study.counting import count
+from study.counting import Counted, count
 
 aten = torch.ops.aten
 
@@ -29,6 +30,13 @@ def test_the_counted_flops_of_a_digits_member_epoch_are_the_mlps_by_hand() -> No
     assert set(counted.flops) == {"aten::baddbmm", "aten::bmm"}  # named as the profiler names them
     assert all(seconds > 0 for seconds in counted.seconds.values()), "every counted product was timed"
     assert 0 < counted.product_share < 1 and counted.product_rate > 0
+
+
+def test_count_keeps_the_profiled_run_whose_products_took_least_time(monkeypatch) -> None:
+    """A run slowed by other work on a shared machine must not lower the products' bound."""
+    runs = iter([Counted({"aten::mm": 8}, {"aten::mm": seconds}, 1.0) for seconds in (0.3, 0.1, 0.2)])
+    monkeypatch.setattr(counting, "_profiled", lambda work, flops: next(runs))
+    assert count(lambda: None).product_rate == pytest.approx(80.0)
 
 
 def _flops(work) -> int:

@@ -24,7 +24,7 @@ from study.reporting.analysis import load_studies
 from study.sweep import journal as journal_module
 from study.sweep import workers as workers_module
 from study.sweep.journal import JournalFile, JournalLock
-from study.sweep.storage import held_writes, open_storage
+from study.sweep.storage import held_tells, held_writes, open_storage
 from study.sweep.workers import (
     UNCLAIMED_GRACE_S,
     counts_as_finished,
@@ -387,6 +387,7 @@ def _stock_op_codes(tmp_path) -> dict[str, int]:
     path = tmp_path / "stock.journal"
     stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     study = optuna.create_study(storage=stock, study_name="s")
+    study.set_user_attr("k", 1)
     trial = study.ask()
     trial.suggest_float("lr", 0.1, 1.0)
     trial.report(0.5, 1)
@@ -394,15 +395,17 @@ def _stock_op_codes(tmp_path) -> dict[str, int]:
     stock.set_trial_system_attr(trial._trial_id, "k", 1)
     study.tell(trial, 0.5)
     codes = [json.loads(line)["op_code"] for line in path.read_text().splitlines()]
-    names = ["create_study", "create_trial", "param", "intermediate", "user_attr", "system_attr", "state"]
+    names = [
+        "create_study", "study_user_attr", "create_trial", "param", "intermediate", "user_attr", "system_attr", "state"
+    ]  # fmt: skip
     return dict(zip(names, codes, strict=True))
 
 
-def test_held_op_codes_are_the_ones_optuna_writes_for_parameters_reports_and_attributes(tmp_path) -> None:
+def test_held_op_codes_are_the_ones_optuna_writes_for_params_reports_attributes_and_states(tmp_path) -> None:
     codes = _stock_op_codes(tmp_path)
-    assert journal_module.HELD_OP_CODES == {
-        codes[name] for name in ("param", "intermediate", "user_attr", "system_attr")
-    }
+    held = ("study_user_attr", "param", "intermediate", "user_attr", "system_attr", "state")
+    assert journal_module.HELD_OP_CODES == {codes[name] for name in held}
+    assert journal_module.STATE_OP_CODE == codes["state"]
 
 
 def test_records_are_written_byte_for_byte_as_optuna_writes_them(tmp_path) -> None:
@@ -523,9 +526,10 @@ def test_held_records_are_written_in_one_append_when_the_storage_is_next_read(tm
         assert [t.intermediate_values for t in study.get_trials()] == [{0: 0.5}] * 3  # a read sees them
         assert lines() == before + 3 and appends == [3]
         trials[0].report(0.75, step=1)
-        study.tell(trials[1], 1.0)  # reads the trial first: the held report is written before the state
+        study.tell(trials[1], 1.0)  # reads the trial before and after: the report is written, then the state
         assert appends == [3, 1, 1]
         new = study.ask()  # creating a trial inside: its id is read back at once
+        assert appends == [3, 1, 1, 1]
         assert new.number == 3 and study.trials[3].state == TrialState.RUNNING
     ops = [json.loads(line)["op_code"] for line in journal.read_text().splitlines()]
     assert ops[-3:] == [7, 6, 4]  # the intermediate value, the state, the new trial
@@ -563,6 +567,46 @@ def test_held_parameters_are_checked_as_optunas_replay_checks_them(tmp_path, mon
     assert peer.trials[2].params == {"momentum": 0.5}
     reread = optuna.load_study(study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal")))
     assert set(reread.trials[1].params) == {"lr", "layers"} and reread.trials[1].user_attrs == {"worker": "w"}
+
+
+def test_a_populations_tells_and_a_studys_attributes_go_in_one_append_each(tmp_path, monkeypatch) -> None:
+    storage = open_storage(str(tmp_path / "held.journal"))
+    study = optuna.create_study(storage=storage)
+    trials = [study.ask() for _ in range(3)]
+    for trial in trials:
+        trial.report(0.5, step=0)
+    appends = []
+    real_write = JournalFile._write
+    monkeypatch.setattr(JournalFile, "_write", lambda self, logs: (appends.append(len(logs)), real_write(self, logs)))
+    with held_tells(storage):
+        study.tell(trials[0], 1.0)
+        study.tell(trials[1], state=TrialState.PRUNED)  # reads its last report for its value
+        study.tell(trials[2], state=TrialState.FAIL)
+        assert appends == [], "held back, not written"
+        with pytest.raises(UpdateFinishedTrialError):
+            storage.set_trial_state_values(trials[0]._trial_id, TrialState.FAIL)  # told already: refused at once
+    assert appends == [3]
+    reread = optuna.load_study(study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal")))
+    assert [(t.state, t.value) for t in reread.trials] == [
+        (TrialState.COMPLETE, 1.0), (TrialState.PRUNED, 0.5), (TrialState.FAIL, None)
+    ]  # fmt: skip
+    with held_writes(storage):
+        study.set_user_attr("a", 1)
+        study.set_user_attr("b", 2)
+        with pytest.raises(KeyError):
+            storage.set_study_user_attr(storage.get_study_id_from_name(study.study_name) + 1, "c", 3)  # no such study: refused at once
+    assert appends == [3, 2] and reread.user_attrs == {"a": 1, "b": 2}
+
+
+def test_a_queued_trials_start_is_written_at_once_while_held(tmp_path) -> None:
+    """Its writer reads back whether it was the one that started it: held, it would not know."""
+    storage = open_storage(str(tmp_path / "held.journal"))
+    study = optuna.create_study(storage=storage)
+    study.enqueue_trial({"lr": 0.5})
+    with held_writes(storage):
+        trial = study.ask()
+        assert trial.number == 0 and trial.suggest_float("lr", 0.1, 1.0) == 0.5
+    assert len(study.trials) == 1
 
 
 def test_other_storages_write_at_once_while_held() -> None:
