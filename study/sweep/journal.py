@@ -176,6 +176,7 @@ class JournalFile(JournalFileBackend):
         self.held_ends: set[int] = set()  # the trials whose end is held
         self._just_held = False
         self._peeking = threading.local()
+        self._read_to: tuple[int, tuple[int, int]] | None = None  # (next log number, its ``_end_of``)
 
     def __getstate__(self) -> dict[str, Any]:  # a storage is pickled to worker processes
         return {**self.__dict__, "_peeking": None}
@@ -201,7 +202,21 @@ class JournalFile(JournalFileBackend):
             return iter(())
         if not getattr(self._peeking, "on", False):
             self.flush()
-        return super().read_logs(log_number_from)
+        end = _end_of(self.path)
+        if self._read_to == (log_number_from, end):
+            return iter(())  # nothing appended since a read that ended on a whole record
+        return self._read(log_number_from, end)
+
+    def _read(self, log_number_from: int, end: tuple[int, int]) -> Iterator[dict[str, Any]]:
+        """Optuna's read; once it is read to the end, remember where the next read starts if
+        the file ended on a whole record. The file only grows, but for a dead writer's half
+        record, cut under the lock: a file the same size and inode holds no record not read."""
+        read = 0
+        for log in super().read_logs(log_number_from):
+            read += 1
+            yield log
+        if _ends_whole(self.path, end):
+            self._read_to = (log_number_from + read, end)
 
     @contextlib.contextmanager
     def peeking(self) -> Iterator[None]:
@@ -314,6 +329,21 @@ def _cut_half_record(fd: int) -> int:
         start -= len(chunk)
     os.ftruncate(fd, start)
     return start
+
+
+def _end_of(path: Path) -> tuple[int, int]:
+    """A file's inode and size: one ``stat``, where a read would open and seek."""
+    status = os.stat(path)
+    return status.st_ino, status.st_size
+
+
+def _ends_whole(path: Path, end: tuple[int, int]) -> bool:
+    """Whether the file, as big as ``end`` says, ended there on a newline (a whole record)."""
+    inode, size = end
+    if size == 0:
+        return True
+    with open(path, "rb") as file:
+        return os.fstat(file.fileno()).st_ino == inode and os.pread(file.fileno(), 1, size - 1) == b"\n"
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -241,6 +241,41 @@ def test_a_dead_writers_half_record_is_cut_before_the_next_append(tmp_path) -> N
     assert stock.get_all_studies()[0].user_attrs == {"after": 1}
 
 
+def test_a_read_with_nothing_appended_does_not_open_the_journal(tmp_path, monkeypatch) -> None:
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    study = optuna.create_study(storage=storage, study_name="s")
+    reads: list[int] = []
+    real_read = optuna.storages.journal.JournalFileBackend.read_logs
+    monkeypatch.setattr(
+        optuna.storages.journal.JournalFileBackend, "read_logs",
+        lambda self, number: (self is storage.file and reads.append(number), real_read(self, number))[1],
+    )  # fmt: skip
+    study.get_trials()
+    study.get_trials()
+    assert reads == []
+    optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "optuna.journal"))).set_user_attr("k", 1)
+    assert study.user_attrs == {"k": 1} and len(reads) == 1  # a peer's append is read
+
+
+def test_a_half_record_replaced_by_a_whole_one_as_long_is_read(tmp_path) -> None:
+    """The file's size alone cannot tell a read is due: a dead writer's half record, cut and
+    followed by a whole record of the same length, leaves the size as it was."""
+    journal = tmp_path / "optuna.journal"
+    storage = open_storage(str(journal))
+    study = optuna.create_study(storage=storage, study_name="s")
+    before = journal.stat().st_size
+    whole = b'{"op_code":2,"worker_id":"peer","study_id":0,"user_attr":{"k":1}}\n'
+    with journal.open("ab") as file:
+        file.write(b"x" * len(whole))  # a writer died mid-record
+    assert study.user_attrs == {}
+    with journal.open("r+b") as file:  # what the next writer does, under the lock
+        file.truncate(before)
+        file.seek(before)
+        file.write(whole)
+    assert journal.stat().st_size == before + len(whole)
+    assert study.user_attrs == {"k": 1}
+
+
 def test_every_append_is_forced_to_disk_as_optunas_are(tmp_path, monkeypatch) -> None:
     synced: list[int] = []
     real_fsync = os.fsync
