@@ -43,7 +43,7 @@ run_main(main, sys.argv[2:])
 """
 
 
-@pytest.mark.parametrize("die_at", [3, 15, 27, 38])  # of the sweep's 40 appends
+@pytest.mark.parametrize("die_at", [3, 15, 27, 38])  # of the sweep's 50 appends (counted with --jobs 1)
 @pytest.mark.slow
 def test_killed_mid_write_resumes_with_nothing_lost(die_at: int, run_cli, tmp_path: Path) -> None:
     args = [*SWEEP, "--families", "constant,cosine", "--trials", "6", "--out", str(tmp_path)]
