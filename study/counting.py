@@ -5,10 +5,10 @@ FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` on the path a bench
 never from a formula of ours. PyTorch 2.13's counter has no formula for the CPU kernels of
 ``scaled_dot_product_attention`` (it counts 0 for them); they are registered here with the
 counter's own formulas for their CUDA twins (a test checks the counts against those twins and
-against attention written as products). The products' share of a run's time, and their own
-rate, come from ``torch.profiler`` on a second run of the same work: with everything else
-taking no time, a run could go no faster than its products do, which bounds the share of the
-peak it can reach.
+against attention written as products). The products' share of a run's time, and their own rate,
+come from ``torch.profiler`` on further runs of the same work, the fastest kept: with everything
+else taking no time, a run could go no faster than its products do, which bounds the share of
+the peak it can reach.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def _cpu_attention_backward_flops(grad_out, query, key, value, *args, out_shape=
 
 @dataclass(frozen=True)
 class Counted:
-    """One run of some work: its FLOPs by operator (the counter's), and, from a profiled second
-    run of the same work, each counted operator's time (its calls' inclusive time) and the total."""
+    """One run of some work: its FLOPs by operator (the counter's), and, from a profiled run of
+    the same work, each counted operator's time (its calls' inclusive time) and the total."""
 
     flops: dict[str, int]  # "aten::bmm" -> FLOPs
     seconds: dict[str, float]  # the same operators' profiled seconds
