@@ -11,9 +11,9 @@ validation, as in a sweep. The gain is population 1's seconds per member-epoch o
 What the machine counts (``study.counting``), per size: FLOPs per member-epoch by PyTorch's
 counter, the share of this machine's fp32 matrix-product rate (measured in the same run) that
 training reached, and, from the fastest of three profiled epochs, the share of the time the
-matrix products took and their own rate. ``gain_ceiling`` is population 1's seconds per member-
-epoch over this size's products' seconds alone: the gain if everything but the products took no
-time.
+matrix products took and their own rate. ``gain_ceiling`` is population 1's seconds per
+member-epoch over this size's products' seconds alone: the gain if everything but the products
+took no time.
 """
 
 from __future__ import annotations
