@@ -173,34 +173,38 @@ class JournalFile(JournalFileBackend):
         os.close(_open_no_follow(path, os.O_WRONLY | os.O_CREAT))  # not through a symbolic link
         super().__init__(str(path), lock_obj=self.lock)
         self._held: list[dict[str, Any]] | None = None  # a list while holding
+        self._holder: int | None = None  # the thread holding: only its records are held
+        self._hold_lock = threading.RLock()  # every change of ``_held``, from any thread
         self.held_ends: set[int] = set()  # the trials whose end is held
-        self._just_held = False
-        self._peeking = threading.local()
+        self._thread = threading.local()  # ``peeking`` and ``just_held``: each thread's own
         self._read_to: tuple[int, tuple[int, int]] | None = None  # (next log number, its ``_end_of``)
 
     def __getstate__(self) -> dict[str, Any]:  # a storage is pickled to worker processes
-        return {**self.__dict__, "_peeking": None}
+        return {**self.__dict__, "_thread": None, "_hold_lock": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _peeking=threading.local())
+        self.__dict__.update(state, _thread=threading.local(), _hold_lock=threading.RLock())
 
     @property
     def is_holding(self) -> bool:
-        return self._held is not None
+        """Whether this thread's records are held (another thread's never are)."""
+        return self._held is not None and self._holder == threading.get_ident()
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        if self._held is not None and all(map(is_held, logs)):
-            self._held.extend(logs)
-            self.held_ends.update(log["trial_id"] for log in logs if log["op_code"] == STATE_OP_CODE)
-            self._just_held = True
-            return
-        self._write(self._take_held() + logs)
+        with self._hold_lock:
+            if self.is_holding and all(map(is_held, logs)):
+                self._held.extend(logs)
+                self.held_ends.update(log["trial_id"] for log in logs if log["op_code"] == STATE_OP_CODE)
+                self._thread.just_held = True
+                return
+            held = self._take_held()
+        self._write(held + logs)
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        if self._just_held:  # Optuna's storage applying the record just held: it is not written yet
-            self._just_held = False
+        if getattr(self._thread, "just_held", False):  # Optuna applying the record just held: not written yet
+            self._thread.just_held = False
             return iter(())
-        if not getattr(self._peeking, "on", False):
+        if not getattr(self._thread, "peeking", False):
             self.flush()
         end = _end_of(self.path)
         if self._read_to == (log_number_from, end):
@@ -221,27 +225,38 @@ class JournalFile(JournalFileBackend):
     @contextlib.contextmanager
     def peeking(self) -> Iterator[None]:
         """Read without writing what is held first (this thread)."""
-        before, self._peeking.on = getattr(self._peeking, "on", False), True
+        before, self._thread.peeking = getattr(self._thread, "peeking", False), True
         try:
             yield
         finally:
-            self._peeking.on = before
+            self._thread.peeking = before
 
     def flush(self) -> None:
         """Write the records held back so far, in one append."""
-        if held := self._take_held():
+        with self._hold_lock:
+            held = self._take_held()
+        if held:
             self._write(held)
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
-        self._held = []
+        """Hold this thread's records (``is_held``) until the next read or the end. Another
+        thread's records are written at once, and the hold ends in one step under the lock that
+        every append takes, so none is added to a list already on its way out (and lost)."""
+        if self.is_holding:  # nested: the outer hold ends it
+            yield
+            return
+        with self._hold_lock:
+            self._held, self._holder = [], threading.get_ident()
         try:
             yield
         finally:
-            try:
-                self.flush()
-            finally:
-                self._held, self._just_held = None, False
+            with self._hold_lock:
+                held = self._take_held()
+                self._held, self._holder = None, None
+            self._thread.just_held = False
+            if held:
+                self._write(held)
 
     def cut_half_record(self) -> int:
         """Take the lock, cut a half record a dead writer left (``_cut_half_record``) and return
@@ -255,6 +270,7 @@ class JournalFile(JournalFileBackend):
                 os.close(fd)
 
     def _take_held(self) -> list[dict[str, Any]]:
+        """The held records, taken out of the hold; called under ``_hold_lock``."""
         if not self._held:
             return []
         held, self._held = self._held, []

@@ -818,3 +818,71 @@ def test_a_ctrl_c_during_an_append_comes_after_the_whole_record(tmp_path, monkey
     [stored] = optuna.load_study(study_name="s", storage=stock).trials
     assert stored.user_attrs == {"k": "v" * 40}
     assert signals.getsignal(signals.SIGINT) is signals.default_int_handler  # put back as it was
+
+
+def _stock_view(journal) -> list[optuna.trial.FrozenTrial]:
+    """The file's trials as stock Optuna reads them (its own backend and lock)."""
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    return optuna.load_study(study_name=optuna.get_all_study_names(stock)[0], storage=stock).trials
+
+
+def test_a_write_from_another_thread_while_a_hold_ends_is_not_lost(tmp_path, monkeypatch) -> None:
+    """The hold's last append is slowed (its fsync), and another thread writes in that window: a
+    heartbeat's record must reach the file, and the writer's own view, not a list already emptied."""
+    journal = tmp_path / "held.journal"
+    storage = open_storage(str(journal))
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    in_flush, written = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread() is threading.main_thread() and not in_flush.is_set():
+            in_flush.set()
+            written.wait(1.0)  # the other write, if it can finish now (it went into the hold), has
+        real_fsync(fd)
+
+    def beat() -> None:
+        in_flush.wait(10)
+        storage.set_trial_system_attr(trial._trial_id, "beat", 1)
+        written.set()
+
+    beater = threading.Thread(target=beat)
+    beater.start()
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    with held_writes(storage):
+        trial.report(0.5, step=0)  # held: written as the hold ends, slowly
+    beater.join()
+    monkeypatch.undo()
+    assert _stock_view(journal)[0].system_attrs.get("beat") == 1
+    assert study.trials[0].system_attrs.get("beat") == 1
+    assert study.trials[0].intermediate_values == {0: 0.5}
+
+
+def test_threads_writing_through_repeated_holds_lose_nothing(tmp_path) -> None:
+    """A stress of the same window: two threads write attributes while the main thread holds and
+    ends holds over and over; the file then has every record, as the writer's own view has."""
+    journal = tmp_path / "held.journal"
+    storage = open_storage(str(journal))
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    writes = 300
+
+    def write(name: str) -> None:
+        for k in range(writes):
+            storage.set_trial_system_attr(trial._trial_id, f"{name}{k}", k)
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    step = 0
+    while any(thread.is_alive() for thread in threads):
+        with held_writes(storage):
+            trial.report(float(step), step=step)
+            trial.set_user_attr("step", step)
+        step += 1
+    for thread in threads:
+        thread.join()
+    stock, own = _stock_view(journal)[0], study.trials[0]
+    assert len(stock.system_attrs) == len(own.system_attrs) == 2 * writes
+    assert len(stock.intermediate_values) == len(own.intermediate_values) == step
