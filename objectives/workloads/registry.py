@@ -194,14 +194,11 @@ def _unit_scale(images: np.ndarray) -> np.ndarray:
     return images[:, None].astype(np.float32) / 255
 
 
-def _idx_images(dataset: Dataset) -> Callable[[int, Path | None], Splits]:
-    """MNIST-format data scaled to [0, 1], shaped (N, 1, 28, 28); a sixth of train validates."""
-
-    def load(seed: int, data_dir: Path | None) -> Splits:
-        (x, y), (x_test, y_test) = (load_idx_pair(dataset, split, data_dir) for split in ("train", "t10k"))
-        return carve_validation(_unit_scale(x), y, _unit_scale(x_test), y_test, seed=seed, val=1 / 6)
-
-    return load
+def _idx_images(dataset: Dataset, seed: int, data_dir: Path | None) -> Splits:
+    """MNIST-format data scaled to [0, 1], shaped (N, 1, 28, 28); a sixth of train validates.
+    Bound to its dataset with ``partial``, so the workload pickles (re-evaluation workers take it)."""
+    (x, y), (x_test, y_test) = (load_idx_pair(dataset, split, data_dir) for split in ("train", "t10k"))
+    return carve_validation(_unit_scale(x), y, _unit_scale(x_test), y_test, seed=seed, val=1 / 6)
 
 
 def _cifar10(seed: int, data_dir: Path | None) -> Splits:
@@ -273,7 +270,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             name="mnist",
             description="MNIST handwritten digits, the Keras example MLP 784-128-10 with dropout 0.2",
-            load=_idx_images(MNIST),
+            load=partial(_idx_images, MNIST),
             make_model=partial(build_model, "keras_mnist_mlp"),
             input_shape=(1, 28, 28),
             classes=10,
@@ -284,7 +281,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             name="fashion-mnist",
             description="Fashion-MNIST clothing images, the Keras example MLP 784-128-10 with dropout 0.2",
-            load=_idx_images(FASHION_MNIST),
+            load=partial(_idx_images, FASHION_MNIST),
             make_model=partial(build_model, "keras_mnist_mlp"),
             input_shape=(1, 28, 28),
             classes=10,
@@ -295,7 +292,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             name="fashion-mnist-cnn",
             description="Fashion-MNIST clothing images, a small CNN (conv 16 and 32, 5x5, max-pool)",
-            load=_idx_images(FASHION_MNIST),
+            load=partial(_idx_images, FASHION_MNIST),
             make_model=partial(build_model, "fashion_cnn"),
             input_shape=(1, 28, 28),
             classes=10,

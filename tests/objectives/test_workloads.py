@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,12 @@ def test_shakespeare_has_65_training_characters_and_contiguous_splits() -> None:
     assert torch.equal(workload.load(1, SHAKESPEARE_FILE.parent).x_val, splits.x_val), (
         "the same for every seed"
     )
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_every_built_in_workload_pickles_by_reference(name: str) -> None:
+    """Re-evaluation hands the workload to its worker processes: a closure there (MNIST's loader
+    once was) fails the whole report with 'Can't pickle local object'."""
+    workload = WORKLOADS[name]
+    restored = pickle.loads(pickle.dumps(workload))
+    assert restored.name == workload.name and pickle.dumps(restored) == pickle.dumps(workload)
