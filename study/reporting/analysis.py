@@ -16,12 +16,10 @@ from optuna.trial import TrialState
 from objectives import stored
 from objectives.metrics import Metric
 from objectives.schedules import Run, get_family
+from study.reporting import statistics
 from study.reporting.reevaluate import stored_reevaluation
 from study.sweep.storage import allow_experimental, open_storage
 from study.sweep.workers import counts_as_finished
-
-SIGNIFICANCE = 0.05
-
 
 def study_metric(study: optuna.Study) -> Metric:
     """The metric the study's trials are judged by, as stored with it."""
@@ -308,15 +306,6 @@ def schedule_shapes_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     )
 
 
-def t_interval(values: np.ndarray) -> tuple[float, float]:
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    from scipy import stats  # here, not at the top: the sweep's summary table does not need it (1.2 s)
-
-    half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
-    return float(values.mean() - half), float(values.mean() + half)
-
-
 def ranking_table(
     reevaluation: pd.DataFrame, trials: pd.DataFrame, hyperparameters: dict[str, dict], metric: Metric
 ) -> pd.DataFrame:
@@ -330,7 +319,7 @@ def ranking_table(
     by_repeat = several_tuning_runs(reevaluation)
     for family, runs in reevaluation.groupby("family", sort=False):
         spread = runs.groupby("repeat")["test_metric"].mean() if by_repeat else runs["test_metric"]
-        low, high = t_interval(spread.to_numpy(dtype=float))
+        low, high = statistics.t_interval(spread.to_numpy(dtype=float))
         epochs, steps, seconds = (
             runs[column].astype(float).fillna(np.inf)
             for column in ("epochs_to_target", "steps_to_target", "seconds_to_target")
@@ -367,16 +356,6 @@ def _short(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment of p-values for multiple comparisons."""
-    p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p)
-    adjusted = np.maximum.accumulate(np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order]))
-    result = np.empty_like(p)
-    result[order] = adjusted
-    return result
-
-
 def reference_family(reevaluation: pd.DataFrame, metric: Metric) -> str:
     """The family every other is tested against, chosen without the test split: the best mean
     validation metric of the re-evaluation runs (ties by name)."""
@@ -397,67 +376,15 @@ def paired_differences(a: pd.Series, b: pd.Series) -> np.ndarray:
     return (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy(dtype=float)
 
 
-Comparison = tuple[float, float, float, float, float]
-"""A family against another: difference, 95% interval low and high, the two-sided p that they
-are equal, and the equivalence p (two one-sided tests) that the difference is within the margin."""
-
-
-def paired_comparison(differences: np.ndarray, margin: float) -> Comparison:
-    """One tuning run per family: the paired differences over seeds, their mean, 95% t-interval,
-    paired t-test and TOST (t is undefined when every difference is the same: p 0 or 1)."""
-    if len(differences) < 2:
-        mean = float(differences.mean()) if len(differences) else np.nan
-        return mean, np.nan, np.nan, 1.0, 1.0
-    if np.allclose(differences, differences[0]):
-        d = float(differences[0])
-        return d, d, d, float(d == 0), 0.0 if abs(d) < margin else 1.0
-    from scipy import stats
-
-    low, high = t_interval(differences)
-    p = stats.ttest_1samp(differences, 0.0).pvalue
-    lower = stats.ttest_1samp(differences, -margin, alternative="greater").pvalue
-    upper = stats.ttest_1samp(differences, margin, alternative="less").pvalue
-    return float(differences.mean()), low, high, float(p), float(max(lower, upper))
-
-
-def repeat_comparison(a: np.ndarray, b: np.ndarray, margin: float) -> Comparison:
-    """Several tuning runs per family: ``a`` and ``b`` hold each run's mean test metric over the
-    re-evaluation seeds. The tuning run is the unit, so the interval covers the tuning run and,
-    within it, the seeds; runs of two families are independent, so it is Welch's two-sample
-    t-interval, test and TOST (every run uses the same seeds and splits, so what a seed does to
-    every configuration alike cancels in the difference)."""
-    difference, se, df = welch_contrast([a, b], [1.0, -1.0])
-    if not se > 0:  # every run of both ended the same: t is undefined
-        return difference, difference, difference, float(difference == 0), 0.0 if abs(difference) < margin else 1.0
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, df) * se
-    p = 2 * stats.t.sf(abs(difference) / se, df)
-    p_equivalent = max(stats.t.sf((difference + margin) / se, df), stats.t.sf((margin - difference) / se, df))
-    return difference, difference - half, difference + half, float(p), float(p_equivalent)
-
-
-def welch_contrast(groups: Sequence[np.ndarray], weights: Sequence[float]) -> tuple[float, float, float]:
-    """A weighted sum of independent groups' means (``[1, -1]``: a difference; ``[1, -1, -1, 1]``:
-    a difference of differences), its standard error, and the Welch-Satterthwaite degrees of
-    freedom of its t statistic (each group its own variance). The error is 0 when every group's
-    values are all the same."""
-    estimate = float(sum(w * g.mean() for g, w in zip(groups, weights, strict=True)))
-    parts = [w**2 * g.var(ddof=1) / len(g) for g, w in zip(groups, weights, strict=True)]
-    variance = float(sum(parts))
-    if not variance > 0:
-        return estimate, 0.0, float("nan")
-    df = variance**2 / sum(p**2 / (len(g) - 1) for p, g in zip(parts, groups, strict=True))
-    return estimate, variance**0.5, float(df)
-
-
-def _compare(runs: pd.DataFrame, family: str, other: str, margin: float, *, by_repeat: bool) -> Comparison:
-    """``family`` minus ``other`` on the test metric, by tuning run or paired over seeds."""
+def compare(runs: pd.DataFrame, family: str, other: str, margin: float, *, by_repeat: bool) -> statistics.Difference:
+    """``family`` minus ``other`` on the test metric: by tuning run (Welch's t on each run's mean
+    over its seeds), or with one run each, paired over seeds (run k of every family has the same
+    seed and split)."""
     if by_repeat:
         means = runs.groupby(["family", "repeat"])["test_metric"].mean()
-        return repeat_comparison(means[family].to_numpy(), means[other].to_numpy(), margin)
+        return statistics.welch([means[family].to_numpy(), means[other].to_numpy()], [1.0, -1.0], margin)
     by_seed = runs.pivot_table(index="seed", columns="family", values="test_metric")
-    return paired_comparison(paired_differences(by_seed[family], by_seed[other]), margin)
+    return statistics.paired_t(paired_differences(by_seed[family], by_seed[other]), margin)
 
 
 def several_tuning_runs(reevaluation: pd.DataFrame) -> bool:
@@ -483,21 +410,18 @@ def pairwise_table(reevaluation: pd.DataFrame, metric: Metric, margin: float) ->
     if len(means) < 2:
         return pd.DataFrame(columns=PAIRWISE_COLUMNS)
     reference, by_repeat = reference_family(reevaluation, metric), several_tuning_runs(reevaluation)
-    rows = []
+    rows, differences = [], []
     for family in (metric.sign * means.drop(reference)).sort_values(ascending=False).index:
-        difference, low, high, p, p_equivalent = _compare(reevaluation, family, reference, margin, by_repeat=by_repeat)
-        row = {"family": family, "reference": reference, "difference": difference, "ci_low": low,
-               "ci_high": high, "p_value": p, "p_equivalent": p_equivalent}  # fmt: skip
+        d = compare(reevaluation, family, reference, margin, by_repeat=by_repeat)
+        differences.append(d)
+        row = {"family": family, "reference": reference, "difference": d.estimate, "ci_low": d.low,
+               "ci_high": d.high, "p_value": d.p_value, "p_equivalent": d.p_equivalent}  # fmt: skip
         if "constant" in means and family != "constant":
-            gap = _compare(reevaluation, family, "constant", margin, by_repeat=by_repeat)
-            row |= {"vs_constant": gap[0], "vs_constant_ci_low": gap[1], "vs_constant_ci_high": gap[2]}
+            gap = compare(reevaluation, family, "constant", margin, by_repeat=by_repeat)
+            row |= {"vs_constant": gap.estimate, "vs_constant_ci_low": gap.low, "vs_constant_ci_high": gap.high}
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=PAIRWISE_COLUMNS)
-    table["p_holm"], table["p_equivalent_holm"] = holm(table["p_value"]), holm(table["p_equivalent"])
-    distinguished = table["p_holm"] < SIGNIFICANCE
-    side = np.where(metric.sign * table["difference"] < 0, "worse", "better")
-    equivalent = table["p_equivalent_holm"] < SIGNIFICANCE
-    table["verdict"] = np.where(distinguished, side, np.where(equivalent, "equivalent", "inconclusive"))
+    table["p_holm"], table["p_equivalent_holm"], table["verdict"] = statistics.verdicts(differences, metric.sign)
     return table
 
 

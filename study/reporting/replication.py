@@ -11,6 +11,7 @@ Holm-corrected (family-wise error 5%).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,14 +22,8 @@ import pandas as pd
 from objectives import stored
 from objectives.metrics import Metric
 from study.replications import Arm, Replication
-from study.reporting.analysis import (
-    SIGNIFICANCE,
-    holm,
-    reevaluation_frame,
-    t_interval,
-    trials_frame,
-    welch_contrast,
-)
+from study.reporting.analysis import reevaluation_frame, trials_frame
+from study.reporting.statistics import SIGNIFICANCE, holm, t_interval, welch
 from study.reporting.tuning import lr_band_frame
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
@@ -95,24 +90,19 @@ class Lead:
 
 
 def lead(groups: Sequence[np.ndarray], weights: Sequence[float], sign: float, margin: float) -> Lead:
-    """The contrast of run means (``welch_contrast``) as a lead: times ``sign`` (a metric's:
-    1 maximized, -1 minimized) so that ahead is positive."""
+    """The contrast of run means (``statistics.welch``) as a lead: times ``sign`` (a metric's:
+    1 maximized, -1 minimized) so that ahead is positive. Undefined (a group of one tuning run,
+    or no spread at all): NaN p-values, so no outcome but inconclusive follows from it."""
     from scipy import stats
 
-    estimate, se, df = welch_contrast(groups, weights)
-    estimate *= sign
-    if not se > 0:
-        return Lead(
-            estimate,
-            estimate,
-            estimate,
-            float(estimate == 0),
-            float(estimate <= -margin),
-            float(estimate <= 0),
-        )
-    half = stats.t.ppf(0.975, df) * se
+    contrast = welch(groups, weights, margin)
+    estimate = sign * contrast.estimate
+    if contrast.undefined:
+        return Lead(estimate, math.nan, math.nan, math.nan, math.nan, math.nan)
+    se, df = contrast.se, contrast.df
+    low, high = sorted((sign * contrast.low, sign * contrast.high))
     return Lead(
-        estimate, estimate - half, estimate + half, float(2 * stats.t.sf(abs(estimate) / se, df)),
+        estimate, low, high, contrast.p_value,
         float(stats.t.sf((estimate + margin) / se, df)), float(stats.t.sf(estimate / se, df)),
     )  # fmt: skip
 
@@ -151,7 +141,7 @@ def lead_grows(
     )
     behind = bool(((table["p_holm"] < SIGNIFICANCE) & (table["lead"] < 0)).any())
     shrinks = growth.p_two_sided < SIGNIFICANCE and growth.estimate < 0
-    as_good = bool((table["p_not_behind_holm"].dropna() < SIGNIFICANCE).all())
+    as_good = bool((table["p_not_behind_holm"].iloc[:-1] < SIGNIFICANCE).all())  # NaN: not shown
     grows = growth.p_ahead < SIGNIFICANCE
     reason = (
         f"{challenger}'s lead over {reference}: "

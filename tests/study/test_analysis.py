@@ -13,7 +13,7 @@ from objectives.experiment import Experiment
 from objectives.metrics import ACCURACY, bits_per_character
 from objectives.stored import study_attrs
 from objectives.workloads.registry import get_workload
-from study.reporting import analysis
+from study.reporting import analysis, statistics
 from study.reporting.analysis import summary_table, trials_frame
 
 
@@ -95,8 +95,8 @@ def test_expected_best_matches_a_brute_force_bootstrap() -> None:
 
 def test_holm_adjustment() -> None:
     # p-values 0.01, 0.04, 0.03: sorted 0.01 x3, 0.03 x2, 0.04 x1, then made monotone.
-    np.testing.assert_allclose(analysis.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
-    np.testing.assert_allclose(analysis.holm([0.5, 0.9]), [1.0, 1.0])
+    np.testing.assert_allclose(statistics.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(statistics.holm([0.5, 0.9]), [1.0, 1.0])
 
 
 def _reevaluation(
@@ -136,7 +136,7 @@ def test_pairwise_uses_paired_t_tests_and_calls_an_unresolved_gap_inconclusive()
     assert table.loc["c", ["difference", "ci_low", "ci_high"]].tolist() == pytest.approx(
         [-0.004, -0.004 - half, -0.004 + half]
     )
-    np.testing.assert_allclose(table["p_holm"], analysis.holm(table["p_value"]))
+    np.testing.assert_allclose(table["p_holm"], statistics.holm(table["p_value"]))
 
 
 def test_ranking_counts_seeds_that_never_converge_as_never() -> None:
@@ -416,12 +416,12 @@ def test_by_tuning_run_the_comparison_is_welchs_as_statsmodels_computes_it() -> 
     from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
     a, b, margin = np.array([0.961, 0.955, 0.968]), np.array([0.950, 0.957, 0.946, 0.949]), 0.01
-    difference, low, high, p, p_equivalent = analysis.repeat_comparison(a, b, margin)
+    d = statistics.welch([a, b], [1, -1], margin)
     reference = CompareMeans(DescrStatsW(a), DescrStatsW(b))
-    assert difference == pytest.approx(a.mean() - b.mean())
-    assert (low, high) == pytest.approx(reference.tconfint_diff(alpha=0.05, usevar="unequal"), rel=1e-12)
-    assert p == pytest.approx(reference.ttest_ind(usevar="unequal")[1], rel=1e-12)
-    assert p_equivalent == pytest.approx(reference.ttost_ind(-margin, margin, usevar="unequal")[0], rel=1e-12)
+    assert d.estimate == pytest.approx(a.mean() - b.mean()) and d.method == statistics.WELCH_RUNS
+    assert (d.low, d.high) == pytest.approx(reference.tconfint_diff(alpha=0.05, usevar="unequal"), rel=1e-12)
+    assert d.p_value == pytest.approx(reference.ttest_ind(usevar="unequal")[1], rel=1e-12)
+    assert d.p_equivalent == pytest.approx(reference.ttost_ind(-margin, margin, usevar="unequal")[0], rel=1e-12)
 
 
 def _tuned_runs(rng: np.random.Generator, gap: float, tuning_sd: float, seeds: int = 10) -> pd.DataFrame:
@@ -444,8 +444,10 @@ def test_with_several_tuning_runs_the_pairwise_table_compares_their_means() -> N
     runs = _tuned_runs(np.random.default_rng(1), -0.005, tuning_sd=0.006)
     [row] = analysis.pairwise_table(runs, ACCURACY, margin=0.005).to_dict("records")
     means = runs.groupby(["family", "repeat"])["test_metric"].mean()
-    expected = analysis.repeat_comparison(means["b"].to_numpy(), means["ref"].to_numpy(), 0.005)
-    assert [row[k] for k in ("difference", "ci_low", "ci_high", "p_value", "p_equivalent")] == list(expected)
+    d = statistics.welch([means["b"].to_numpy(), means["ref"].to_numpy()], [1, -1], 0.005)
+    assert [row[k] for k in ("difference", "ci_low", "ci_high", "p_value", "p_equivalent")] == [
+        d.estimate, d.low, d.high, d.p_value, d.p_equivalent
+    ]
     assert row["reference"] == "ref" and analysis.several_tuning_runs(runs)
     assert not analysis.several_tuning_runs(runs[runs["repeat"] == 0])
 
@@ -461,10 +463,10 @@ def test_intervals_over_tuning_runs_cover_the_true_gap_and_seeds_alone_do_not() 
         tuned = rng.normal(0, 0.006, (2, 3)) + [[0.0], [gap]]  # (ref, b) x tuning run
         noise = rng.normal(0, 0.004, (2, 3, 10))  # the seed effect, shared, cancels in b - ref
         means = tuned + noise.mean(axis=2)
-        _, low, high, _, _ = analysis.repeat_comparison(means[1], means[0], 0.005)
-        covered += low <= gap <= high
-        _, low, high, _, _ = analysis.paired_comparison(tuned[1, 0] + noise[1, 0] - tuned[0, 0] - noise[0, 0], 0.005)
-        seeds_only += low <= gap <= high
+        d = statistics.welch([means[1], means[0]], [1, -1], 0.005)
+        covered += d.low <= gap <= d.high
+        d = statistics.paired_t(tuned[1, 0] + noise[1, 0] - tuned[0, 0] - noise[0, 0], 0.005)
+        seeds_only += d.low <= gap <= d.high
     assert 0.93 <= covered / trials <= 0.97
     assert seeds_only / trials < 0.5
 
@@ -479,7 +481,7 @@ def test_equivalence_is_holm_corrected_like_the_difference_tests() -> None:
     runs = _reevaluation({"a": list(base + 0.0001), **{f: list(base + s) for f, s in shifts.items()}})
     runs.loc[runs["family"] == "a", "val_metric"] += 1  # the reference, chosen on validation
     table = analysis.pairwise_table(runs, ACCURACY, margin=0.005).set_index("family")
-    np.testing.assert_allclose(table["p_equivalent_holm"], analysis.holm(table["p_equivalent"]))
+    np.testing.assert_allclose(table["p_equivalent_holm"], statistics.holm(table["p_equivalent"]))
     assert (table["p_equivalent"] < 0.05).all()
     crossed = table["p_equivalent_holm"] >= 0.05
     assert crossed.any() and not crossed.all()
