@@ -21,6 +21,7 @@ from study.reporting.reevaluate import stored_reevaluation
 from study.sweep.storage import allow_experimental, open_storage
 from study.sweep.workers import counts_as_finished
 
+
 def study_metric(study: optuna.Study) -> Metric:
     """The metric the study's trials are judged by, as stored with it."""
     return stored.stored_metric(study.user_attrs)

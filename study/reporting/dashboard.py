@@ -23,10 +23,10 @@ from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from objectives.stored import stored_curve, stored_experiment, stored_metric, stored_workload_facts
 from study.reporting.analysis import schedule_shapes_frame
-from study.reporting.statistics import t_interval
 from study.reporting.reevaluate import stored_reevaluation
 from study.reporting.render import rounded
 from study.reporting.sections import Section
+from study.reporting.statistics import t_interval
 
 VERDICT_HEADING = "## In the comparison report"
 """Where a study's note gains the report's verdict; everything from it on is the report's."""

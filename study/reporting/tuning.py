@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 from objectives import stored
 from objectives.metrics import Metric
 from study.reporting.analysis import expected_best_frame
-from study.reporting.statistics import t_interval
 from study.reporting.reevaluate import stored_reevaluation
+from study.reporting.statistics import t_interval
 from study.sweep.pruners import replay_median_pruner
 
 EDGE = 0.05

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from objectives.metrics import ACCURACY
+from study.replications import REPLICATIONS
 from study.reporting import statistics
 from study.reporting.replication import lead, lead_grows
-from study.replications import REPLICATIONS
-from objectives.metrics import ACCURACY
 
 
 def test_the_paired_comparison_is_statsmodels_paired_t_and_tost() -> None:
