@@ -66,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     studies = list(analysis.load_studies(spec).values())
     if not group_studies(studies):
         raise UsageError(f"storage {spec} holds no sweep studies")
+    if not any(analysis.finished_trials(study) for study in studies):
+        raise UsageError(
+            f"no trial in {spec} has finished yet: resume the sweep (the same python -m study.run command), then report"
+        )
     torch.set_num_threads(args.threads)
     from study.reporting.publish import reevaluate_and_publish
 

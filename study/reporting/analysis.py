@@ -38,6 +38,11 @@ def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna
 
 # --- all trials ---------------------------------------------------------------------------------
 
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count as finished (complete, pruned, or failed for a reason of their own)."""
+    return [trial for trial in study.get_trials(deepcopy=False) if counts_as_finished(trial)]
+
 TRIAL_COLUMNS = [
     "workload", "optimizer", "family", "repeat", "number", "state", "value", "final_metric", "diverged",
     "at_chance", "epochs_to_target", "seconds_to_target",
@@ -80,9 +85,7 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         study_attrs = study.user_attrs  # a deep copy on every access: read it once
         experiment, metric = stored.stored_experiment(study_attrs), stored.stored_metric(study_attrs)
         classes = stored.stored_workload_facts(study_attrs)["classes"]
-        for trial in study.get_trials(deepcopy=False):
-            if not counts_as_finished(trial):
-                continue
+        for trial in finished_trials(study):
             attrs = trial.user_attrs
             reported = trial.intermediate_values
             final = (

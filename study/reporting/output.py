@@ -63,7 +63,11 @@ def staged_report(out: Path) -> Iterator[Path]:
     check_report_place(out)
     staging, lock = _locked_staging_directory(out)
     try:
-        yield staging
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a report that failed leaves nothing behind
+            raise
         check_report_place(out)
         link = staging.with_name(staging.name + ".link")
         link.symlink_to(staging.name)

@@ -152,6 +152,32 @@ def test_report_without_a_sweep_is_a_one_line_error(run_cli, tmp_path: Path) -> 
     )
 
 
+def test_report_on_a_sweep_with_no_finished_trial_is_a_one_line_error(run_cli, tmp_path: Path) -> None:
+    """F2: a sweep killed before any trial finished made the report fail with a KeyError and
+    leave a staging directory behind; now one line, exit 2, and nothing made."""
+    from objectives.experiment import Experiment
+    from objectives.workloads.registry import get_workload
+    from study.sweep.storage import open_storage
+    from study.sweep.top_up import open_studies
+
+    workload = get_workload("moons")
+    experiments = [Experiment("moons", "sgd", family, 3, 32, None, 0) for family in ("constant", "cosine")]
+    studies, _ = open_studies(open_storage(str(tmp_path / "optuna.journal")), workload, experiments, 2, "none")
+    studies[0].ask()  # a trial started, never finished: the sweep was killed
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = run_cli("report", "--out", str(tmp_path))
+    assert code == 2 and err.startswith("error: no trial in ") and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_report_that_fails_leaves_no_staging_directory(tmp_path: Path) -> None:
+    from study.reporting.output import staged_report
+
+    with pytest.raises(RuntimeError), staged_report(tmp_path):
+        raise RuntimeError("drawing failed")
+    assert list(tmp_path.iterdir()) == []
+
+
 HARNESS = """
 import os, signal, sys
 from study.reporting import output
