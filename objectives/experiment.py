@@ -4,11 +4,13 @@ names rather than objects, so commands check them without importing torch."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
+from objectives.grid import default_knobs, extension_bounds, lattice
 from objectives.optim.optimizers import OptimizerSettings, get_optimizer
 from objectives.schedules import Space, get_family
 
@@ -31,8 +33,14 @@ class Experiment:
     repeat: int = 0  # which of --repeats independent tuning studies of the family this is
     fixed: tuple[tuple[str, Any], ...] = ()  # (knob, value) pairs held fixed, not searched
     precision: str = "fp32"  # or "bf16": autocast products (objectives.engine.training.Precision)
+    protocol: str = "budgeted"  # or "grid": the base LR on a shared grid, knobs fixed (objectives.grid)
+    selection_seeds: int = 0  # grid: the seeds every grid point trains with
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; choose from: {', '.join(PROTOCOLS)}")
+        if self.is_grid and not (self.selection_seeds >= 1 and self.lr_range):
+            raise ValueError("a grid experiment needs its LR window (lr_range) and selection_seeds >= 1")
         if not self.fixed:
             return
         space = get_family(self.family).space
@@ -48,15 +56,25 @@ class Experiment:
         return {**get_family(self.family).space, **{k: CategoricalDistribution((v,)) for k, v in self.fixed}}
 
     @property
+    def is_grid(self) -> bool:
+        return self.protocol == "grid"
+
+    def on_grid(self, selection_seeds: int) -> Experiment:
+        """This experiment in the grid protocol: its window the lattice points within its LR range
+        (the optimizer's by default), its knobs the family's published defaults, one study."""
+        points = lattice(*(self.lr_range or default_lr_range(self.optimizer, self.family)))
+        return dataclasses.replace(
+            self, protocol="grid", selection_seeds=selection_seeds, lr_range=(points[0], points[-1]),
+            fixed=default_knobs(self.family, self.epochs), repeat=0,
+        )  # fmt: skip
+
+    @property
     def base_lr_bounds(self) -> tuple[float, float]:
-        """The searched base-LR range: the experiment's own, else the optimizer's (its
-        schedule-free variant's for the ``schedule_free`` family)."""
-        if self.lr_range:
-            return self.lr_range
-        spec = get_optimizer(self.optimizer)
-        if get_family(self.family).schedule_free and spec.schedule_free_lr_range:
-            return spec.schedule_free_lr_range
-        return spec.lr_range
+        """The searched base-LR range: the experiment's own (a grid's window, widened by as far as
+        the grid may be extended), else the optimizer's (``default_lr_range``)."""
+        if self.is_grid:
+            return extension_bounds(self.lr_range)
+        return self.lr_range or default_lr_range(self.optimizer, self.family)
 
     @property
     def optimizer_settings(self) -> OptimizerSettings:
@@ -77,9 +95,23 @@ class Experiment:
         then ``-repeat<k>`` for a repeat other than the first (its own name gives it its own
         sampler seeds)."""
         name = f"{self.workload}-{self.optimizer_label}-{self.family}"
+        if self.is_grid:  # its knobs are the protocol's defaults (objectives.grid), not in its name
+            return f"{name}-grid"
         if self.fixed:
             name += f"-[{fixed_label(self.fixed)}]"
         return f"{name}-repeat{self.repeat}" if self.repeat else name
+
+
+PROTOCOLS = ("budgeted", "grid")
+"""How a study tunes: TPE over every knob within a trial budget, or the grid protocol."""
+
+
+def default_lr_range(optimizer: str, family: str) -> tuple[float, float]:
+    """The optimizer's base-LR range, its schedule-free variant's for the ``schedule_free`` family."""
+    spec = get_optimizer(optimizer)
+    if get_family(family).schedule_free and spec.schedule_free_lr_range:
+        return spec.schedule_free_lr_range
+    return spec.lr_range
 
 
 def fixed_label(fixed: tuple[tuple[str, Any], ...]) -> str:

@@ -17,14 +17,20 @@ from optuna.trial import TrialState
 
 from objectives.engine.training import Curve, MemberConfig, MemberResult, train
 from objectives.experiment import Experiment
+from objectives.grid import SELECTION_SEED
 from objectives.schedules import get_family, suggest_space
+from objectives.seeds import selection_seed
 from objectives.stored import run_record, trial_attrs
 from objectives.workloads.registry import Splits, Workload
 
 
 def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, seed: int) -> MemberConfig:
-    """Suggest the base LR (log scale, within the experiment's bounds) and the family's own knobs."""
+    """Suggest the base LR (log scale, within the experiment's bounds) and the family's own knobs;
+    train with ``seed`` (the trial's place's), or in the grid protocol with the selection seed
+    the trial draws as its grid point (``objectives.grid.SELECTION_SEED``)."""
     lr = trial.suggest_float("lr", *experiment.base_lr_bounds, log=True)
+    if experiment.is_grid:
+        seed = selection_seed(experiment.seed, trial.suggest_int(SELECTION_SEED, 0, experiment.selection_seeds - 1))
     return member_from_params(experiment, {"lr": lr, **suggest_space(trial, experiment.space)}, seed)
 
 
@@ -34,6 +40,7 @@ def member_from_params(experiment: Experiment, params: dict[str, Any], seed: int
     Raises ValueError naming a parameter that is unknown, missing or of the wrong kind."""
     if "lr" not in params:
         raise ValueError(f"{experiment.family} needs the base LR (lr)")
+    params = {name: value for name, value in params.items() if name != SELECTION_SEED}  # not a knob
     return MemberConfig(
         optimizer=experiment.optimizer,
         lr=params["lr"],

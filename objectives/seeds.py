@@ -7,6 +7,8 @@
   initializations and data orders.
 - Before each ask the TPE sampler is seeded with ``sampler_seed(seed, study name, place)``: what
   the trial draws depends on its study and place, not on timing.
+- The grid protocol trains every grid point with the selection seeds ``selection_seed(seed, k)``,
+  k = 0, 1, ...: the same for every family and LR.
 - The re-evaluation of a study's best configuration trains with ``reevaluation_seeds(seed, n)``,
   which never coincide with a training seed of a tuning trial (a disjoint range of keys).
 
@@ -34,6 +36,12 @@ def derive_seed(*keys: int) -> int:
 def trial_seed(sweep_seed: int, place: int) -> int:
     """The training seed at ``place``; the same for that place in every family's study."""
     return derive_seed(sweep_seed, place)
+
+
+def selection_seed(sweep_seed: int, k: int) -> int:
+    """The grid protocol's k-th selection seed: place k's training seed, so every family's grid
+    point k trains as every family's tuning trial k does."""
+    return trial_seed(sweep_seed, k)
 
 
 def sampler_seed(sweep_seed: int, study_name: str, place: int) -> int:

@@ -83,7 +83,7 @@ def missing_attrs(attrs: dict[str, Any]) -> list[str]:
     return [name for name in wanted if name not in attrs and name not in OPTIONAL_FIELDS]
 
 
-OPTIONAL_FIELDS = {"fixed": [], "precision": "fp32"}
+OPTIONAL_FIELDS = {"fixed": [], "precision": "fp32", "protocol": "budgeted", "selection_seeds": 0}
 """Experiment fields a study stores only when they are not their default (as stored)."""
 
 

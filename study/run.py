@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from objectives.experiment import PROTOCOLS
 from objectives.optim.optimizers import get_optimizer
 from objectives.schedules import FAMILIES, get_family
 from objectives.seeds import DEFAULT_SEEDS
@@ -49,8 +50,12 @@ DEFAULT_TRIALS, DEFAULT_REPEATS = 40, 3
 run, at 1.2x the trials. On the default sweep, 40 trials instead of 100 cost a family's expected
 best validation accuracy a median 0.0009, at most 0.0027 (wsd): README, How a verdict is reached."""
 
-SUITE_SETS = ("workload", "trials", "seeds", "epochs", "repeats")
+SUITE_SETS = ("workload", "trials", "seeds", "epochs", "repeats", "selection_seeds")
 """What ``--suite`` fixes per workload; given beside it, one of them is a usage error."""
+
+PROTOCOL_CHOICES = ("budgeted", "grid", "both")
+DEFAULT_SELECTION_SEEDS = 3
+"""Grid protocol: each grid point's mean over 3 seeds chooses the family's LR."""
 
 DEFAULT_POPULATION = 32
 """Trials trained together by default; measured in results/PERFORMANCE.md."""
@@ -139,6 +144,18 @@ def build_parser() -> ArgumentParser:
     add_margin_argument(parser)
     add_artifact_argument(parser)
     parser.add_argument(
+        "--protocol",
+        choices=PROTOCOL_CHOICES,
+        help="budgeted: each family tuned --repeats times by TPE within --trials (what tuning buys, luck "
+        "included); grid: every family at its best base LR on a shared grid, other knobs at published defaults, "
+        "--selection-seeds seeds per grid point (objectives/grid.py); both (default: the suite's, else budgeted)",
+    )
+    parser.add_argument(
+        "--selection-seeds",
+        type=positive_int,
+        help=f"grid protocol: the seeds every grid point trains with (default {DEFAULT_SELECTION_SEEDS})",
+    )
+    parser.add_argument(
         "--repeats",
         type=positive_int,
         help="independent tuning runs per family (their own sampler seeds, --trials each); each verdict "
@@ -161,11 +178,12 @@ def build_parser() -> ArgumentParser:
 
 @dataclass(frozen=True)
 class Plan:
-    """One workload of the sweep: its budget and its studies (one per family and tuning run)."""
+    """One workload of the sweep: its budget and its studies (budgeted: one per family and tuning
+    run; grid: one per family), and the re-evaluation seeds of each protocol."""
 
     workload: Workload
     trials: int
-    seeds: int
+    seeds: dict[str, int]  # protocol -> evaluation seeds
     experiments: list[Experiment]
 
 
@@ -178,7 +196,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
             raise UsageError(f"--suite {args.suite.name} sets {', '.join(given)} for each workload; drop them")
     args.workload = args.workload or workload_list("digits")
     args.trials, args.seeds = args.trials or DEFAULT_TRIALS, args.seeds or DEFAULT_SEEDS
+    args.selection_seeds = args.selection_seeds or DEFAULT_SELECTION_SEEDS
     args.repeats = args.repeats or (args.suite.repeats if args.suite else DEFAULT_REPEATS)
+    args.protocol = args.protocol or (args.suite.protocol if args.suite else "budgeted")
     args.out = args.out or Path("results", args.suite.name if args.suite else "")
     return args
 
@@ -186,22 +206,27 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def sweep_plans(args: argparse.Namespace) -> list[Plan]:
     """The workloads to sweep, in order, each with its budget: the suite's, or the arguments'."""
     if args.suite is None:
-        return [Plan(w, args.trials, args.seeds, _experiments(args, w)) for w in args.workload]
+        seeds = dict.fromkeys(PROTOCOLS, args.seeds)
+        return [Plan(w, args.trials, seeds, _experiments(args, w)) for w in args.workload]
     plans = []
     for part in args.suite.parts:
         workload = workload_list(part.workload)[0]
-        of_part = argparse.Namespace(**{**vars(args), "epochs": part.epochs})
-        plans.append(Plan(workload, part.trials, part.seeds, _experiments(of_part, workload)))
+        of_part = argparse.Namespace(**{**vars(args), "epochs": part.epochs, "selection_seeds": part.selection_seeds})
+        seeds = {"budgeted": part.seeds, "grid": part.grid_seeds}
+        plans.append(Plan(workload, part.trials, seeds, _experiments(of_part, workload)))
     return plans
 
 
 def _experiments(args: argparse.Namespace, workload: Workload) -> list[Experiment]:
+    """Budgeted: every family, ``--repeats`` tuning runs each; grid: every family once."""
     families = usable_families(args.families, experiment_from_args(args, "constant", workload))
-    return [
+    budgeted = [
         dataclasses.replace(experiment_from_args(args, family, workload), repeat=repeat)
         for family in families
         for repeat in range(args.repeats)
     ]
+    grid = [experiment_from_args(args, family, workload).on_grid(args.selection_seeds) for family in families]
+    return {"budgeted": budgeted, "grid": grid, "both": grid + budgeted}[args.protocol]
 
 
 def _checked_journal(spec: str, plans: list[Plan]) -> optuna.storages.BaseStorage | None:
@@ -319,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_report:
         from study.reporting.analysis import load_studies
 
-        seeds = {plan.workload.name: plan.seeds for plan in plans}
+        seeds = {(plan.workload.name, protocol): n for plan in plans for protocol, n in plan.seeds.items()}
         page, answers = reevaluate_and_publish(swept, list(load_studies(storage).values()), args, seeds)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SuitePart:
-    """One workload of a suite and its budget."""
+    """One workload of a suite and its budget in each protocol."""
 
     workload: str
-    trials: int  # finished trials per family and tuning run
-    seeds: int  # re-evaluation seeds per family and tuning run
+    trials: int  # budgeted: finished trials per family and tuning run
+    seeds: int  # budgeted: re-evaluation seeds per family and tuning run
     epochs: int | None = None  # None: the workload's own
+    selection_seeds: int = 3  # grid: seeds per grid point
+    grid_seeds: int = 20  # grid: evaluation seeds of each family's chosen LR
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Suite:
     name: str
     parts: tuple[SuitePart, ...]
     repeats: int  # tuning runs per family, on every workload
+    protocol: str = "both"  # budgeted, grid or both
 
 
 SUITES = {

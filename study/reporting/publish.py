@@ -19,11 +19,11 @@ def reevaluate_and_publish(
     refreshed: Sequence[optuna.Study],
     every: Sequence[optuna.Study],
     args: argparse.Namespace,
-    seeds: Mapping[str, int] | None = None,
+    seeds: Mapping[tuple[str, str], int] | None = None,
 ) -> tuple[Path, list[str]]:
     """Re-evaluate ``refreshed`` where needed, then publish the report of ``every`` study, as the
-    command line (``run`` or ``report``) asks: ``seeds`` per workload, else ``args.seeds`` for
-    every one, else (None) as many as each study's stored re-evaluation has."""
+    command line (``run`` or ``report``) asks: ``seeds`` per (workload, protocol), else
+    ``args.seeds`` for every one, else (None) as many as each study's stored re-evaluation has."""
     refresh_reevaluations(
         refreshed, seeds=_seed_counts(seeds, args.seeds), data_dir=args.data_dir, device=args.device,
         jobs=args.jobs, threads=args.threads,
@@ -65,17 +65,20 @@ def publish(
     return page, answers
 
 
-def _seed_counts(per_workload: Mapping[str, int] | None, every: int | None) -> Callable[[optuna.Study], int]:
-    """A study's re-evaluation seed count: its workload's, else ``every``'s, else its stored
-    re-evaluation's (so a report rebuilt from a storage re-trains nothing), else the default."""
+def _seed_counts(
+    per_workload: Mapping[tuple[str, str], int] | None, every: int | None
+) -> Callable[[optuna.Study], int]:
+    """A study's re-evaluation seed count: its (workload, protocol)'s, else ``every``'s, else its
+    stored re-evaluation's (so a report rebuilt from a storage re-trains nothing), else the default."""
     from objectives.seeds import DEFAULT_SEEDS
     from objectives.stored import stored_experiment
     from study.reporting.reevaluate import stored_reevaluation
 
     def seeds(study: optuna.Study) -> int:
-        workload = stored_experiment(study.user_attrs).workload
-        if per_workload and workload in per_workload:
-            return per_workload[workload]
+        experiment = stored_experiment(study.user_attrs)
+        key = (experiment.workload, experiment.protocol)
+        if per_workload and key in per_workload:
+            return per_workload[key]
         stored = stored_reevaluation(study)
         return every or (len(stored["seeds"]) if stored else DEFAULT_SEEDS)
 
@@ -91,12 +94,12 @@ def refresh_reevaluations(
     shared among ``jobs`` processes), with progress per seed."""
     from tqdm import tqdm
 
-    from study.reporting.reevaluate import is_current, reevaluate_together, same_training
+    from study.reporting.reevaluate import chosen, is_current, reevaluate_together, same_training
 
     groups: dict[tuple, list[optuna.Study]] = {}
     for study in studies:
         wanted = seeds(study)  # reads the study's attributes: once
-        if study.best_trials and not is_current(study, wanted):
+        if chosen(study) is not None and not is_current(study, wanted):
             groups.setdefault((*same_training(study), wanted), []).append(study)
     for (workload, *_, count), group in groups.items():
         what = f"re-evaluating {workload}: {len(group)} tuned configurations x {count} seeds"

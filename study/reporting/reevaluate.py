@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from objectives.engine.training import MemberResult
 from objectives.experiment import Experiment
@@ -38,6 +38,7 @@ from objectives.stored import (
 )
 from objectives.workloads.datasets import DataError
 from objectives.workloads.registry import Workload, get_workload, load_splits
+from study.sweep.grid import chosen_lr
 from study.sweep.workers import fork_is_safe
 
 SPLITS = "drawn per seed"
@@ -48,17 +49,32 @@ def stored_reevaluation(study: optuna.Study) -> dict[str, Any] | None:
     return study.user_attrs.get(REEVALUATION)
 
 
+def chosen(study: optuna.Study) -> tuple[int | None, dict[str, Any]] | None:
+    """The configuration a study has chosen, as (its trial's number, its parameters): the best
+    trial's (budgeted), or the grid's LR with the family's fixed knobs (grid, no one trial: the
+    LR's mean over its selection seeds chose it). None while there is none: no complete trial,
+    or a grid not yet complete (an extension may still come)."""
+    experiment = stored_experiment(study.user_attrs)
+    if experiment.is_grid:
+        lr = chosen_lr(study, experiment)
+        return None if lr is None else (None, {"lr": lr, **dict(experiment.fixed)})
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    best = study.best_trial
+    return best.number, best.params
+
+
 def is_current(study: optuna.Study, seeds: int) -> bool:
-    """Whether the stored re-evaluation is of today's best trial with these many seeds."""
-    stored = stored_reevaluation(study)
-    if stored is None or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    """Whether the stored re-evaluation is of today's chosen configuration with these many seeds."""
+    stored, choice = stored_reevaluation(study), chosen(study)
+    if stored is None or choice is None:
         return False
     if stored.get("splits") != SPLITS:  # not how today's re-evaluation draws its data: redo it
         return False
     experiment = stored_experiment(study.user_attrs)
-    return stored["trial"] == study.best_trial.number and stored["seeds"] == reevaluation_seeds(
-        experiment.seed, seeds
-    )
+    trial, params = choice
+    same = stored["trial"] == trial and (trial is not None or stored["params"] == params)
+    return same and stored["seeds"] == reevaluation_seeds(experiment.seed, seeds)
 
 
 def reevaluate_together(
@@ -79,8 +95,8 @@ def reevaluate_together(
     each seed trained, in order."""
     experiments = [stored_experiment(study.user_attrs) for study in studies]
     workload = _stored_workload(experiments[0].workload)
-    bests = [study.best_trial for study in studies]  # each a scan of the study's trials: once
-    params = [best.params for best in bests]
+    choices = [chosen(study) for study in studies]  # each a scan of the study's trials: once
+    params = [params for _, params in choices]
     seed_list = reevaluation_seeds(experiments[0].seed, seeds)
     runs: list[list[MemberResult]] = [[] for _ in studies]
     work = [(workload, experiments, params, seed, data_dir, device) for seed in seed_list]
@@ -88,8 +104,8 @@ def reevaluate_together(
         for study_runs, result in zip(runs, results):
             study_runs.append(result)
         on_seed(done, len(seed_list))
-    for study, best, experiment, results in zip(studies, bests, experiments, runs):
-        study.set_user_attr(REEVALUATION, _record(best, study.user_attrs, results, steps_per_epoch))
+    for study, (trial, chosen_params), results in zip(studies, choices, runs):
+        study.set_user_attr(REEVALUATION, _record(trial, chosen_params, study.user_attrs, results, steps_per_epoch))
 
 
 def _stored_workload(name: str) -> Workload:
@@ -150,13 +166,14 @@ def same_training(study: optuna.Study) -> tuple:
 
 
 def _record(
-    best: FrozenTrial, attrs: dict[str, Any], results: Sequence[MemberResult], steps_per_epoch: int
-) -> dict[str, Any]:
+    trial: int | None, params: dict[str, Any], attrs: dict[str, Any], results: Sequence[MemberResult],
+    steps_per_epoch: int,
+) -> dict[str, Any]:  # fmt: skip
     """The re-evaluation as stored: runs judged by the study's stored target and metric."""
     target, metric = stored_workload_facts(attrs)["target"], stored_metric(attrs)
     return {
-        "trial": best.number,
-        "params": best.params,
+        "trial": trial,
+        "params": params,
         "steps_per_epoch": steps_per_epoch,
         "seeds": [result.config.seed for result in results],
         "splits": SPLITS,

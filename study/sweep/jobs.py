@@ -37,7 +37,7 @@ import optuna
 from objectives.experiment import Experiment
 from objectives.workloads.registry import Splits, Workload
 from study.errors import RunStopped
-from study.sweep.top_up import Progress, open_studies, run_sweep
+from study.sweep.top_up import Progress, open_studies, run_sweep, target
 from study.sweep.workers import finished_count, fork_is_safe
 
 POLL_S = 0.2
@@ -106,9 +106,8 @@ def run_sweep_in_processes(
     """Top every experiment's study (one workload) up to ``settings.trials`` with ``jobs`` forked
     workers, each running its sweep as a command through ``run_command`` (the command line's
     ``run_main``: its errors as one line and an exit code); return the studies."""
-    trials = settings.trials
-    studies, done = open_studies(storage, workload, experiments, trials, settings.pruner)
-    if all(count >= trials for count in done.values()):
+    studies, done, targets = open_studies(storage, workload, experiments, settings.trials, settings.pruner)
+    if all(count >= targets[name] for name, count in done.items()):
         return studies
     arms = list(dict.fromkeys(_arm(e) for e in experiments))  # an arm's tuning runs stay together
     hands = [[e for e in experiments if _arm(e) in hand] for hand in deal(arms, jobs)]
@@ -127,15 +126,16 @@ def run_sweep_in_processes(
             worker.start()
         # After the forks: a progress bar on a terminal starts a monitor thread, and a lock it
         # held at a fork would stay held in the worker.
-        progress = Progress(total=trials * len(studies), initial=sum(done.values()))
+        progress = Progress(total=sum(targets.values()), initial=sum(done.values()))
+        shown = Shown(progress, studies, experiments, settings.trials, done)
         try:
-            _wait(workers, progress, studies, trials, done)
+            _wait(workers, shown)
         except KeyboardInterrupt:
             for worker in workers:  # they stop on the same Ctrl-C; let them record it
                 worker.join()
             raise
         finally:
-            _show(progress, studies, trials, done)
+            shown.update()
             progress.close()
         _check(workers, logs)
     return studies
@@ -170,25 +170,37 @@ def _work(
     run_command(sweep)
 
 
-def _wait(
-    workers: Sequence[multiprocessing.process.BaseProcess], progress: Progress, studies: Sequence[optuna.Study],
-    trials: int, done: dict[str, int],
-) -> None:  # fmt: skip
+def _wait(workers: Sequence[multiprocessing.process.BaseProcess], shown: Shown) -> None:
     """Until every worker has ended: notice an end within ``POLL_S``, show progress every ``SHOW_EVERY_S``."""
-    shown = 0.0
+    last = 0.0
     while any(worker.is_alive() for worker in workers):
-        if time.monotonic() - shown >= SHOW_EVERY_S:
-            _show(progress, studies, trials, done)
-            shown = time.monotonic()
+        if time.monotonic() - last >= SHOW_EVERY_S:
+            shown.update()
+            last = time.monotonic()
         time.sleep(POLL_S)
 
 
-def _show(progress: Progress, studies: Sequence[optuna.Study], trials: int, done: dict[str, int]) -> None:
-    for study in studies:
-        finished = finished_count(study)
-        if min(finished, trials) != done[study.study_name]:
-            done[study.study_name] = min(finished, trials)
-            progress.show(study, finished, trials, sum(done.values()))
+@dataclass
+class Shown:
+    """The parent's progress display, read from the storage: each study's finished trials
+    against its target (a grid's, read without enqueueing: its worker does that)."""
+
+    progress: Progress
+    studies: Sequence[optuna.Study]
+    experiments: Sequence[Experiment]
+    trials: int
+    done: dict[str, int]
+
+    def update(self) -> None:
+        targets = {
+            s.study_name: target(s, e, self.trials, enqueue=False) for s, e in zip(self.studies, self.experiments)
+        }
+        self.progress.grow(sum(targets.values()))
+        for study in self.studies:
+            finished, wanted = finished_count(study), targets[study.study_name]
+            if min(finished, wanted) != self.done[study.study_name]:
+                self.done[study.study_name] = min(finished, wanted)
+                self.progress.show(study, finished, wanted, sum(self.done.values()))
 
 
 def _check(workers: Sequence[multiprocessing.process.BaseProcess], logs: Sequence[Path]) -> None:

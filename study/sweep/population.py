@@ -30,12 +30,18 @@ from objectives.seeds import sampler_seed, trial_seed
 from objectives.stored import ERROR, INTERRUPTED, WORKER
 from objectives.workloads.registry import Splits, Workload
 from study.errors import RunStopped
+from study.sweep.grid import grid_sampler
 from study.sweep.pruners import PopulationMedianPruner
 from study.sweep.storage import held_tells, held_writes
 from study.sweep.workers import counts_as_finished, heartbeat, record_heartbeat, this_worker
 
 
-def sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:
+def sampler(experiment: Experiment, place: int) -> optuna.samplers.BaseSampler:
+    """The sampler of the trial at ``place``: the grid's (``study.sweep.grid``) or TPE's."""
+    return grid_sampler(experiment) if experiment.is_grid else tpe_sampler(experiment, place)
+
+
+def tpe_sampler(experiment: Experiment, place: int) -> optuna.samplers.TPESampler:
     """TPE seeded for one trial's draws. Its options are Optuna 5's defaults, set here because the
     sweep depends on them: constant liar spreads a population's asks, multivariate TPE samples
     the knobs jointly (Optuna 4 defaulted to neither). Seeded by the fp32 study's name: the

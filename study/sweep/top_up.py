@@ -25,6 +25,7 @@ from objectives.experiment import Experiment
 from objectives.schedules import get_family
 from objectives.stored import WORKER, stored_metric, study_attrs
 from objectives.workloads.registry import Splits, Workload
+from study.sweep.grid import grid_target
 from study.sweep.population import room, run_population
 from study.sweep.pruners import make_pruner
 from study.sweep.storage import allow_experimental, held_writes
@@ -183,8 +184,20 @@ class Progress:
             line = f"{study.study_name}: {min(finished, trials)}/{trials} trials, best {metric.validation_name} {best}"
             print(f"{line}, {now - self.start:.0f} s elapsed", file=sys.stderr, flush=True)
 
+    def grow(self, total: int) -> None:
+        """A grid extended: more trials in all."""
+        if total != self.bar.total:
+            self.bar.total = total
+            self.bar.refresh()
+
     def close(self) -> None:
         self.bar.close()
+
+
+def target(study: optuna.Study, experiment: Experiment, trials: int, *, enqueue: bool = True) -> int:
+    """The finished trials a study is to have: ``trials``, or in the grid protocol one per
+    wanted grid point (``study.sweep.grid.grid_target``, which enqueues what is missing)."""
+    return grid_target(study, experiment, enqueue=enqueue) if experiment.is_grid else trials
 
 
 def open_studies(
@@ -193,20 +206,41 @@ def open_studies(
     experiments: Sequence[Experiment],
     trials: int,
     pruner: str,
-) -> tuple[list[optuna.Study], dict[str, int]]:
+) -> tuple[list[optuna.Study], dict[str, int], dict[str, int]]:
     """Every experiment's study, checked and opened (created if new), with its finished trials
-    (at most ``trials``) by name. Says so, on stdout, when every study is already done."""
+    (at most its ``target``) and that target, by name. Says so, on stdout, when every study is
+    already done."""
     for experiment in experiments:  # every check before anything is written
         check_stored_settings(storage, experiment, workload)
     studies = [open_study(storage, experiment, workload, pruner) for experiment in experiments]
+    targets = {s.study_name: target(s, e, trials) for s, e in zip(studies, experiments)}
     finished = {study.study_name: finished_count(study) for study in studies}
-    if all(count >= trials for count in finished.values()):
-        fewest = min(finished.values())
-        has = f"{trials}" if fewest == trials else f"at least {trials} (the fewest {fewest})"
-        print(
-            f"nothing to do: every study already has {has} finished trials (raise --trials above {fewest} to add more)"
-        )
-    return studies, {name: min(count, trials) for name, count in finished.items()}
+    if all(count >= targets[name] for name, count in finished.items()):
+        print(_nothing_to_do(finished, trials, any(e.is_grid for e in experiments)))
+    return studies, {name: min(count, targets[name]) for name, count in finished.items()}, targets
+
+
+def _nothing_to_do(finished: dict[str, int], trials: int, grid: bool) -> str:
+    if grid:
+        return "nothing to do: every grid point of every study has finished"
+    fewest = min(finished.values())
+    has = f"{trials}" if fewest == trials else f"at least {trials} (the fewest {fewest})"
+    return f"nothing to do: every study already has {has} finished trials (raise --trials above {fewest} to add more)"
+
+
+def top_up_study(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment, workload: Workload,
+    data: Splits, trials: int, population: int, device: str, wait: bool,
+) -> Iterator[tuple[int, int]]:  # fmt: skip
+    """``_top_up`` to the study's target, yielding (finished count, target) as it grows; a grid
+    study's target grows when its best LR lands on an edge (``study.sweep.grid``), so it is
+    topped up again until every wanted point has finished."""
+    while True:
+        wanted = target(study, experiment, trials)
+        for finished in _top_up(storage, study, experiment, workload, data, wanted, population, device, wait):
+            yield finished, wanted
+        if not experiment.is_grid or finished_count(study) < wanted or target(study, experiment, trials) == wanted:
+            return  # done, or peers hold the rest (not waiting)
 
 
 def run_sweep(
@@ -222,20 +256,24 @@ def run_sweep(
 ) -> list[optuna.Study]:
     """Top every experiment's study up to ``trials`` finished trials on ``workload``'s ``data``;
     return the studies."""
-    studies, done = open_studies(storage, workload, experiments, trials, pruner)
-    if all(count >= trials for count in done.values()):
+    studies, done, targets = open_studies(storage, workload, experiments, trials, pruner)
+    if all(count >= targets[name] for name, count in done.items()):
         return studies
-    progress = Progress(total=trials * len(studies), initial=sum(done.values()))
+    progress = Progress(total=sum(targets.values()), initial=sum(done.values()))
     try:
         # First every study with room, then a wait for the trials peers hold: a worker that found
         # a study's last trials taken goes on to the next study instead of waiting on each.
         for wait in (False, True):
             for study, experiment in zip(studies, experiments):
-                if done[study.study_name] >= trials:
+                name = study.study_name
+                if done[name] >= targets[name]:
                     continue
-                for finished in _top_up(storage, study, experiment, workload, data, trials, population, device, wait):
-                    done[study.study_name] = min(finished, trials)
-                    progress.show(study, finished, trials, sum(done.values()))
+                for finished, wanted in top_up_study(
+                    storage, study, experiment, workload, data, trials, population, device, wait
+                ):
+                    done[name], targets[name] = min(finished, wanted), wanted
+                    progress.grow(sum(targets.values()))
+                    progress.show(study, finished, wanted, sum(done.values()))
     finally:
         progress.close()
     return studies

@@ -56,7 +56,7 @@ def test_sweep_stores_one_study_per_family_with_curves(run_cli, tmp_path: Path) 
             },
             "classes": 2,
             "optimizer_label": "sgd",
-            "margin": 0.005,
+            "margin": 0.0093,
             "test_drawn_from_seed": True,
             "description": "two noisy half circles, tanh MLP 2-16-16-2 (the tiny one for quick tests)",
         }

@@ -1,0 +1,141 @@
+"""The grid protocol: a family's base LR on the shared lattice, knobs at published defaults, every
+grid point on the same selection seeds; extended where its best lies on an edge; resumable."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from objectives import grid
+from objectives.experiment import Experiment
+from objectives.grid import DEFAULTS, SELECTION_SEED, default_knobs
+from objectives.objective import member_from_params
+from objectives.schedules import FAMILIES, get_family
+from objectives.seeds import selection_seed
+from objectives.workloads.registry import get_workload, load_splits
+from study.sweep import grid as sweep_grid
+from study.sweep.storage import open_storage
+from study.sweep.top_up import run_sweep
+
+MOONS = get_workload("moons")
+
+
+def _grid(family: str, window: tuple[float, float], seeds: int = 2, epochs: int = 2) -> Experiment:
+    return Experiment("moons", "sgd", family, epochs, 32, None, 0, lr_range=window).on_grid(seeds)
+
+
+def test_the_lattice_has_four_points_a_decade_shared_by_every_window() -> None:
+    assert grid.lattice(1e-3, 1.0) == [0.001, 0.00177828, 0.00316228, 0.00562341, 0.01, 0.0177828,
+                                       0.0316228, 0.0562341, 0.1, 0.177828, 0.316228, 0.562341, 1.0]  # fmt: skip
+    assert set(grid.lattice(1e-2, 10.0)) & set(grid.lattice(1e-3, 1.0)) == set(grid.lattice(1e-2, 1.0))
+    assert grid.extension_bounds((1e-3, 1.0)) == (1e-4, 10.0)
+    ratios = [b / a for a, b in zip(grid.lattice(1e-3, 1.0), grid.lattice(1e-3, 1.0)[1:])]
+    assert all(r == pytest.approx(10**0.25, rel=1e-5) for r in ratios)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_has_a_default_for_each_of_its_knobs_and_trains_with_it(family: str) -> None:
+    for epochs in (10, 20, 30):
+        knobs = dict(default_knobs(family, epochs))
+        assert set(knobs) == set(get_family(family).space), family
+        experiment = _grid(family, (1e-2, 1.0), epochs=epochs)
+        member = member_from_params(experiment, {"lr": 0.1, SELECTION_SEED: 1, **knobs}, seed=5)
+        assert member.seed == 5 and member.schedule_kwargs == get_family(family).kwargs(knobs)
+    assert DEFAULTS[family].source
+
+
+def test_exponential_decays_to_one_percent_whatever_the_run_length() -> None:
+    for epochs in (10, 20, 30):
+        gamma = dict(default_knobs("exponential", epochs))["gamma"]
+        assert gamma**epochs == pytest.approx(0.01, rel=1e-4)
+
+
+def test_the_best_lr_is_the_best_mean_and_a_true_tie_goes_to_the_smaller_lr() -> None:
+    points = [(0.1, 0, 0.90), (0.1, 1, 0.92), (0.3, 0, 0.92), (0.3, 1, 0.90), (1.0, 0, 0.5), (1.0, 1, 0.5)]
+    means = grid.mean_by_lr(points, 2)
+    assert means[0.1] == means[0.3]  # exactly: fsum of the same values
+    assert grid.best_lr(means, 1.0) == 0.1
+    assert grid.best_lr({0.1: 3.1, 0.3: 3.0}, -1.0) == 0.3  # bits per character: lower is better
+    assert 3.0 not in grid.mean_by_lr([*points, (3.0, 0, 0.9)], 2)  # a mean needs every seed
+
+
+def test_an_edge_best_extends_the_grid_one_point_at_a_time_up_to_a_decade() -> None:
+    window = (0.01, 0.1)
+    rising = lambda lr: math.log10(lr)  # the larger the better: always on the top edge
+    points = [(lr, k, rising(lr)) for lr in grid.lattice(*window) for k in range(2)]
+    assert grid.wanted_lrs(points, window, 2, 1.0)[-1] == grid.lattice_point(grid.lattice_index(0.1) + 1)
+    assert grid.chosen_lr(points, window, 2, 1.0) is None  # the extension has not run yet
+    everything = [(lr, k, rising(lr)) for lr in grid.lattice(0.01, 10.0) for k in range(2)]
+    assert grid.wanted_lrs(everything, window, 2, 1.0) == grid.lattice(0.01, 1.0)  # a decade beyond, no more
+    assert grid.chosen_lr(everything, window, 2, 1.0) == 1.0
+    falling = [(lr, k, -rising(lr)) for lr in grid.lattice(0.001, 10.0) for k in range(2)]
+    assert grid.wanted_lrs(falling, window, 2, 1.0) == grid.lattice(0.001, 0.1)
+
+
+def test_a_grid_study_trains_every_point_on_the_selection_seeds(tmp_path) -> None:
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    experiments = [_grid("constant", (0.1, 1.0)), _grid("cosine", (0.1, 1.0))]
+    studies = run_sweep(storage, MOONS, experiments, load_splits(MOONS, 0), trials=0, pruner="none", population=8)
+    for study, experiment in zip(studies, experiments):
+        assert study.study_name == f"moons-sgd-{experiment.family}-grid"
+        points = {(t.params["lr"], t.params[SELECTION_SEED]) for t in study.trials}
+        wanted = sweep_grid.wanted_lrs(study, experiment)
+        assert points == {(lr, k) for lr in wanted for k in range(2)} and len(study.trials) == len(points)
+        assert {t.user_attrs["seed"] for t in study.trials} == {selection_seed(0, 0), selection_seed(0, 1)}
+        assert sweep_grid.chosen_lr(study, experiment) in wanted
+    # The same selection seed and LR train the same run in every family with no knobs to differ.
+    constant = {(t.params["lr"], t.params[SELECTION_SEED]): t.value for t in studies[0].trials}
+    again = run_sweep(
+        open_storage(str(tmp_path / "again.journal")), MOONS, experiments[:1], load_splits(MOONS, 0),
+        trials=0, pruner="none", population=3,
+    )  # fmt: skip
+    assert {(t.params["lr"], t.params[SELECTION_SEED]): t.value for t in again[0].trials} == constant
+
+
+def test_an_interrupted_point_is_redone_once_and_the_grid_ends_whole(tmp_path, monkeypatch) -> None:
+    """GridSampler counts an interrupted (failed) trial's point as visited and would never hand it
+    out again: the sweep enqueues it, and the resumed grid equals an uninterrupted one."""
+    from study.sweep import population
+
+    experiment, data = _grid("constant", (0.1, 1.0)), load_splits(MOONS, 0)
+    whole = run_sweep(open_storage(str(tmp_path / "whole.journal")), MOONS, [experiment], data, trials=0,
+                      pruner="none", population=4)[0]  # fmt: skip
+    calls, real = [], population.run_trials
+
+    def stopped_on_the_second_population(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    monkeypatch.setattr(population, "run_trials", stopped_on_the_second_population)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(storage, MOONS, [experiment], data, trials=0, pruner="none", population=4)
+    monkeypatch.undo()
+    study = run_sweep(storage, MOONS, [experiment], data, trials=0, pruner="none", population=4)[0]
+    assert sum(t.user_attrs.get("interrupted", False) for t in study.trials) == 4
+    point = lambda t: (t.params["lr"], t.params[SELECTION_SEED])
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(map(point, complete)) == sorted(map(point, whole.trials))  # each point once
+    assert {point(t): t.value for t in complete} == {point(t): t.value for t in whole.trials}
+
+
+def test_grid_sampler_marks_its_trials_as_the_sweep_assumes(tmp_path) -> None:
+    """Optuna 5: GridSampler's trials carry ``grid_id``; an enqueued one carries ``fixed_params``
+    and no ``grid_id``. The sweep tells which points the sampler has yet to hand out by them."""
+    experiment = _grid("constant", (0.1, 1.0))
+    study = optuna.create_study(sampler=sweep_grid.grid_sampler(experiment))
+    trial = study.ask()
+    trial.suggest_float("lr", 0.01, 10.0, log=True)
+    trial.suggest_int(SELECTION_SEED, 0, 1)
+    assert sweep_grid.GRID_ID in study.trials[0].system_attrs
+    study.enqueue_trial({"lr": 0.1, SELECTION_SEED: 0})
+    queued = study.ask()
+    assert "fixed_params" in study.trials[1].system_attrs and sweep_grid.GRID_ID not in study.trials[1].system_attrs
+    assert queued.suggest_float("lr", 0.01, 10.0, log=True) == 0.1
+    study.tell(queued, 0.5)  # no study.stop() from the sampler outside optimize()
+    study.tell(trial, 0.5)
