@@ -39,19 +39,19 @@ SUITES = {
         Suite(
             "standard",
             (
-                SuitePart("digits", trials=40, seeds=20),
-                SuitePart("mnist1d", trials=30, seeds=10),
-                SuitePart("mnist1d-cnn", trials=10, seeds=8),
-                SuitePart("shakespeare", trials=6, seeds=4),
+                SuitePart("digits", trials=40, seeds=20, selection_seeds=5),
+                SuitePart("mnist1d", trials=30, seeds=10, selection_seeds=3),
+                SuitePart("mnist1d-cnn", trials=10, seeds=8, selection_seeds=3),
+                SuitePart("shakespeare", trials=6, seeds=4, selection_seeds=2),
             ),
             repeats=3,
         ),
         Suite(
             "smoke",
             (
-                SuitePart("digits", trials=2, seeds=2, epochs=2),
-                SuitePart("mnist1d", trials=2, seeds=2, epochs=2),
-                SuitePart("mnist1d-cnn", trials=2, seeds=2, epochs=2),
+                SuitePart("digits", trials=2, seeds=2, epochs=2, selection_seeds=1, grid_seeds=2),
+                SuitePart("mnist1d", trials=2, seeds=2, epochs=2, selection_seeds=1, grid_seeds=2),
+                SuitePart("mnist1d-cnn", trials=2, seeds=2, epochs=2, selection_seeds=1, grid_seeds=2),
             ),
             repeats=2,
         ),
