@@ -61,9 +61,9 @@ def finished_values(study: optuna.Study, worst: float) -> list[tuple[float, int,
     """(lr, selection seed, final validation metric) of every finished point; a trial that
     failed for a reason of its own scores the metric's worst value, as a diverged one does."""
     return [
-        (*point_of(trial), worst if trial.value is None else trial.value)
+        (*point, worst if trial.value is None else trial.value)
         for trial in study.get_trials(deepcopy=False)
-        if counts_as_finished(trial)
+        if counts_as_finished(trial) and (point := _claimed(trial))
     ]
 
 
@@ -91,7 +91,7 @@ def grid_target(study: optuna.Study, experiment: Experiment, *, enqueue: bool = 
     seeds = range(experiment.selection_seeds)
     wanted = {(lr, seed) for lr in wanted_lrs(study, experiment) for seed in seeds}
     trials = study.get_trials(deepcopy=False)
-    finished = {point_of(t) for t in trials if counts_as_finished(t)}
+    finished = {point for t in trials if counts_as_finished(t) and (point := _claimed(t))}
     held = {point for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING) and (point := _claimed(t))}
     assigned = {point for t in trials if GRID_ID in t.system_attrs and (point := _claimed(t))}
     unassigned = {(lr, seed) for lr in lattice(*experiment.lr_range) for seed in seeds} - assigned
@@ -101,9 +101,9 @@ def grid_target(study: optuna.Study, experiment: Experiment, *, enqueue: bool = 
 
 
 def _claimed(trial: FrozenTrial) -> Point | None:
-    """The point a trial trains: its parameters once drawn, else those it was enqueued with
-    (Optuna's ``fixed_params`` record), else None (a sampler's trial not yet configured)."""
-    if trial.params:
+    """The point a trial trains: its parameters once both are drawn (a peer may read it half
+    drawn), else those it was enqueued with (Optuna's ``fixed_params`` record), else None."""
+    if "lr" in trial.params and SELECTION_SEED in trial.params:
         return point_of(trial)
     fixed = trial.system_attrs.get("fixed_params")
-    return (float(fixed["lr"]), int(fixed[SELECTION_SEED])) if fixed else None
+    return (float(fixed["lr"]), int(fixed[SELECTION_SEED])) if fixed else None  # None: being drawn

@@ -19,6 +19,7 @@ from objectives.workloads.registry import get_workload, load_splits
 from study.sweep import grid as sweep_grid
 from study.sweep.storage import open_storage
 from study.sweep.top_up import run_sweep
+from study.sweep.workers import finished_count
 
 MOONS = get_workload("moons")
 
@@ -139,3 +140,13 @@ def test_grid_sampler_marks_its_trials_as_the_sweep_assumes(tmp_path) -> None:
     assert queued.suggest_float("lr", 0.01, 10.0, log=True) == 0.1
     study.tell(queued, 0.5)  # no study.stop() from the sampler outside optimize()
     study.tell(trial, 0.5)
+
+
+def test_a_peer_reading_a_point_half_drawn_counts_it_as_being_drawn(tmp_path) -> None:
+    """A --jobs parent read a worker's trial between its two draws (lr, then the seed) and crashed."""
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    experiment = _grid("constant", (0.1, 1.0))
+    study = run_sweep(storage, MOONS, [experiment], load_splits(MOONS, 0), trials=0, pruner="none", population=8)[0]
+    half = study.ask()
+    half.suggest_float("lr", *experiment.base_lr_bounds, log=True)
+    assert sweep_grid.grid_target(study, experiment, enqueue=False) == finished_count(study)
