@@ -262,6 +262,34 @@ def _with_lr_range_test(
 def _print_summary(
     workload: Workload, experiments: list[Experiment], studies: list[optuna.Study], trials: int
 ) -> None:
+    """Each protocol's tuning, in a table: the grid's chosen LRs, the budget's best trials."""
+    grid = [(e, s) for e, s in zip(experiments, studies) if e.is_grid]
+    budgeted = [(e, s) for e, s in zip(experiments, studies) if not e.is_grid]
+    if grid:
+        _print_grid_summary(workload, [s for _, s in grid], grid[0][0])
+    if budgeted:
+        _print_budgeted_summary(workload, [e for e, _ in budgeted], [s for _, s in budgeted], trials)
+
+
+def _print_grid_summary(workload: Workload, studies: list[optuna.Study], first: Experiment) -> None:
+    from study.reporting.grid import choices_frame, points_frame
+
+    metric = workload.metric
+    choices = choices_frame(studies, points_frame(studies), workload.margin)
+    print(
+        f"\n{first.workload}, {first.optimizer_label}, grid protocol: each family's base LR with the best mean "
+        f"{metric.validation_name} over {first.selection_seeds} selection seeds (the report's answer is on the test split)"
+    )
+    table = choices.sort_values("selection_mean", ascending=metric.direction == "minimize")
+    shown = table[["family", "lr", "selection_mean", "tried_low", "tried_high", "edge"]].rename(
+        columns={"lr": "chosen_lr", "selection_mean": f"mean_{metric.validation_name}"}
+    )
+    print(shown.round({f"mean_{metric.validation_name}": 4}).to_string(index=False))
+
+
+def _print_budgeted_summary(
+    workload: Workload, experiments: list[Experiment], studies: list[optuna.Study], trials: int
+) -> None:
     from study.reporting.analysis import summary_table, trials_frame
 
     first, metric = experiments[0], workload.metric

@@ -396,3 +396,68 @@ def replication(
             ax.set_title("every tuning trial")
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
     return figure
+
+
+VERDICT_COLOURS = {
+    "reference": "black", "better": "tab:blue", "equivalent": "tab:green", "inconclusive": "0.55", "worse": "tab:red",
+}  # fmt: skip
+
+
+def grid_sensitivity(
+    sensitivity: pd.DataFrame, choices: pd.DataFrame, order: list[str], metric: Metric, margin: float
+) -> Figure:
+    """Each family's LR-sensitivity curve (grid protocol): the mean final validation metric over
+    the selection seeds at every grid LR with its 95% interval, the chosen LR marked and the band
+    within ``margin`` of its mean shaded; every panel on one y-axis, zoomed on the good runs."""
+    chosen = choices.set_index("family")
+    with _style():
+        figure, axes = _grid(len(order), share_y=True)
+        for ax, family in zip(axes, order):
+            rows = sensitivity[sensitivity["family"] == family]
+            ax.fill_between(rows["lr"], rows["ci_low"], rows["ci_high"], color="tab:blue", alpha=0.2, lw=0)
+            ax.plot(rows["lr"], rows["mean"], color="tab:blue", marker="o", markersize=3, linewidth=1.2)
+            if family in chosen.index:
+                best = chosen.loc[family]
+                ax.axhspan(best["selection_mean"] - margin, best["selection_mean"] + margin, color="tab:green",
+                           alpha=0.12, lw=0)  # fmt: skip
+                ax.axvline(best["lr"], color="black", linewidth=0.8, linestyle="--")
+            ax.set(xscale="log", title=family, xlabel="base LR", ylabel=f"val. {metric.label}")
+        values = sensitivity["mean"]
+        if metric.sign > 0:
+            axes[0].set_ylim(max(metric.worst, values.quantile(0.25) - 0.05), min(1.0, values.max() + 0.02))
+        else:
+            axes[0].set_ylim(max(0.0, values.min() - 0.05), values.quantile(0.75) + 0.1)
+    return figure
+
+
+def grid_answer(verdicts: dict[str, tuple[pd.DataFrame, float, Metric]]) -> Figure:
+    """The answer at a glance (grid protocol): per workload, each family's paired difference from
+    that workload's reference in the test metric (signed so that right is better) with its 95%
+    interval, coloured by its verdict, the margin of equivalence shaded. ``verdicts`` maps a
+    workload to (its verdict frame, its margin, its metric)."""
+    with _style():
+        families = sorted({f for table, _, _ in verdicts.values() for f in table["family"]})
+        figure = Figure(figsize=(3.3 * len(verdicts) + 1.5, 0.28 * len(families) + 1.6), layout="constrained")
+        axes = figure.subplots(1, len(verdicts), sharey=True, squeeze=False).ravel()
+        for ax, (workload, (table, margin, metric)) in zip(axes, verdicts.items()):
+            rows = table.set_index("family").reindex(families)
+            positions = np.arange(len(families))
+            ax.axvspan(-margin, margin, color="tab:green", alpha=0.12, lw=0)
+            ax.axvline(0, color="black", linewidth=0.8)
+            for y, (family, row) in zip(positions, rows.iterrows()):
+                if pd.isna(row["verdict"]):
+                    continue
+                colour = VERDICT_COLOURS[row["verdict"]]
+                lead = 0.0 if row["verdict"] == "reference" else metric.sign * row["difference"]
+                if row["verdict"] != "reference" and np.isfinite(row["ci_low"]):
+                    ends = sorted((metric.sign * row["ci_low"], metric.sign * row["ci_high"]))
+                    ax.plot(ends, [y, y], color=colour, linewidth=1.5)
+                ax.plot([lead], [y], marker="D" if row["verdict"] == "reference" else "o", color=colour, markersize=5)
+            ax.set(title=workload, xlabel=f"{'' if metric.sign > 0 else '- '}Δ test {metric.label}")
+            ax.set_yticks(positions, families)
+        axes[0].invert_yaxis()
+        handles = [
+            axes[0].plot([], [], marker="o", linestyle="", color=c, label=v)[0] for v, c in VERDICT_COLOURS.items()
+        ]
+        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+    return figure

@@ -53,11 +53,11 @@ def publish(
     for study in refreshed:
         publish_figures(study)
     page, answers, sections = write_report(every, out, margin, made_by)
-    by_group = {(s.workload, s.optimizer): s for s in sections}
+    by_group = {(s.workload, s.optimizer): s for s in sections}  # the budgeted protocol's
     for study in every:
         attrs = study.user_attrs  # a deep copy on every access: read it once
         group = (attrs.get(stored.WORKLOAD), attrs.get(stored.OPTIMIZER_LABEL))
-        if stored.is_ours(attrs) and group in by_group:
+        if stored.is_ours(attrs) and group in by_group and not stored.stored_experiment(attrs).is_grid:
             save_verdict_note(study, by_group[group], page.absolute())  # not resolved: report/ is a link to each new copy
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)

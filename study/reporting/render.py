@@ -18,7 +18,8 @@ import PIL.PngImagePlugin
 from matplotlib.figure import Figure
 
 from objectives.metrics import CHANCE_MARGIN
-from study.reporting import figures, output, tuning
+from study.reporting import figures, grid_render, output, tuning
+from study.reporting.grid import GridSection, build_grid_section, placement_frame
 from study.reporting.sections import (
     Section,
     build_section,
@@ -434,11 +435,11 @@ def write_report(
     CSV in a first ``#`` line (``pandas.read_csv(..., comment="#")``), each PNG in its
     Description."""
     with output.staged_report(out) as report:
-        sections, across = _write_pages(studies, report, margin, made_by)
+        sections, across, grid_answer = _write_pages(studies, report, margin, made_by)
     answers = [f"{s.workload} with {s.optimizer}: " + " ".join(headline(s)) for s in sections]
     if across is not None:
         answers.insert(0, f"Across workloads: {across[1]}")
-    return out / "report" / "index.html", answers, sections
+    return out / "report" / "index.html", grid_answer + answers, sections
 
 
 def _csv(table: pd.DataFrame, made_by: str) -> str:
@@ -447,10 +448,18 @@ def _csv(table: pd.DataFrame, made_by: str) -> str:
 
 def _write_pages(
     studies: Sequence[optuna.Study], report: Path, margin: float | None, made_by: str
-) -> tuple[list[Section], tuple[pd.DataFrame, str] | None]:
-    """Every section's figures, tables, page and summary, written into ``report``."""
-    sections = [build_section(group, margin) for group in group_studies(studies).values()]
-    html_parts, markdown_parts = [], []
+) -> tuple[list[Section], tuple[pd.DataFrame, str] | None, list[str]]:
+    """Every section's figures, tables, page and summary, written into ``report``: the grid
+    protocol's first (the answer), then the budgeted protocol's. Returns the budgeted sections,
+    their cross-workload table and words, and the grid's answer lines."""
+    groups = group_studies(studies)
+    sections = [build_section(group, margin) for key, group in groups.items() if key[2] == "budgeted"]
+    grids = [build_grid_section(group, margin) for key, group in groups.items() if key[2] == "grid"]
+    html_parts, markdown_parts, grid_answer = _write_grid_pages(grids, report, made_by)
+    if grids and sections:
+        html_parts.append(f"<h2>The budgeted protocol: what {BUDGETED_WHAT}</h2>")
+        markdown_parts.append(f"## The budgeted protocol: what {BUDGETED_WHAT}\n")
+    html_start, markdown_start = len(html_parts), len(markdown_parts)  # where its across-workloads part goes
     for done, section in enumerate(sections, start=1):
         # Drawing a section takes seconds (tens under load): say which, terminal or not.
         print(f"drawing the report: {section.name} ({done} of {len(sections)})", file=sys.stderr, flush=True)
@@ -468,16 +477,17 @@ def _write_pages(
         table, verdict = across
         output.write_file(report / "across_workloads.csv", _csv(table, made_by))
         html_parts.insert(
-            0,
-            f'<h2>Across workloads</h2><div class="headline"><p>{html.escape(verdict)}</p></div>'
+            html_start,
+            f'<h2>Across workloads (budgeted)</h2><div class="headline"><p>{html.escape(verdict)}</p></div>'
             + _cross_workload_shown(table).to_html(index=False, na_rep="-"),
         )
         markdown_parts.insert(
-            0,
-            f"## Across workloads\n\n{verdict}\n\n"
+            markdown_start,
+            f"## Across workloads (budgeted)\n\n{verdict}\n\n"
             f"{_cross_workload_shown(table).to_markdown(index=False)}\n",
         )
-    title = "Which learning-rate schedule? " + ", ".join(f"{s.workload} / {s.optimizer}" for s in sections)
+    shown = dict.fromkeys(f"{s.workload} / {s.optimizer}" for s in [*grids, *sections])
+    title = "Which learning-rate schedule? " + ", ".join(shown)
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
@@ -489,7 +499,53 @@ def _write_pages(
     output.write_file(report / "index.html", page)
     made = f"{made_by}\n\n" if made_by else ""
     output.write_file(report / "summary.md", f"# {title}\n\n{made}" + "\n".join(markdown_parts))
-    return sections, across
+    return sections, across, grid_answer
+
+
+BUDGETED_WHAT = "k trials of TPE buy, and how much of a tuned result is tuning luck"
+
+
+def _write_grid_pages(grids: Sequence[GridSection], report: Path, made_by: str) -> tuple[list[str], list[str], list[str]]:
+    """The grid protocol's part of the page and summary, first: the answer across workloads
+    (with its figure and table), then each workload's section; returns (html parts, markdown
+    parts, the answer's lines)."""
+    html_parts, markdown_parts, answer = [], [], []
+    placement = placement_frame(grids)
+    if placement is not None:
+        answer = grid_render.answer(grids, placement)
+        image = png_bytes(figures.grid_answer({s.workload: (s.verdicts, s.margin, s.metric) for s in grids if len(s.verdicts)}), made_by)
+        output.write_file(report / "answer.png", image)
+        output.write_file(report / "placement.csv", _csv(placement, made_by))
+        shown = grid_render.placement_shown(placement)
+        html_parts.append(
+            '<h2>The answer</h2><div class="headline">' + "".join(f"<p>{html.escape(a)}</p>" for a in answer) + "</div>"
+            + f'<figure><img src="data:image/png;base64,{base64.b64encode(image).decode()}" alt="answer"><figcaption>'
+            + html.escape(ANSWER_CAPTION) + "</figcaption></figure>" + shown.to_html(index=False, na_rep="-")
+        )  # fmt: skip
+        markdown_parts.append("## The answer\n\n" + "\n\n".join(answer) + "\n\n" + shown.to_markdown(index=False) + "\n")
+    for done, section in enumerate(grids, start=1):
+        print(f"drawing the report: {section.name} ({done} of {len(grids)})", file=sys.stderr, flush=True)
+        images = {}
+        if len(section.sensitivity):
+            order = section.order or sorted(set(section.sensitivity["family"]))
+            figure = figures.grid_sensitivity(section.sensitivity, section.choices, order, section.metric, section.margin)
+            images["sensitivity"] = png_bytes(figure, made_by)
+        for name, image in images.items():
+            output.write_file(report / f"{section.name}-{name}.png", image)
+        for name in ("verdicts", "choices", "sensitivity", "evaluation"):
+            output.write_file(report / f"{section.name}-{name}.csv", _csv(getattr(section, name), made_by))
+        encoded = {name: base64.b64encode(image).decode() for name, image in images.items()}
+        html_parts.append(grid_render.html_section(section, encoded))
+        markdown_parts.append(grid_render.markdown_section(section))
+        answer += [f"{section.workload} with {section.optimizer} (grid): " + " ".join(grid_render.headline(section))]
+    return html_parts, markdown_parts, answer
+
+
+ANSWER_CAPTION = (
+    "Each family's difference from each workload's best family (its reference) in the test metric, at both families' "
+    "grid LRs, signed so that right is better: the dot the mean over the shared evaluation seeds, the line its unadjusted "
+    "95% interval, the colour its Holm-corrected verdict; shaded: the margin of equivalence."
+)
 
 
 def across_workloads(sections: Sequence[Section]) -> tuple[pd.DataFrame, str] | None:

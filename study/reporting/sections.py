@@ -127,10 +127,10 @@ def _with_tuning_columns(ranking: pd.DataFrame, forgiveness: pd.DataFrame, edges
     return ranking
 
 
-def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list[optuna.Study]]:
-    """This project's studies by (workload, optimizer), in a stable order; other writers' studies
-    are left out. One stored by an earlier version of the project is a ``UsageError``."""
-    groups: dict[tuple[str, str], list[optuna.Study]] = {}
+def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str, str], list[optuna.Study]]:
+    """This project's studies by (workload, optimizer, protocol), in a stable order; other
+    writers' studies are left out. One stored by an earlier version of the project is a ``UsageError``."""
+    groups: dict[tuple[str, str, str], list[optuna.Study]] = {}
     for study in sorted(studies, key=lambda s: s.study_name):
         attrs = study.user_attrs
         if not stored.is_ours(attrs):
@@ -140,7 +140,8 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str], list
                 f"study {study.study_name!r} was stored by an earlier version of lr-schedule-study (it lacks "
                 f"{', '.join(missing)}); sweep again into a new --out/--storage to report on it"
             )
-        groups.setdefault((attrs[stored.WORKLOAD], attrs[stored.OPTIMIZER_LABEL]), []).append(study)
+        protocol = stored.stored_experiment(attrs).protocol
+        groups.setdefault((attrs[stored.WORKLOAD], attrs[stored.OPTIMIZER_LABEL], protocol), []).append(study)
     return groups
 
 

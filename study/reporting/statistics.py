@@ -195,3 +195,52 @@ def units_for_power(
         else:
             low = middle + 1
     return low
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the data place each family across workloads (``place``): Holm-adjusted p-values that
+    it is within the margin of the best on every workload, and that it is worse somewhere."""
+
+    p_safe: np.ndarray
+    p_worse: np.ndarray
+
+    def words(self) -> list[str]:
+        """Per family: "worse somewhere", "within the margin everywhere" or "not placed"."""
+        return [
+            "worse somewhere" if worse < SIGNIFICANCE else "within the margin everywhere" if safe < SIGNIFICANCE
+            else "not placed"
+            for safe, worse in zip(self.p_safe, self.p_worse, strict=True)
+        ]  # fmt: skip
+
+
+def place(differences: Sequence[Sequence[Difference | None]], signs: Sequence[float], margins: Sequence[float]) -> Placement:
+    """Families (rows) across workloads (columns), each cell the family minus that workload's
+    reference (``None`` where the family is the reference), aggregated over the workloads before
+    testing, so that the correction is over the families only:
+
+    - **within the margin everywhere**: an intersection-union test, the largest over workloads of
+      the one-sided p that it trails the reference by the margin or more (a test at 5% as it is);
+    - **worse somewhere**: the smallest over workloads of the one-sided p that it is not behind,
+      times the workloads (Bonferroni);
+
+    each then Holm-corrected over the families. An undefined comparison places nothing (p 1)."""
+    from scipy import stats
+
+    safe, worse = [], []
+    for row in differences:
+        not_inferior, not_behind = [], []
+        for d, sign, margin in zip(row, signs, margins, strict=True):
+            if d is None:  # the reference itself: within its own margin, not behind itself
+                not_inferior.append(0.0)
+                not_behind.append(1.0)
+            elif d.undefined:
+                not_inferior.append(1.0)
+                not_behind.append(1.0)
+            else:
+                lead = sign * d.estimate
+                not_inferior.append(float(stats.t.sf((lead + margin) / d.se, d.df)))
+                not_behind.append(float(stats.t.cdf(lead / d.se, d.df)))
+        safe.append(max(not_inferior))
+        worse.append(min(1.0, len(row) * min(not_behind)))
+    return Placement(holm(safe), holm(worse))

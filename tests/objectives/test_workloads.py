@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from objectives.workloads import registry
 from objectives.workloads.registry import WORKLOADS, character_splits, get_workload, load_splits
 
 SHAKESPEARE_FILE = Path(__file__).parents[3] / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -54,7 +55,8 @@ def test_unknown_workload_lists_the_choices() -> None:
 
 
 def test_mnist1d_is_generated_offline_identically_and_leaves_global_randomness_alone(monkeypatch) -> None:
-    """The package's own generator with its default arguments: 4,000 + 1,000 sequences of 40."""
+    """The package's own generator with its default arguments: its 4,000 training sequences of 40,
+    and a test set of 20,000 from the same generator with a seed of its own, balanced by class."""
     import random
     import socket
 
@@ -62,6 +64,7 @@ def test_mnist1d_is_generated_offline_identically_and_leaves_global_randomness_a
         raise AssertionError("MNIST-1D must be generated offline, never downloaded")
 
     monkeypatch.setattr(socket, "socket", no_network)
+    registry._mnist1d_arrays.cache_clear()  # generated here, not by an earlier test
     random.seed(123)
     np.random.seed(123)
     before = random.random(), np.random.random()
@@ -69,7 +72,11 @@ def test_mnist1d_is_generated_offline_identically_and_leaves_global_randomness_a
     np.random.seed(123)
     first, second = get_workload("mnist1d").load(0, None), get_workload("mnist1d").load(0, None)
     assert (random.random(), np.random.random()) == before
-    assert [len(first.y_train), len(first.y_val), len(first.y_test)] == [3200, 800, 1000]
+    assert [len(first.y_train), len(first.y_val), len(first.y_test)] == [3200, 800, 20_000]
+    assert torch.bincount(first.y_test).tolist() == [2000] * 10
+    official = __import__("mnist1d.data", fromlist=["make_dataset"]).make_dataset()
+    assert np.allclose(np.sort(np.concatenate([first.x_train, first.x_val]), axis=0), np.sort(official["x"], axis=0), atol=1e-6)
+    assert not np.isin(first.x_test[:, 0].numpy(), official["x_test"][:, 0]).any(), "not the official test set"
     assert first.x_train.shape[1:] == (40,)
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         assert torch.equal(getattr(first, name), getattr(second, name))

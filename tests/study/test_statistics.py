@@ -102,3 +102,49 @@ def test_tuning_runs_for_power_follow_welchs_degrees_of_freedom() -> None:
 def test_no_number_of_units_is_stated_where_none_would_do() -> None:
     assert statistics.units_for_power(0.01, 0.00499, 0.005, limit=1000) is None  # at the margin's edge
     assert statistics.units_for_power(0.0, 0.01, 0.005) is None
+
+
+def _suite_dataset(rng: np.random.Generator, gaps: np.ndarray, sds: list[float], seeds: list[int]):
+    """One constructed suite: per workload, every family's per-seed test metric (a seed effect
+    shared by all, plus each family's own noise), a reference drawn at random (chosen on other
+    data, as the selection runs are), and each family's paired difference from it."""
+    families, workloads = gaps.shape
+    rows: list[list[statistics.Difference | None]] = [[] for _ in range(families)]
+    for w, (sd, n) in enumerate(zip(sds, seeds)):
+        values = rng.normal(0, 0.01, n) + gaps[:, w, None] + rng.normal(0, sd / math.sqrt(2), (families, n))
+        reference = int(rng.integers(families))
+        for f in range(families):
+            rows[f].append(None if f == reference else statistics.paired_t(values[f] - values[reference], 0.01))
+    return rows
+
+
+SUITE_SDS, SUITE_SEEDS = [0.0064, 0.0194, 0.0142, 0.0223], [40, 120, 60, 24]
+"""Paired-difference SDs measured on the four standard workloads (issue 34) and seeds of that order."""
+
+
+@pytest.mark.slow
+def test_with_identical_families_no_family_is_called_worse_somewhere_beyond_5_percent() -> None:
+    rng, datasets, called = np.random.default_rng(5), 600, 0
+    margins = [0.0097, 0.0065, 0.009, 0.032]
+    for _ in range(datasets):
+        rows = _suite_dataset(rng, np.zeros((18, 4)), SUITE_SDS, SUITE_SEEDS)
+        called += "worse somewhere" in statistics.place(rows, [1.0] * 4, margins).words()
+    assert called / datasets <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / datasets), called / datasets
+
+
+@pytest.mark.slow
+def test_a_family_two_margins_worse_on_one_workload_is_flagged_in_80_percent() -> None:
+    rng, datasets, flagged = np.random.default_rng(6), 400, 0
+    margins = [0.0097, 0.0065, 0.009, 0.032]
+    gaps = np.zeros((18, 4))
+    gaps[3, 1] = -2 * margins[1]  # family 3, on mnist1d
+    for _ in range(datasets):
+        rows = _suite_dataset(rng, gaps, SUITE_SDS, SUITE_SEEDS)
+        flagged += statistics.place(rows, [1.0] * 4, margins).words()[3] == "worse somewhere"
+    assert flagged / datasets >= 0.8, flagged / datasets
+
+
+def test_a_family_within_the_margin_everywhere_is_placed_so_and_the_reference_counts_as_within() -> None:
+    d = statistics.paired_t(np.random.default_rng(1).normal(0.0, 0.002, 30), 0.01)
+    placement = statistics.place([[d, None], [None, d]], [1.0, 1.0], [0.01, 0.01])
+    assert placement.words() == ["within the margin everywhere"] * 2
