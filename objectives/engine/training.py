@@ -67,6 +67,11 @@ class MemberConfig:
     schedule_kwargs: dict[str, Any]
     seed: int
     optimizer_settings: OptimizerSettings = field(default_factory=OptimizerSettings)
+    order_seed: int | None = None  # the data order's seed when not ``seed`` (telling noise sources apart)
+
+    @property
+    def data_order_seed(self) -> int:
+        return self.seed if self.order_seed is None else self.order_seed
 
     def __post_init__(self) -> None:
         """Reject bad configurations before any training starts, with the offending value."""
@@ -319,7 +324,7 @@ def _build_population(
             f.momentum(run, **members[i].schedule_kwargs) if f.momentum and base_momentum > 0 else None
             for f, i in zip(families, indices)
         ],
-        generators=[torch.Generator().manual_seed(members[i].seed) for i in indices],
+        generators=[torch.Generator().manual_seed(members[i].data_order_seed) for i in indices],
     )
     return template, population
 

@@ -508,3 +508,26 @@ def tuning_variance_table(reevaluation: pd.DataFrame, metric: Metric) -> pd.Data
     return table.sort_values("mean_over_repeats", ascending=metric.direction == "minimize").reset_index(
         drop=True
     )
+
+
+def tuning_luck_frame(reevaluation: pd.DataFrame) -> pd.DataFrame:
+    """With several tuning runs: the spread of the re-evaluated test metric split into the
+    schedule, the tuning run within it, the evaluation seed and the rest
+    (``statistics.variance_components``), on the families with every run on every seed. Columns:
+    component, variance, variance_ci_low, variance_ci_high, share, share_ci_low, share_ci_high,
+    families, runs, seeds."""
+    cube = reevaluation.pivot_table(index=["family", "repeat"], columns="seed", values="test_metric")
+    cube = cube.dropna(axis=1, how="any").dropna(axis=0, how="any")
+    runs = cube.groupby(level="family").size()
+    families = runs[runs == runs.max()].index
+    cube = cube.loc[families]
+    shape = (len(families), int(runs.max()) if len(runs) else 0, cube.shape[1])
+    if min(shape) < 2:
+        return pd.DataFrame()
+    result = statistics.variance_components(cube.to_numpy(dtype=float).reshape(shape))
+    return pd.DataFrame({
+        "component": statistics.COMPONENTS, "variance": result["variance"],
+        "variance_ci_low": result["variance_ci"][:, 0], "variance_ci_high": result["variance_ci"][:, 1],
+        "share": result["share"], "share_ci_low": result["share_ci"][:, 0], "share_ci_high": result["share_ci"][:, 1],
+        "families": shape[0], "runs": shape[1], "seeds": shape[2],
+    })  # fmt: skip

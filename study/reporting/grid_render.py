@@ -193,7 +193,7 @@ def answer(sections: Sequence[GridSection], placement: pd.DataFrame) -> list[str
     groups = {word: list(placement.loc[placement["placement"] == word, "family"]) for word in
               ("within the margin everywhere", "worse somewhere", "not placed")}  # fmt: skip
     margins = ", ".join(f"{s.margin:g} on {s.workload}" for s in evaluated)
-    named = lambda families: ", ".join(families) if families else "none"  # noqa: E731
+    named = lambda families: ", ".join(families) if families else "none"
     counts = pd.Series([v for s in evaluated for v in s.verdicts["verdict"] if v != "reference"]).value_counts()
     total = int(counts.sum())
     conclusive = total - int(counts.get("inconclusive", 0))

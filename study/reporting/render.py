@@ -88,7 +88,27 @@ def headline(section: Section) -> list[str]:
     )
     if len(pairwise):
         lines.append(_verdicts(section))
+    if len(section.tuning_luck):
+        lines.insert(0, tuning_luck_line(section))
     return lines + _tuning_lines(section)
+
+
+def tuning_luck_line(section: Section) -> str:
+    """How much of a tuned result is the schedule and how much the luck of the tuning run."""
+    luck = section.tuning_luck.set_index("component")
+
+    def share(component: str) -> str:
+        row = luck.loc[component]
+        return f"{row['share']:.0%} (95% CI {row['share_ci_low']:.0%} to {row['share_ci_high']:.0%})"
+
+    first = luck.iloc[0]
+    return (
+        f"At {section.trials_per_family} trials of TPE per tuning run, the schedule explains {share('schedule')} of the "
+        f"spread of tuned results (test {section.metric.label} of one run on one seed), the tuning run within a "
+        f"schedule {share('tuning run')}, the evaluation seed {share('seed')} and the rest {share('residual')} "
+        f"({int(first['families'])} families x {int(first['runs'])} tuning runs x {int(first['seeds'])} seeds; "
+        "intervals by parametric bootstrap)."
+    )
 
 
 def _tuning_lines(section: Section) -> list[str]:

@@ -45,6 +45,7 @@ class Section:
     edges: pd.DataFrame = field(default_factory=pd.DataFrame)  # tuned values at a search-range edge
     lr_bands: pd.DataFrame = field(default_factory=pd.DataFrame)  # per tuning run: the LR band within the margin
     budget: pd.DataFrame = field(default_factory=pd.DataFrame)  # expected best after k trials
+    tuning_luck: pd.DataFrame = field(default_factory=pd.DataFrame)  # the spread split by source (repeats > 1)
 
     @property
     def name(self) -> str:
@@ -114,6 +115,7 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
         edges=edges,
         lr_bands=lr_bands,
         budget=tuning.budget_table(trials, metric) if len(trials) else pd.DataFrame(),
+        tuning_luck=analysis.tuning_luck_frame(reevaluation) if several else pd.DataFrame(),
     )
 
 

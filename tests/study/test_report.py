@@ -357,7 +357,7 @@ def test_several_workloads_get_sections_and_a_performance_profile(run_cli, tmp_p
     page = (tmp_path / "report" / "index.html").read_text()
     assert "<h2>digits with sgd</h2>" in page and "<h2>moons with sgd</h2>" in page
     assert "Across workloads (sgd)" in page and "performance profile" in page
-    assert page.index("<h2>Across workloads</h2>") < page.index("<h2>digits with sgd</h2>"), (
+    assert page.index("<h2>Across workloads (budgeted)</h2>") < page.index("<h2>digits with sgd</h2>"), (
         "it opens the page"
     )
     across = pd.read_csv(tmp_path / "report" / "across_workloads.csv", comment="#")

@@ -148,3 +148,41 @@ def test_a_family_within_the_margin_everywhere_is_placed_so_and_the_reference_co
     d = statistics.paired_t(np.random.default_rng(1).normal(0.0, 0.002, 30), 0.01)
     placement = statistics.place([[d, None], [None, d]], [1.0, 1.0], [0.01, 0.01])
     assert placement.words() == ["within the margin everywhere"] * 2
+
+
+def _crossed(rng: np.random.Generator, sds: tuple[float, float, float, float], shape=(12, 4, 8)) -> np.ndarray:
+    f, r, s = shape
+    a, b, c, e = sds
+    return (0.9 + rng.normal(0, a, (f, 1, 1)) + rng.normal(0, b, (f, r, 1)) + rng.normal(0, c, (1, 1, s))
+            + rng.normal(0, e, (f, r, s)))  # fmt: skip
+
+
+def test_variance_components_equal_statsmodels_reml_on_balanced_data() -> None:
+    import statsmodels.formula.api as smf
+
+    y = _crossed(np.random.default_rng(2), (0.010, 0.006, 0.004, 0.005))
+    f, r, s = y.shape
+    frame = pd.DataFrame(
+        [{"y": y[i, j, k], "family": i, "run": f"{i}-{j}", "seed": k} for i in range(f) for j in range(r) for k in range(s)]
+    )
+    model = smf.mixedlm(
+        "y ~ 1", frame, groups=np.ones(len(frame)), re_formula="0",
+        vc_formula={"family": "0 + C(family)", "run": "0 + C(run)", "seed": "0 + C(seed)"},
+    )  # fmt: skip
+    with warnings.catch_warnings():  # statsmodels warns of the boundary whatever the fit: not ours
+        warnings.simplefilter("ignore")
+        model = model.fit(reml=True, method="lbfgs")
+    names = model.model.exog_vc.names
+    reml = dict(zip(names, model.vcomp, strict=True))
+    ours = statistics.variance_components(y, draws=200)["variance"]
+    expected = [reml["family"], reml["run"], reml["seed"], model.scale]
+    np.testing.assert_allclose(ours, expected, rtol=2e-3)
+
+
+def test_variance_component_intervals_cover_the_truth_about_95_percent() -> None:
+    rng, truth, covered, datasets = np.random.default_rng(3), (0.010, 0.006, 0.004, 0.005), 0, 100
+    for _ in range(datasets):
+        result = statistics.variance_components(_crossed(rng, truth), draws=300, seed=int(rng.integers(1 << 30)))
+        low, high = result["variance_ci"][1]  # the tuning run's
+        covered += low <= truth[1] ** 2 <= high
+    assert covered / datasets >= 0.88, covered / datasets
