@@ -404,25 +404,28 @@ VERDICT_COLOURS = {
 
 
 def grid_sensitivity(
-    sensitivity: pd.DataFrame, choices: pd.DataFrame, order: list[str], metric: Metric, margin: float
+    points: pd.DataFrame, choices: pd.DataFrame, order: list[str], metric: Metric, margin: float
 ) -> Figure:
-    """Each family's LR-sensitivity curve (grid protocol): the mean final validation metric over
-    the selection seeds at every grid LR with its 95% interval, the chosen LR marked and the band
-    within ``margin`` of its mean shaded; every panel on one y-axis, zoomed on the good runs."""
+    """Each family's LR-sensitivity curve (grid protocol): every selection seed's final validation
+    metric at every grid LR (dots) and their mean (the line), the chosen LR dashed and the band
+    within ``margin`` of its mean shaded; every panel on one y-axis, zoomed on the good runs. Dots,
+    not a t-interval: with two or three seeds an interval spans the whole panel and hides the curve."""
     chosen = choices.set_index("family")
+    means = points.groupby(["family", "lr"], sort=False)["val_metric"].mean().reset_index()
     with _style():
         figure, axes = _grid(len(order), share_y=True)
         for ax, family in zip(axes, order):
-            rows = sensitivity[sensitivity["family"] == family]
-            ax.fill_between(rows["lr"], rows["ci_low"], rows["ci_high"], color="tab:blue", alpha=0.2, lw=0)
-            ax.plot(rows["lr"], rows["mean"], color="tab:blue", marker="o", markersize=3, linewidth=1.2)
+            rows = means[means["family"] == family].sort_values("lr")
+            seeds = points[points["family"] == family]
+            ax.scatter(seeds["lr"], seeds["val_metric"], color="0.55", s=6, zorder=2, lw=0)
+            ax.plot(rows["lr"], rows["val_metric"], color="tab:blue", marker="o", markersize=3, linewidth=1.2, zorder=3)
             if family in chosen.index:
                 best = chosen.loc[family]
                 ax.axhspan(best["selection_mean"] - margin, best["selection_mean"] + margin, color="tab:green",
                            alpha=0.12, lw=0)  # fmt: skip
                 ax.axvline(best["lr"], color="black", linewidth=0.8, linestyle="--")
             ax.set(xscale="log", title=family, xlabel="base LR", ylabel=f"val. {metric.label}")
-        values = sensitivity["mean"]
+        values = means["val_metric"]
         if metric.sign > 0:
             axes[0].set_ylim(max(metric.worst, values.quantile(0.25) - 0.05), min(1.0, values.max() + 0.02))
         else:

@@ -48,6 +48,7 @@ class GridSection:
     classes: int
     test_drawn_from_seed: bool
     description: str
+    points: pd.DataFrame  # points_frame: every finished grid point
     sensitivity: pd.DataFrame  # family, lr, mean, ci_low, ci_high, seeds, diverged
     choices: pd.DataFrame  # CHOICE_COLUMNS
     evaluation: pd.DataFrame  # reevaluation_frame of the chosen configurations
@@ -258,7 +259,7 @@ def build_grid_section(studies: Sequence[optuna.Study], margin: float | None = N
         workload=first.workload, optimizer=attrs[stored.OPTIMIZER_LABEL], experiment=first, metric=metric,
         margin=margin, target=facts["target"], classes=facts["classes"],
         test_drawn_from_seed=facts["test_drawn_from_seed"], description=facts["description"],
-        sensitivity=sensitivity_frame(points), choices=choices, evaluation=evaluation,
+        points=points, sensitivity=sensitivity_frame(points), choices=choices, evaluation=evaluation,
         verdicts=verdict_frame(evaluation, choices, reference, metric, margin) if len(evaluation) else
         pd.DataFrame(columns=VERDICT_COLUMNS),
         reference=reference, differences=differences_from(evaluation, choices, reference, margin) if len(evaluation) else {},

@@ -95,10 +95,10 @@ def captions(section: GridSection) -> dict[str, str]:
     metric = section.metric
     return {
         "sensitivity": (
-            f"Each family's final validation {metric.label} against its base LR on the shared grid: the mean over "
-            f"the {section.selection_seeds} selection seeds with its 95% interval (shaded blue), the chosen LR "
-            f"dashed, and the band within ±{section.margin:g} of that LR's mean shaded green. A flat curve "
-            "forgives a poorly chosen LR."
+            f"Each family's final validation {metric.label} against its base LR on the shared grid: grey dots each "
+            f"selection seed's ({section.selection_seeds} a point), the blue line their mean, the chosen LR dashed, "
+            f"and the band within ±{section.margin:g} of that LR's mean shaded green. A flat curve forgives a "
+            "poorly chosen LR."
         ),
     }
 

@@ -511,8 +511,7 @@ def _write_pages(
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        '<p class="muted">Every schedule family tuned by Optuna with the same budget, then its best configuration '
-        "re-trained over several seeds and scored on a test split that tuning never saw.</p>"
+        f'<p class="muted">{html.escape(_protocols(grids, sections))}</p>'
         + (f'<p class="muted">{html.escape(made_by)}</p>' if made_by else "")
         + "\n".join(html_parts) + "</body></html>"
     )  # fmt: skip
@@ -523,6 +522,24 @@ def _write_pages(
 
 
 BUDGETED_WHAT = "k trials of TPE buy, and how much of a tuned result is tuning luck"
+
+
+def _protocols(grids: Sequence[GridSection], sections: Sequence[Section]) -> str:
+    """The page's one-line account of how its numbers were made."""
+    said = []
+    if grids:
+        said.append(
+            "Grid protocol (the answer): every schedule family at its best base LR on one shared grid, its other knobs "
+            "at published defaults, then re-trained on the same fresh seeds and scored on a test split that "
+            "selection never saw."
+        )
+    if sections:
+        said.append(
+            "Budgeted protocol: every family tuned by Optuna's TPE with the same budget"
+            + (", several times" if any(s.repeats > 1 for s in sections) else "")
+            + ", its best configuration re-trained over fresh seeds and scored on the test split."
+        )
+    return " ".join(said)
 
 
 def _write_grid_pages(grids: Sequence[GridSection], report: Path, made_by: str) -> tuple[list[str], list[str], list[str]]:
@@ -548,7 +565,7 @@ def _write_grid_pages(grids: Sequence[GridSection], report: Path, made_by: str) 
         images = {}
         if len(section.sensitivity):
             order = section.order or sorted(set(section.sensitivity["family"]))
-            figure = figures.grid_sensitivity(section.sensitivity, section.choices, order, section.metric, section.margin)
+            figure = figures.grid_sensitivity(section.points, section.choices, order, section.metric, section.margin)
             images["sensitivity"] = png_bytes(figure, made_by)
         for name, image in images.items():
             output.write_file(report / f"{section.name}-{name}.png", image)

@@ -150,3 +150,31 @@ def test_a_peer_reading_a_point_half_drawn_counts_it_as_being_drawn(tmp_path) ->
     half = study.ask()
     half.suggest_float("lr", *experiment.base_lr_bounds, log=True)
     assert sweep_grid.grid_target(study, experiment, enqueue=False) == finished_count(study)
+
+
+@pytest.mark.slow
+def test_the_report_opens_with_the_grids_answer_and_its_words_agree_with_its_tables(run_cli, tmp_path) -> None:
+    import pandas as pd
+
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        "run", "--workload", "moons,digits", "--protocol", "both", "--epochs", "2", "--selection-seeds", "2",
+        "--families", "constant,cosine,wsd", "--trials", "3", "--repeats", "2", "--seeds", "4", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    report = out / "report"
+    page = (report / "index.html").read_text()
+    assert page.index("<h2>The answer</h2>") < page.index("the grid protocol</h2>") < page.index("The budgeted protocol")
+    placement = pd.read_csv(report / "placement.csv", comment="#")
+    answer = stdout[stdout.index("Every family at its best base LR"):].splitlines()[0]
+    for word in ("within the margin everywhere", "worse somewhere", "not placed"):
+        families = list(placement.loc[placement["placement"] == word, "family"])  # in the table's order
+        assert f"{', '.join(families) if families else 'none'}." in answer, (word, answer)
+    for workload in ("moons", "digits"):
+        verdicts = pd.read_csv(report / f"{workload}-sgd-grid-verdicts.csv", comment="#")
+        assert verdicts["verdict"].iloc[0] == "reference" and len(verdicts) == 3
+        assert set(verdicts["seeds"]) == {4}
+        choices = pd.read_csv(report / f"{workload}-sgd-grid-choices.csv", comment="#")
+        assert (choices["lr"] >= choices["tried_low"]).all() and (choices["lr"] <= choices["tried_high"]).all()
+    assert (report / "answer.png").stat().st_size > 5_000
+    assert "At 3 trials of TPE per tuning run, the schedule explains" in page
