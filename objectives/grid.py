@@ -143,10 +143,21 @@ def mean_by_lr(points: list[tuple[float, int, float]], seeds: int) -> dict[float
     return {lr: math.fsum(by_seed.values()) / seeds for lr, by_seed in values.items() if len(by_seed) == seeds}
 
 
+TIE = 1e-6
+"""Means closer than this, relative, are tied: stored values carry 6 significant digits, so closer
+means cannot be told apart (two families with the same 21,078 of 21,600 right differed by 6.7e-8
+once, by rounding alone), and no real difference of a metric is that small."""
+
+
+def tied_best(values: dict, sign: float) -> list:
+    """The keys whose value is the best (``sign``: +1 where higher is better), ties within ``TIE``."""
+    best = max(sign * v for v in values.values())
+    return [key for key, v in values.items() if sign * v >= best - TIE * max(abs(best), 1e-300)]
+
+
 def best_lr(means: dict[float, float], sign: float) -> float:
-    """The LR with the best mean (``sign``: +1 where higher is better). A true tie (the same mean,
-    computed exactly from the same values) goes to the smaller LR: the safer one to train with."""
-    return min(means, key=lambda lr: (-sign * means[lr], lr))
+    """The LR with the best mean; a tie (``tied_best``) goes to the smaller LR, the safer to train with."""
+    return min(tied_best(means, sign))
 
 
 def extension(means: dict[float, float], sign: float, bounds: tuple[float, float]) -> float | None:

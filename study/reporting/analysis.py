@@ -6,6 +6,7 @@ docstring lists; nothing here draws or writes files.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from objectives import stored
+from objectives.grid import tied_best
 from objectives.metrics import Metric
 from objectives.schedules import Run, get_family
 from study.reporting import statistics
@@ -362,16 +364,18 @@ def _short(value: object) -> str:
 
 def reference_family(reevaluation: pd.DataFrame, metric: Metric) -> str:
     """The family every other is tested against, chosen without the test split: the best mean
-    validation metric of the re-evaluation runs (ties by name)."""
-    means = reevaluation.groupby("family")["val_metric"].mean()
-    best = metric.best(means)
-    return str(means[means == best].index.min())
+    validation metric of the re-evaluation runs; means within ``objectives.grid.TIE`` are tied
+    (stored values carry 6 significant digits), and a tie goes by name."""
+    means = reevaluation.groupby("family")["val_metric"].agg(lambda v: math.fsum(v) / len(v))
+    return str(min(tied_best(means.to_dict(), metric.sign)))
 
 
 PAIRWISE_COLUMNS = [
     "family", "reference", "difference", "ci_low", "ci_high", "p_value", "p_holm", "p_equivalent",
-    "p_equivalent_holm", "verdict", "vs_constant", "vs_constant_ci_low", "vs_constant_ci_high",
+    "p_equivalent_holm", "verdict", "n_for_power", "vs_constant", "vs_constant_ci_low", "vs_constant_ci_high",
 ]  # fmt: skip
+"""``n_for_power``: for an inconclusive verdict, the tuning runs per family (with several) or
+seeds (with one) at which it would be settled with 80% power (``statistics.units_for_power``)."""
 
 
 def paired_differences(a: pd.Series, b: pd.Series) -> np.ndarray:
@@ -426,6 +430,11 @@ def pairwise_table(reevaluation: pd.DataFrame, metric: Metric, margin: float) ->
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=PAIRWISE_COLUMNS)
     table["p_holm"], table["p_equivalent_holm"], table["verdict"] = statistics.verdicts(differences, metric.sign)
+    table["n_for_power"] = [
+        statistics.units_for_power(d.sd, d.estimate, margin, comparisons=len(differences), paired=not by_repeat)
+        if word == "inconclusive" and not d.undefined else None
+        for d, word in zip(differences, table["verdict"], strict=True)
+    ]  # fmt: skip
     return table
 
 

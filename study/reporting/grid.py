@@ -161,9 +161,8 @@ def choices_frame(studies: Sequence[optuna.Study], points: pd.DataFrame, margin:
 
 
 def reference_of(choices: pd.DataFrame, sign: float) -> str:
-    """The family with the best selection mean at its chosen LR; an exact tie goes by name."""
-    best = choices.assign(key=-sign * choices["selection_mean"]).sort_values(["key", "family"])
-    return str(best["family"].iloc[0])
+    """The family with the best selection mean at its chosen LR; a tie (``grid.tied_best``) goes by name."""
+    return str(min(grid.tied_best(dict(zip(choices["family"], choices["selection_mean"])), sign)))
 
 
 VERDICT_COLUMNS = [

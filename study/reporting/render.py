@@ -357,7 +357,8 @@ def _display(table: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.D
 PAIRWISE_COLUMNS = {
     "family": "family", "difference": "difference", "ci_low": "95% CI low",
     "ci_high": "95% CI high", "p_value": "p (t-test)", "p_holm": "p (Holm)",
-    "p_equivalent": "p (equivalence, two one-sided)", "p_equivalent_holm": "p (equivalence, Holm)", "verdict": "verdict", "vs_constant": "vs constant",
+    "p_equivalent": "p (equivalence, two one-sided)", "p_equivalent_holm": "p (equivalence, Holm)", "verdict": "verdict",
+    "n_for_power": "tuning runs (one run: seeds) for 80% power", "vs_constant": "vs constant",
     "vs_constant_ci_low": "vs constant, 95% CI low", "vs_constant_ci_high": "vs constant, 95% CI high",
 }  # fmt: skip
 """The comparison table's headers as a reader sees them (the reference, the same on every row,
