@@ -25,6 +25,13 @@ def out_dir_problem(out: Path) -> str | None:
 
 
 JOURNAL_SUFFIX = ".journal"
+ARCHIVE_SUFFIX = ".journal.xz"
+"""A journal compressed with xz (``xz -k FILE``): what a published study keeps in the repository.
+Read-only: ``study.report`` rebuilds a page from it, retraining nothing; to resume, decompress it."""
+
+
+def is_archive(spec: str) -> bool:
+    return not is_database_url(spec) and spec.endswith(ARCHIVE_SUFFIX)
 
 
 def is_database_url(spec: str) -> bool:
@@ -36,11 +43,11 @@ def storage_problem(spec: str) -> str | None:
     """Why ``spec`` is neither a database URL SQLAlchemy knows (parsed, not connected to) nor a
     journal path ending in .journal, or None. Cheap, so bad input answers before heavy imports."""
     if not is_database_url(spec):
-        if spec.endswith(JOURNAL_SUFFIX):
+        if spec.endswith((JOURNAL_SUFFIX, ARCHIVE_SUFFIX)):
             return None
         return (
             f"storage {spec!r} is neither a database URL (sqlite:///sweep.db, postgresql://user@host/db) "
-            f"nor a journal file path ending in {JOURNAL_SUFFIX}"
+            f"nor a journal file path ending in {JOURNAL_SUFFIX} (or {ARCHIVE_SUFFIX}, to report from)"
         )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError

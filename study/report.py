@@ -10,7 +10,12 @@ new one, never a mix. The data is ``study/reporting/sections.py``, the rendering
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+import contextlib
+import lzma
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from objectives.seeds import DEFAULT_SEEDS
@@ -28,6 +33,7 @@ from study.cli import (
     storage_spec,
 )
 from study.errors import UsageError
+from study.places import is_archive
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -50,6 +56,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UsageError(
             f"no sweep in {args.out}: {spec} does not exist; run python -m study.run first or give --storage"
         )
+    if is_archive(spec):
+        with unpacked(spec, retrain=args.seeds is not None) as journal:
+            _report(args, str(journal), archived=True)
+        return
+    _report(args, spec, archived=False)
+
+
+@contextlib.contextmanager
+def unpacked(archive: str, *, retrain: bool) -> Iterator[Path]:
+    """An archived journal (``places.ARCHIVE_SUFFIX``) decompressed into a temporary directory,
+    which goes when the report is written; the archive itself is only read."""
+    if retrain:
+        raise UsageError(f"{archive} is an archive, read as stored: drop --seeds, or decompress it (xz -dk) to re-train")
+    if not Path(archive).is_file():
+        raise UsageError(f"{archive} does not exist")
+    with tempfile.TemporaryDirectory(prefix="lr-study-archive-") as scratch:
+        journal = Path(scratch) / "optuna.journal"
+        try:
+            with lzma.open(archive) as packed, journal.open("wb") as plain:
+                shutil.copyfileobj(packed, plain)
+        except (lzma.LZMAError, EOFError) as error:
+            raise UsageError(f"{archive} is not a readable xz archive ({error})") from None
+        yield journal
+
+
+def _report(args: argparse.Namespace, spec: str, *, archived: bool) -> None:
+    """The report of the sweep in ``spec``; from an archive, as stored: nothing re-trained, no
+    study's note or figure written (they would go with the temporary copy)."""
     from study.sweep.storage import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
@@ -73,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     from study.reporting.publish import reevaluate_and_publish
 
-    page, answers = reevaluate_and_publish(studies, studies, args)
+    page, answers = reevaluate_and_publish([] if archived else studies, studies, args, notes=not archived)
     print("\n".join(answers))
     print(f"report: {page}")
 

@@ -20,6 +20,8 @@ def reevaluate_and_publish(
     every: Sequence[optuna.Study],
     args: argparse.Namespace,
     seeds: Mapping[tuple[str, str], int] | None = None,
+    *,
+    notes: bool = True,
 ) -> tuple[Path, list[str]]:
     """Re-evaluate ``refreshed`` where needed, then publish the report of ``every`` study, as the
     command line (``run`` or ``report``) asks: ``seeds`` per (workload, protocol), else
@@ -31,7 +33,7 @@ def reevaluate_and_publish(
     from study.reporting.provenance import provenance_line
 
     made_by = provenance_line(args.command, args.started)
-    return publish(refreshed, every, args.out, args.margin, args.artifact_dir, made_by)
+    return publish(refreshed, every, args.out, args.margin, args.artifact_dir, made_by, notes=notes)
 
 
 def publish(
@@ -41,6 +43,8 @@ def publish(
     margin: float | None,
     artifact_dir: Path | None,
     made_by: str = "",
+    *,
+    notes: bool = True,
 ) -> tuple[Path, list[str]]:
     """The report's outputs: the dashboard figures of the studies just re-evaluated, the page
     from every study in the storage, each study's verdict in its dashboard note, and, with
@@ -53,7 +57,7 @@ def publish(
     for study in refreshed:
         publish_figures(study)
     page, answers, sections = write_report(every, out, margin, made_by)
-    by_group = {(s.workload, s.optimizer): s for s in sections}  # the budgeted protocol's
+    by_group = {(s.workload, s.optimizer): s for s in sections} if notes else {}  # the budgeted protocol's
     for study in every:
         attrs = study.user_attrs  # a deep copy on every access: read it once
         group = (attrs.get(stored.WORKLOAD), attrs.get(stored.OPTIMIZER_LABEL))

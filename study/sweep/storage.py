@@ -17,7 +17,7 @@ import optuna
 import sqlalchemy.exc
 
 from study.errors import UsageError
-from study.places import is_database_url, out_dir_problem, storage_problem
+from study.places import is_archive, is_database_url, out_dir_problem, storage_problem
 from study.sweep.journal import Journal, JournalFile, JournalLock, check_journal, regular_file_problem
 
 
@@ -52,6 +52,8 @@ def open_storage(
     """
     if problem := storage_problem(spec):
         raise UsageError(problem)
+    if is_archive(spec):
+        raise UsageError(f"{spec} is an archived journal: python -m study.report reads it; to sweep on, decompress it (xz -dk)")
     if is_database_url(spec):
         return _open_database(spec, heartbeat)
     return _open_journal(Path(spec), create=create)

@@ -604,3 +604,29 @@ def test_the_report_says_which_section_it_is_drawing(swept: Path, run_cli) -> No
     code, _, err = run_cli("report", "--out", str(swept), "--seeds", "3")
     assert code == 0, err
     assert "drawing the report: moons-sgd (1 of 1)" in err
+
+
+@pytest.mark.slow
+def test_a_report_rebuilds_from_an_archived_journal_without_training(run_cli, tmp_path: Path) -> None:
+    """The published study keeps its journal as .journal.xz: study.report rebuilds its page from it
+    on a fresh clone, nothing re-trained, the archive untouched; writers refuse it in one line."""
+    import lzma
+
+    out = tmp_path / "out"
+    args = ["--workload", "moons", "--epochs", "2", "--families", "constant,cosine", "--trials", "2", "--seeds", "2"]
+    assert run_cli("run", *args, "--out", str(out))[0] == 0
+    archive = tmp_path / "optuna.journal.xz"
+    archive.write_bytes(lzma.compress((out / "optuna.journal").read_bytes()))
+    before = (out / "report" / "moons-sgd-reevaluation.csv").read_text().split("\n", 1)[1]  # past the provenance
+    (out / "optuna.journal").unlink()
+    packed = archive.read_bytes()
+    rebuilt = tmp_path / "rebuilt"
+    code, _, err = run_cli("report", "--storage", str(archive), "--out", str(rebuilt))
+    assert code == 0, err
+    assert "re-evaluating" not in err
+    assert (rebuilt / "report" / "moons-sgd-reevaluation.csv").read_text().split("\n", 1)[1] == before
+    assert archive.read_bytes() == packed
+    code, _, err = run_cli("run", *args, "--storage", str(archive), "--out", str(tmp_path / "again"))
+    assert code == 2 and "archived journal" in err and err.count("\n") == 1
+    code, _, err = run_cli("report", "--storage", str(archive), "--out", str(rebuilt), "--seeds", "3")
+    assert code == 2 and "drop --seeds" in err
