@@ -324,7 +324,8 @@ def experiment_from_args(
     )
 
 
-REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
+REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG)
+"""A file the command may not use: permissions, a read-only file system, a name over the limit."""
 
 
 def _os_error_exit(error: OSError) -> int | None:
@@ -350,6 +351,9 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # per-trial INFO lines drown the output
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show ± gets \xb1, not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         main(argv)
     except (UsageError, DataError) as error:

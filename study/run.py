@@ -62,16 +62,23 @@ DEFAULT_POPULATION = 32
 
 
 def family_list(text: str) -> list[str]:
-    """``all`` or a comma-separated list of family names."""
-    if text == "all":
-        return list(FAMILIES)
+    """``all``, or a comma-separated list of family names (spaces around a name ignored; ``all``
+    anywhere in it means every family). Unknown names are listed, the first few and a count."""
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in FAMILIES]
+    if "all" in names:
+        return list(FAMILIES)
+    unknown = list(dict.fromkeys(name for name in names if name not in FAMILIES))
     if unknown or not names:
+        shown = ", ".join(map(repr, unknown[:SHOWN_UNKNOWN])) or repr(text)
+        more = f" and {len(unknown) - SHOWN_UNKNOWN} more" if len(unknown) > SHOWN_UNKNOWN else ""
         raise argparse.ArgumentTypeError(
-            f"unknown schedule family {', '.join(map(repr, unknown)) or repr(text)}; choose from: all, {', '.join(FAMILIES)}"
+            f"unknown schedule family {shown}{more}; choose from: all, {', '.join(FAMILIES)}"
         )
     return list(dict.fromkeys(names))
+
+
+SHOWN_UNKNOWN = 5
+"""Unknown names an error repeats: a list of thousands stays one short line."""
 
 
 def usable_families(families: list[str] | None, experiment: Experiment) -> list[str]:

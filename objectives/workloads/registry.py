@@ -52,6 +52,14 @@ class Splits:
     y_test: torch.Tensor
 
 
+def _whole_positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 MARGIN_SHARE = 0.01
 """The margin of equivalence, one rule for every workload in its metric's own units: 1% of the
 workload's target (the validation value that counts as converged, set from single runs before any
@@ -85,7 +93,7 @@ class Workload:
     margin: float | None = None  # within +-margin of the reference is equivalent; None: MARGIN_SHARE of target
 
     def __post_init__(self) -> None:
-        if self.margin is None:  # the one rule, fixed before any result (results/METHODS.md, Margins)
+        if self.margin is None and _finite_number(self.target):  # the one rule (results/METHODS.md, Margins)
             object.__setattr__(self, "margin", float(f"{MARGIN_SHARE * abs(self.target):.6g}"))
 
     def example_inputs(self, *leading: int) -> torch.Tensor:
@@ -397,13 +405,29 @@ def import_workload(spec: str) -> Workload:
         raise ValueError(  # noqa: TRY004
             f"{spec!r}: {attribute} is a {type(workload).__name__}, not an objectives.Workload"
         )
+    if problem := field_problem(workload):
+        raise ValueError(f"{spec!r}: {problem}")
+    return dataclasses.replace(workload, name=spec)
+
+
+def field_problem(workload: Workload) -> str | None:
+    """What is wrong with a workload's fields, as the command line would refuse the same values
+    (``--epochs 0``, ``--margin -1``), or None: checked before anything is stored."""
     from objectives.optim.optimizers import OPTIMIZERS
 
+    positive = {"epochs": workload.epochs, "batch_size": workload.batch_size, "classes": workload.classes}
+    if bad := [f"{name}={value!r}" for name, value in positive.items() if not _whole_positive(value)]:
+        return f"{', '.join(bad)}: must be a whole number of at least 1"
+    if workload.steps_per_epoch is not None and not _whole_positive(workload.steps_per_epoch):
+        return f"steps_per_epoch={workload.steps_per_epoch!r}: must be a whole number of at least 1, or None"
+    if not _finite_number(workload.target):
+        return f"target={workload.target!r}: must be a finite number (the validation value that counts as converged)"
+    if not (_finite_number(workload.margin) and workload.margin > 0):
+        return f"margin={workload.margin!r}: must be a positive number (of the metric's units)"
     if workload.optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"{spec!r}: its optimizer {workload.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
-        )
-    return dataclasses.replace(workload, name=spec)
+        return f"its optimizer {workload.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
+    return None
+
 
 
 @lru_cache(maxsize=4)

@@ -55,7 +55,8 @@ def provenance_line(command: str, started: float) -> str:
     report starts being written (drawing it takes a minute or two more)."""
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (
+    line = (
         f"Made by `{command}` at commit {commit()} on {date}, on {machine()}; "
         f"the command had run {minutes} min {seconds} s when it began writing this report."
     )
+    return line.encode("utf-8", "backslashreplace").decode()  # bytes of a non-UTF-8 path as \xNN: every file takes it

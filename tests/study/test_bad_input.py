@@ -465,3 +465,36 @@ def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)}, executable="/bin/bash",
     )  # fmt: skip
     assert done.stdout == "0\n" and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_name_over_the_file_systems_limit_is_one_line(run_cli, tmp_path: Path) -> None:
+    """F5: an --out or --storage name of over 255 bytes was a 48-line OSError traceback."""
+    long = tmp_path / ("x" * 300)
+    for command, argv in (
+        ("run", ["--workload", "moons", "--epochs", "1", "--trials", "1", "--families", "constant", "--out", str(long)]),
+        ("report", ["--storage", str(tmp_path / ("y" * 300 + ".journal")), "--out", str(tmp_path)]),
+    ):
+        code, _, err = run_cli(command, *argv)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (command, err)
+
+
+def test_an_ascii_terminal_gets_the_answer_escaped_not_a_traceback(tmp_path: Path) -> None:
+    """F7: with PYTHONIOENCODING=ascii the report was published, then printing its ± raised."""
+    done = run_subprocess(
+        "run", ["--workload", "moons", "--epochs", "1", "--trials", "2", "--families", "constant,cosine", "--seeds",
+                "2", "--repeats", "1", "--out", str(tmp_path)],
+        env_extra={"PYTHONIOENCODING": "ascii"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "\\xb1" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_non_utf8_byte_in_the_output_path_still_reports(run_cli, tmp_path: Path) -> None:
+    """F6: the PNGs' provenance text could not encode a path with a non-UTF-8 byte."""
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/out\xff"))
+    args = ["--workload", "moons", "--epochs", "1", "--trials", "2", "--families", "constant,cosine", "--seeds", "2"]
+    code, _, err = run_cli("run", *args, "--out", str(out))
+    assert code == 0, err
+    assert (out / "report" / "index.html").is_file()
+    staged = [p.name for p in out.iterdir() if p.name.startswith(".report-")]
+    assert staged == [os.readlink(out / "report")], "only the report's own copy, no failed attempt's"

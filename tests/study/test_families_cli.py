@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from objectives.stored import stored_curve
 from study.reporting.analysis import load_studies
@@ -61,8 +62,8 @@ def test_optimizer_settings_are_stored_and_keep_sweeps_apart(run_cli, tmp_path: 
     assert all(m == 0.0 for m in stored_curve(plain.trials[0].user_attrs)["momentum"])
     assert len(studies["moons-sgd-cosine"].trials) == 2
     assert sorted(group_studies(list(studies.values()))) == [
-        ("moons", "sgd"),
-        ("moons", "sgd_momentum0_wd0.0001"),
+        ("moons", "sgd", "budgeted"),
+        ("moons", "sgd_momentum0_wd0.0001", "budgeted"),
     ]
 
 
@@ -83,3 +84,22 @@ def test_one_cycle_records_its_cycled_momentum(run_cli, tmp_path: Path) -> None:
     [trial, _] = load_studies(str(tmp_path / "optuna.journal"))["moons-sgd-one_cycle"].trials
     momentum = stored_curve(trial.user_attrs)["momentum"]
     assert all(0.85 <= m <= 0.95 for m in momentum) and len(set(momentum)) > 1
+
+
+@pytest.mark.parametrize(
+    ("text", "families"),
+    [("all,constant", "all"), ("constant, all", "all"), (" all", "all"), ("constant , cosine", ["constant", "cosine"])],
+)
+def test_all_anywhere_and_spaces_anywhere_read_the_same_way(text: str, families) -> None:
+    """F12: 'all,constant' and ' all' were refused as unknown families while 'constant, cosine' passed."""
+    from objectives.schedules import FAMILIES
+    from study.run import family_list
+
+    assert family_list(text) == (list(FAMILIES) if families == "all" else families)
+
+
+def test_thousands_of_unknown_names_are_one_short_line(run_cli, tmp_path: Path) -> None:
+    names = ",".join(f"nope{k}" for k in range(12_000))
+    code, _, err = run_cli("run", "--families", names, "--out", str(tmp_path))
+    assert code == 2 and err.count("\n") == 1 and len(err) < 800, len(err)
+    assert "'nope0', 'nope1', 'nope2', 'nope3', 'nope4' and 11995 more" in err

@@ -48,6 +48,10 @@ NAN_INPUTS = with_splits(lambda s: dataclasses.replace(s, x_train=s.x_train.mask
 MODEL_BREAKS = dataclasses.replace(GOOD, make_model=lambda: nn.Linear(7, 2))
 MODEL_CLASSES = dataclasses.replace(GOOD, make_model=lambda: nn.Linear(5, 3))
 UNKNOWN_OPTIMIZER = dataclasses.replace(GOOD, optimizer="rmsprop-ish")
+ZERO_BATCH = dataclasses.replace(GOOD, batch_size=0)
+FRACTIONAL_EPOCHS = dataclasses.replace(GOOD, epochs=2.5)
+NAN_TARGET = dataclasses.replace(GOOD, target=math.nan)
+NEGATIVE_MARGIN = dataclasses.replace(GOOD, margin=-1.0)
 """
 
 CASES = {
@@ -63,6 +67,10 @@ CASES = {
     "MODEL_BREAKS": "its model's forward pass on two training examples raised RuntimeError",
     "MODEL_CLASSES": "its model returns (2, 3) for two examples, not logits of shape (2, 2)",
     "UNKNOWN_OPTIMIZER": "its optimizer 'rmsprop-ish' is not one of",
+    "ZERO_BATCH": "batch_size=0: must be a whole number of at least 1",
+    "FRACTIONAL_EPOCHS": "epochs=2.5: must be a whole number of at least 1",
+    "NAN_TARGET": "target=nan: must be a finite number",
+    "NEGATIVE_MARGIN": "margin=-1.0: must be a positive number",
 }
 
 
