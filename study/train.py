@@ -58,7 +58,7 @@ def _stored_trial(args: Any) -> tuple[Workload, Experiment, dict[str, Any], int]
 
     from study.sweep.storage import open_storage
 
-    storage = open_storage(storage_spec(args.storage, args.out), create=False)
+    storage = open_storage(storage_spec(args.storage, args.out), create=False, read_only=True)
     names = optuna.get_all_study_names(storage)
     if args.from_study not in names:
         raise UsageError(

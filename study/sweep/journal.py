@@ -33,7 +33,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock  # the lock's base class: not re-exported
 from optuna.trial import FrozenTrial, TrialState
 
@@ -449,6 +449,24 @@ class Journal(JournalStorage):
                     self._study_of_trial[trial_id] = study_id
                     return study_id
         raise KeyError(f"No trial with trial_id {trial_id} exists.")
+
+
+class ReadOnlyJournalFile(BaseJournalBackend):
+    """A journal file read and never written: what a command that only reads opens, so that it
+    works on a read-only file or file system, and takes no lock (Optuna's readers take none).
+    A last line without its newline (a writer mid-append) is left for a later read, as Optuna's
+    reader leaves it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        data = self.path.read_bytes()
+        whole = data[: data.rfind(b"\n") + 1].splitlines()
+        return (json.loads(line) for line in whole[log_number_from:])
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        raise PermissionError(f"{self.path} was opened to be read only")
 
 
 def regular_file_problem(path: Path) -> str | None:

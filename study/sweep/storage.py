@@ -15,10 +15,18 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
+from optuna.storages import JournalStorage
 
 from study.errors import UsageError
 from study.places import is_archive, is_database_url, out_dir_problem, storage_problem
-from study.sweep.journal import Journal, JournalFile, JournalLock, check_journal, regular_file_problem
+from study.sweep.journal import (
+    Journal,
+    JournalFile,
+    JournalLock,
+    ReadOnlyJournalFile,
+    check_journal,
+    regular_file_problem,
+)
 
 
 @contextlib.contextmanager
@@ -40,7 +48,7 @@ def prepare_out_dir(out: Path) -> None:
 
 
 def open_storage(
-    spec: str, *, heartbeat: int | None = None, create: bool = True
+    spec: str, *, heartbeat: int | None = None, create: bool = True, read_only: bool = False
 ) -> optuna.storages.BaseStorage:
     """Open a journal file (a path ending in .journal) or a database URL (sqlite, postgresql, ...).
 
@@ -49,6 +57,7 @@ def open_storage(
             a trial silent for three times as long is failed by the next worker that looks.
         create: make a new journal file if there is none; commands that only read say there is
             none instead, and create nothing.
+        read_only: a journal is only read: no lock, no write, so a read-only file will do.
     """
     if problem := storage_problem(spec):
         raise UsageError(problem)
@@ -56,7 +65,22 @@ def open_storage(
         raise UsageError(f"{spec} is an archived journal: python -m study.report reads it; to sweep on, decompress it (xz -dk)")
     if is_database_url(spec):
         return _open_database(spec, heartbeat)
+    if read_only:
+        return _read_journal(Path(spec))
     return _open_journal(Path(spec), create=create)
+
+
+def _read_journal(path: Path) -> JournalStorage:
+    """A journal to read only (``ReadOnlyJournalFile``), checked as ``_open_journal`` checks one."""
+    if problem := regular_file_problem(path):
+        raise UsageError(f"journal storage {path} {problem}")
+    if not path.exists():
+        raise UsageError(f"no journal at {path}: run a sweep there first, or point --out / --storage at one")
+    with _journal_errors(path):
+        check_journal(path)
+        storage = JournalStorage(ReadOnlyJournalFile(path))
+        storage.get_all_studies()
+        return storage
 
 
 def _open_database(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
@@ -122,7 +146,7 @@ def _open_journal(path: Path, *, create: bool) -> Journal:
         raise UsageError(f"cannot create journal storage {path}: {path.parent} is not a directory")
     if not create and not path.exists():
         raise UsageError(f"no journal at {path}: run a sweep there first, or point --out / --storage at one")
-    try:
+    with _journal_errors(path):
         if path.exists():  # before Optuna's backend, which creates the file, writes anything
             check_journal(path)
         _try_lock(JournalLock(path))  # before the file is made: a lock that cannot be made changes nothing
@@ -132,6 +156,13 @@ def _open_journal(path: Path, *, create: bool) -> Journal:
         storage = Journal(file)
         storage.get_all_studies()  # replays every record: a nonsensical one fails here, not mid-sweep
         return storage
+
+
+@contextlib.contextmanager
+def _journal_errors(path: Path) -> Iterator[None]:
+    """A journal that cannot be used, or read as one, in one line (``UsageError``)."""
+    try:
+        yield
     except OSError as error:
         raise UsageError(f"cannot use journal storage {path}: {error.strerror or error}") from None
     except (ValueError, KeyError, TypeError, AssertionError) as error:

@@ -886,3 +886,43 @@ def test_threads_writing_through_repeated_holds_lose_nothing(tmp_path) -> None:
     stock, own = _stock_view(journal)[0], study.trials[0]
     assert len(stock.system_attrs) == len(own.system_attrs) == 2 * writes
     assert len(stock.intermediate_values) == len(own.intermediate_values) == step
+
+
+def test_train_from_a_read_only_journal_needs_no_lock(run_cli, tmp_path, monkeypatch) -> None:
+    """F9: re-training a stored trial only reads the journal, so a read-only file system must do
+    (simulated: every open of a file there for writing fails with EROFS, as the kernel's would;
+    root ignores file modes, so a mode-444 file would not show it)."""
+    out = tmp_path / "out"
+    assert run_cli("run", *SWEEP, "--families", "constant", "--trials", "1", "--out", str(out))[0] == 0
+    journal = out / "optuna.journal"
+    before = journal.read_bytes()
+    real_open = os.open
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+
+    def read_only_file_system(path, flags, *args, **kwargs):
+        if str(path).startswith(str(out)) and flags & writing:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_file_system)
+    code, stdout, err = run_cli("train", "--from-study", "moons-sgd-constant", "--trial", "0", "--out", str(out))
+    assert code == 0, err
+    monkeypatch.undo()
+    assert journal.read_bytes() == before
+
+
+def test_the_read_only_backend_reads_what_optuna_reads_and_never_writes(tmp_path) -> None:
+    from study.sweep.journal import ReadOnlyJournalFile
+
+    journal = tmp_path / "optuna.journal"
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.create_study(storage=stock, study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    with journal.open("ab") as file:
+        file.write(b'{"op_code": 4, "worker_id"')  # a writer mid-append: not yet a record
+    reader = optuna.storages.JournalStorage(ReadOnlyJournalFile(journal))
+    seen = optuna.load_study(study_name="s", storage=reader).trials
+    assert [(t.params, t.value) for t in seen] == [(t.params, t.value) for t in study.trials]
+    with pytest.raises(PermissionError):
+        optuna.load_study(study_name="s", storage=reader).set_user_attr("a", 1)
+    assert open_storage(str(journal), read_only=True).get_all_studies()[0].study_name == "s"
