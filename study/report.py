@@ -11,11 +11,7 @@ new one, never a mix. The data is ``study/reporting/sections.py``, the rendering
 from __future__ import annotations
 
 import argparse
-import contextlib
-import lzma
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from objectives.seeds import DEFAULT_SEEDS
@@ -56,34 +52,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UsageError(
             f"no sweep in {args.out}: {spec} does not exist; run python -m study.run first or give --storage"
         )
-    if is_archive(spec):
-        with unpacked(spec, retrain=args.seeds is not None) as journal:
-            _report(args, str(journal), archived=True)
-        return
-    _report(args, spec, archived=False)
-
-
-@contextlib.contextmanager
-def unpacked(archive: str, *, retrain: bool) -> Iterator[Path]:
-    """An archived journal (``places.ARCHIVE_SUFFIX``) decompressed into a temporary directory,
-    which goes when the report is written; the archive itself is only read."""
-    if retrain:
-        raise UsageError(f"{archive} is an archive, read as stored: drop --seeds, or decompress it (xz -dk) to re-train")
-    if not Path(archive).is_file():
-        raise UsageError(f"{archive} does not exist")
-    with tempfile.TemporaryDirectory(prefix="lr-study-archive-") as scratch:
-        journal = Path(scratch) / "optuna.journal"
-        try:
-            with lzma.open(archive) as packed, journal.open("wb") as plain:
-                shutil.copyfileobj(packed, plain)
-        except (lzma.LZMAError, EOFError) as error:
-            raise UsageError(f"{archive} is not a readable xz archive ({error})") from None
-        yield journal
+    if is_archive(spec) and (args.seeds is not None or args.artifact_dir is not None):
+        raise UsageError(f"{spec} is an archive, read as stored: drop --seeds and --artifact-dir, or decompress it (xz -dk)")
+    _report(args, spec, archived=is_archive(spec))
 
 
 def _report(args: argparse.Namespace, spec: str, *, archived: bool) -> None:
-    """The report of the sweep in ``spec``; from an archive, as stored: nothing re-trained, no
-    study's note or figure written (they would go with the temporary copy)."""
+    """The report of the sweep in ``spec``; from an archive (read only), as stored: nothing
+    re-trained, no study's note or figure written."""
     from study.sweep.storage import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded

@@ -18,6 +18,7 @@ from objectives import stored
 from objectives.grid import tied_best
 from objectives.metrics import Metric
 from objectives.schedules import Run, get_family
+from study.places import is_archive
 from study.reporting import statistics
 from study.reporting.reevaluate import stored_reevaluation
 from study.sweep.storage import allow_experimental, open_storage
@@ -30,8 +31,12 @@ def study_metric(study: optuna.Study) -> Metric:
 
 
 def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna.Study]:
-    """Every study in a storage (opened, or a database URL or .journal path), by name."""
-    opened = open_storage(storage, create=False) if isinstance(storage, str) else storage
+    """Every study in a storage (opened, or a database URL, .journal path, or a .journal.xz
+    archive, read only), by name."""
+    if isinstance(storage, str):
+        opened = open_storage(storage, create=False, read_only=is_archive(storage))
+    else:
+        opened = storage
     return {
         name: optuna.load_study(study_name=name, storage=opened)
         for name in optuna.get_all_study_names(opened)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import lzma
 import os
 import signal
 import stat
@@ -453,15 +454,18 @@ class Journal(JournalStorage):
 
 class ReadOnlyJournalFile(BaseJournalBackend):
     """A journal file read and never written: what a command that only reads opens, so that it
-    works on a read-only file or file system, and takes no lock (Optuna's readers take none).
-    A last line without its newline (a writer mid-append) is left for a later read, as Optuna's
-    reader leaves it."""
+    works on a read-only file or file system, and takes no lock (Optuna's readers take none); an
+    xz-compressed one (``.journal.xz``, a published study's) is read as it is. A last line without
+    its newline (a writer mid-append) is left for a later read, as Optuna's reader leaves it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def data(self) -> bytes:
+        return lzma.decompress(self.path.read_bytes()) if self.path.suffix == ".xz" else self.path.read_bytes()
+
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        data = self.path.read_bytes()
+        data = self.data()
         whole = data[: data.rfind(b"\n") + 1].splitlines()
         return (json.loads(line) for line in whole[log_number_from:])
 
@@ -490,11 +494,11 @@ def is_record(line: bytes) -> bool:
     return isinstance(record, dict) and isinstance(record.get("op_code"), int)
 
 
-def check_journal(path: Path) -> None:
-    """Raise ``ValueError`` unless every complete line of ``path`` is a journal record and, when
-    the file has bytes, at least one line is complete: a file that is not a journal is refused
-    as it is, before anything is appended to it."""
-    data = path.read_bytes()
+def check_journal(path: Path, data: bytes | None = None) -> None:
+    """Raise ``ValueError`` unless every complete line of ``path`` (or its ``data``) is a journal
+    record and, when the file has bytes, at least one line is complete: a file that is not a
+    journal is refused as it is, before anything is appended to it."""
+    data = path.read_bytes() if data is None else data
     lines = data[: data.rfind(b"\n") + 1].splitlines()
     if bad := next((n for n, line in enumerate(lines, start=1) if not is_record(line)), None):
         raise ValueError(f"line {bad} is not a journal record")

@@ -7,6 +7,7 @@ Opening a storage (one line, exit 2, for anything unusable); the journal file it
 from __future__ import annotations
 
 import contextlib
+import lzma
 import sys
 import time
 import warnings
@@ -61,7 +62,7 @@ def open_storage(
     """
     if problem := storage_problem(spec):
         raise UsageError(problem)
-    if is_archive(spec):
+    if is_archive(spec) and not read_only:
         raise UsageError(f"{spec} is an archived journal: python -m study.report reads it; to sweep on, decompress it (xz -dk)")
     if is_database_url(spec):
         return _open_database(spec, heartbeat)
@@ -77,8 +78,9 @@ def _read_journal(path: Path) -> JournalStorage:
     if not path.exists():
         raise UsageError(f"no journal at {path}: run a sweep there first, or point --out / --storage at one")
     with _journal_errors(path):
-        check_journal(path)
-        storage = JournalStorage(ReadOnlyJournalFile(path))
+        file = ReadOnlyJournalFile(path)
+        check_journal(path, file.data())
+        storage = JournalStorage(file)
         storage.get_all_studies()
         return storage
 
@@ -165,7 +167,7 @@ def _journal_errors(path: Path) -> Iterator[None]:
         yield
     except OSError as error:
         raise UsageError(f"cannot use journal storage {path}: {error.strerror or error}") from None
-    except (ValueError, KeyError, TypeError, AssertionError) as error:
+    except (ValueError, KeyError, TypeError, AssertionError, lzma.LZMAError, EOFError) as error:
         reason = (  # Optuna asserts on an op code it does not know
             f"a record Optuna {optuna.__version__} cannot replay"
             if isinstance(error, AssertionError)

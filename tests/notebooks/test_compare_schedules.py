@@ -32,6 +32,10 @@ def test_notebook_reproduces_the_tables_and_figures(
         "5",
         "--seeds",
         "2",
+        "--protocol",
+        "both",
+        "--selection-seeds",
+        "2",
         "--out",
         str(tmp_path),
     ]
@@ -48,8 +52,12 @@ def test_notebook_reproduces_the_tables_and_figures(
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
     images = [output for output in outputs if "image/png" in output.get("data", {})]
-    assert len(images) == 7, "every figure of the report"
+    assert len(images) == 7, "every figure of the budgeted section (the grid's tables are shown as tables)"
     html = "".join(output.get("data", {}).get("text/html", "") for output in outputs)
     assert "test_metric" in html and "verdict" in html  # the ranking and the pairwise table
     text = "".join(output.get("data", {}).get("text/markdown", "") for output in outputs)
     assert "Reference (chosen by validation accuracy" in text
+    assert "grid protocol" in text and "Reference: " in text and "at base LR" in text  # the grid's answer first
+    assert text.index("grid protocol") < text.index("Reference (chosen by validation accuracy")
+    streams = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
+    assert "Warning" not in streams, streams  # a clean run prints no warning
