@@ -37,10 +37,10 @@ def headline(section: GridSection) -> list[str]:
         return [f"The grid of {section.workload} is not complete or not evaluated yet: nothing to compare."]
     metric, reference = section.metric, section.verdicts.iloc[0]
     lines = [
-        f"Reference: {section.reference} at base LR {reference['lr']:g} (the best mean validation {metric.label} "
+        (f"Reference: {section.reference} at base LR {reference['lr']:g} (the best mean validation {metric.label} "
         f"over the {section.selection_seeds} selection seeds; never chosen on the test split), test {metric.label} "
         f"{reference['test_metric']:.4f} (95% CI {reference['test_ci_low']:.4f} to {reference['test_ci_high']:.4f} "
-        f"over {_count(section.seeds, 'evaluation seed')}).",
+        f"over {_count(section.seeds, 'evaluation seed')})."),
         _verdict_line(section),
     ]
     if line := _power_line(section):
@@ -141,9 +141,9 @@ def tables(section: GridSection) -> list[tuple[str, pd.DataFrame]]:
     label = section.metric.label
     return [
         (
-            f"Every family at its grid LR against the reference, {section.reference} (Δ = family minus reference; "
+            (f"Every family at its grid LR against the reference, {section.reference} (Δ = family minus reference; "
             "the intervals are unadjusted 95%, the verdicts Holm-corrected, so an interval that misses 0 may "
-            "still be inconclusive)",
+            "still be inconclusive)"),
             _shown(section.verdicts, VERDICT_COLUMNS, label),
         ),
         ("The LR the grid chose for each family", _shown(section.choices, CHOICE_COLUMNS, label)),
@@ -154,14 +154,14 @@ def methods(section: GridSection) -> list[str]:
     e = section.experiment
     return [
         f"Workload: {section.workload} ({section.description}); optimizer {e.optimizer_label}; {e.epochs} epochs of batch size {e.batch_size}.",
-        f"Grid protocol: every family's base LR on one shared log grid, 4 points a decade, its window the optimizer's LR range, "
+        (f"Grid protocol: every family's base LR on one shared log grid, 4 points a decade, its window the optimizer's LR range, "
         f"extended a point at a time (up to a decade) where its best lay on an edge; its other knobs at published defaults "
         f"(results/METHODS.md). Each grid point trained on the same {section.selection_seeds} selection seeds (initialization and "
-        f"data order) on the sweep seed's split; the family's LR is the one with the best mean validation {section.metric.label}.",
-        f"Evaluation: each family's chosen configuration re-trained on the same {section.seeds} fresh evaluation seeds, each "
-        "drawing its own split where the workload draws one, and scored on the test split.",
-        "Intervals are 95%: over the evaluation seeds for test metrics and differences (paired), over the selection seeds "
-        "for the sensitivity curves, and bootstrap over the selection seeds for LR bands.",
+        f"data order) on the sweep seed's split; the family's LR is the one with the best mean validation {section.metric.label}."),
+        (f"Evaluation: each family's chosen configuration re-trained on the same {section.seeds} fresh evaluation seeds, each "
+        "drawing its own split where the workload draws one, and scored on the test split."),
+        ("Intervals are 95%: over the evaluation seeds for test metrics and differences (paired), over the selection seeds "
+        "for the sensitivity curves, and bootstrap over the selection seeds for LR bands."),
     ]  # fmt: skip
 
 
@@ -199,14 +199,14 @@ def answer(sections: Sequence[GridSection], placement: pd.DataFrame) -> list[str
     conclusive = total - int(counts.get("inconclusive", 0))
     worst = _worst_gap(evaluated)
     return [
-        f"Every family at its best base LR on a shared grid, re-trained on the same fresh seeds, on {len(evaluated)} workloads: "
+        (f"Every family at its best base LR on a shared grid, re-trained on the same fresh seeds, on {len(evaluated)} workloads: "
         f"shown within the margin of each workload's best family on all of them: {named(groups['within the margin everywhere'])}. "
         f"Shown worse than the best on at least one: {named(groups['worse somewhere'])}. "
-        f"Not placed by the data: {named(groups['not placed'])}.",
-        f"How sure: each family is tested across the workloads at once (within the margins {margins}: every workload's "
+        f"Not placed by the data: {named(groups['not placed'])}."),
+        (f"How sure: each family is tested across the workloads at once (within the margins {margins}: every workload's "
         "one-sided test must pass; worse somewhere: the smallest one-sided p times the workloads), Holm-corrected over "
         f"the families at 5%. Per workload, {conclusive} of {total} verdicts are conclusive "
-        f"({', '.join(f'{int(counts.get(w, 0))} {w}' for w in VERDICTS)}).",
+        f"({', '.join(f'{int(counts.get(w, 0))} {w}' for w in VERDICTS)})."),
         f"How much it matters: the largest gap behind a workload's best is {worst}.",
     ]
 

@@ -108,7 +108,7 @@ def _suite_dataset(rng: np.random.Generator, gaps: np.ndarray, sds: list[float],
     """One constructed suite: per workload, every family's per-seed test metric (a seed effect
     shared by all, plus each family's own noise), a reference drawn at random (chosen on other
     data, as the selection runs are), and each family's paired difference from it."""
-    families, workloads = gaps.shape
+    families, _workloads = gaps.shape
     rows: list[list[statistics.Difference | None]] = [[] for _ in range(families)]
     for w, (sd, n) in enumerate(zip(sds, seeds)):
         values = rng.normal(0, 0.01, n) + gaps[:, w, None] + rng.normal(0, sd / math.sqrt(2), (families, n))

@@ -905,7 +905,7 @@ def test_train_from_a_read_only_journal_needs_no_lock(run_cli, tmp_path, monkeyp
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", read_only_file_system)
-    code, stdout, err = run_cli("train", "--from-study", "moons-sgd-constant", "--trial", "0", "--out", str(out))
+    code, _stdout, err = run_cli("train", "--from-study", "moons-sgd-constant", "--trial", "0", "--out", str(out))
     assert code == 0, err
     monkeypatch.undo()
     assert journal.read_bytes() == before
