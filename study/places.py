@@ -8,6 +8,7 @@ both use it.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -59,3 +60,16 @@ def storage_problem(spec: str) -> str | None:
     except (ArgumentError, ValueError):
         return f"malformed storage URL {spec!r}; expected e.g. postgresql://user@host/db"
     return None
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a journal (a FIFO would block the reader forever), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return error.strerror or str(error)
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    return None if stat.S_ISREG(mode) else "is not a regular file"

@@ -29,7 +29,7 @@ from study.cli import (
     storage_spec,
 )
 from study.errors import UsageError
-from study.places import is_archive
+from study.places import is_archive, regular_file_problem
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     spec = storage_spec(args.storage, args.out)
     if args.storage is None and not Path(spec).is_file():  # said before the heavy imports
+        if problem := regular_file_problem(Path(spec)):
+            raise UsageError(f"journal storage {spec} {problem}")
         raise UsageError(
             f"no sweep in {args.out}: {spec} does not exist; run python -m study.run first or give --storage"
         )

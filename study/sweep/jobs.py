@@ -24,6 +24,7 @@ import dataclasses
 import errno
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -207,8 +208,20 @@ def _check(workers: Sequence[multiprocessing.process.BaseProcess], logs: Sequenc
     """A worker that failed stops the run with its own last error line."""
     for worker, log in zip(workers, logs):
         if worker.exitcode != 0:
-            lines = [line for line in log.read_text().splitlines() if line.strip()]
-            last = lines[-1].removeprefix("error: ") if lines else "no message"
+            last = _worker_error(worker.exitcode, log.read_text())
             if f"[Errno {errno.ENOSPC}]" in last:  # the command says how much more space the rest needs
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             raise RunStopped(f"a worker process exited with code {worker.exitcode}: {last}")
+
+
+def _worker_error(exitcode: int, log: str) -> str:
+    """What ended a worker, in its own words: its error line (``run_main`` writes one as
+    ``error: ...``; a traceback ends with one), or the signal that killed it; never a progress line."""
+    if exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}; its finished trials are kept, run the same command to resume"
+    lines = [line for line in log.splitlines() if line.strip()]
+    said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    if said:
+        return said[-1]
+    traceback = next((k for k in range(len(lines) - 1, -1, -1) if lines[k].startswith("Traceback")), None)
+    return lines[-1] if traceback is not None else "no message"

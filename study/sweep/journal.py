@@ -23,7 +23,6 @@ import json
 import lzma
 import os
 import signal
-import stat
 import threading
 import time
 import uuid
@@ -471,19 +470,6 @@ class ReadOnlyJournalFile(BaseJournalBackend):
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         raise PermissionError(f"{self.path} was opened to be read only")
-
-
-def regular_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be a journal (a FIFO would block the reader forever), or None."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        return error.strerror or str(error)
-    if stat.S_ISDIR(mode):
-        return "is a directory, not a file"
-    return None if stat.S_ISREG(mode) else "is not a regular file"
 
 
 def is_record(line: bytes) -> bool:

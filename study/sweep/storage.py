@@ -19,14 +19,13 @@ import sqlalchemy.exc
 from optuna.storages import JournalStorage
 
 from study.errors import UsageError
-from study.places import is_archive, is_database_url, out_dir_problem, storage_problem
+from study.places import is_archive, is_database_url, out_dir_problem, regular_file_problem, storage_problem
 from study.sweep.journal import (
     Journal,
     JournalFile,
     JournalLock,
     ReadOnlyJournalFile,
     check_journal,
-    regular_file_problem,
 )
 
 

@@ -123,3 +123,14 @@ def test_only_cpu_workers_on_one_thread_are_forked() -> None:
 
     assert fork_is_safe(1, "cpu") and not fork_is_safe(2, "cpu") and not fork_is_safe(1, "cuda")
     assert fork_is_safe(1, "auto") is not torch.cuda.is_available()  # auto trains on a GPU where there is one
+
+
+def test_a_killed_workers_error_is_its_signal_and_a_failed_ones_its_own_line() -> None:
+    """F16: a SIGKILLed --jobs worker was reported with its last progress line as its error."""
+    from study.sweep.jobs import _worker_error
+
+    progress = "moons-sgd-constant: 3/5 trials, best val_acc 0.8, 4 s elapsed\n"
+    assert _worker_error(-9, progress).startswith("killed by SIGKILL")
+    assert _worker_error(2, progress + "error: training failed for a whole batch\n") == "training failed for a whole batch"
+    assert _worker_error(1, progress + "Traceback (most recent call last):\n  File x\nRuntimeError: boom\n") == "RuntimeError: boom"
+    assert _worker_error(1, progress) == "no message"

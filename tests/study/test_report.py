@@ -630,3 +630,10 @@ def test_a_report_rebuilds_from_an_archived_journal_without_training(run_cli, tm
     assert code == 2 and "archived journal" in err and err.count("\n") == 1
     code, _, err = run_cli("report", "--storage", str(archive), "--out", str(rebuilt), "--seeds", "3")
     assert code == 2 and "drop --seeds" in err
+
+
+def test_a_journal_that_is_a_directory_is_said_to_be_one(run_cli, tmp_path: Path) -> None:
+    """F16: study.report said a journal that is a directory does not exist."""
+    (tmp_path / "optuna.journal").mkdir()
+    code, _, err = run_cli("report", "--out", str(tmp_path))
+    assert code == 2 and "is a directory, not a file" in err and err.count("\n") == 1, err
