@@ -143,6 +143,11 @@ def _create_schema_once(url: str, heartbeat: int | None) -> optuna.storages.RDBS
 def _open_journal(path: Path, *, create: bool) -> Journal:
     if problem := regular_file_problem(path):
         raise UsageError(f"journal storage {path} {problem}")
+    if path.is_symlink():  # reading follows one (_read_journal); writing through one would not be safe
+        raise UsageError(
+            f"journal storage {path} is a symbolic link: give its target, {path.resolve()}, instead (Optuna's lock "
+            "sits beside the path it is given, so writers through the link and to the target would not exclude each other)"
+        )
     if not path.parent.is_dir():
         raise UsageError(f"cannot create journal storage {path}: {path.parent} is not a directory")
     if not create and not path.exists():

@@ -926,3 +926,17 @@ def test_the_read_only_backend_reads_what_optuna_reads_and_never_writes(tmp_path
     with pytest.raises(PermissionError):
         optuna.load_study(study_name="s", storage=reader).set_user_attr("a", 1)
     assert open_storage(str(journal), read_only=True).get_all_studies()[0].study_name == "s"
+
+
+def test_a_journal_given_as_a_symbolic_link_is_refused_saying_why_and_read_through(run_cli, tmp_path) -> None:
+    """F15: a symlinked journal was refused as 'Too many levels of symbolic links'. Writers are told
+    to use the target (Optuna's lock sits beside the path given); readers follow the link."""
+    out = tmp_path / "out"
+    assert run_cli("run", *SWEEP, "--families", "constant", "--trials", "1", "--out", str(out))[0] == 0
+    link = tmp_path / "linked.journal"
+    link.symlink_to(out / "optuna.journal")
+    code, _, err = run_cli("run", *SWEEP, "--families", "constant", "--trials", "2", "--storage", str(link),
+                           "--out", str(out))  # fmt: skip
+    assert code == 2 and "is a symbolic link: give its target" in err and err.count("\n") == 1, err
+    code, _, err = run_cli("train", "--from-study", "moons-sgd-constant", "--trial", "0", "--storage", str(link))
+    assert code == 0, err
