@@ -940,3 +940,19 @@ def test_a_journal_given_as_a_symbolic_link_is_refused_saying_why_and_read_throu
     assert code == 2 and "is a symbolic link: give its target" in err and err.count("\n") == 1, err
     code, _, err = run_cli("train", "--from-study", "moons-sgd-constant", "--trial", "0", "--storage", str(link))
     assert code == 0, err
+
+
+def test_after_a_killed_writer_opening_the_journal_makes_a_stock_writer_safe(tmp_path, capsys) -> None:
+    """F4: a stock Optuna writer appending straight after one of ours was killed mid-append glues
+    its record onto the half one. Any project command opening the journal first cuts it, and says so."""
+    journal = tmp_path / "optuna.journal"
+    study = optuna.create_study(storage=open_storage(str(journal)), study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with journal.open("ab") as file:
+        file.write(b'{"op_code": 4, "worker_id": "killed-mid-append", "study_id": 0, "datetime_st')
+    open_storage(str(journal))  # what any of this project's commands does first
+    assert "dropped a half-written last record" in capsys.readouterr().err
+    stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    optuna.load_study(study_name="s", storage=stock).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    fresh = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    assert len(optuna.load_study(study_name="s", storage=fresh).trials) == 4
