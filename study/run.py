@@ -54,6 +54,8 @@ SUITE_SETS = ("workload", "trials", "seeds", "epochs", "repeats", "selection_see
 """What ``--suite`` fixes per workload; given beside it, one of them is a usage error."""
 
 PROTOCOL_CHOICES = ("budgeted", "grid", "both")
+DEFAULT_PROTOCOL = "both"
+"""The grid's answer, and beside it what a tuning budget buys and how much of it is luck."""
 DEFAULT_SELECTION_SEEDS = 3
 """Grid protocol: each grid point's mean over 3 seeds chooses the family's LR."""
 
@@ -155,7 +157,7 @@ def build_parser() -> ArgumentParser:
         choices=PROTOCOL_CHOICES,
         help="budgeted: each family tuned --repeats times by TPE within --trials (what tuning buys, luck "
         "included); grid: every family at its best base LR on a shared grid, other knobs at published defaults, "
-        "--selection-seeds seeds per grid point (objectives/grid.py); both (default: the suite's, else budgeted)",
+        "--selection-seeds seeds per grid point (objectives/grid.py); both (the default, and the suites')",
     )
     parser.add_argument(
         "--selection-seeds",
@@ -205,7 +207,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     args.trials, args.seeds = args.trials or DEFAULT_TRIALS, args.seeds or DEFAULT_SEEDS
     args.selection_seeds = args.selection_seeds or DEFAULT_SELECTION_SEEDS
     args.repeats = args.repeats or (args.suite.repeats if args.suite else DEFAULT_REPEATS)
-    args.protocol = args.protocol or (args.suite.protocol if args.suite else "budgeted")
+    args.protocol = args.protocol or (args.suite.protocol if args.suite else DEFAULT_PROTOCOL)
     args.out = args.out or Path("results", args.suite.name if args.suite else "")
     return args
 

@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 TINY = ["--workload", "moons", "--epochs", "3"]
 """Training small enough for tests: the moons workload for three epochs."""
-SWEEP = [*TINY, "--no-report", "--repeats", "1"]
+SWEEP = [*TINY, "--no-report", "--repeats", "1", "--protocol", "budgeted"]
 """A tiny sweep, one tuning run per family; the report has tests of its own."""
 SLOW_SWEEP = ["--workload", "moons", "--epochs", "10", "--families", "constant", "--no-report", "--repeats", "1"]
 """One family at 10 epochs a trial: slow enough to be stopped part-way."""
@@ -56,10 +56,12 @@ def comparable(study: optuna.Study) -> list[tuple]:
 def one_job(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sweeps run in the test's own process unless a test asks for ``--jobs``: tests patch
     things that child processes would not see, and stop processes they must be able to name.
-    And in-process sweeps tune each family once unless a test asks for ``--repeats``: three
-    tuning runs would triple every test's sweep (subprocesses get the real default)."""
+    And in-process sweeps tune each family once, in the budgeted protocol alone, unless a test
+    asks for ``--repeats`` or ``--protocol``: three tuning runs and a grid would multiply every
+    test's sweep (subprocesses get the real defaults)."""
     monkeypatch.setenv("LR_STUDY_JOBS", "1")
     monkeypatch.setattr("study.run.DEFAULT_REPEATS", 1)
+    monkeypatch.setattr("study.run.DEFAULT_PROTOCOL", "budgeted")  # a grid too would triple them; tests ask for it
 
 
 @pytest.fixture

@@ -54,7 +54,8 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.raises(SystemExit) as done:
         run_main(
             main,
-            [*TINY, "--families", ",".join(FAMILIES), "--trials", "6", "--seeds", "3", "--repeats", "1", "--out", str(out)],
+            [*TINY, "--families", ",".join(FAMILIES), "--trials", "6", "--seeds", "3", "--repeats", "1",
+             "--protocol", "budgeted", "--out", str(out)],
         )
     assert done.value.code == 0
     return out

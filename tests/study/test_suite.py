@@ -58,16 +58,28 @@ def test_each_workload_is_swept_and_re_evaluated_with_its_own_budget(smoke: Path
     studies = load_studies(str(smoke / "optuna.journal")).values()
     for part in SMOKE.parts:
         mine = [s for s in studies if stored_experiment(s.user_attrs).workload == part.workload]
-        assert len(mine) == len(FAMILIES) * SMOKE.repeats, part.workload
-        for study in mine:
+        budgeted = [s for s in mine if not stored_experiment(s.user_attrs).is_grid]
+        assert len(budgeted) == len(FAMILIES) * SMOKE.repeats, part.workload
+        for study in budgeted:
             assert sum(map(counts_as_finished, study.trials)) == part.trials
             assert stored_experiment(study.user_attrs).epochs == part.epochs
             assert len(study.user_attrs["reevaluation"]["seeds"]) == part.seeds
+        grids = [s for s in mine if stored_experiment(s.user_attrs).is_grid]
+        assert len(grids) == len(FAMILIES), part.workload  # one grid study a family
+        for study in grids:
+            experiment = stored_experiment(study.user_attrs)
+            assert experiment.selection_seeds == part.selection_seeds and experiment.epochs == part.epochs
+            assert sum(map(counts_as_finished, study.trials)) >= 13 * part.selection_seeds  # the window, maybe more
+            assert len(study.user_attrs["reevaluation"]["seeds"]) == part.grid_seeds
 
 
 def test_the_suite_report_opens_with_the_cross_workload_answer(smoke: Path) -> None:
     page = (smoke / "report" / "index.html").read_text()
-    assert page.index("<h2>Across workloads</h2>") < page.index("<h2>digits with sgd</h2>")
+    assert page.index("<h2>The answer</h2>") < page.index("<h2>digits with sgd: the grid protocol</h2>")
+    assert page.index("the grid protocol</h2>") < page.index("<h2>Across workloads (budgeted)</h2>")
+    assert page.index("<h2>Across workloads (budgeted)</h2>") < page.index("<h2>digits with sgd</h2>")
+    placement = pd.read_csv(smoke / "report" / "placement.csv", comment="#")
+    assert sorted(placement["family"]) == sorted(FAMILIES)
     assert "bootstrap draws" in page and "Made by `python -m study.run --suite smoke --families" in page
     across = pd.read_csv(smoke / "report" / "across_workloads.csv", comment="#")
     assert len(across) == len(FAMILIES) and {f"{p.workload}-sgd verdict" for p in SMOKE.parts} <= set(across.columns)
@@ -94,7 +106,8 @@ def test_killed_in_its_second_workload_the_same_command_finishes_the_suite(run_c
     """SIGKILLed mid-write while the second workload sweeps (the harness of
     ``test_crash_safety``): the same command resumes, keeps what finished, and ends with the
     report."""
-    args = ["--suite", "smoke", "--families", "constant,cosine", "--jobs", "1", "--no-report", "--out", str(tmp_path)]
+    args = ["--suite", "smoke", "--families", "constant,cosine", "--jobs", "1", "--no-report", "--protocol", "budgeted",
+            "--out", str(tmp_path)]  # fmt: skip
     killed = subprocess.run(
         [sys.executable, "-c", HARNESS, "80", *args],  # mnist1d is appends 53 to 104 of the 156
         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, check=False, timeout=300,
