@@ -142,6 +142,8 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str, str],
                 f"study {study.study_name!r} was stored by an earlier version of lr-schedule-study (it lacks "
                 f"{', '.join(missing)}); sweep again into a new --out/--storage to report on it"
             )
+        if problem := damaged_trial(study, attrs):
+            raise UsageError(f"study {study.study_name!r} holds a trial this project did not write: {problem}")
         protocol = stored.stored_experiment(attrs).protocol
         groups.setdefault((attrs[stored.WORKLOAD], attrs[stored.OPTIMIZER_LABEL], protocol), []).append(study)
     return groups
@@ -204,3 +206,23 @@ def performance_profiles(sections: Sequence[Section]) -> dict[str, tuple[pd.Data
         order = profile.groupby("family")["share"].mean().sort_values(ascending=False).index.tolist()
         profiles[optimizer] = (profile, order, len(same))
     return profiles
+
+
+def damaged_trial(study: optuna.Study, attrs: dict) -> str | None:
+    """What is wrong with the first finished trial that no sweep of this project could have
+    stored (another writer's, or a damaged journal's), or None: one value per objective, and
+    parameters that train a member of the study's family (F8: such a trial crashed the report)."""
+    from objectives.objective import member_from_params
+    from study.sweep.workers import counts_as_finished
+
+    experiment = stored.stored_experiment(attrs)
+    for trial in study.get_trials(deepcopy=False):
+        if not counts_as_finished(trial):
+            continue
+        if trial.values is not None and len(trial.values) != len(study.directions):
+            return f"trial {trial.number} has {len(trial.values)} values for {len(study.directions)} objective(s)"
+        try:
+            member_from_params(experiment, trial.params, seed=0)
+        except ValueError as error:
+            return f"trial {trial.number}: {error}"
+    return None

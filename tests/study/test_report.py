@@ -638,3 +638,27 @@ def test_a_journal_that_is_a_directory_is_said_to_be_one(run_cli, tmp_path: Path
     (tmp_path / "optuna.journal").mkdir()
     code, _, err = run_cli("report", "--out", str(tmp_path))
     assert code == 2 and "is a directory, not a file" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("damage", ["params", "values"])
+def test_a_trial_no_sweep_could_have_stored_is_one_line_not_a_crash(run_cli, tmp_path: Path, damage: str) -> None:
+    """F8: a journal that passes the open check but holds a trial with a family's knob missing, or
+    two values in a one-objective study, crashed the report with a traceback."""
+    import json
+
+    out = tmp_path / "out"
+    args = ["--workload", "moons", "--epochs", "1", "--families", "one_cycle", "--trials", "2", "--seeds", "2",
+            "--protocol", "budgeted", "--no-report"]  # fmt: skip
+    assert run_cli("run", *args, "--out", str(out))[0] == 0
+    journal = out / "optuna.journal"
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    if damage == "params":  # the first trial's pct_start, never set
+        records = [r for r in records if not (r["op_code"] == 5 and r.get("param_name") == "pct_start")]
+    else:
+        for record in records:
+            if record["op_code"] == 6 and record.get("values"):
+                record["values"] = [*record["values"], 0.5]
+                break
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+    code, _, err = run_cli("report", "--out", str(out), "--seeds", "2")
+    assert code == 2 and err.count("\n") == 1 and "holds a trial this project did not write" in err, err
