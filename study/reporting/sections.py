@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from objectives import stored
 from objectives.experiment import Experiment
@@ -213,12 +214,9 @@ def damaged_trial(study: optuna.Study, attrs: dict) -> str | None:
     stored (another writer's, or a damaged journal's), or None: one value per objective, and
     parameters that train a member of the study's family (F8: such a trial crashed the report)."""
     from objectives.objective import member_from_params
-    from study.sweep.workers import counts_as_finished
 
     experiment = stored.stored_experiment(attrs)
-    for trial in study.get_trials(deepcopy=False):
-        if not counts_as_finished(trial):
-            continue
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):  # a failed one may hold what failed it
         if trial.values is not None and len(trial.values) != len(study.directions):
             return f"trial {trial.number} has {len(trial.values)} values for {len(study.directions)} objective(s)"
         try:
