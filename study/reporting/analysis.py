@@ -449,11 +449,14 @@ def performance_profile_frame(
     """AlgoPerf-style profile over workloads: for each family and tau, the share of workloads on
     which its median optimizer steps to target is within tau times the fastest family's (steps,
     not seconds: a member's seconds are its share of a population's time, which no lone run
-    sees). A family that never reaches a workload's target counts as never within. Columns:
-    family, tau, share."""
+    sees). A seed that misses the target counts as infinitely slow, as AlgoPerf counts a run that
+    misses it, so a family most of whose seeds miss has no finite median and is never within.
+    Columns: family, tau, share."""
     taus = np.linspace(1, 4, 61) if taus is None else np.asarray(taus)
-    times = reevaluation.groupby(["workload", "family"])["steps_to_target"].median().unstack("family")
-    ratios = times.div(times.min(axis=1), axis=0).fillna(np.inf)
+    steps = reevaluation.assign(steps=reevaluation["steps_to_target"].astype(float).fillna(np.inf))
+    times = steps.groupby(["workload", "family"])["steps"].median().unstack("family")
+    with np.errstate(invalid="ignore"):  # inf / inf where no family reaches a workload's target
+        ratios = times.div(times.min(axis=1), axis=0).replace(np.nan, np.inf)
     rows = [
         {"family": family, "tau": float(tau), "share": float((ratios[family] <= tau).mean())}
         for family in ratios.columns

@@ -512,3 +512,13 @@ def test_the_reference_of_a_tie_broken_only_by_rounding_goes_by_name() -> None:
     assert analysis.reference_family(runs, ACCURACY) == "warmup_linear"
     runs.loc[(runs["family"] == "wsd") & (runs["seed"] == 0), "val_metric"] += 1 / 360  # one more right of 21,600
     assert analysis.reference_family(runs, ACCURACY) == "wsd"
+
+
+def test_a_family_whose_seeds_mostly_miss_the_target_is_never_the_fastest() -> None:
+    """Issue 37: the profile took medians over the seeds that reached the target only, so a family
+    9 of whose 30 seeds reached it scored as fastest. A miss is infinitely slow, as in AlgoPerf."""
+    rows = [{"workload": "w", "family": "rarely", "seed": k, "steps_to_target": 100.0 if k < 9 else None} for k in range(30)]
+    rows += [{"workload": "w", "family": "always", "seed": k, "steps_to_target": 300.0} for k in range(30)]
+    profile = analysis.performance_profile_frame(pd.DataFrame(rows), taus=[1.0, 4.0])
+    shares = profile.set_index(["family", "tau"])["share"]
+    assert shares[("always", 1.0)] == 1.0 and shares[("rarely", 4.0)] == 0.0
