@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,12 @@ from study.reporting.sections import (
     performance_profiles,
     recommendation,
 )
+
+
+def file_stem(name: str) -> str:
+    """A section's name as the start of a file name safe on every OS: an own workload's
+    ``my_workload:WORKLOAD`` becomes ``my_workload_WORKLOAD`` (a colon is not allowed on Windows)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def png_bytes(figure: Figure, made_by: str) -> bytes:
@@ -486,10 +493,10 @@ def _write_pages(
         print(f"drawing the report: {section.name} ({done} of {len(sections)})", file=sys.stderr, flush=True)
         images = {name: png_bytes(figure, made_by) for name, figure in figures.draw_section(section).items()}
         for name, image in images.items():
-            output.write_file(report / f"{section.name}-{name}.png", image)
+            output.write_file(report / f"{file_stem(section.name)}-{name}.png", image)
         for name in ("ranking", "pairwise", "trials", "reevaluation"):
             table = getattr(section, name)
-            output.write_file(report / f"{section.name}-{name}.csv", _csv(table, made_by))
+            output.write_file(report / f"{file_stem(section.name)}-{name}.csv", _csv(table, made_by))
         html_parts.append(_html_section(section, images))
         markdown_parts.append(_markdown_section(section))
     html_parts += _performance_profiles(sections, report, made_by)
@@ -569,9 +576,9 @@ def _write_grid_pages(grids: Sequence[GridSection], report: Path, made_by: str) 
             figure = figures.grid_sensitivity(section.points, section.choices, order, section.metric, section.margin)
             images["sensitivity"] = png_bytes(figure, made_by)
         for name, image in images.items():
-            output.write_file(report / f"{section.name}-{name}.png", image)
+            output.write_file(report / f"{file_stem(section.name)}-{name}.png", image)
         for name in ("verdicts", "choices", "sensitivity", "evaluation"):
-            output.write_file(report / f"{section.name}-{name}.csv", _csv(getattr(section, name), made_by))
+            output.write_file(report / f"{file_stem(section.name)}-{name}.csv", _csv(getattr(section, name), made_by))
         encoded = {name: base64.b64encode(image).decode() for name, image in images.items()}
         html_parts.append(grid_render.html_section(section, encoded))
         markdown_parts.append(grid_render.markdown_section(section))
