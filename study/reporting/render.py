@@ -422,7 +422,8 @@ def _html_section(section: Section, images: dict[str, bytes]) -> str:
     if len(section.pairwise):
         parts.append(
             f"<h3>Against the reference, {html.escape(str(section.pairwise['reference'].iloc[0]))} "
-            f"(best validation {html.escape(section.metric.label)}; difference = family minus reference)</h3>"
+            f"(best validation {html.escape(section.metric.label)}; difference = family minus reference; the intervals "
+            "are unadjusted 95%, the verdicts Holm-corrected, so an interval that misses 0 may still be inconclusive)</h3>"
             + _pairwise_shown(section).to_html(index=False, na_rep="-")
         )
     if len(section.budget):
