@@ -495,9 +495,10 @@ def _write_pages(
         images = {name: png_bytes(figure, made_by) for name, figure in figures.draw_section(section).items()}
         for name, image in images.items():
             output.write_file(report / f"{file_stem(section.name)}-{name}.png", image)
-        for name in ("ranking", "pairwise", "trials", "reevaluation"):
+        for name in ("ranking", "pairwise", "trials", "reevaluation", "tuning_luck"):
             table = getattr(section, name)
-            output.write_file(report / f"{file_stem(section.name)}-{name}.csv", _csv(table, made_by))
+            if len(table.columns):  # tuning luck: only with several tuning runs
+                output.write_file(report / f"{file_stem(section.name)}-{name}.csv", _csv(table, made_by))
         html_parts.append(_html_section(section, images))
         markdown_parts.append(_markdown_section(section))
     html_parts += _performance_profiles(sections, report, made_by)
