@@ -22,11 +22,13 @@ returns, as Optuna's are. What this module adds to Optuna's ``JournalFileBackend
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import lzma
 import os
 import signal
+import stat
 import threading
 import time
 import uuid
@@ -126,6 +128,10 @@ class JournalLock(BaseJournalFileLock):
                 held = os.lstat(self.optuna_lock)
             except FileNotFoundError:
                 continue  # released just now
+            if stat.S_ISDIR(held.st_mode):  # no writer makes one: never to be waited for, nor broken
+                raise IsADirectoryError(
+                    errno.EISDIR, "a directory stands where the journal's lock file goes; remove it", str(self.optuna_lock)
+                )
             if _same_inode(held, ours):
                 _break_lock(self.optuna_lock)  # a dead writer's of ours: we hold the queue
                 continue

@@ -956,3 +956,16 @@ def test_after_a_killed_writer_opening_the_journal_makes_a_stock_writer_safe(tmp
     optuna.load_study(study_name="s", storage=stock).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     fresh = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     assert len(optuna.load_study(study_name="s", storage=fresh).trials) == 4
+
+
+def test_a_directory_where_the_lock_goes_is_one_line_at_once_and_left_alone(run_cli, tmp_path) -> None:
+    """F13: a <journal>.lock that is a directory was waited on for 30 s, renamed aside and left."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "optuna.journal.lock").mkdir()
+    started = time.monotonic()
+    code, _, err = run_cli("run", *SWEEP, "--families", "constant", "--trials", "1", "--out", str(out))
+    assert code == 2 and "a directory stands where the journal's lock file goes" in err and err.count("\n") == 1, err
+    assert time.monotonic() - started < 10
+    left = {p.name for p in out.iterdir()}
+    assert left <= {"optuna.journal.lock", "optuna.journal.lr-study.flock"} and (out / "optuna.journal.lock").is_dir()
