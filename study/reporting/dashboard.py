@@ -23,6 +23,7 @@ from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from objectives.stored import stored_curve, stored_experiment, stored_metric, stored_workload_facts
 from study.reporting.analysis import schedule_shapes_frame
+from study.reporting.grid import GridSection
 from study.reporting.reevaluate import stored_reevaluation
 from study.reporting.render import rounded
 from study.reporting.sections import Section
@@ -62,10 +63,15 @@ def _tuned_schedule(study: optuna.Study, experiment: Experiment, record: dict) -
     shape = schedule_shapes_frame([study])
     figure = go.Figure(go.Scatter(x=shape["epoch"].tolist(), y=shape["lr"].tolist(), mode="lines", name="LR"))
     return figure.update_layout(
-        title=f"Tuned {experiment.family} schedule (trial {record['trial']})",
+        title=f"Tuned {experiment.family} schedule ({_chosen(record)})",
         xaxis_title="epoch (fractional: per optimizer step)",
         yaxis_title="learning rate",
     )
+
+
+def _chosen(record: dict) -> str:
+    """Which configuration was re-evaluated: a tuning run's best trial, or the grid's LR."""
+    return f"trial {record['trial']}" if record["trial"] is not None else f"the grid's LR {record['params']['lr']:g}"
 
 
 def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
@@ -101,7 +107,7 @@ def _reevaluation(record: dict, metric: Metric) -> go.Figure:
             annotation_text="95% CI of the mean", annotation_position="bottom left",
         )  # fmt: skip
     return figure.update_layout(
-        title=f"Re-evaluation of trial {record['trial']}: test {metric.label} per seed",
+        title=f"Re-evaluation of {_chosen(record)}: test {metric.label} per seed",
         xaxis_title="re-evaluation seed",
         yaxis_title=f"test {metric.label}",
     )
@@ -133,4 +139,31 @@ def verdict_lines(section: Section, family: str) -> str:
         lines.append(f"- LR band within the margin of the best trial: {ranked.loc[family, 'lr_band_decades']:.2f} decades of base LR.")
         if edge := ranked.loc[family, "range_edge"]:
             lines.append(f"- At the edge of its search range, so perhaps under-tuned: {edge}.")
+    return "\n".join(lines)
+
+
+def save_grid_note(study: optuna.Study, section: GridSection, page: Path) -> None:
+    """Put the family's grid-protocol verdict in its grid study's note (as ``save_verdict_note``)."""
+    kept = get_note(study).split(VERDICT_HEADING)[0].rstrip()
+    family = stored_experiment(study.user_attrs).family
+    save_note(study, f"{kept}\n\n{VERDICT_HEADING}\n\n{grid_verdict_lines(section, family)}\n- Report: `{page}`\n")
+
+
+def grid_verdict_lines(section: GridSection, family: str) -> str:
+    """The family's place in the grid protocol as Markdown bullets: its LR, its verdict."""
+    rows, metric = section.verdicts.set_index("family"), section.metric
+    lines = [(f"- Grid protocol on {section.workload} with {section.optimizer}; reference: **{section.reference}** "
+             f"(best on the selection seeds).")]  # fmt: skip
+    if family not in rows.index:
+        return "\n".join([*lines, "- Not evaluated yet (its grid is not complete)."])
+    row = rows.loc[family]
+    lines.append(f"- Chosen base LR: {row['lr']:g}; test {metric.label} {row['test_metric']:.4f} over {int(row['seeds'])} seeds.")
+    if family == section.reference:
+        lines.append(f"- **{family} is the reference**: every other family is compared with it.")
+    else:
+        shown = lambda value: rounded(value, (row["ci_high"] - row["ci_low"]) / 2, signed=True)
+        lines.append(
+            f"- Verdict: **{row['verdict']}**; minus the reference's {shown(row['difference'])} (95% CI "
+            f"{shown(row['ci_low'])} to {shown(row['ci_high'])}, paired over seeds; equivalent means within ±{section.margin:g})."
+        )
     return "\n".join(lines)

@@ -456,19 +456,19 @@ def _markdown_section(section: Section) -> str:
 
 def write_report(
     studies: Sequence[optuna.Study], out: Path, margin: float | None = None, made_by: str = ""
-) -> tuple[Path, list[str], list[Section]]:
+) -> tuple[Path, list[str], list[Section], list[GridSection]]:
     """Write ``out/report/`` from the stored studies (and their stored re-evaluations); return
     the page, its headlines (which the terminal shows too: one answer, not two) and its
-    sections. Every file
+    sections, budgeted and grid. Every file
     states ``made_by`` (``provenance.provenance_line``): the page and summary in a line, each
     CSV in a first ``#`` line (``pandas.read_csv(..., comment="#")``), each PNG in its
     Description."""
     with output.staged_report(out) as report:
-        sections, across, grid_answer = _write_pages(studies, report, margin, made_by)
+        sections, grids, across, grid_answer = _write_pages(studies, report, margin, made_by)
     answers = [f"{s.workload} with {s.optimizer}: " + " ".join(headline(s)) for s in sections]
     if across is not None:
         answers.insert(0, f"Across workloads: {across[1]}")
-    return out / "report" / "index.html", grid_answer + answers, sections
+    return out / "report" / "index.html", grid_answer + answers, sections, grids
 
 
 def _csv(table: pd.DataFrame, made_by: str) -> str:
@@ -477,10 +477,10 @@ def _csv(table: pd.DataFrame, made_by: str) -> str:
 
 def _write_pages(
     studies: Sequence[optuna.Study], report: Path, margin: float | None, made_by: str
-) -> tuple[list[Section], tuple[pd.DataFrame, str] | None, list[str]]:
+) -> tuple[list[Section], list[GridSection], tuple[pd.DataFrame, str] | None, list[str]]:
     """Every section's figures, tables, page and summary, written into ``report``: the grid
     protocol's first (the answer), then the budgeted protocol's. Returns the budgeted sections,
-    their cross-workload table and words, and the grid's answer lines."""
+    the grid sections, the budgeted cross-workload table and words, and the grid's answer lines."""
     groups = group_studies(studies)
     sections = [build_section(group, margin) for key, group in groups.items() if key[2] == "budgeted"]
     grids = [build_grid_section(group, margin) for key, group in groups.items() if key[2] == "grid"]
@@ -528,7 +528,7 @@ def _write_pages(
     output.write_file(report / "index.html", page)
     made = f"{made_by}\n\n" if made_by else ""
     output.write_file(report / "summary.md", f"# {title}\n\n{made}" + "\n".join(markdown_parts))
-    return sections, across, grid_answer
+    return sections, grids, across, grid_answer
 
 
 BUDGETED_WHAT = "k trials of TPE buy, and how much of a tuned result is tuning luck"

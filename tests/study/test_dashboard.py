@@ -128,3 +128,19 @@ def test_family_figures_keep_titles_and_labels_clear_of_the_toolbar_and_round_th
     reevaluation = next(g for g in study["plotly_graph_objects"] if g["id"] == "reevaluation")
     [mean] = [a["text"] for a in json.loads(reevaluation["graph_object"])["layout"]["annotations"] if a["text"].startswith("mean ")]
     assert len(mean.split()[1].split(".")[1]) <= 4, f"{mean}: to the interval's precision, not 0.98333333"
+
+
+def test_a_grid_study_gets_its_own_verdict_note_and_figures_name_the_grids_lr(run_cli, tmp_path) -> None:
+    """Issue 37, dashboard: every study's note has its own verdict, the grid's too."""
+    from optuna_dashboard import get_note
+
+    from study.reporting.analysis import load_studies
+
+    args = ["--workload", "moons", "--epochs", "1", "--families", "constant,cosine", "--protocol", "grid",
+            "--selection-seeds", "1", "--seeds", "2", "--out", str(tmp_path)]  # fmt: skip
+    code, _, err = run_cli("run", *args)
+    assert code == 0, err
+    for name, study in load_studies(str(tmp_path / "optuna.journal")).items():
+        note = get_note(study)
+        assert "Grid protocol on moons with sgd" in note and "Chosen base LR" in note, name
+        assert ("is the reference" in note) != ("Verdict: **" in note), name
