@@ -117,12 +117,14 @@ def save_verdict_note(study: optuna.Study, section: Section, page: Path) -> None
     """Put the family's verdict from ``section`` in the study's note, replacing the one an
     earlier report put there; the rest of the note is kept as it is."""
     kept = get_note(study).split(VERDICT_HEADING)[0].rstrip()
-    family = stored_experiment(study.user_attrs).family
-    save_note(study, f"{kept}\n\n{VERDICT_HEADING}\n\n{verdict_lines(section, family)}\n- Report: `{page}`\n")
+    experiment = stored_experiment(study.user_attrs)
+    lines = verdict_lines(section, experiment.family, experiment.repeat)
+    save_note(study, f"{kept}\n\n{VERDICT_HEADING}\n\n{lines}\n- Report: `{page}`\n")
 
 
-def verdict_lines(section: Section, family: str) -> str:
-    """The family's verdict as Markdown bullets, each number rounded to its interval."""
+def verdict_lines(section: Section, family: str, repeat: int = 0) -> str:
+    """The family's verdict as Markdown bullets, each number rounded to its interval, then this
+    tuning run's own numbers (its re-evaluated mean, its LR band): a repeat's note speaks of itself."""
     metric, reference = section.metric, section.reference
     lines = [f"- Reference on {section.workload} with {section.optimizer}: **{reference}** (chosen on validation)."]
     if family == reference:
@@ -136,10 +138,26 @@ def verdict_lines(section: Section, family: str) -> str:
         )
     ranked = section.ranking.set_index("family")
     if family in ranked.index and "lr_band_decades" in ranked:
-        lines.append(f"- LR band within the margin of the best trial: {ranked.loc[family, 'lr_band_decades']:.2f} decades of base LR.")
+        lines.append(f"- LR band within the margin of the best trial, mean over the family's tuning runs: "
+                     f"{ranked.loc[family, 'lr_band_decades']:.2f} decades of base LR.")  # fmt: skip
         if edge := ranked.loc[family, "range_edge"]:
             lines.append(f"- At the edge of its search range, so perhaps under-tuned: {edge}.")
-    return "\n".join(lines)
+    return "\n".join(lines + _this_run(section, family, repeat))
+
+
+def _this_run(section: Section, family: str, repeat: int) -> list[str]:
+    """This tuning run's own numbers, where the family has several runs."""
+    if section.repeats < 2:
+        return []
+    runs = section.reevaluation[(section.reevaluation["family"] == family) & (section.reevaluation["repeat"] == repeat)]
+    bands = section.lr_bands[(section.lr_bands["family"] == family) & (section.lr_bands["repeat"] == repeat)]
+    lines = [f"- This tuning run (repeat {repeat} of {section.repeats}):"]
+    if len(runs):
+        lines.append(f"  its best configuration's test {section.metric.label} {runs['test_metric'].mean():.4f} "
+                     f"(mean over {len(runs)} seeds);")  # fmt: skip
+    if len(bands):
+        lines.append(f"  its own LR band {float(bands['decades'].iloc[0]):.2f} decades of base LR.")
+    return lines
 
 
 def save_grid_note(study: optuna.Study, section: GridSection, page: Path) -> None:

@@ -144,3 +144,19 @@ def test_a_grid_study_gets_its_own_verdict_note_and_figures_name_the_grids_lr(ru
         note = get_note(study)
         assert "Grid protocol on moons with sgd" in note and "Chosen base LR" in note, name
         assert ("is the reference" in note) != ("Verdict: **" in note), name
+
+
+def test_a_repeats_note_speaks_of_its_own_tuning_run(run_cli, tmp_path) -> None:
+    """Issue 37: the note of a -repeat1 study repeated the family's text, its LR band the family's."""
+    from optuna_dashboard import get_note
+
+    from study.reporting.analysis import load_studies
+
+    args = ["--workload", "moons", "--epochs", "2", "--families", "constant,cosine", "--protocol", "budgeted",
+            "--trials", "3", "--repeats", "2", "--seeds", "2", "--out", str(tmp_path)]  # fmt: skip
+    code, _, err = run_cli("run", *args)
+    assert code == 0, err
+    studies = load_studies(str(tmp_path / "optuna.journal"))
+    first, second = get_note(studies["moons-sgd-cosine"]), get_note(studies["moons-sgd-cosine-repeat1"])
+    assert "This tuning run (repeat 0 of 2)" in first and "This tuning run (repeat 1 of 2)" in second
+    assert first.split("This tuning run")[1] != second.split("This tuning run")[1]
