@@ -32,6 +32,11 @@ class Metric:
     from_loss: bool  # True: the cross-entropy in bits; False: the accuracy
 
     @property
+    def bounds(self) -> tuple[float, float]:
+        """Every value the metric can take: accuracy 0 to 1, bits per character 0 to ``worst``."""
+        return (0.0, self.worst) if self.from_loss else (0.0, 1.0)
+
+    @property
     def sign(self) -> float:
         """+1 when higher is better, -1 when lower is: ``sign * value`` is always "higher is better"."""
         return 1.0 if self.direction == "maximize" else -1.0

@@ -330,7 +330,7 @@ def ranking_table(
     by_repeat = several_tuning_runs(reevaluation)
     for family, runs in reevaluation.groupby("family", sort=False):
         spread = runs.groupby("repeat")["test_metric"].mean() if by_repeat else runs["test_metric"]
-        low, high = statistics.t_interval(spread.to_numpy(dtype=float))
+        low, high = statistics.t_interval(spread.to_numpy(dtype=float), metric.bounds)
         epochs, steps, seconds = (
             runs[column].astype(float).fillna(np.inf)
             for column in ("epochs_to_target", "steps_to_target", "seconds_to_target")

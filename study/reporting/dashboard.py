@@ -98,7 +98,7 @@ def _reevaluation(record: dict, metric: Metric) -> go.Figure:
     mean = float(values.mean())
     seeds = list(range(1, len(values) + 1))  # plain lists: numpy arrays are stored as binary blobs
     figure = go.Figure(go.Scatter(x=seeds, y=values.tolist(), mode="markers", name="one seed"))
-    low, high = t_interval(values)
+    low, high = t_interval(values, metric.bounds)
     shown = rounded(mean, (high - low) / 2)  # to the precision the interval supports
     figure.add_hline(y=mean, annotation_text=f"mean {shown}", annotation_position="top left")
     if high > low:  # seeds that all score the same (every run diverged) have no band to draw

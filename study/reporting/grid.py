@@ -87,13 +87,13 @@ def points_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["family", "lr", "selection_seed", "val_metric", "diverged"])
 
 
-def sensitivity_frame(points: pd.DataFrame) -> pd.DataFrame:
+def sensitivity_frame(points: pd.DataFrame, bounds: tuple[float, float]) -> pd.DataFrame:
     """Per family and grid LR: the mean final validation metric over the selection seeds, its
-    95% t-interval (NaN with one seed), the seeds and how many diverged."""
+    95% t-interval within the metric's ``bounds`` (NaN with one seed), the seeds and how many diverged."""
     rows = []
     for (family, lr), group in points.groupby(["family", "lr"], sort=False):
         values = group["val_metric"].to_numpy(dtype=float)
-        low, high = statistics.t_interval(values)
+        low, high = statistics.t_interval(values, bounds)
         rows.append({"family": family, "lr": lr, "mean": math.fsum(values) / len(values), "ci_low": low,
                      "ci_high": high, "seeds": len(values), "diverged": int(group["diverged"].sum())})  # fmt: skip
     columns = ["family", "lr", "mean", "ci_low", "ci_high", "seeds", "diverged"]
@@ -203,9 +203,9 @@ def verdict_frame(
     families, differences = list(compared), list(compared.values())
     p_holm, p_eq_holm, words = statistics.verdicts(differences, metric.sign)
     run_seconds = _mean_run_seconds(evaluation)
-    rows = [_row(reference, "reference", by_seed[reference], choices, None, margin)]
+    rows = [_row(reference, "reference", by_seed[reference], choices, None, metric.bounds)]
     for family, d, p, p_eq, word in zip(families, differences, p_holm, p_eq_holm, words, strict=True):
-        row = _row(family, word, by_seed[family], choices, d, margin)
+        row = _row(family, word, by_seed[family], choices, d, metric.bounds)
         row |= {"p_holm": p, "p_equivalent_holm": p_eq}
         if word == "inconclusive":
             row |= _power_columns(d, margin, len(families), run_seconds)
@@ -217,10 +217,11 @@ def verdict_frame(
 
 
 def _row(
-    family: str, verdict: str, tests: pd.Series, choices: pd.DataFrame, d: statistics.Difference | None, margin: float
+    family: str, verdict: str, tests: pd.Series, choices: pd.DataFrame, d: statistics.Difference | None,
+    bounds: tuple[float, float],
 ) -> dict:
     values = tests.dropna().to_numpy(dtype=float)
-    low, high = statistics.t_interval(values)
+    low, high = statistics.t_interval(values, bounds)
     row = {"family": family, "verdict": verdict, "lr": choices.set_index("family").loc[family, "lr"],
            "test_metric": values.mean(), "test_ci_low": low, "test_ci_high": high, "seeds": len(values)}  # fmt: skip
     if d is not None:
@@ -258,7 +259,7 @@ def build_grid_section(studies: Sequence[optuna.Study], margin: float | None = N
         workload=first.workload, optimizer=attrs[stored.OPTIMIZER_LABEL], experiment=first, metric=metric,
         margin=margin, target=facts["target"], classes=facts["classes"],
         test_drawn_from_seed=facts["test_drawn_from_seed"], description=facts["description"],
-        points=points, sensitivity=sensitivity_frame(points), choices=choices, evaluation=evaluation,
+        points=points, sensitivity=sensitivity_frame(points, metric.bounds), choices=choices, evaluation=evaluation,
         verdicts=verdict_frame(evaluation, choices, reference, metric, margin) if len(evaluation) else
         pd.DataFrame(columns=VERDICT_COLUMNS),
         reference=reference, differences=differences_from(evaluation, choices, reference, margin) if len(evaluation) else {},

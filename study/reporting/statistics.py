@@ -108,15 +108,20 @@ def welch(groups: Sequence[np.ndarray], weights: Sequence[float], margin: float)
     return _tests(WELCH_RUNS, estimate, se, df, margin, n, se * math.sqrt(n))
 
 
-def t_interval(values: np.ndarray) -> tuple[float, float]:
-    """The 95% t-interval of a mean; NaN with fewer than two values."""
+def t_interval(values: np.ndarray, bounds: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The 95% t-interval of a mean; NaN with fewer than two values. With ``bounds`` (a metric's
+    range: accuracy 0 to 1) it is cut at them: the mean cannot lie outside, so the cut interval
+    covers it at least as often (three tuning runs gave accuracies up to 1.17 uncut)."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return math.nan, math.nan
     from scipy import stats
 
     half = stats.t.ppf(1 - SIGNIFICANCE / 2, len(values) - 1) * stats.sem(values)
-    return float(values.mean() - half), float(values.mean() + half)
+    low, high = float(values.mean() - half), float(values.mean() + half)
+    if bounds is None:
+        return low, high
+    return max(low, bounds[0]), min(high, bounds[1])
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

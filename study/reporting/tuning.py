@@ -131,7 +131,7 @@ def budget_table(trials: pd.DataFrame, metric: Metric, budgets: Sequence[int] = 
         fewest = min(len(curve) for curve in per_run.values())
         for k in [b for b in budgets if b < fewest] + [fewest]:
             values = np.array([curve[k] for curve in per_run.values()])
-            low, high = t_interval(values)
+            low, high = t_interval(values, metric.bounds)
             rows.append({"family": family, "trials": k, "expected_best": values.mean(), "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=["family", "trials", "expected_best", "ci_low", "ci_high"])
 

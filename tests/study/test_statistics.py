@@ -186,3 +186,14 @@ def test_variance_component_intervals_cover_the_truth_about_95_percent() -> None
         low, high = result["variance_ci"][1]  # the tuning run's
         covered += low <= truth[1] ** 2 <= high
     assert covered / datasets >= 0.88, covered / datasets
+
+
+def test_an_interval_of_accuracies_stays_within_0_and_1() -> None:
+    """Issue 37: three tuning runs near the top gave accuracy intervals up to 1.17."""
+    from objectives.metrics import ACCURACY
+
+    values = np.array([0.99, 0.95, 1.0])
+    low, high = statistics.t_interval(values)
+    assert high > 1.0  # the plain t-interval leaves the range
+    low, high = statistics.t_interval(values, ACCURACY.bounds)
+    assert 0.0 <= low and high == 1.0
