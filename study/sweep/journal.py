@@ -22,6 +22,7 @@ returns, as Optuna's are. What this module adds to Optuna's ``JournalFileBackend
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import fcntl
 import json
@@ -40,7 +41,6 @@ from typing import Any
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalStorage
-from optuna.storages.journal._file import BaseJournalFileLock  # the lock's base class: not re-exported
 from optuna.trial import FrozenTrial, TrialState
 
 OPTUNA_LOCK_SUFFIX = ".lock"
@@ -55,13 +55,25 @@ left by a dead writer of ours is told from a stock writer's by its inode."""
 GRACE_S = 30.0
 """A stock writer's lock unchanged this long is broken, as Optuna's own locks do (their default)."""
 
-HELD_OP_CODES = frozenset({2, 5, 6, 7, 8, 9})
-"""The op codes of a study's user attribute and of a trial's parameter, state and values,
-intermediate value, user attribute and system attribute: records that nothing reads back within
-the call that writes them, but a trial's start (``is_held``). Optuna's enum of op codes is
-private; a test checks these against what a stock ``JournalStorage`` writes (Optuna 5)."""
+class OpCode(enum.IntEnum):
+    """The journal's op codes this module acts on, by name. Optuna's own enum of them
+    (``JournalOperation``) is private: a test checks each of these against what a stock
+    ``JournalStorage`` writes for the same operation (Optuna 5)."""
 
-STATE_OP_CODE = 6
+    SET_STUDY_USER_ATTR = 2
+    SET_TRIAL_PARAM = 5
+    SET_TRIAL_STATE_VALUES = 6
+    SET_TRIAL_INTERMEDIATE_VALUE = 7
+    SET_TRIAL_USER_ATTR = 8
+    SET_TRIAL_SYSTEM_ATTR = 9
+
+
+HELD_OP_CODES = frozenset(OpCode)
+"""A study's user attribute and a trial's parameter, state and values, intermediate value, user
+attribute and system attribute: records that nothing reads back within the call that writes
+them, but a trial's start (``is_held``)."""
+
+STATE_OP_CODE = OpCode.SET_TRIAL_STATE_VALUES
 """A trial's state and values; held only when the state is finished, since a trial's start from
 the queue reads back whether it was this writer that started it."""
 
@@ -72,8 +84,10 @@ def is_held(log: dict[str, Any]) -> bool:
     return code in HELD_OP_CODES and (code != STATE_OP_CODE or TrialState(log["state"]).is_finished())
 
 
-class JournalLock(BaseJournalFileLock):
+class JournalLock:
     """Optuna's journal lock, taken so that writers of ours recover at once from a dead one's.
+    Optuna's ``JournalFileBackend`` takes any lock with ``acquire`` and ``release`` (its base
+    class for them is private), so this is one by those two methods alone.
 
     Our writers first queue on an ``flock`` of ``<journal>`` + ``OURS_SUFFIX``; its holder then takes
     Optuna's ``<journal>.lock`` as Optuna's locks do (made exclusively, removed on release), as a

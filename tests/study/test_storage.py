@@ -438,9 +438,26 @@ def _stock_op_codes(tmp_path) -> dict[str, int]:
 
 def test_held_op_codes_are_the_ones_optuna_writes_for_params_reports_attributes_and_states(tmp_path) -> None:
     codes = _stock_op_codes(tmp_path)
-    held = ("study_user_attr", "param", "intermediate", "user_attr", "system_attr", "state")
-    assert journal_module.HELD_OP_CODES == {codes[name] for name in held}
-    assert journal_module.STATE_OP_CODE == codes["state"]
+    OpCode = journal_module.OpCode
+    named = {"study_user_attr": OpCode.SET_STUDY_USER_ATTR, "param": OpCode.SET_TRIAL_PARAM,
+             "intermediate": OpCode.SET_TRIAL_INTERMEDIATE_VALUE, "user_attr": OpCode.SET_TRIAL_USER_ATTR,
+             "system_attr": OpCode.SET_TRIAL_SYSTEM_ATTR, "state": OpCode.SET_TRIAL_STATE_VALUES}  # fmt: skip
+    assert {name: codes[name] for name in named} == {name: int(code) for name, code in named.items()}
+    assert journal_module.HELD_OP_CODES == set(named.values()) and journal_module.STATE_OP_CODE == codes["state"]
+
+
+def test_no_private_name_of_optuna_is_imported_by_the_project() -> None:
+    """Issue 36: Optuna by its public names (its private ones are for tests that check an assumption)."""
+    import ast
+
+    from tests.conftest import REPO
+
+    private = []
+    for path in [*REPO.glob("study/**/*.py"), *REPO.glob("objectives/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in getattr(node, "names", [])] if isinstance(node, ast.Import) else []
+            private += [f"{path.name}: {n}" for n in names if n.startswith("optuna") and any(p.startswith("_") for p in n.split("."))]
+    assert private == []
 
 
 def test_records_are_written_byte_for_byte_as_optuna_writes_them(tmp_path) -> None:
