@@ -37,7 +37,8 @@ TINY = ["--workload", "moons", "--epochs", "3"]
 """Training small enough for tests: the moons workload for three epochs."""
 SWEEP = [*TINY, "--no-report", "--repeats", "1", "--protocol", "budgeted"]
 """A tiny sweep, one tuning run per family; the report has tests of its own."""
-SLOW_SWEEP = ["--workload", "moons", "--epochs", "10", "--families", "constant", "--no-report", "--repeats", "1"]
+SLOW_SWEEP = ["--workload", "moons", "--epochs", "10", "--families", "constant", "--no-report", "--repeats", "1",
+              "--protocol", "budgeted"]  # fmt: skip
 """One family at 10 epochs a trial: slow enough to be stopped part-way."""
 
 

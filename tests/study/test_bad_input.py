@@ -482,7 +482,7 @@ def test_an_ascii_terminal_gets_the_answer_escaped_not_a_traceback(tmp_path: Pat
     """F7: with PYTHONIOENCODING=ascii the report was published, then printing its ± raised."""
     done = run_subprocess(
         "run", ["--workload", "moons", "--epochs", "1", "--trials", "2", "--families", "constant,cosine", "--seeds",
-                "2", "--repeats", "1", "--out", str(tmp_path)],
+                "2", "--repeats", "1", "--protocol", "budgeted", "--out", str(tmp_path)],
         env_extra={"PYTHONIOENCODING": "ascii"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

@@ -43,7 +43,7 @@ def test_every_built_in_workload_sweeps_reevaluates_and_reports(name: str, tmp_p
     done = run_subprocess(
         "run",
         ["--workload", name, "--data-dir", str(SHARED_DATA), "--families", "cosine", "--trials", "1",
-         "--repeats", "1", "--seeds", "2", "--jobs", "2", "--out", str(out), *epochs],
+         "--repeats", "1", "--seeds", "2", "--jobs", "2", "--protocol", "budgeted", "--out", str(out), *epochs],
         timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
