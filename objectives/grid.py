@@ -95,7 +95,9 @@ DEFAULTS: dict[str, Default] = {
         _fixed(max_ratio=4.0, cycle_fraction=0.25),
         "peak 4x the base LR, 4 cycles per run: Smith 2017 (base = max/3 to max/4; stop at a cycle's end)",
     ),
-    "cyclic_triangular2": Default(_fixed(max_ratio=4.0, cycle_fraction=0.25), "as cyclic_triangular (Smith 2017)"),
+    "cyclic_triangular2": Default(
+        _fixed(max_ratio=4.0, cycle_fraction=0.25), "as cyclic_triangular (Smith 2017)"
+    ),
     "cyclic_exp_range": Default(
         lambda epochs: {"max_ratio": 4.0, "cycle_fraction": 0.25, "gamma": _to_one_percent(epochs)},
         "as cyclic_triangular, the amplitude down to 1% by the end as exponential's LR",
@@ -140,7 +142,9 @@ def mean_by_lr(points: list[tuple[float, int, float]], seeds: int) -> dict[float
     values: dict[float, dict[int, float]] = {}
     for lr, seed, value in points:
         values.setdefault(lr, {})[seed] = value
-    return {lr: math.fsum(by_seed.values()) / seeds for lr, by_seed in values.items() if len(by_seed) == seeds}
+    return {
+        lr: math.fsum(by_seed.values()) / seeds for lr, by_seed in values.items() if len(by_seed) == seeds
+    }
 
 
 TIE = 1e-6

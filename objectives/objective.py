@@ -30,7 +30,9 @@ def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, see
     the trial draws as its grid point (``objectives.grid.SELECTION_SEED``)."""
     lr = trial.suggest_float("lr", *experiment.base_lr_bounds, log=True)
     if experiment.is_grid:
-        seed = selection_seed(experiment.seed, trial.suggest_int(SELECTION_SEED, 0, experiment.selection_seeds - 1))
+        seed = selection_seed(
+            experiment.seed, trial.suggest_int(SELECTION_SEED, 0, experiment.selection_seeds - 1)
+        )
     return member_from_params(experiment, {"lr": lr, **suggest_space(trial, experiment.space)}, seed)
 
 

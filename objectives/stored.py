@@ -66,7 +66,10 @@ def study_attrs(experiment: Experiment, workload: Workload) -> dict[str, Any]:
     }  # fmt: skip
     attrs["lr_range"] = None if experiment.lr_range is None else list(experiment.lr_range)
     attrs["fixed"] = [list(pair) for pair in experiment.fixed]
-    for name, default in OPTIONAL_FIELDS.items():  # absent when default: every study stores what it did before
+    for (
+        name,
+        default,
+    ) in OPTIONAL_FIELDS.items():  # absent when default: every study stores what it did before
         if attrs[name] == default:
             del attrs[name]
     return attrs

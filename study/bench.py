@@ -97,14 +97,27 @@ def timed() -> Iterator[list[float]]:
 
 
 def project(
-    workload: Workload, experiment: Experiment, data: Splits, trials: int, population: int, journal: Path, pruner: str
+    workload: Workload,
+    experiment: Experiment,
+    data: Splits,
+    trials: int,
+    population: int,
+    journal: Path,
+    pruner: str,
 ) -> tuple[float, float, optuna.Study]:
     """This project's sweep of one family; returns wall and CPU seconds for ``trials`` trials,
     and the study."""
     storage = open_storage(str(journal))
     with timed() as seconds:
         [study] = run_sweep(
-            storage, workload, [experiment], data, trials=trials, pruner=pruner, population=population, device="cpu"
+            storage,
+            workload,
+            [experiment],
+            data,
+            trials=trials,
+            pruner=pruner,
+            population=population,
+            device="cpu",
         )
     return *seconds, study
 
@@ -115,7 +128,10 @@ def one_population_epoch(
     """One epoch of ``population`` members on the path the sweep times (training and
     validation), to count: ``counting.count`` runs it under the FLOP counter and the profiler."""
     one_epoch = dataclasses.replace(experiment, epochs=1)
-    members = [member_from_params(one_epoch, {"lr": 0.01, "final_fraction": 0.01}, seed) for seed in range(population)]
+    members = [
+        member_from_params(one_epoch, {"lr": 0.01, "final_fraction": 0.01}, seed)
+        for seed in range(population)
+    ]
     return lambda: train_members(workload, one_epoch, data, members)
 
 

@@ -79,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         for _ in range(3)
     ]
     eager, compiled = (min(times) for times in zip(*rounds))
-    print(f"{args.workload.name}, population {args.population}, 1 thread: forward, loss and backward of one step")
+    print(
+        f"{args.workload.name}, population {args.population}, 1 thread: forward, loss and backward of one step"
+    )
     print(f"eager: {eager:.3f} ms/step; compiled: {compiled:.3f} ms/step ({eager / compiled:.2f}x)")
     print(f"compiling: {compile_s:.1f} s; again for {len(shrunk[1])} members: {recompile_s:.1f} s")
 

@@ -52,7 +52,15 @@ def population_training(
     ]
 
     def run() -> None:
-        train(workload, data, members, epochs=epochs, batch_size=workload.batch_size, precision=precision, device=device)
+        train(
+            workload,
+            data,
+            members,
+            epochs=epochs,
+            batch_size=workload.batch_size,
+            precision=precision,
+            device=device,
+        )
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -83,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workload", type=one_workload, default="digits")
     parser.add_argument("--populations", type=_sizes, default=[1, 8, 32], help="comma list (default 1,8,32)")
     parser.add_argument("--epochs", type=positive_int, default=2, help="epochs per population (default 2)")
-    parser.add_argument("--precision", type=_precisions, default=["fp32"], help="comma list of fp32, bf16 (default fp32)")
+    parser.add_argument(
+        "--precision", type=_precisions, default=["fp32"], help="comma list of fp32, bf16 (default fp32)"
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=positive_int, default=1)
     add_data_arguments(parser)
@@ -112,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     table["gain_ceiling"] = table.groupby("precision")["wall_s"].transform("first") / table.pop("products_s")
     if {"fp32", "bf16"} <= set(args.precision):
         fp32 = table[table["precision"] == "fp32"].set_index("population")["wall_s"]
-        table["bf16_speedup"] = np.where(table["precision"] == "bf16", table["population"].map(fp32) / table["wall_s"], np.nan)
+        table["bf16_speedup"] = np.where(
+            table["precision"] == "bf16", table["population"].map(fp32) / table["wall_s"], np.nan
+        )
     print(
         f"{workload.name} on {args.device}: {args.epochs} epoch(s) per population, {args.threads} thread(s); seconds per "
         f"member-epoch; % of a 2048x2048 fp32 matmul's rate here ({peak / 1e9:.1f} GFLOP/s, measured after the runs)"
@@ -121,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                        "gain_over_one": 2, "gain_ceiling": 2, "bf16_speedup": 2}).to_string(index=False, na_rep="-"))  # fmt: skip
 
 
-def counted_columns(one_epoch: Callable[[], None], population: int, wall_per_member_epoch: float) -> dict[str, float]:
+def counted_columns(
+    one_epoch: Callable[[], None], population: int, wall_per_member_epoch: float
+) -> dict[str, float]:
     """FLOPs per member-epoch and the rate reached, and the products' share, rate and seconds per
     member-epoch, counted on one more epoch of the same population (``counting.count``)."""
     counted = count(one_epoch)

@@ -64,7 +64,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workload", default="digits")
     parser.add_argument("--families", default="constant,cosine,one_cycle,plateau")
     parser.add_argument(
-        "--trials", type=positive_int, default=30, help="per family and tuning run (default 30; 3 tuning runs)"
+        "--trials",
+        type=positive_int,
+        default=30,
+        help="per family and tuning run (default 30; 3 tuning runs)",
     )
     args = parser.parse_args(argv)
     sweep = [

@@ -378,8 +378,6 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     sys.exit(0)
 
 
-
-
 def add_margin_argument(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--margin",

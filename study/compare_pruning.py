@@ -33,15 +33,21 @@ def _section(out: Path):
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.compare_pruning", description=__doc__)
     parser.add_argument("--pruned", type=Path, required=True, help="OUT of the sweep with the median pruner")
-    parser.add_argument("--unpruned", type=Path, required=True, help="OUT of the same sweep with --pruner none")
-    parser.add_argument("--population", type=positive_int, default=32, help="the sweeps' --population (default 32)")
+    parser.add_argument(
+        "--unpruned", type=Path, required=True, help="OUT of the same sweep with --pruner none"
+    )
+    parser.add_argument(
+        "--population", type=positive_int, default=32, help="the sweeps' --population (default 32)"
+    )
     args = parser.parse_args(argv)
     from study.reporting.tuning import epochs_trained, pruning_replay_frame
 
     pruned, pruned_studies = _section(args.pruned)
     unpruned, studies = _section(args.unpruned)
     replay = pruning_replay_frame(studies, args.population).groupby("family")
-    verdicts = [dict(zip(s.pairwise["family"], s.pairwise["verdict"], strict=True)) for s in (pruned, unpruned)]
+    verdicts = [
+        dict(zip(s.pairwise["family"], s.pairwise["verdict"], strict=True)) for s in (pruned, unpruned)
+    ]
     print(f"{unpruned.name}: references {pruned.reference} (median pruner) and {unpruned.reference} (none)")
     print(f"{'family':20} {'with median':>13} {'without':>13} {'top-5 stopped':>14} {'all stopped':>12}")
     for family in unpruned.order:

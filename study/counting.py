@@ -72,9 +72,7 @@ def count(work: Callable[[], object], profiled_runs: int = 3) -> Counted:
     fastest product)."""
     with FlopCounterMode(display=False) as counter:
         work()
-    flops = {
-        _profiler_name(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items() if n
-    }
+    flops = {_profiler_name(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items() if n}
     return min((_profiled(work, flops) for _ in range(profiled_runs)), key=lambda run: run.product_seconds)
 
 
@@ -83,7 +81,9 @@ def _profiled(work: Callable[[], object], flops: dict[str, int]) -> Counted:
         start = time.perf_counter()
         work()
         profiled = time.perf_counter() - start
-    totals = {event.key: event.cpu_time_total / 1e6 for event in profiler.key_averages() if event.key in flops}
+    totals = {
+        event.key: event.cpu_time_total / 1e6 for event in profiler.key_averages() if event.key in flops
+    }
     return Counted(flops, {name: totals.get(name, 0.0) for name in flops}, profiled)
 
 

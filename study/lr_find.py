@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     test = find_range(args.workload, optimizer, seed=args.seed, data_dir=args.data_dir)
     path = save_plot(test, args.workload.name, optimizer, args.out)
     low, high = test.suggested
-    print(f"suggested base-LR search range for {args.workload.name} with {optimizer}: {low:.3g} to {high:.3g}")
+    print(
+        f"suggested base-LR search range for {args.workload.name} with {optimizer}: {low:.3g} to {high:.3g}"
+    )
     print(f"plot: {path}")
 
 

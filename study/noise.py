@@ -28,7 +28,9 @@ WAYS = ("initialization", "data order", "both", "both and the split")
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.noise", description=__doc__)
     add_experiment_arguments(parser)
-    parser.add_argument("--family", default="cosine", help="the schedule family, at its grid defaults (default cosine)")
+    parser.add_argument(
+        "--family", default="cosine", help="the schedule family, at its grid defaults (default cosine)"
+    )
     parser.add_argument("--lr", type=float, required=True, help="the base LR (e.g. the grid's chosen one)")
     parser.add_argument("--runs", type=positive_int, default=20, help="runs per way of varying (default 20)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="where noise/<workload>.csv goes")
@@ -57,8 +59,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             if way in ("initialization", "data order"):
                 member = dataclasses.replace(member, order_seed=fixed if way == "initialization" else seed)
             data = load_splits(workload, seed if way == "both and the split" else args.seed, args.data_dir)
-            [result] = train_members(workload, experiment, data, [member], evaluate_test=True, device=args.device)
-            rows.append({"way": way, "seed": seed, "test_metric": result.test_metric, "test_examples": len(data.y_test)})
+            [result] = train_members(
+                workload, experiment, data, [member], evaluate_test=True, device=args.device
+            )
+            rows.append(
+                {
+                    "way": way,
+                    "seed": seed,
+                    "test_metric": result.test_metric,
+                    "test_examples": len(data.y_test),
+                }
+            )
         print(f"{workload.name}: {way} done", file=sys.stderr, flush=True)
     runs = pd.DataFrame(rows)
     table = spread_table(runs, workload.metric.label == "accuracy")
@@ -66,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"{workload.name}.csv", index=False)
     runs.to_csv(out / f"{workload.name}-runs.csv", index=False)
-    print(f"{workload.name}, {args.family} at LR {args.lr:g}, {args.runs} runs a way ({time.process_time() - started:.0f} s CPU):")
+    print(
+        f"{workload.name}, {args.family} at LR {args.lr:g}, {args.runs} runs a way ({time.process_time() - started:.0f} s CPU):"
+    )
     print(table.round(4).to_string(index=False))
 
 

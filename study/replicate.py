@@ -92,7 +92,10 @@ def experiments(args: argparse.Namespace, workload: Workload, epochs: int, repea
     )  # fmt: skip
     return [
         dataclasses.replace(
-            experiment_from_args(defaults, arm.family, workload), repeat=repeat, fixed=arm.fixed, lr_range=arm.lr_range
+            experiment_from_args(defaults, arm.family, workload),
+            repeat=repeat,
+            fixed=arm.fixed,
+            lr_range=arm.lr_range,
         )
         for arm in args.replication.arms
         for repeat in range(repeats)
@@ -102,7 +105,9 @@ def experiments(args: argparse.Namespace, workload: Workload, epochs: int, repea
 def storage_of(out: Path, replication: Replication, length: int) -> str:
     """One journal per run length (a study's name does not say its epochs, and a study is trained
     at one length): ``optuna-2x.journal``; ``optuna.journal`` where there is one length."""
-    return storage_spec(None, out) if len(replication.lengths) == 1 else str(out / f"optuna-{length}x.journal")
+    return (
+        storage_spec(None, out) if len(replication.lengths) == 1 else str(out / f"optuna-{length}x.journal")
+    )
 
 
 def _sweep(
@@ -139,7 +144,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     studies: list[optuna.Study] = []
     for budget, workload, splits in zip(chosen, workloads, data):
-        swept = [s for length in replication.lengths for s in _sweep(args, workload, splits, budget, length, repeats)]
+        swept = [
+            s
+            for length in replication.lengths
+            for s in _sweep(args, workload, splits, budget, length, repeats)
+        ]
         if budget.seeds:
             refresh_reevaluations(
                 swept, seeds=lambda study, n=budget.seeds: n, data_dir=args.data_dir, device=args.device,

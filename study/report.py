@@ -55,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"no sweep in {args.out}: {spec} does not exist; run python -m study.run first or give --storage"
         )
     if is_archive(spec) and (args.seeds is not None or args.artifact_dir is not None):
-        raise UsageError(f"{spec} is an archive, read as stored: drop --seeds and --artifact-dir, or decompress it (xz -dk)")
+        raise UsageError(
+            f"{spec} is an archive, read as stored: drop --seeds and --artifact-dir, or decompress it (xz -dk)"
+        )
     _report(args, spec, archived=is_archive(spec))
 
 

@@ -202,7 +202,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.suite is not None:
         given = [f"--{name}" for name in SUITE_SETS if getattr(args, name) is not None]
         if given:
-            raise UsageError(f"--suite {args.suite.name} sets {', '.join(given)} for each workload; drop them")
+            raise UsageError(
+                f"--suite {args.suite.name} sets {', '.join(given)} for each workload; drop them"
+            )
     args.workload = args.workload or workload_list("digits")
     args.trials, args.seeds = args.trials or DEFAULT_TRIALS, args.seeds or DEFAULT_SEEDS
     args.selection_seeds = args.selection_seeds or DEFAULT_SELECTION_SEEDS
@@ -220,7 +222,9 @@ def sweep_plans(args: argparse.Namespace) -> list[Plan]:
     plans = []
     for part in args.suite.parts:
         workload = workload_list(part.workload)[0]
-        of_part = argparse.Namespace(**{**vars(args), "epochs": part.epochs, "selection_seeds": part.selection_seeds})
+        of_part = argparse.Namespace(
+            **{**vars(args), "epochs": part.epochs, "selection_seeds": part.selection_seeds}
+        )
         seeds = {"budgeted": part.seeds, "grid": part.grid_seeds}
         plans.append(Plan(workload, part.trials, seeds, _experiments(of_part, workload)))
     return plans
@@ -341,7 +345,9 @@ def _sweep_workload(
     workload, experiments = plan.workload, plan.experiments
     if args.lr_range == "auto":
         experiments = _with_lr_range_test(args, workload, experiments)
-    settings = SweepSettings(spec, args.heartbeat, plan.trials, args.pruner, args.population, args.device, args.threads)
+    settings = SweepSettings(
+        spec, args.heartbeat, plan.trials, args.pruner, args.population, args.device, args.threads
+    )
     studies = sweep(storage, workload, experiments, data, settings, jobs=args.jobs, run_command=run_main)
     _print_summary(workload, experiments, studies, plan.trials)
     return studies
@@ -377,7 +383,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise
-        raise RunStopped(_disk_full(spec, sum(plan.trials * len(plan.experiments) for plan in plans))) from None
+        raise RunStopped(
+            _disk_full(spec, sum(plan.trials * len(plan.experiments) for plan in plans))
+        ) from None
     if not args.no_report:
         from study.reporting.analysis import load_studies
 
@@ -387,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("\n".join(answers))
         print(f"\nReport: {page}")
     print(f"\nSee the learning curves: optuna-dashboard {shlex.quote(spec)}")
+
 
 if __name__ == "__main__":
     run_main(main)

@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--slow", action="store_true", help="also run the tests marked slow (CI and the README's test command do)"
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (CI and the README's test command do)",
     )
 
 
@@ -33,6 +35,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
 TINY = ["--workload", "moons", "--epochs", "3"]
 """Training small enough for tests: the moons workload for three epochs."""
 SWEEP = [*TINY, "--no-report", "--repeats", "1", "--protocol", "budgeted"]
@@ -62,7 +66,9 @@ def one_job(monkeypatch: pytest.MonkeyPatch) -> None:
     test's sweep (subprocesses get the real defaults)."""
     monkeypatch.setenv("LR_STUDY_JOBS", "1")
     monkeypatch.setattr("study.run.DEFAULT_REPEATS", 1)
-    monkeypatch.setattr("study.run.DEFAULT_PROTOCOL", "budgeted")  # a grid too would triple them; tests ask for it
+    monkeypatch.setattr(
+        "study.run.DEFAULT_PROTOCOL", "budgeted"
+    )  # a grid too would triple them; tests ask for it
 
 
 @pytest.fixture

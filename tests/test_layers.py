@@ -8,7 +8,15 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-COMMANDS = {"study.run", "study.report", "study.train", "study.lr_find", "study.compare_pruning", "study.replicate", "study.noise"}
+COMMANDS = {
+    "study.run",
+    "study.report",
+    "study.train",
+    "study.lr_find",
+    "study.compare_pruning",
+    "study.replicate",
+    "study.noise",
+}
 """What people type (``python -m study.X``); benchmarks (``study.bench*``) are commands too."""
 CLI = "study.cli"
 """The commands' shared flags and one-line errors: for commands only."""

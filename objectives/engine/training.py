@@ -455,7 +455,9 @@ def _train_population(
     steps_per_epoch = workload.epoch_steps(data, batch_size)
     run = Run(epochs * steps_per_epoch, steps_per_epoch)
     template, population = _build_population(workload, members, indices, run, device)
-    train_forward, evaluate_forward = (_in_precision(f, device, precision) for f in stacked_forwards(template))
+    train_forward, evaluate_forward = (
+        _in_precision(f, device, precision) for f in stacked_forwards(template)
+    )
     tuning = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
     test = [t.to(device) if evaluate_test else t for t in (data.x_test, data.y_test)]  # moved only if used
     on_device = Splits(*tuning, *test)

@@ -90,7 +90,9 @@ class Workload:
     optimizer: str = "sgd"  # the default optimizer (``--optimizer`` overrides it)
     token_inputs: bool = False  # inputs are token ids in [0, classes), not real numbers
     test_drawn_from_seed: bool = False  # True: ``load`` draws the test split from the seed too
-    margin: float | None = None  # within +-margin of the reference is equivalent; None: MARGIN_SHARE of target
+    margin: float | None = (
+        None  # within +-margin of the reference is equivalent; None: MARGIN_SHARE of target
+    )
 
     def __post_init__(self) -> None:
         if self.margin is None and _finite_number(self.target):  # the one rule (results/METHODS.md, Margins)
@@ -429,7 +431,6 @@ def field_problem(workload: Workload) -> str | None:
     return None
 
 
-
 @lru_cache(maxsize=4)
 def load_splits(workload: Workload, seed: int, data_dir: Path | None = None) -> Splits:
     """The workload's splits for ``seed``, checked (``check_splits``) before anything trains on them.
@@ -441,7 +442,9 @@ def load_splits(workload: Workload, seed: int, data_dir: Path | None = None) -> 
     except DataError:
         raise
     except (Exception, SystemExit) as error:  # noqa: BLE001 - a workload's own code: its error, in one line
-        raise DataError(f"workload {workload.name!r}: load() raised {type(error).__name__}: {error}") from None
+        raise DataError(
+            f"workload {workload.name!r}: load() raised {type(error).__name__}: {error}"
+        ) from None
     check_splits(workload, splits)
     return splits
 

@@ -50,6 +50,7 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The trials that count as finished (complete, pruned, or failed for a reason of their own)."""
     return [trial for trial in study.get_trials(deepcopy=False) if counts_as_finished(trial)]
 
+
 TRIAL_COLUMNS = [
     "workload", "optimizer", "family", "repeat", "number", "state", "value", "final_metric", "diverged",
     "at_chance", "epochs_to_target", "seconds_to_target",
@@ -114,7 +115,9 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                     "value": trial.value,
                     "final_metric": final,
                     "diverged": diverged,
-                    "at_chance": bool(not diverged and not np.isnan(final) and metric.at_chance(final, classes)),
+                    "at_chance": bool(
+                        not diverged and not np.isnan(final) and metric.at_chance(final, classes)
+                    ),
                     "epochs_to_target": attrs.get(stored.EPOCHS_TO_TARGET),
                     "seconds_to_target": attrs.get(stored.SECONDS_TO_TARGET),
                     **{f"param_{name}": value for name, value in trial.params.items()},
@@ -389,7 +392,9 @@ def paired_differences(a: pd.Series, b: pd.Series) -> np.ndarray:
     return (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy(dtype=float)
 
 
-def compare(runs: pd.DataFrame, family: str, other: str, margin: float, *, by_repeat: bool) -> statistics.Difference:
+def compare(
+    runs: pd.DataFrame, family: str, other: str, margin: float, *, by_repeat: bool
+) -> statistics.Difference:
     """``family`` minus ``other`` on the test metric: by tuning run (Welch's t on each run's mean
     over its seeds), or with one run each, paired over seeds (run k of every family has the same
     seed and split)."""
@@ -431,10 +436,16 @@ def pairwise_table(reevaluation: pd.DataFrame, metric: Metric, margin: float) ->
                "ci_high": d.high, "p_value": d.p_value, "p_equivalent": d.p_equivalent}  # fmt: skip
         if "constant" in means and family != "constant":
             gap = compare(reevaluation, family, "constant", margin, by_repeat=by_repeat)
-            row |= {"vs_constant": gap.estimate, "vs_constant_ci_low": gap.low, "vs_constant_ci_high": gap.high}
+            row |= {
+                "vs_constant": gap.estimate,
+                "vs_constant_ci_low": gap.low,
+                "vs_constant_ci_high": gap.high,
+            }
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=PAIRWISE_COLUMNS)
-    table["p_holm"], table["p_equivalent_holm"], table["verdict"] = statistics.verdicts(differences, metric.sign)
+    table["p_holm"], table["p_equivalent_holm"], table["verdict"] = statistics.verdicts(
+        differences, metric.sign
+    )
     table["n_for_power"] = [
         statistics.units_for_power(d.sd, d.estimate, margin, comparisons=len(differences), paired=not by_repeat)
         if word == "inconclusive" and not d.undefined else None

@@ -71,7 +71,11 @@ def _tuned_schedule(study: optuna.Study, experiment: Experiment, record: dict) -
 
 def _chosen(record: dict) -> str:
     """Which configuration was re-evaluated: a tuning run's best trial, or the grid's LR."""
-    return f"trial {record['trial']}" if record["trial"] is not None else f"the grid's LR {record['params']['lr']:g}"
+    return (
+        f"trial {record['trial']}"
+        if record["trial"] is not None
+        else f"the grid's LR {record['params']['lr']:g}"
+    )
 
 
 def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
@@ -85,7 +89,9 @@ def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
             go.Scatter(x=curve["epoch"], y=values, mode="lines+markers", name=f"trial {trial.number}")
         )
     target = stored_workload_facts(study.user_attrs)["target"]  # as stored: no workload definition read
-    figure.add_hline(y=target, line_dash="dash", annotation_text=f"target {target}", annotation_position="bottom left")
+    figure.add_hline(
+        y=target, line_dash="dash", annotation_text=f"target {target}", annotation_position="bottom left"
+    )
     return figure.update_layout(
         title=f"Best {len(best)} trials against the target",
         xaxis_title="epoch",
@@ -126,7 +132,9 @@ def verdict_lines(section: Section, family: str, repeat: int = 0) -> str:
     """The family's verdict as Markdown bullets, each number rounded to its interval, then this
     tuning run's own numbers (its re-evaluated mean, its LR band): a repeat's note speaks of itself."""
     metric, reference = section.metric, section.reference
-    lines = [f"- Reference on {section.workload} with {section.optimizer}: **{reference}** (chosen on validation)."]
+    lines = [
+        f"- Reference on {section.workload} with {section.optimizer}: **{reference}** (chosen on validation)."
+    ]
     if family == reference:
         lines.append(f"- **{family} is the reference**: every other family is compared with it.")
     elif family in set(section.pairwise["family"]):
@@ -149,7 +157,9 @@ def _this_run(section: Section, family: str, repeat: int) -> list[str]:
     """This tuning run's own numbers, where the family has several runs."""
     if section.repeats < 2:
         return []
-    runs = section.reevaluation[(section.reevaluation["family"] == family) & (section.reevaluation["repeat"] == repeat)]
+    runs = section.reevaluation[
+        (section.reevaluation["family"] == family) & (section.reevaluation["repeat"] == repeat)
+    ]
     bands = section.lr_bands[(section.lr_bands["family"] == family) & (section.lr_bands["repeat"] == repeat)]
     lines = [f"- This tuning run (repeat {repeat} of {section.repeats}):"]
     if len(runs):
@@ -164,7 +174,9 @@ def save_grid_note(study: optuna.Study, section: GridSection, page: Path) -> Non
     """Put the family's grid-protocol verdict in its grid study's note (as ``save_verdict_note``)."""
     kept = get_note(study).split(VERDICT_HEADING)[0].rstrip()
     family = stored_experiment(study.user_attrs).family
-    save_note(study, f"{kept}\n\n{VERDICT_HEADING}\n\n{grid_verdict_lines(section, family)}\n- Report: `{page}`\n")
+    save_note(
+        study, f"{kept}\n\n{VERDICT_HEADING}\n\n{grid_verdict_lines(section, family)}\n- Report: `{page}`\n"
+    )
 
 
 def grid_verdict_lines(section: GridSection, family: str) -> str:
@@ -175,7 +187,9 @@ def grid_verdict_lines(section: GridSection, family: str) -> str:
     if family not in rows.index:
         return "\n".join([*lines, "- Not evaluated yet (its grid is not complete)."])
     row = rows.loc[family]
-    lines.append(f"- Chosen base LR: {row['lr']:g}; test {metric.label} {row['test_metric']:.4f} over {int(row['seeds'])} seeds.")
+    lines.append(
+        f"- Chosen base LR: {row['lr']:g}; test {metric.label} {row['test_metric']:.4f} over {int(row['seeds'])} seeds."
+    )
     if family == section.reference:
         lines.append(f"- **{family} is the reference**: every other family is compared with it.")
     else:

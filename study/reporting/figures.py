@@ -321,7 +321,9 @@ def draw_section(section: Section) -> dict[str, Figure]:
         drawn["epochs_to_target"] = epochs_to_target(
             section.ranking, section.target, metric, budget=section.experiment.epochs
         )
-    drawn["distribution"] = metric_distribution(section.trials, order, metric, metric.chance_line(section.classes))
+    drawn["distribution"] = metric_distribution(
+        section.trials, order, metric, metric.chance_line(section.classes)
+    )
     drawn["sensitivity"] = sensitivity(section.trials, order, metric, section.lr_bands)
     drawn["tuning_budget"] = tuning_budget(section.expected_best, order, metric)
     if len(section.importance):
@@ -340,7 +342,9 @@ def performance_profile(profile: pd.DataFrame, order: list[str]) -> Figure:
             rows = profile[profile["family"] == family]
             ax.step(rows["tau"], rows["share"], where="post", label=family, color=palette[family])
         ax.set(
-            xlabel="tau (optimizer steps to target / the fewest any family needs)", ylabel="share of workloads", ylim=(-0.02, 1.02)
+            xlabel="tau (optimizer steps to target / the fewest any family needs)",
+            ylabel="share of workloads",
+            ylim=(-0.02, 1.02),
         )
         ax.legend(title="family", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     return figure
@@ -374,7 +378,9 @@ def replication(
     equivalence shaded; with ``trials`` (arm, param_lr, final_metric, a ``label`` per arm), a
     last panel of every tuning trial's final validation metric against its base LR."""
     with _style():
-        figure, axes = _grid(len(panels) + (trials is not None), columns=1, size=(8.0, 2.8))  # long labels: one per row
+        figure, axes = _grid(
+            len(panels) + (trials is not None), columns=1, size=(8.0, 2.8)
+        )  # long labels: one per row
         for ax, (workload, table, margin, unit) in zip(axes, panels):
             rows = np.arange(len(table))[::-1]
             ax.axvspan(-margin, margin, color="0.9", zorder=0, label=f"within ±{margin:g}")
@@ -418,7 +424,15 @@ def grid_sensitivity(
             rows = means[means["family"] == family].sort_values("lr")
             seeds = points[points["family"] == family]
             ax.scatter(seeds["lr"], seeds["val_metric"], color="0.55", s=6, zorder=2, lw=0)
-            ax.plot(rows["lr"], rows["val_metric"], color="tab:blue", marker="o", markersize=3, linewidth=1.2, zorder=3)
+            ax.plot(
+                rows["lr"],
+                rows["val_metric"],
+                color="tab:blue",
+                marker="o",
+                markersize=3,
+                linewidth=1.2,
+                zorder=3,
+            )
             if family in chosen.index:
                 best = chosen.loc[family]
                 ax.axhspan(best["selection_mean"] - margin, best["selection_mean"] + margin, color="tab:green",
@@ -455,12 +469,19 @@ def grid_answer(verdicts: dict[str, tuple[pd.DataFrame, float, Metric]]) -> Figu
                 if row["verdict"] != "reference" and np.isfinite(row["ci_low"]):
                     ends = sorted((metric.sign * row["ci_low"], metric.sign * row["ci_high"]))
                     ax.plot(ends, [y, y], color=colour, linewidth=1.5)
-                ax.plot([lead], [y], marker="D" if row["verdict"] == "reference" else "o", color=colour, markersize=5)
+                ax.plot(
+                    [lead],
+                    [y],
+                    marker="D" if row["verdict"] == "reference" else "o",
+                    color=colour,
+                    markersize=5,
+                )
             ax.set(title=workload, xlabel=f"{'' if metric.sign > 0 else '- '}Δ test {metric.label}")
             ax.set_yticks(positions, families)
         axes[0].invert_yaxis()
         handles = [
-            axes[0].plot([], [], marker="o", linestyle="", color=c, label=v)[0] for v, c in VERDICT_COLOURS.items()
+            axes[0].plot([], [], marker="o", linestyle="", color=c, label=v)[0]
+            for v, c in VERDICT_COLOURS.items()
         ]
         figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
     return figure

@@ -97,7 +97,11 @@ def sensitivity_frame(points: pd.DataFrame, bounds: tuple[float, float]) -> pd.D
         rows.append({"family": family, "lr": lr, "mean": math.fsum(values) / len(values), "ci_low": low,
                      "ci_high": high, "seeds": len(values), "diverged": int(group["diverged"].sum())})  # fmt: skip
     columns = ["family", "lr", "mean", "ci_low", "ci_high", "seeds", "diverged"]
-    return pd.DataFrame(rows, columns=columns).sort_values(["family", "lr"], kind="stable").reset_index(drop=True)
+    return (
+        pd.DataFrame(rows, columns=columns)
+        .sort_values(["family", "lr"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 CHOICE_COLUMNS = [
@@ -129,7 +133,9 @@ def _band_interval(points: pd.DataFrame, lrs: list[float], sign: float, margin: 
     rng = np.random.default_rng(0)
     draws = rng.integers(0, len(table), (BAND_DRAWS, len(table)))
     values = table.to_numpy()
-    widths = [band_decades(dict(zip(lrs, values[draw].mean(axis=0), strict=True)), sign, margin) for draw in draws]
+    widths = [
+        band_decades(dict(zip(lrs, values[draw].mean(axis=0), strict=True)), sign, margin) for draw in draws
+    ]
     return float(np.percentile(widths, 2.5)), float(np.percentile(widths, 97.5))
 
 
@@ -213,11 +219,19 @@ def verdict_frame(
     table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
     order = {"reference": 0, "better": 1, "equivalent": 2, "inconclusive": 3, "worse": 4}
     table["_order"], table["_gap"] = table["verdict"].map(order), -metric.sign * table["difference"].fillna(0)
-    return table.sort_values(["_order", "_gap", "family"]).drop(columns=["_order", "_gap"]).reset_index(drop=True)
+    return (
+        table.sort_values(["_order", "_gap", "family"])
+        .drop(columns=["_order", "_gap"])
+        .reset_index(drop=True)
+    )
 
 
 def _row(
-    family: str, verdict: str, tests: pd.Series, choices: pd.DataFrame, d: statistics.Difference | None,
+    family: str,
+    verdict: str,
+    tests: pd.Series,
+    choices: pd.DataFrame,
+    d: statistics.Difference | None,
     bounds: tuple[float, float],
 ) -> dict:
     values = tests.dropna().to_numpy(dtype=float)
@@ -248,7 +262,11 @@ def _mean_run_seconds(evaluation: pd.DataFrame) -> float:
 def build_grid_section(studies: Sequence[optuna.Study], margin: float | None = None) -> GridSection:
     """The frames of one (workload, optimizer) group of grid studies (reads the stored evaluations)."""
     attrs = studies[0].user_attrs
-    first, metric, facts = stored.stored_experiment(attrs), stored.stored_metric(attrs), stored.stored_workload_facts(attrs)
+    first, metric, facts = (
+        stored.stored_experiment(attrs),
+        stored.stored_metric(attrs),
+        stored.stored_workload_facts(attrs),
+    )
     margin = facts["margin"] if margin is None else margin
     points = points_frame(studies)
     choices = choices_frame(studies, points, margin)

@@ -37,10 +37,12 @@ def headline(section: GridSection) -> list[str]:
         return [f"The grid of {section.workload} is not complete or not evaluated yet: nothing to compare."]
     metric, reference = section.metric, section.verdicts.iloc[0]
     lines = [
-        (f"Reference: {section.reference} at base LR {reference['lr']:g} (the best mean validation {metric.label} "
-        f"over the {section.selection_seeds} selection seeds; never chosen on the test split), test {metric.label} "
-        f"{reference['test_metric']:.4f} (95% CI {reference['test_ci_low']:.4f} to {reference['test_ci_high']:.4f} "
-        f"over {_count(section.seeds, 'evaluation seed')})."),
+        (
+            f"Reference: {section.reference} at base LR {reference['lr']:g} (the best mean validation {metric.label} "
+            f"over the {section.selection_seeds} selection seeds; never chosen on the test split), test {metric.label} "
+            f"{reference['test_metric']:.4f} (95% CI {reference['test_ci_low']:.4f} to {reference['test_ci_high']:.4f} "
+            f"over {_count(section.seeds, 'evaluation seed')})."
+        ),
         _verdict_line(section),
     ]
     if line := _power_line(section):
@@ -49,7 +51,8 @@ def headline(section: GridSection) -> list[str]:
     if len(edges):
         lines.append(
             "Best at the edge of the LRs tried, the grid unable to grow further there: "
-            + "; ".join(f"{r['family']} ({r['edge']}, {r['lr']:g})" for _, r in edges.iterrows()) + "."
+            + "; ".join(f"{r['family']} ({r['edge']}, {r['lr']:g})" for _, r in edges.iterrows())
+            + "."
         )
     ordered = section.choices.sort_values(["band_decades", "family"], ascending=[False, True])
     if len(ordered) > 1:
@@ -141,9 +144,11 @@ def tables(section: GridSection) -> list[tuple[str, pd.DataFrame]]:
     label = section.metric.label
     return [
         (
-            (f"Every family at its grid LR against the reference, {section.reference} (Δ = family minus reference; "
-            "the intervals are unadjusted 95%, the verdicts Holm-corrected, so an interval that misses 0 may "
-            "still be inconclusive)"),
+            (
+                f"Every family at its grid LR against the reference, {section.reference} (Δ = family minus reference; "
+                "the intervals are unadjusted 95%, the verdicts Holm-corrected, so an interval that misses 0 may "
+                "still be inconclusive)"
+            ),
             _shown(section.verdicts, VERDICT_COLUMNS, label),
         ),
         ("The LR the grid chose for each family", _shown(section.choices, CHOICE_COLUMNS, label)),
@@ -167,14 +172,26 @@ def methods(section: GridSection) -> list[str]:
 
 def html_section(section: GridSection, images: dict[str, str]) -> str:
     """A workload's grid section as HTML; ``images`` are base64 PNGs by figure name."""
-    parts = [f"<h2>{html.escape(section.workload)} with {html.escape(section.optimizer)}: the grid protocol</h2>"]
-    parts.append('<div class="headline">' + "".join(f"<p>{html.escape(line)}</p>" for line in headline(section)) + "</div>")
+    parts = [
+        f"<h2>{html.escape(section.workload)} with {html.escape(section.optimizer)}: the grid protocol</h2>"
+    ]
+    parts.append(
+        '<div class="headline">'
+        + "".join(f"<p>{html.escape(line)}</p>" for line in headline(section))
+        + "</div>"
+    )
     for title, table in tables(section):
         parts.append(f"<h3>{html.escape(title)}</h3>" + table.to_html(index=False, na_rep="-"))
     notes = captions(section)
     for name, data in images.items():
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{name}"><figcaption>{html.escape(notes[name])}</figcaption></figure>')
-    parts.append("<h3>How these numbers were made</h3><ul>" + "".join(f"<li>{html.escape(m)}</li>" for m in methods(section)) + "</ul>")
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{name}"><figcaption>{html.escape(notes[name])}</figcaption></figure>'
+        )
+    parts.append(
+        "<h3>How these numbers were made</h3><ul>"
+        + "".join(f"<li>{html.escape(m)}</li>" for m in methods(section))
+        + "</ul>"
+    )
     return "\n".join(parts)
 
 
@@ -194,19 +211,25 @@ def answer(sections: Sequence[GridSection], placement: pd.DataFrame) -> list[str
               ("within the margin everywhere", "worse somewhere", "not placed")}  # fmt: skip
     margins = ", ".join(f"{s.margin:g} on {s.workload}" for s in evaluated)
     named = lambda families: ", ".join(families) if families else "none"
-    counts = pd.Series([v for s in evaluated for v in s.verdicts["verdict"] if v != "reference"]).value_counts()
+    counts = pd.Series(
+        [v for s in evaluated for v in s.verdicts["verdict"] if v != "reference"]
+    ).value_counts()
     total = int(counts.sum())
     conclusive = total - int(counts.get("inconclusive", 0))
     worst = _worst_gap(evaluated)
     return [
-        (f"Every family at its best base LR on a shared grid, re-trained on the same fresh seeds, on {len(evaluated)} workloads: "
-        f"shown within the margin of each workload's best family on all of them: {named(groups['within the margin everywhere'])}. "
-        f"Shown worse than the best on at least one: {named(groups['worse somewhere'])}. "
-        f"Not placed by the data: {named(groups['not placed'])}."),
-        (f"How sure: each family is tested across the workloads at once (within the margins {margins}: every workload's "
-        "one-sided test must pass; worse somewhere: the smallest one-sided p times the workloads), Holm-corrected over "
-        f"the families at 5%. Per workload, {conclusive} of {total} verdicts are conclusive "
-        f"({', '.join(f'{int(counts.get(w, 0))} {w}' for w in VERDICTS)})."),
+        (
+            f"Every family at its best base LR on a shared grid, re-trained on the same fresh seeds, on {len(evaluated)} workloads: "
+            f"shown within the margin of each workload's best family on all of them: {named(groups['within the margin everywhere'])}. "
+            f"Shown worse than the best on at least one: {named(groups['worse somewhere'])}. "
+            f"Not placed by the data: {named(groups['not placed'])}."
+        ),
+        (
+            f"How sure: each family is tested across the workloads at once (within the margins {margins}: every workload's "
+            "one-sided test must pass; worse somewhere: the smallest one-sided p times the workloads), Holm-corrected over "
+            f"the families at 5%. Per workload, {conclusive} of {total} verdicts are conclusive "
+            f"({', '.join(f'{int(counts.get(w, 0))} {w}' for w in VERDICTS)})."
+        ),
         f"How much it matters: the largest gap behind a workload's best is {worst}.",
     ]
 
@@ -226,7 +249,12 @@ def _worst_gap(sections: Sequence[GridSection]) -> str:
     )
 
 
-PLACEMENT_COLUMNS = {"family": "family", "placement": "placed", "p_safe_holm": "p within (Holm)", "p_worse_holm": "p worse (Holm)"}
+PLACEMENT_COLUMNS = {
+    "family": "family",
+    "placement": "placed",
+    "p_safe_holm": "p within (Holm)",
+    "p_worse_holm": "p worse (Holm)",
+}
 
 
 def placement_shown(placement: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,10 @@ def commit() -> str:
     outside a git checkout (an installed copy)."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(PROJECT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "-C", str(PROJECT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         changed = subprocess.run(
             ["git", "-C", str(PROJECT), "status", "--porcelain", "--untracked-files=no"],
@@ -59,4 +62,6 @@ def provenance_line(command: str, started: float) -> str:
         f"Made by `{command}` at commit {commit()} on {date}, on {machine()}; "
         f"the command had run {minutes} min {seconds} s when it began writing this report."
     )
-    return line.encode("utf-8", "backslashreplace").decode()  # bytes of a non-UTF-8 path as \xNN: every file takes it
+    return line.encode(
+        "utf-8", "backslashreplace"
+    ).decode()  # bytes of a non-UTF-8 path as \xNN: every file takes it

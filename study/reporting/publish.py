@@ -66,7 +66,9 @@ def publish(
         if notes and is_grid and group in by_grid:
             save_grid_note(study, by_grid[group], page.absolute())
         elif stored.is_ours(attrs) and group in by_group and not is_grid:
-            save_verdict_note(study, by_group[group], page.absolute())  # not resolved: report/ is a link to each new copy
+            save_verdict_note(
+                study, by_group[group], page.absolute()
+            )  # not resolved: report/ is a link to each new copy
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         upload_report_files(every, page.parent, artifact_dir)

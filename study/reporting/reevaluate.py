@@ -105,7 +105,9 @@ def reevaluate_together(
             study_runs.append(result)
         on_seed(done, len(seed_list))
     for study, (trial, chosen_params), results in zip(studies, choices, runs):
-        study.set_user_attr(REEVALUATION, _record(trial, chosen_params, study.user_attrs, results, steps_per_epoch))
+        study.set_user_attr(
+            REEVALUATION, _record(trial, chosen_params, study.user_attrs, results, steps_per_epoch)
+        )
 
 
 def _stored_workload(name: str) -> Workload:
@@ -178,7 +180,6 @@ def _record(
         "seeds": [result.config.seed for result in results],
         "splits": SPLITS,
         "runs": [
-            {**run_record(result, target, metric), "test_metric": result.test_metric}
-            for result in results
+            {**run_record(result, target, metric), "test_metric": result.test_metric} for result in results
         ],
     }

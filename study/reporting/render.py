@@ -121,7 +121,9 @@ def tuning_luck_line(section: Section) -> str:
 def _tuning_lines(section: Section) -> list[str]:
     """What tuning says beyond the verdicts: how forgiving, at a range edge, how many trials."""
     lines, metric, margin = [], section.metric, section.margin
-    ranking = section.ranking.dropna(subset=["lr_band_decades"]) if "lr_band_decades" in section.ranking else []
+    ranking = (
+        section.ranking.dropna(subset=["lr_band_decades"]) if "lr_band_decades" in section.ranking else []
+    )
     if len(ranking) > 1:
         ordered = ranking.sort_values(["lr_band_decades", "family"], ascending=[False, True])
         widest, narrowest = ordered.iloc[0], ordered.iloc[-1]
@@ -182,14 +184,20 @@ def _speed_line(section: Section, reached: pd.DataFrame, worse: int) -> str:
     )
     if others and not kept:
         return f"The reference, {reference}, {how}; every other family is worse than it."
-    among = f" among the reference and the {_count(kept, 'family', 'families')} not worse than it" if worse else ""
+    among = (
+        f" among the reference and the {_count(kept, 'family', 'families')} not worse than it"
+        if worse
+        else ""
+    )
     return f"Fastest to converge{among}: {fastest['family']}, which {how}."
 
 
 def _band(row: pd.Series, repeats: int) -> str:
     width = f"{row['lr_band_decades']:.2f} decades"
     if repeats > 1 and np.isfinite(row["lr_band_ci_low"]):
-        return f"{width} (95% CI {row['lr_band_ci_low']:.2f} to {row['lr_band_ci_high']:.2f} over tuning runs)"
+        return (
+            f"{width} (95% CI {row['lr_band_ci_low']:.2f} to {row['lr_band_ci_high']:.2f} over tuning runs)"
+        )
     return width
 
 
@@ -331,7 +339,10 @@ def _ranking_tables(section: Section) -> list[tuple[str, pd.DataFrame]]:
         ]
     return [
         ("Ranking (re-evaluated on the test split)", _without_constant_columns(ranking)),
-        ("What tuning found, and how its trials ended", _without_constant_columns(_display(section.ranking, tuning))),
+        (
+            "What tuning found, and how its trials ended",
+            _without_constant_columns(_display(section.ranking, tuning)),
+        ),
     ]
 
 
@@ -383,12 +394,18 @@ def _budget_shown(section: Section) -> tuple[str, pd.DataFrame]:
 
     def cell(row: pd.Series) -> str:
         value = f"{row['expected_best']:.4f}"
-        return f"{value} ({row['ci_low']:.4f} to {row['ci_high']:.4f})" if np.isfinite(row["ci_low"]) else value
+        return (
+            f"{value} ({row['ci_low']:.4f} to {row['ci_high']:.4f})" if np.isfinite(row["ci_low"]) else value
+        )
 
-    cells = budget.assign(cell=budget.apply(cell, axis=1)).pivot(index="family", columns="trials", values="cell")
+    cells = budget.assign(cell=budget.apply(cell, axis=1)).pivot(
+        index="family", columns="trials", values="cell"
+    )
     cells = cells.reindex([f for f in section.order if f in cells.index])
     cells.columns = [f"{k} trials" for k in cells.columns]
-    title = f"How many trials each family needs: expected best validation {metric.label} after k trials{covers}"
+    title = (
+        f"How many trials each family needs: expected best validation {metric.label} after k trials{covers}"
+    )
     return title, cells.reset_index()
 
 
@@ -552,7 +569,9 @@ def _protocols(grids: Sequence[GridSection], sections: Sequence[Section]) -> str
     return " ".join(said)
 
 
-def _write_grid_pages(grids: Sequence[GridSection], report: Path, made_by: str) -> tuple[list[str], list[str], list[str]]:
+def _write_grid_pages(
+    grids: Sequence[GridSection], report: Path, made_by: str
+) -> tuple[list[str], list[str], list[str]]:
     """The grid protocol's part of the page and summary, first: the answer across workloads
     (with its figure and table), then each workload's section; returns (html parts, markdown
     parts, the answer's lines)."""
@@ -560,7 +579,12 @@ def _write_grid_pages(grids: Sequence[GridSection], report: Path, made_by: str) 
     placement = placement_frame(grids)
     if placement is not None:
         answer = grid_render.answer(grids, placement)
-        image = png_bytes(figures.grid_answer({s.workload: (s.verdicts, s.margin, s.metric) for s in grids if len(s.verdicts)}), made_by)
+        image = png_bytes(
+            figures.grid_answer(
+                {s.workload: (s.verdicts, s.margin, s.metric) for s in grids if len(s.verdicts)}
+            ),
+            made_by,
+        )
         output.write_file(report / "answer.png", image)
         output.write_file(report / "placement.csv", _csv(placement, made_by))
         shown = grid_render.placement_shown(placement)
@@ -569,22 +593,30 @@ def _write_grid_pages(grids: Sequence[GridSection], report: Path, made_by: str) 
             + f'<figure><img src="data:image/png;base64,{base64.b64encode(image).decode()}" alt="answer"><figcaption>'
             + html.escape(ANSWER_CAPTION) + "</figcaption></figure>" + shown.to_html(index=False, na_rep="-")
         )  # fmt: skip
-        markdown_parts.append("## The answer\n\n" + "\n\n".join(answer) + "\n\n" + shown.to_markdown(index=False) + "\n")
+        markdown_parts.append(
+            "## The answer\n\n" + "\n\n".join(answer) + "\n\n" + shown.to_markdown(index=False) + "\n"
+        )
     for done, section in enumerate(grids, start=1):
         print(f"drawing the report: {section.name} ({done} of {len(grids)})", file=sys.stderr, flush=True)
         images = {}
         if len(section.sensitivity):
             order = section.order or sorted(set(section.sensitivity["family"]))
-            figure = figures.grid_sensitivity(section.points, section.choices, order, section.metric, section.margin)
+            figure = figures.grid_sensitivity(
+                section.points, section.choices, order, section.metric, section.margin
+            )
             images["sensitivity"] = png_bytes(figure, made_by)
         for name, image in images.items():
             output.write_file(report / f"{file_stem(section.name)}-{name}.png", image)
         for name in ("verdicts", "choices", "sensitivity", "evaluation"):
-            output.write_file(report / f"{file_stem(section.name)}-{name}.csv", _csv(getattr(section, name), made_by))
+            output.write_file(
+                report / f"{file_stem(section.name)}-{name}.csv", _csv(getattr(section, name), made_by)
+            )
         encoded = {name: base64.b64encode(image).decode() for name, image in images.items()}
         html_parts.append(grid_render.html_section(section, encoded))
         markdown_parts.append(grid_render.markdown_section(section))
-        answer += [f"{section.workload} with {section.optimizer} (grid): " + " ".join(grid_render.headline(section))]
+        answer += [
+            f"{section.workload} with {section.optimizer} (grid): " + " ".join(grid_render.headline(section))
+        ]
     return html_parts, markdown_parts, answer
 
 

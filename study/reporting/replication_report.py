@@ -37,7 +37,9 @@ def _shown(table: pd.DataFrame) -> pd.DataFrame:
     return table.map(lambda value: float(f"{value:.4g}") if isinstance(value, float) else value)
 
 
-def _budget_line(experiments: Sequence[Experiment], studies: Sequence[optuna.Study], runs: pd.DataFrame) -> str:
+def _budget_line(
+    experiments: Sequence[Experiment], studies: Sequence[optuna.Study], runs: pd.DataFrame
+) -> str:
     trials = min(len(s.get_trials(deepcopy=False)) for s in studies)
     lengths = ", ".join(str(epochs) for epochs in sorted({e.epochs for e in experiments}))
     repeats = 1 + max(e.repeat for e in experiments)

@@ -44,9 +44,13 @@ class Section:
     tuning_variance: pd.DataFrame = field(default_factory=pd.DataFrame)  # with --repeats > 1
     repeats: int = 1
     edges: pd.DataFrame = field(default_factory=pd.DataFrame)  # tuned values at a search-range edge
-    lr_bands: pd.DataFrame = field(default_factory=pd.DataFrame)  # per tuning run: the LR band within the margin
+    lr_bands: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # per tuning run: the LR band within the margin
     budget: pd.DataFrame = field(default_factory=pd.DataFrame)  # expected best after k trials
-    tuning_luck: pd.DataFrame = field(default_factory=pd.DataFrame)  # the spread split by source (repeats > 1)
+    tuning_luck: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # the spread split by source (repeats > 1)
 
     @property
     def name(self) -> str:
@@ -60,7 +64,11 @@ class Section:
     @property
     def reference(self) -> str:
         """The family the others are tested against: the pairwise table's, or the only one."""
-        return str(self.pairwise["reference"].iloc[0]) if len(self.pairwise) else str(self.ranking["family"].iloc[0])
+        return (
+            str(self.pairwise["reference"].iloc[0])
+            if len(self.pairwise)
+            else str(self.ranking["family"].iloc[0])
+        )
 
     @property
     def order(self) -> list[str]:
@@ -77,7 +85,11 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     every = studies
     studies = [study for study in every if not stored.stored_experiment(study.user_attrs).repeat]
     attrs = studies[0].user_attrs
-    first, metric, facts = stored.stored_experiment(attrs), stored.stored_metric(attrs), stored.stored_workload_facts(attrs)
+    first, metric, facts = (
+        stored.stored_experiment(attrs),
+        stored.stored_metric(attrs),
+        stored.stored_workload_facts(attrs),
+    )
     margin = facts["margin"] if margin is None else margin
     reevaluation = analysis.reevaluation_frame(every)
     several = analysis.several_tuning_runs(reevaluation)
@@ -91,7 +103,9 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     repeats = int(reevaluation["repeat"].nunique()) if len(reevaluation) else 1
     edges, lr_bands = tuning.range_edges_frame(every), tuning.lr_band_frame(trials, metric, margin)
     ranking = analysis.ranking_table(reevaluation, trials, hyperparameters, metric)
-    ranking = _with_tuning_columns(ranking, tuning.forgiveness_table(lr_bands), tuning.edge_notes(edges, repeats))
+    ranking = _with_tuning_columns(
+        ranking, tuning.forgiveness_table(lr_bands), tuning.edge_notes(edges, repeats)
+    )
     return Section(
         workload=first.workload,
         optimizer=attrs[stored.OPTIMIZER_LABEL],
@@ -120,7 +134,9 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     )
 
 
-def _with_tuning_columns(ranking: pd.DataFrame, forgiveness: pd.DataFrame, edges: dict[str, str]) -> pd.DataFrame:
+def _with_tuning_columns(
+    ranking: pd.DataFrame, forgiveness: pd.DataFrame, edges: dict[str, str]
+) -> pd.DataFrame:
     """The ranking with how forgiving each family is (its LR band, with an interval over tuning
     runs) and where its tuned values sit at a search-range edge."""
     if not len(ranking):
@@ -144,7 +160,9 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str, str],
                 f"{', '.join(missing)}); sweep again into a new --out/--storage to report on it"
             )
         if problem := damaged_trial(study, attrs):
-            raise UsageError(f"study {study.study_name!r} holds a trial this project did not write: {problem}")
+            raise UsageError(
+                f"study {study.study_name!r} holds a trial this project did not write: {problem}"
+            )
         protocol = stored.stored_experiment(attrs).protocol
         groups.setdefault((attrs[stored.WORKLOAD], attrs[stored.OPTIMIZER_LABEL], protocol), []).append(study)
     return groups
@@ -171,7 +189,9 @@ def recommendation(sections: Sequence[Section]) -> recommend.Recommendation | No
     )
 
 
-def cross_workload_frame(sections: Sequence[Section], picked: recommend.Recommendation) -> pd.DataFrame | None:
+def cross_workload_frame(
+    sections: Sequence[Section], picked: recommend.Recommendation
+) -> pd.DataFrame | None:
     """With two or more compared sections: every family's verdict and gap on each, its worst gap,
     how forgiving it is (LR band decades, averaged over workloads), how often the recommendation
     rule (``picked``, the sections' ``recommendation``) picks it, and its AlgoPerf profile score
@@ -216,7 +236,9 @@ def damaged_trial(study: optuna.Study, attrs: dict) -> str | None:
     from objectives.objective import member_from_params
 
     experiment = stored.stored_experiment(attrs)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):  # a failed one may hold what failed it
+    for trial in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+    ):  # a failed one may hold what failed it
         if trial.values is not None and len(trial.values) != len(study.directions):
             return f"trial {trial.number} has {len(trial.values)} values for {len(study.directions)} objective(s)"
         try:

@@ -56,13 +56,17 @@ def _undefined(method: str, estimate: float, n: int, why: str) -> Difference:
     return Difference(method, estimate, nan, nan, nan, nan, n, nan, nan, why)
 
 
-def _tests(method: str, estimate: float, se: float, df: float, margin: float, n: int, sd: float) -> Difference:
+def _tests(
+    method: str, estimate: float, se: float, df: float, margin: float, n: int, sd: float
+) -> Difference:
     from scipy import stats  # here, not at the top: the sweep's summary table does not need it (1.2 s)
 
     half = stats.t.ppf(1 - SIGNIFICANCE / 2, df) * se
     p = 2 * stats.t.sf(abs(estimate) / se, df)
     p_equivalent = max(stats.t.sf((estimate + margin) / se, df), stats.t.sf((margin - estimate) / se, df))
-    return Difference(method, estimate, estimate - half, estimate + half, float(p), float(p_equivalent), n, sd, df)
+    return Difference(
+        method, estimate, estimate - half, estimate + half, float(p), float(p_equivalent), n, sd, df
+    )
 
 
 def paired_t(differences: np.ndarray, margin: float) -> Difference:
@@ -102,7 +106,9 @@ def welch(groups: Sequence[np.ndarray], weights: Sequence[float], margin: float)
     estimate, se, df = welch_contrast(groups, weights)
     n = min(len(g) for g in groups)
     if math.isnan(se):
-        return _undefined(WELCH_RUNS, estimate, n, f"{n} tuning run(s) in a group: Welch's t needs two or more")
+        return _undefined(
+            WELCH_RUNS, estimate, n, f"{n} tuning run(s) in a group: Welch's t needs two or more"
+        )
     if not se > 0:
         return _undefined(WELCH_RUNS, estimate, n, "every tuning run ended the same: no spread to test")
     return _tests(WELCH_RUNS, estimate, se, df, margin, n, se * math.sqrt(n))
@@ -219,7 +225,9 @@ class Placement:
         ]  # fmt: skip
 
 
-def place(differences: Sequence[Sequence[Difference | None]], signs: Sequence[float], margins: Sequence[float]) -> Placement:
+def place(
+    differences: Sequence[Sequence[Difference | None]], signs: Sequence[float], margins: Sequence[float]
+) -> Placement:
     """Families (rows) across workloads (columns), each cell the family minus that workload's
     reference (``None`` where the family is the reference), aggregated over the workloads before
     testing, so that the correction is over the families only:
@@ -270,7 +278,12 @@ def _anova_components(y: np.ndarray) -> np.ndarray:
     ms_run = s * ((cell - family) ** 2).sum(axis=(-3, -2, -1)) / (f * (r - 1))
     ms_seed = f * r * ((seed - grand) ** 2).sum(axis=(-3, -2, -1)) / (s - 1)
     ms_residual = ((y - cell - seed + grand) ** 2).sum(axis=(-3, -2, -1)) / ((f * r - 1) * (s - 1))
-    parts = [(ms_family - ms_run) / (r * s), (ms_run - ms_residual) / s, (ms_seed - ms_residual) / (f * r), ms_residual]
+    parts = [
+        (ms_family - ms_run) / (r * s),
+        (ms_run - ms_residual) / s,
+        (ms_seed - ms_residual) / (f * r),
+        ms_residual,
+    ]
     return np.maximum(np.stack(parts, axis=-1), 0.0)
 
 

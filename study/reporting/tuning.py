@@ -31,7 +31,10 @@ at 0 (no warmup, say): nothing lies below it."""
 def edge_position(value: float, distribution: BaseDistribution) -> float | None:
     """Where ``value`` lies in a numeric search range, 0 at its low end and 1 at its high end, on
     the scale it was searched on; None for a categorical parameter or a range of one point."""
-    if not isinstance(distribution, (FloatDistribution, IntDistribution)) or distribution.high == distribution.low:
+    if (
+        not isinstance(distribution, (FloatDistribution, IntDistribution))
+        or distribution.high == distribution.low
+    ):
         return None
     scale = math.log if distribution.log else float
     low, high = scale(distribution.low), scale(distribution.high)
@@ -53,7 +56,11 @@ def range_edges_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         for param, value in record["params"].items():
             distribution = best.distributions[param]
             position = edge_position(value, distribution)
-            if position is None or EDGE <= position <= 1 - EDGE or (position < EDGE and distribution.low == 0):
+            if (
+                position is None
+                or EDGE <= position <= 1 - EDGE
+                or (position < EDGE and distribution.low == 0)
+            ):
                 continue
             rows.append({"family": experiment.family, "repeat": experiment.repeat, "param": param, "value": value,
                          "low": distribution.low, "high": distribution.high,
@@ -108,7 +115,14 @@ def forgiveness_table(bands: pd.DataFrame) -> pd.DataFrame:
         widths = runs["decades"].to_numpy(dtype=float)
         low, high = t_interval(widths)
         low = max(low, 0.0) if np.isfinite(low) else low
-        rows.append({"family": family, "lr_band_decades": widths.mean(), "lr_band_ci_low": low, "lr_band_ci_high": high})
+        rows.append(
+            {
+                "family": family,
+                "lr_band_decades": widths.mean(),
+                "lr_band_ci_low": low,
+                "lr_band_ci_high": high,
+            }
+        )
     table = pd.DataFrame(rows, columns=["family", "lr_band_decades", "lr_band_ci_low", "lr_band_ci_high"])
     return table.sort_values(["lr_band_decades", "family"], ascending=[False, True]).reset_index(drop=True)
 
@@ -132,11 +146,21 @@ def budget_table(trials: pd.DataFrame, metric: Metric, budgets: Sequence[int] = 
         for k in [b for b in budgets if b < fewest] + [fewest]:
             values = np.array([curve[k] for curve in per_run.values()])
             low, high = t_interval(values, metric.bounds)
-            rows.append({"family": family, "trials": k, "expected_best": values.mean(), "ci_low": low, "ci_high": high})
+            rows.append(
+                {
+                    "family": family,
+                    "trials": k,
+                    "expected_best": values.mean(),
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return pd.DataFrame(rows, columns=["family", "trials", "expected_best", "ci_low", "ci_high"])
 
 
-def within_margin_at(budget: pd.DataFrame, reference: str, trials: int, metric: Metric, margin: float) -> list[str]:
+def within_margin_at(
+    budget: pd.DataFrame, reference: str, trials: int, metric: Metric, margin: float
+) -> list[str]:
     """The families (the reference left out) whose expected best after ``trials`` trials is within
     ``margin`` of the reference's after as many, or better."""
     at = budget[budget["trials"] == trials].set_index("family")["expected_best"]

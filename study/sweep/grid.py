@@ -50,7 +50,9 @@ class AskAndTellGridSampler(optuna.samplers.GridSampler):
 
 def grid_sampler(experiment: Experiment) -> optuna.samplers.GridSampler:
     """The study's sampler; seeded, so the order it hands the points out in is reproducible."""
-    return AskAndTellGridSampler(search_space(experiment), seed=sampler_seed(experiment.seed, experiment.study_name, 0))
+    return AskAndTellGridSampler(
+        search_space(experiment), seed=sampler_seed(experiment.seed, experiment.study_name, 0)
+    )
 
 
 def point_of(trial: FrozenTrial) -> Point:
@@ -92,7 +94,11 @@ def grid_target(study: optuna.Study, experiment: Experiment, *, enqueue: bool = 
     wanted = {(lr, seed) for lr in wanted_lrs(study, experiment) for seed in seeds}
     trials = study.get_trials(deepcopy=False)
     finished = {point for t in trials if counts_as_finished(t) and (point := _claimed(t))}
-    held = {point for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING) and (point := _claimed(t))}
+    held = {
+        point
+        for t in trials
+        if t.state in (TrialState.RUNNING, TrialState.WAITING) and (point := _claimed(t))
+    }
     assigned = {point for t in trials if GRID_ID in t.system_attrs and (point := _claimed(t))}
     unassigned = {(lr, seed) for lr in lattice(*experiment.lr_range) for seed in seeds} - assigned
     for lr, seed in sorted(wanted - finished - held - unassigned) if enqueue else ():

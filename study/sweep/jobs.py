@@ -87,7 +87,9 @@ def sweep(
     """Top every experiment's study up to ``settings.trials``: in ``jobs`` worker processes where
     there are several jobs and studies (``run_sweep_in_processes``), else in this process."""
     if jobs > 1 and len(experiments) > 1:
-        return run_sweep_in_processes(storage, workload, experiments, data, settings, jobs=jobs, run_command=run_command)
+        return run_sweep_in_processes(
+            storage, workload, experiments, data, settings, jobs=jobs, run_command=run_command
+        )
     return run_sweep(
         storage, workload, experiments, data, trials=settings.trials, pruner=settings.pruner,
         population=settings.population, device=settings.device,
@@ -194,7 +196,8 @@ class Shown:
 
     def update(self) -> None:
         targets = {
-            s.study_name: target(s, e, self.trials, enqueue=False) for s, e in zip(self.studies, self.experiments)
+            s.study_name: target(s, e, self.trials, enqueue=False)
+            for s, e in zip(self.studies, self.experiments)
         }
         self.progress.grow(sum(targets.values()))
         for study in self.studies:

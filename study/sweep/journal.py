@@ -55,6 +55,7 @@ left by a dead writer of ours is told from a stock writer's by its inode."""
 GRACE_S = 30.0
 """A stock writer's lock unchanged this long is broken, as Optuna's own locks do (their default)."""
 
+
 class OpCode(enum.IntEnum):
     """The journal's op codes this module acts on, by name. Optuna's own enum of them
     (``JournalOperation``) is private: a test checks each of these against what a stock
@@ -144,7 +145,9 @@ class JournalLock:
                 continue  # released just now
             if stat.S_ISDIR(held.st_mode):  # no writer makes one: never to be waited for, nor broken
                 raise IsADirectoryError(
-                    errno.EISDIR, "a directory stands where the journal's lock file goes; remove it", str(self.optuna_lock)
+                    errno.EISDIR,
+                    "a directory stands where the journal's lock file goes; remove it",
+                    str(self.optuna_lock),
                 )
             if _same_inode(held, ours):
                 _break_lock(self.optuna_lock)  # a dead writer's of ours: we hold the queue
@@ -457,7 +460,9 @@ class Journal(JournalStorage):
             if param_name is None or distribution is None:
                 return
             study_id = self._study_of(trial_id, trial.number)
-            earlier = (t for t in self.get_all_trials(study_id, deepcopy=False) if param_name in t.distributions)
+            earlier = (
+                t for t in self.get_all_trials(study_id, deepcopy=False) if param_name in t.distributions
+            )
             if (first := next(earlier, None)) is not None:
                 check_distribution_compatibility(first.distributions[param_name], distribution)
 
@@ -485,7 +490,9 @@ class ReadOnlyJournalFile(BaseJournalBackend):
         self.path = path
 
     def data(self) -> bytes:
-        return lzma.decompress(self.path.read_bytes()) if self.path.suffix == ".xz" else self.path.read_bytes()
+        return (
+            lzma.decompress(self.path.read_bytes()) if self.path.suffix == ".xz" else self.path.read_bytes()
+        )
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
         data = self.data()

@@ -165,7 +165,9 @@ class _Reported:
         return max(self.intermediate_values) if self.intermediate_values else None
 
 
-def replay_median_pruner(trials: Sequence[FrozenTrial], direction: StudyDirection, epochs: int, population: int) -> dict[int, int]:
+def replay_median_pruner(
+    trials: Sequence[FrozenTrial], direction: StudyDirection, epochs: int, population: int
+) -> dict[int, int]:
     """The trials of a study run without pruning that the default median pruner would have
     stopped, with the step at which, had the same curves been trained in populations of
     ``population`` in trial-number order (how one worker sweeps; the sampler's choices, which
@@ -181,11 +183,16 @@ def replay_median_pruner(trials: Sequence[FrozenTrial], direction: StudyDirectio
         members = finished[start : start + population]
         for step in sorted({s for t in members for s in t.intermediate_values}):
             seen = [
-                _Reported(t.number, {s: v for s, v in t.intermediate_values.items() if s <= stopped.get(t.number, step)})
+                _Reported(
+                    t.number,
+                    {s: v for s, v in t.intermediate_values.items() if s <= stopped.get(t.number, step)},
+                )
                 for t in members
             ]
             judged = [view for view in seen if view.number not in stopped and view.last_step == step]
             for number in pruner._judge(judged, completed, seen, direction):
                 stopped[number] = step
-        completed += [_Reported(t.number, dict(t.intermediate_values)) for t in members if t.number not in stopped]
+        completed += [
+            _Reported(t.number, dict(t.intermediate_values)) for t in members if t.number not in stopped
+        ]
     return stopped

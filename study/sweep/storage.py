@@ -62,7 +62,9 @@ def open_storage(
     if problem := storage_problem(spec):
         raise UsageError(problem)
     if is_archive(spec) and not read_only:
-        raise UsageError(f"{spec} is an archived journal: python -m study.report reads it; to sweep on, decompress it (xz -dk)")
+        raise UsageError(
+            f"{spec} is an archived journal: python -m study.report reads it; to sweep on, decompress it (xz -dk)"
+        )
     if is_database_url(spec):
         return _open_database(spec, heartbeat)
     if read_only:

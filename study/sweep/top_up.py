@@ -239,7 +239,11 @@ def top_up_study(
         wanted = target(study, experiment, trials)
         for finished in _top_up(storage, study, experiment, workload, data, wanted, population, device, wait):
             yield finished, wanted
-        if not experiment.is_grid or finished_count(study) < wanted or target(study, experiment, trials) == wanted:
+        if (
+            not experiment.is_grid
+            or finished_count(study) < wanted
+            or target(study, experiment, trials) == wanted
+        ):
             return  # done, or peers hold the rest (not waiting)
 
 

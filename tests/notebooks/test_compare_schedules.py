@@ -57,7 +57,9 @@ def test_notebook_reproduces_the_tables_and_figures(
     assert "test_metric" in html and "verdict" in html  # the ranking and the pairwise table
     text = "".join(output.get("data", {}).get("text/markdown", "") for output in outputs)
     assert "Reference (chosen by validation accuracy" in text
-    assert "grid protocol" in text and "Reference: " in text and "at base LR" in text  # the grid's answer first
+    assert (
+        "grid protocol" in text and "Reference: " in text and "at base LR" in text
+    )  # the grid's answer first
     assert text.index("grid protocol") < text.index("Reference (chosen by validation accuracy")
     streams = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
     assert "Warning" not in streams, streams  # a clean run prints no warning

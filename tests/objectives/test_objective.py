@@ -54,7 +54,10 @@ def test_trial_reports_every_epoch_and_stores_its_curve() -> None:
     assert trial.user_attrs["diverged"] is False
     reached = trial.user_attrs["epochs_to_target"]
     if reached is None:
-        assert max(curve["val_acc"]) < get_workload("moons").target and trial.user_attrs["seconds_to_target"] is None
+        assert (
+            max(curve["val_acc"]) < get_workload("moons").target
+            and trial.user_attrs["seconds_to_target"] is None
+        )
     else:
         assert (
             curve["val_acc"][reached - 1]
@@ -111,7 +114,13 @@ def test_schedule_free_sgd_searches_its_own_base_lr_range() -> None:
     assert dataclasses.replace(sgd, lr_range=(0.1, 0.2)).base_lr_bounds == (0.1, 0.2)
 
 
-FIXED = Experiment(**{**EXPERIMENT.__dict__, "family": "wsd", "fixed": (("cooldown_fraction", 0.1), ("cooldown_shape", "1-sqrt"))})
+FIXED = Experiment(
+    **{
+        **EXPERIMENT.__dict__,
+        "family": "wsd",
+        "fixed": (("cooldown_fraction", 0.1), ("cooldown_shape", "1-sqrt")),
+    }
+)
 
 
 def test_a_fixed_knob_is_not_searched_but_stored_with_every_trial_and_trained_with() -> None:
@@ -120,7 +129,9 @@ def test_a_fixed_knob_is_not_searched_but_stored_with_every_trial_and_trained_wi
     for trial in study.get_trials():
         assert trial.params["cooldown_fraction"] == 0.1 and trial.params["cooldown_shape"] == "1-sqrt"
     assert len({trial.params["warmup_fraction"] for trial in study.get_trials()}) == 5  # the rest is searched
-    assert {(m.schedule_kwargs["cooldown_fraction"], m.schedule_kwargs["cooldown_shape"]) for m in members} == {(0.1, "1-sqrt")}
+    assert {
+        (m.schedule_kwargs["cooldown_fraction"], m.schedule_kwargs["cooldown_shape"]) for m in members
+    } == {(0.1, "1-sqrt")}
 
 
 def test_fixed_knobs_name_their_own_study_and_an_unknown_knob_is_refused() -> None:

@@ -19,7 +19,9 @@ NATIVE = has_native_bf16(torch.device("cpu"))
 def _val_losses(precision: str) -> np.ndarray:
     workload = get_workload("digits")
     member = MemberConfig(optimizer="sgd", lr=0.05, family="cosine", schedule_kwargs={}, seed=1)
-    [result] = train(workload, load_splits(workload, 0), [member], epochs=2, batch_size=32, precision=precision)
+    [result] = train(
+        workload, load_splits(workload, 0), [member], epochs=2, batch_size=32, precision=precision
+    )
     return np.array(result.curve.val_loss)
 
 
@@ -30,10 +32,14 @@ def test_bf16_computes_in_bfloat16_and_trains_as_fp32_does_within_its_rounding()
     assert bf16 == pytest.approx(fp32, rel=0.05)  # 8 bits of mantissa, not another model
 
 
-def test_bf16_without_native_hardware_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, run_cli, tmp_path) -> None:
+def test_bf16_without_native_hardware_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, run_cli, tmp_path
+) -> None:
     monkeypatch.setattr(training, "has_native_bf16", lambda device: False)
     code, _, err = run_cli("run", "--precision", "bf16", "--trials", "2", "--out", str(tmp_path / "out"))
-    assert code == 2 and "--precision bf16 needs native bfloat16" in err and len(err.strip().splitlines()) == 1
+    assert (
+        code == 2 and "--precision bf16 needs native bfloat16" in err and len(err.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "out").exists()
 
 

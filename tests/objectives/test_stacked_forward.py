@@ -58,7 +58,12 @@ def test_training_forward_is_each_member_on_its_own_inputs(name: str) -> None:
     "layers",
     [
         lambda: [nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)],  # ReLU in place on the product
-        lambda: [nn.Linear(4, 6), nn.Tanh(), nn.ReLU(), nn.Linear(6, 3)],  # not on tanh's output, which its backward needs
+        lambda: [
+            nn.Linear(4, 6),
+            nn.Tanh(),
+            nn.ReLU(),
+            nn.Linear(6, 3),
+        ],  # not on tanh's output, which its backward needs
         lambda: [nn.Linear(4, 6), nn.Dropout(0.0), nn.ReLU(), nn.Linear(6, 3)],
     ],
 )
@@ -73,6 +78,8 @@ def test_mlp_gradients_are_each_members_own(layers: Callable[[], list[nn.Module]
     names = list(params)
     stacked = torch.autograd.grad(train(params, buffers, x).square().sum(), [params[n] for n in names])
     for member, model in enumerate(models):
-        alone = torch.autograd.grad(model(x[member]).square().sum(), [dict(model.named_parameters())[n] for n in names])
+        alone = torch.autograd.grad(
+            model(x[member]).square().sum(), [dict(model.named_parameters())[n] for n in names]
+        )
         for got, want in zip(stacked, alone):
             torch.testing.assert_close(got[member], want, rtol=1e-5, atol=1e-6)

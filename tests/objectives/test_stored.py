@@ -54,7 +54,9 @@ def test_a_stored_curve_reads_one_attribute_per_quantity() -> None:
 
 def test_fixed_knobs_are_stored_only_when_set_and_read_back() -> None:
     fixed = Experiment(**{**EXPERIMENT.__dict__, "family": "wsd", "fixed": (("cooldown_shape", "linear"),)})
-    attrs = json.loads(json.dumps(study_attrs(fixed, get_workload(fixed.workload))))  # as a storage keeps them
+    attrs = json.loads(
+        json.dumps(study_attrs(fixed, get_workload(fixed.workload)))
+    )  # as a storage keeps them
     assert attrs["fixed"] == [["cooldown_shape", "linear"]]
     assert stored_experiment(attrs) == fixed
     plain = json.loads(json.dumps(study_attrs(EXPERIMENT, get_workload(EXPERIMENT.workload))))

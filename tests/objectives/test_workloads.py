@@ -75,8 +75,14 @@ def test_mnist1d_is_generated_offline_identically_and_leaves_global_randomness_a
     assert [len(first.y_train), len(first.y_val), len(first.y_test)] == [3200, 800, 20_000]
     assert torch.bincount(first.y_test).tolist() == [2000] * 10
     official = __import__("mnist1d.data", fromlist=["make_dataset"]).make_dataset()
-    assert np.allclose(np.sort(np.concatenate([first.x_train, first.x_val]), axis=0), np.sort(official["x"], axis=0), atol=1e-6)
-    assert not np.isin(first.x_test[:, 0].numpy(), official["x_test"][:, 0]).any(), "not the official test set"
+    assert np.allclose(
+        np.sort(np.concatenate([first.x_train, first.x_val]), axis=0),
+        np.sort(official["x"], axis=0),
+        atol=1e-6,
+    )
+    assert not np.isin(first.x_test[:, 0].numpy(), official["x_test"][:, 0]).any(), (
+        "not the official test set"
+    )
     assert first.x_train.shape[1:] == (40,)
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         assert torch.equal(getattr(first, name), getattr(second, name))

@@ -22,7 +22,9 @@ class ProjectJournalFile(JournalFile):
 
     def __init__(self, file_path: str, lock_obj: Any = None) -> None:
         super().__init__(Path(file_path))
-        if os.environ.get("LR_STUDY_HELD") == "1":  # as inside ``holding()`` for the file's whole life, in the
+        if (
+            os.environ.get("LR_STUDY_HELD") == "1"
+        ):  # as inside ``holding()`` for the file's whole life, in the
             self._held, self._holder = [], threading.get_ident()  # thread that made it; others write at once
 
 

@@ -421,7 +421,9 @@ def test_by_tuning_run_the_comparison_is_welchs_as_statsmodels_computes_it() -> 
     assert d.estimate == pytest.approx(a.mean() - b.mean()) and d.method == statistics.WELCH_RUNS
     assert (d.low, d.high) == pytest.approx(reference.tconfint_diff(alpha=0.05, usevar="unequal"), rel=1e-12)
     assert d.p_value == pytest.approx(reference.ttest_ind(usevar="unequal")[1], rel=1e-12)
-    assert d.p_equivalent == pytest.approx(reference.ttost_ind(-margin, margin, usevar="unequal")[0], rel=1e-12)
+    assert d.p_equivalent == pytest.approx(
+        reference.ttost_ind(-margin, margin, usevar="unequal")[0], rel=1e-12
+    )
 
 
 def _tuned_runs(rng: np.random.Generator, gap: float, tuning_sd: float, seeds: int = 10) -> pd.DataFrame:
@@ -431,8 +433,13 @@ def _tuned_runs(rng: np.random.Generator, gap: float, tuning_sd: float, seeds: i
     tuned = {"ref": 0.95 + rng.normal(0, tuning_sd, 3), "b": 0.95 + gap + rng.normal(0, tuning_sd, 3)}
     return pd.DataFrame(
         [
-            {"family": family, "repeat": repeat, "seed": seed, "val_metric": 0.95 + (family == "ref"),
-             "test_metric": runs[repeat] + seed_effect[seed] + rng.normal(0, 0.004)}
+            {
+                "family": family,
+                "repeat": repeat,
+                "seed": seed,
+                "val_metric": 0.95 + (family == "ref"),
+                "test_metric": runs[repeat] + seed_effect[seed] + rng.normal(0, 0.004),
+            }
             for family, runs in tuned.items()
             for repeat in range(3)
             for seed in range(seeds)
@@ -446,7 +453,11 @@ def test_with_several_tuning_runs_the_pairwise_table_compares_their_means() -> N
     means = runs.groupby(["family", "repeat"])["test_metric"].mean()
     d = statistics.welch([means["b"].to_numpy(), means["ref"].to_numpy()], [1, -1], 0.005)
     assert [row[k] for k in ("difference", "ci_low", "ci_high", "p_value", "p_equivalent")] == [
-        d.estimate, d.low, d.high, d.p_value, d.p_equivalent
+        d.estimate,
+        d.low,
+        d.high,
+        d.p_value,
+        d.p_equivalent,
     ]
     assert row["reference"] == "ref" and analysis.several_tuning_runs(runs)
     assert not analysis.several_tuning_runs(runs[runs["repeat"] == 0])
@@ -510,14 +521,19 @@ def test_the_reference_of_a_tie_broken_only_by_rounding_goes_by_name() -> None:
     means = runs.groupby("family")["val_metric"].mean()
     assert means["wsd"] != means["warmup_linear"]  # rounding alone tells them apart
     assert analysis.reference_family(runs, ACCURACY) == "warmup_linear"
-    runs.loc[(runs["family"] == "wsd") & (runs["seed"] == 0), "val_metric"] += 1 / 360  # one more right of 21,600
+    runs.loc[(runs["family"] == "wsd") & (runs["seed"] == 0), "val_metric"] += (
+        1 / 360
+    )  # one more right of 21,600
     assert analysis.reference_family(runs, ACCURACY) == "wsd"
 
 
 def test_a_family_whose_seeds_mostly_miss_the_target_is_never_the_fastest() -> None:
     """Issue 37: the profile took medians over the seeds that reached the target only, so a family
     9 of whose 30 seeds reached it scored as fastest. A miss is infinitely slow, as in AlgoPerf."""
-    rows = [{"workload": "w", "family": "rarely", "seed": k, "steps_to_target": 100.0 if k < 9 else None} for k in range(30)]
+    rows = [
+        {"workload": "w", "family": "rarely", "seed": k, "steps_to_target": 100.0 if k < 9 else None}
+        for k in range(30)
+    ]
     rows += [{"workload": "w", "family": "always", "seed": k, "steps_to_target": 300.0} for k in range(30)]
     profile = analysis.performance_profile_frame(pd.DataFrame(rows), taus=[1.0, 4.0])
     shares = profile.set_index(["family", "tau"])["share"]

@@ -471,7 +471,21 @@ def test_a_name_over_the_file_systems_limit_is_one_line(run_cli, tmp_path: Path)
     """F5: an --out or --storage name of over 255 bytes was a 48-line OSError traceback."""
     long = tmp_path / ("x" * 300)
     for command, argv in (
-        ("run", ["--workload", "moons", "--epochs", "1", "--trials", "1", "--families", "constant", "--out", str(long)]),
+        (
+            "run",
+            [
+                "--workload",
+                "moons",
+                "--epochs",
+                "1",
+                "--trials",
+                "1",
+                "--families",
+                "constant",
+                "--out",
+                str(long),
+            ],
+        ),
         ("report", ["--storage", str(tmp_path / ("y" * 300 + ".journal")), "--out", str(tmp_path)]),
     ):
         code, _, err = run_cli(command, *argv)
@@ -492,7 +506,18 @@ def test_an_ascii_terminal_gets_the_answer_escaped_not_a_traceback(tmp_path: Pat
 def test_a_non_utf8_byte_in_the_output_path_still_reports(run_cli, tmp_path: Path) -> None:
     """F6: the PNGs' provenance text could not encode a path with a non-UTF-8 byte."""
     out = Path(os.fsdecode(bytes(tmp_path) + b"/out\xff"))
-    args = ["--workload", "moons", "--epochs", "1", "--trials", "2", "--families", "constant,cosine", "--seeds", "2"]
+    args = [
+        "--workload",
+        "moons",
+        "--epochs",
+        "1",
+        "--trials",
+        "2",
+        "--families",
+        "constant,cosine",
+        "--seeds",
+        "2",
+    ]
     code, _, err = run_cli("run", *args, "--out", str(out))
     assert code == 0, err
     assert (out / "report" / "index.html").is_file()

@@ -11,4 +11,6 @@ from tests.conftest import REPO
 def test_every_benchmark_command_imports_and_answers_help(command: str, run_cli) -> None:
     """A benchmark no test runs can rot unseen (study.bench once imported a function that had moved)."""
     code, out, _ = run_cli(command, "--help")
-    assert code == 0 and out.startswith("usage: python -m study.")  # bench_bookkeeping takes study.run's flags
+    assert code == 0 and out.startswith(
+        "usage: python -m study."
+    )  # bench_bookkeeping takes study.run's flags

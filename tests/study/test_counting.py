@@ -51,9 +51,13 @@ def test_cpu_attention_counts_as_its_cuda_twins_and_as_attention_by_products() -
     meta = lambda *shape: torch.empty(*shape, device="meta")
     cpu_forward = _flops(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
     cuda_forward = _flops(
-        lambda: aten._scaled_dot_product_flash_attention(*(meta(batch, heads, length, width) for _ in range(3)), 0.0, True)
+        lambda: aten._scaled_dot_product_flash_attention(
+            *(meta(batch, heads, length, width) for _ in range(3)), 0.0, True
+        )
     )
-    by_products = _flops(lambda: torch.softmax(q @ k.mT, -1) @ v)  # the same two products, uncounted mask aside
+    by_products = _flops(
+        lambda: torch.softmax(q @ k.mT, -1) @ v
+    )  # the same two products, uncounted mask aside
     assert cpu_forward == cuda_forward == by_products == 2 * 2 * batch * heads * length * length * width
 
     cpu_both = _flops(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward())
@@ -61,7 +65,16 @@ def test_cpu_attention_counts_as_its_cuda_twins_and_as_attention_by_products() -
     int_pair = lambda: torch.empty(2, dtype=torch.int64, device="meta")
     cuda_backward = _flops(
         lambda: aten._scaled_dot_product_flash_attention_backward(
-            *tensors, meta(batch, heads, length), None, None, length, length, 0.0, True, int_pair(), int_pair()
+            *tensors,
+            meta(batch, heads, length),
+            None,
+            None,
+            length,
+            length,
+            0.0,
+            True,
+            int_pair(),
+            int_pair(),
         )
     )
     assert cuda_backward > 0 and cpu_both - cpu_forward == cuda_backward  # the backward: five products

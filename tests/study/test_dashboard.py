@@ -98,12 +98,16 @@ def test_each_study_page_shows_its_family_figures(dashboard: str) -> None:
         assert all(len(g["graph_object"]) < 100_000 for g in study["plotly_graph_objects"]), "kept small"
 
 
-def test_each_study_note_gains_its_verdict_once_however_many_reports(dashboard: str, run_cli, tmp_path: Path) -> None:
+def test_each_study_note_gains_its_verdict_once_however_many_reports(
+    dashboard: str, run_cli, tmp_path: Path
+) -> None:
     """Read through the dashboard's HTTP API, as its page shows it; a second report replaces the
     verdict instead of adding another, and keeps the rest of the note."""
     code, _, err = run_cli("report", "--out", str(tmp_path))
     assert code == 0, err
-    page = (tmp_path / "report" / "index.html").absolute()  # the link that stays, not the copy it points to now
+    page = (
+        tmp_path / "report" / "index.html"
+    ).absolute()  # the link that stays, not the copy it points to now
     verdicts = []
     for summary in _get(f"{dashboard}/api/studies")["study_summaries"]:
         family = summary["study_name"].rsplit("-", 1)[1]
@@ -115,10 +119,17 @@ def test_each_study_note_gains_its_verdict_once_however_many_reports(dashboard: 
         verdicts.append(re.search(r"Verdict: \*\*(\w+)\*\*|is the reference", verdict).group(0))
     assert verdicts.count("is the reference") == 1 and len(verdicts) == len(FAMILIES)
     for shown in verdicts:
-        assert shown == "is the reference" or shown.split("**")[1] in ("worse", "better", "equivalent", "inconclusive")
+        assert shown == "is the reference" or shown.split("**")[1] in (
+            "worse",
+            "better",
+            "equivalent",
+            "inconclusive",
+        )
 
 
-def test_family_figures_keep_titles_and_labels_clear_of_the_toolbar_and_round_the_mean(dashboard: str) -> None:
+def test_family_figures_keep_titles_and_labels_clear_of_the_toolbar_and_round_the_mean(
+    dashboard: str,
+) -> None:
     summary = _get(f"{dashboard}/api/studies")["study_summaries"][0]
     study = _get(f"{dashboard}/api/studies/{summary['study_id']}?after=0")
     for graph in study["plotly_graph_objects"]:
@@ -126,7 +137,11 @@ def test_family_figures_keep_titles_and_labels_clear_of_the_toolbar_and_round_th
         assert layout["modebar"]["orientation"] == "v" and layout["title"]["x"] == 0.01
         assert all(a["xanchor"] == "left" for a in layout.get("annotations", [])), graph["id"]
     reevaluation = next(g for g in study["plotly_graph_objects"] if g["id"] == "reevaluation")
-    [mean] = [a["text"] for a in json.loads(reevaluation["graph_object"])["layout"]["annotations"] if a["text"].startswith("mean ")]
+    [mean] = [
+        a["text"]
+        for a in json.loads(reevaluation["graph_object"])["layout"]["annotations"]
+        if a["text"].startswith("mean ")
+    ]
     assert len(mean.split()[1].split(".")[1]) <= 4, f"{mean}: to the interval's precision, not 0.98333333"
 
 

@@ -88,7 +88,12 @@ def test_one_cycle_records_its_cycled_momentum(run_cli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "families"),
-    [("all,constant", "all"), ("constant, all", "all"), (" all", "all"), ("constant , cosine", ["constant", "cosine"])],
+    [
+        ("all,constant", "all"),
+        ("constant, all", "all"),
+        (" all", "all"),
+        ("constant , cosine", ["constant", "cosine"]),
+    ],
 )
 def test_all_anywhere_and_spaces_anywhere_read_the_same_way(text: str, families) -> None:
     """F12: 'all,constant' and ' all' were refused as unknown families while 'constant, cosine' passed."""

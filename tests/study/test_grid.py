@@ -79,7 +79,9 @@ def test_an_edge_best_extends_the_grid_one_point_at_a_time_up_to_a_decade() -> N
 def test_a_grid_study_trains_every_point_on_the_selection_seeds(tmp_path) -> None:
     storage = open_storage(str(tmp_path / "optuna.journal"))
     experiments = [_grid("constant", (0.1, 1.0)), _grid("cosine", (0.1, 1.0))]
-    studies = run_sweep(storage, MOONS, experiments, load_splits(MOONS, 0), trials=0, pruner="none", population=8)
+    studies = run_sweep(
+        storage, MOONS, experiments, load_splits(MOONS, 0), trials=0, pruner="none", population=8
+    )
     for study, experiment in zip(studies, experiments):
         assert study.study_name == f"moons-sgd-{experiment.family}-grid"
         points = {(t.params["lr"], t.params[SELECTION_SEED]) for t in study.trials}
@@ -136,7 +138,10 @@ def test_grid_sampler_marks_its_trials_as_the_sweep_assumes(tmp_path) -> None:
     assert sweep_grid.GRID_ID in study.trials[0].system_attrs
     study.enqueue_trial({"lr": 0.1, SELECTION_SEED: 0})
     queued = study.ask()
-    assert "fixed_params" in study.trials[1].system_attrs and sweep_grid.GRID_ID not in study.trials[1].system_attrs
+    assert (
+        "fixed_params" in study.trials[1].system_attrs
+        and sweep_grid.GRID_ID not in study.trials[1].system_attrs
+    )
     assert queued.suggest_float("lr", 0.01, 10.0, log=True) == 0.1
     study.tell(queued, 0.5)  # no study.stop() from the sampler outside optimize()
     study.tell(trial, 0.5)
@@ -146,14 +151,18 @@ def test_a_peer_reading_a_point_half_drawn_counts_it_as_being_drawn(tmp_path) ->
     """A --jobs parent read a worker's trial between its two draws (lr, then the seed) and crashed."""
     storage = open_storage(str(tmp_path / "optuna.journal"))
     experiment = _grid("constant", (0.1, 1.0))
-    study = run_sweep(storage, MOONS, [experiment], load_splits(MOONS, 0), trials=0, pruner="none", population=8)[0]
+    study = run_sweep(
+        storage, MOONS, [experiment], load_splits(MOONS, 0), trials=0, pruner="none", population=8
+    )[0]
     half = study.ask()
     half.suggest_float("lr", *experiment.base_lr_bounds, log=True)
     assert sweep_grid.grid_target(study, experiment, enqueue=False) == finished_count(study)
 
 
 @pytest.mark.slow
-def test_the_report_opens_with_the_grids_answer_and_its_words_agree_with_its_tables(run_cli, tmp_path) -> None:
+def test_the_report_opens_with_the_grids_answer_and_its_words_agree_with_its_tables(
+    run_cli, tmp_path
+) -> None:
     import pandas as pd
 
     out = tmp_path / "out"
@@ -164,9 +173,13 @@ def test_the_report_opens_with_the_grids_answer_and_its_words_agree_with_its_tab
     assert code == 0, err
     report = out / "report"
     page = (report / "index.html").read_text()
-    assert page.index("<h2>The answer</h2>") < page.index("the grid protocol</h2>") < page.index("The budgeted protocol")
+    assert (
+        page.index("<h2>The answer</h2>")
+        < page.index("the grid protocol</h2>")
+        < page.index("The budgeted protocol")
+    )
     placement = pd.read_csv(report / "placement.csv", comment="#")
-    answer = stdout[stdout.index("Every family at its best base LR"):].splitlines()[0]
+    answer = stdout[stdout.index("Every family at its best base LR") :].splitlines()[0]
     for word in ("within the margin everywhere", "worse somewhere", "not placed"):
         families = list(placement.loc[placement["placement"] == word, "family"])  # in the table's order
         assert f"{', '.join(families) if families else 'none'}." in answer, (word, answer)
@@ -175,6 +188,8 @@ def test_the_report_opens_with_the_grids_answer_and_its_words_agree_with_its_tab
         assert verdicts["verdict"].iloc[0] == "reference" and len(verdicts) == 3
         assert set(verdicts["seeds"]) == {4}
         choices = pd.read_csv(report / f"{workload}-sgd-grid-choices.csv", comment="#")
-        assert (choices["lr"] >= choices["tried_low"]).all() and (choices["lr"] <= choices["tried_high"]).all()
+        assert (choices["lr"] >= choices["tried_low"]).all() and (
+            choices["lr"] <= choices["tried_high"]
+        ).all()
     assert (report / "answer.png").stat().st_size > 5_000
     assert "At 3 trials of TPE per tuning run, the schedule explains" in page

@@ -131,6 +131,12 @@ def test_a_killed_workers_error_is_its_signal_and_a_failed_ones_its_own_line() -
 
     progress = "moons-sgd-constant: 3/5 trials, best val_acc 0.8, 4 s elapsed\n"
     assert _worker_error(-9, progress).startswith("killed by SIGKILL")
-    assert _worker_error(2, progress + "error: training failed for a whole batch\n") == "training failed for a whole batch"
-    assert _worker_error(1, progress + "Traceback (most recent call last):\n  File x\nRuntimeError: boom\n") == "RuntimeError: boom"
+    assert (
+        _worker_error(2, progress + "error: training failed for a whole batch\n")
+        == "training failed for a whole batch"
+    )
+    assert (
+        _worker_error(1, progress + "Traceback (most recent call last):\n  File x\nRuntimeError: boom\n")
+        == "RuntimeError: boom"
+    )
     assert _worker_error(1, progress) == "no message"

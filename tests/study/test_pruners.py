@@ -158,7 +158,9 @@ def _unpruned(curves: list[list[float]]) -> optuna.Study:
     study = optuna.create_study(direction="maximize")
     for curve in curves:
         study.add_trial(
-            optuna.trial.create_trial(value=curve[-1], intermediate_values={s + 1: v for s, v in enumerate(curve)})
+            optuna.trial.create_trial(
+                value=curve[-1], intermediate_values={s + 1: v for s, v in enumerate(curve)}
+            )
         )
     return study
 

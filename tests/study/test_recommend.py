@@ -49,7 +49,14 @@ def test_the_bootstrap_share_is_the_chance_a_resampling_keeps_the_family_within_
 
 def test_no_family_within_the_margin_everywhere_is_said_as_none() -> None:
     w1, w2 = _two_workloads([0.80, 0.80, 0.80])  # b far worse on w1
-    w2 = _runs("w2", "b", -1.0, 0.02, {f: [2.0 + (f != "b") * 0.1] * 3 for f in "abcd"}, {f: [1.0] * 3 for f in "abcd"})
+    w2 = _runs(
+        "w2",
+        "b",
+        -1.0,
+        0.02,
+        {f: [2.0 + (f != "b") * 0.1] * 3 for f in "abcd"},
+        {f: [1.0] * 3 for f in "abcd"},
+    )
     picked = recommend([w1, w2], draws=100)
     assert picked.family is None and picked.eligible == []
     assert picked.shares.to_dict() == {"none": 1.0}
@@ -58,7 +65,9 @@ def test_no_family_within_the_margin_everywhere_is_said_as_none() -> None:
 def test_frames_become_per_run_means_and_bands() -> None:
     reevaluation = pd.DataFrame({"family": ["a"] * 4 + ["b"] * 4, "repeat": [0, 0, 1, 1] * 2, "seed": [0, 1] * 4,
                                  "test_metric": [0.8, 0.9, 0.7, 0.7, 0.6, 0.6, 0.5, 0.7]})  # fmt: skip
-    bands = pd.DataFrame({"family": ["a", "a", "b", "b"], "repeat": [0, 1, 0, 1], "decades": [1.0, 2.0, 0.0, 0.5]})
+    bands = pd.DataFrame(
+        {"family": ["a", "a", "b", "b"], "repeat": [0, 1, 0, 1], "decades": [1.0, 2.0, 0.0, 0.5]}
+    )
     runs = WorkloadRuns.from_frames("w", "a", 1.0, 0.01, reevaluation, bands)
     assert runs.means.loc["a"].tolist() == pytest.approx([0.85, 0.7])
     assert runs.means.loc["b"].tolist() == pytest.approx([0.6, 0.6])

@@ -50,7 +50,10 @@ def test_a_difference_of_differences_interval_covers_the_truth_95_percent_of_the
     rng = np.random.default_rng(2)
     true_growth, covered, datasets = 0.01, 0, 2000
     for _ in range(datasets):  # four groups of 3 runs, each with its own spread
-        groups = [rng.normal(mean, sd, 3) for mean, sd in ((0.91, 0.004), (0.90, 0.002), (0.85, 0.006), (0.85, 0.003))]
+        groups = [
+            rng.normal(mean, sd, 3)
+            for mean, sd in ((0.91, 0.004), (0.90, 0.002), (0.85, 0.006), (0.85, 0.003))
+        ]
         estimate, se, df = welch_contrast(groups, [1, -1, -1, 1])
         half = stats.t.ppf(0.975, df) * se
         covered += estimate - half <= true_growth <= estimate + half
@@ -58,19 +61,34 @@ def test_a_difference_of_differences_interval_covers_the_truth_95_percent_of_the
 
 
 def test_decay_to_zero_is_reproduced_when_its_lead_is_never_negative_and_grows() -> None:
-    means = {("cosine to 10%", 10): 0.80, ("linear to 0", 10): 0.80, ("cosine to 10%", 40): 0.85, ("linear to 0", 40): 0.87}
+    means = {
+        ("cosine to 10%", 10): 0.80,
+        ("linear to 0", 10): 0.80,
+        ("cosine to 10%", 40): 0.85,
+        ("linear to 0", 40): 0.87,
+    }
     verdict, reason, table = replication.lead_grows(_runs(means, 0.002), ARMS, ACCURACY, 0.005)
     assert verdict == replication.REPRODUCED, reason
     assert table.iloc[-1]["lead"] == pytest.approx(0.02, abs=0.005)  # the growth row
 
 
 def test_decay_to_zero_is_not_reproduced_when_it_falls_behind_at_a_length() -> None:
-    means = {("cosine to 10%", 10): 0.80, ("linear to 0", 10): 0.77, ("cosine to 10%", 40): 0.85, ("linear to 0", 40): 0.87}
+    means = {
+        ("cosine to 10%", 10): 0.80,
+        ("linear to 0", 10): 0.77,
+        ("cosine to 10%", 40): 0.85,
+        ("linear to 0", 40): 0.87,
+    }
     assert replication.lead_grows(_runs(means, 0.002), ARMS, ACCURACY, 0.005)[0] == replication.NOT_REPRODUCED
 
 
 def test_decay_to_zero_is_inconclusive_when_tuning_runs_scatter_more_than_the_leads() -> None:
-    means = {("cosine to 10%", 10): 0.80, ("linear to 0", 10): 0.80, ("cosine to 10%", 40): 0.85, ("linear to 0", 40): 0.86}
+    means = {
+        ("cosine to 10%", 10): 0.80,
+        ("linear to 0", 10): 0.80,
+        ("cosine to 10%", 40): 0.85,
+        ("linear to 0", 40): 0.86,
+    }
     verdict, _, _ = replication.lead_grows(_runs(means, 0.05, runs=3), ARMS, ACCURACY, 0.005)
     assert verdict == replication.INCONCLUSIVE
 
@@ -83,7 +101,9 @@ def _cooldown_runs(claimed_gap: float, spread: float) -> tuple[pd.DataFrame, tup
 
 def test_a_cooldown_that_matches_cosine_within_the_margin_reproduces_the_claim() -> None:
     runs, arms = _cooldown_runs(0.0, 0.001)
-    verdict, reason, table = replication.matches_reference(runs, arms, REPLICATIONS["cooldown"].claimed, BPC, 0.01)
+    verdict, reason, table = replication.matches_reference(
+        runs, arms, REPLICATIONS["cooldown"].claimed, BPC, 0.01
+    )
     assert verdict == replication.REPRODUCED, reason
     assert table["p_not_behind_holm"].notna().sum() == 2  # only the claimed arms are held to it
 
@@ -92,7 +112,9 @@ def test_a_claimed_cooldown_worse_than_cosine_is_not_reproduced_and_lower_bits_a
     runs, arms = _cooldown_runs(0.05, 0.001)  # 0.05 more bits per character: worse
     verdict, _, table = replication.matches_reference(runs, arms, REPLICATIONS["cooldown"].claimed, BPC, 0.01)
     assert verdict == replication.NOT_REPRODUCED
-    assert table.set_index("comparison").loc["wsd 1-sqrt 10% vs cosine", "lead"] == pytest.approx(-0.05, abs=0.003)
+    assert table.set_index("comparison").loc["wsd 1-sqrt 10% vs cosine", "lead"] == pytest.approx(
+        -0.05, abs=0.003
+    )
 
 
 def _band_trials(top_with_warmup: float, top_without: float) -> pd.DataFrame:
@@ -120,13 +142,33 @@ def test_the_warmup_claim_follows_where_the_band_of_good_lrs_ends() -> None:
 
 @pytest.mark.slow
 def test_the_command_tunes_each_arm_at_each_length_and_writes_its_outcome(tmp_path: Path, run_cli) -> None:
-    argv = ["decay-to-zero", "--workload", "mnist1d", "--trials", "2", "--repeats", "2", "--seeds", "2", "--epochs", "1"]
+    argv = [
+        "decay-to-zero",
+        "--workload",
+        "mnist1d",
+        "--trials",
+        "2",
+        "--repeats",
+        "2",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+    ]
     code, out, _ = run_cli("replicate", *argv, "--out", str(tmp_path))
     assert code == 0
     assert re.search(r"## mnist1d: (reproduced|not reproduced|inconclusive)", out)
     assert "1 epochs" in out and "4 epochs" in out
-    assert {p.name for p in tmp_path.iterdir()} >= {"decay-to-zero.md", "decay-to-zero.csv", "decay-to-zero.png"}
-    assert sorted(p.name for p in tmp_path.glob("optuna-*x.journal")) == ["optuna-1x.journal", "optuna-2x.journal", "optuna-4x.journal"]
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "decay-to-zero.md",
+        "decay-to-zero.csv",
+        "decay-to-zero.png",
+    }
+    assert sorted(p.name for p in tmp_path.glob("optuna-*x.journal")) == [
+        "optuna-1x.journal",
+        "optuna-2x.journal",
+        "optuna-4x.journal",
+    ]
     table = pd.read_csv(tmp_path / "decay-to-zero.csv", comment="#")
     assert len(table) == 4 and set(table["workload"]) == {"mnist1d"}
     written = (tmp_path / "decay-to-zero.md").read_text()

@@ -54,8 +54,21 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.raises(SystemExit) as done:
         run_main(
             main,
-            [*TINY, "--families", ",".join(FAMILIES), "--trials", "6", "--seeds", "3", "--repeats", "1",
-             "--protocol", "budgeted", "--out", str(out)],
+            [
+                *TINY,
+                "--families",
+                ",".join(FAMILIES),
+                "--trials",
+                "6",
+                "--seeds",
+                "3",
+                "--repeats",
+                "1",
+                "--protocol",
+                "budgeted",
+                "--out",
+                str(out),
+            ],
         )
     assert done.value.code == 0
     return out
@@ -163,7 +176,9 @@ def test_report_on_a_sweep_with_no_finished_trial_is_a_one_line_error(run_cli, t
 
     workload = get_workload("moons")
     experiments = [Experiment("moons", "sgd", family, 3, 32, None, 0) for family in ("constant", "cosine")]
-    studies, _, _ = open_studies(open_storage(str(tmp_path / "optuna.journal")), workload, experiments, 2, "none")
+    studies, _, _ = open_studies(
+        open_storage(str(tmp_path / "optuna.journal")), workload, experiments, 2, "none"
+    )
     studies[0].ask()  # a trial started, never finished: the sweep was killed
     before = sorted(p.name for p in tmp_path.iterdir())
     code, _, err = run_cli("report", "--out", str(tmp_path))
@@ -304,7 +319,9 @@ GOAL = "validation accuracy >= 0.93"
         ({"b": "inconclusive", "c": "equivalent"}, True, f"Fastest to converge: a, which reaches {GOAL} in a median 5 epochs"),
     ],
 )  # fmt: skip
-def test_the_headline_reads_naturally_however_many_families_are_worse(verdicts: dict, reach: bool, first_line: str) -> None:
+def test_the_headline_reads_naturally_however_many_families_are_worse(
+    verdicts: dict, reach: bool, first_line: str
+) -> None:
     families = ["a", *verdicts]
     ranking = pd.DataFrame({"family": families, "seeds": 3, "test_metric": 0.9, "test_metric_ci_low": 0.89,
                             "test_metric_ci_high": 0.91, "epochs_to_target": 5.0 if reach else np.nan,
@@ -596,7 +613,11 @@ def test_a_study_stored_by_an_earlier_version_is_refused_in_one_line(run_cli, tm
     before = journal.read_bytes()
     code, out, err = run_cli("report", "--out", str(tmp_path))
     assert (code, out) == (2, "")
-    assert err.count("\n") == 1 and "'moons-sgd-cosine' was stored by an earlier version" in err and "margin" in err
+    assert (
+        err.count("\n") == 1
+        and "'moons-sgd-cosine' was stored by an earlier version" in err
+        and "margin" in err
+    )
     assert journal.read_bytes() == before and not (tmp_path / "report").exists()
 
 
@@ -614,11 +635,24 @@ def test_a_report_rebuilds_from_an_archived_journal_without_training(run_cli, tm
     import lzma
 
     out = tmp_path / "out"
-    args = ["--workload", "moons", "--epochs", "2", "--families", "constant,cosine", "--trials", "2", "--seeds", "2"]
+    args = [
+        "--workload",
+        "moons",
+        "--epochs",
+        "2",
+        "--families",
+        "constant,cosine",
+        "--trials",
+        "2",
+        "--seeds",
+        "2",
+    ]
     assert run_cli("run", *args, "--out", str(out))[0] == 0
     archive = tmp_path / "optuna.journal.xz"
     archive.write_bytes(lzma.compress((out / "optuna.journal").read_bytes()))
-    before = (out / "report" / "moons-sgd-reevaluation.csv").read_text().split("\n", 1)[1]  # past the provenance
+    before = (
+        (out / "report" / "moons-sgd-reevaluation.csv").read_text().split("\n", 1)[1]
+    )  # past the provenance
     (out / "optuna.journal").unlink()
     packed = archive.read_bytes()
     rebuilt = tmp_path / "rebuilt"
@@ -641,7 +675,9 @@ def test_a_journal_that_is_a_directory_is_said_to_be_one(run_cli, tmp_path: Path
 
 
 @pytest.mark.parametrize("damage", ["params", "values"])
-def test_a_trial_no_sweep_could_have_stored_is_one_line_not_a_crash(run_cli, tmp_path: Path, damage: str) -> None:
+def test_a_trial_no_sweep_could_have_stored_is_one_line_not_a_crash(
+    run_cli, tmp_path: Path, damage: str
+) -> None:
     """F8: a journal that passes the open check but holds a trial with a family's knob missing, or
     two values in a one-objective study, crashed the report with a traceback."""
     import json

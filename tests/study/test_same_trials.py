@@ -39,7 +39,10 @@ def snapshot(out: Path) -> dict[str, Any]:
             "attrs": study.user_attrs,
             "trials": [
                 {
-                    "number": t.number, "state": t.state.name, "params": t.params, "value": t.value,
+                    "number": t.number,
+                    "state": t.state.name,
+                    "params": t.params,
+                    "value": t.value,
                     "reports": {str(k): v for k, v in sorted(t.intermediate_values.items())},
                     "attrs": {k: v for k, v in t.user_attrs.items() if "seconds" not in k and k != "worker"},
                 }
@@ -68,7 +71,9 @@ def _close(got: Any, want: Any, where: str) -> None:
     if isinstance(want, float) and isinstance(got, float):
         assert math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9) or got == want, f"{where}: {got} != {want}"
     elif isinstance(want, dict):
-        assert isinstance(got, dict) and sorted(got) == sorted(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        assert isinstance(got, dict) and sorted(got) == sorted(want), (
+            f"{where}: keys {sorted(got)} != {sorted(want)}"
+        )
         for key in want:
             _close(got[key], want[key], f"{where}.{key}")
     elif isinstance(want, list):

@@ -35,7 +35,10 @@ def test_the_paired_comparison_is_statsmodels_paired_t_and_tost() -> None:
         (lambda: statistics.paired_t(np.array([0.01]), 0.005), "1 seed(s)"),
         (lambda: statistics.paired_t(np.array([0.0, 0.0, 0.0]), 0.005), "the same"),
         (lambda: statistics.welch([np.array([0.9]), np.array([0.8])], [1, -1], 0.005), "1 tuning run(s)"),
-        (lambda: statistics.welch([np.array([0.9, 0.9]), np.array([0.8, 0.8])], [1, -1], 0.005), "ended the same"),
+        (
+            lambda: statistics.welch([np.array([0.9, 0.9]), np.array([0.8, 0.8])], [1, -1], 0.005),
+            "ended the same",
+        ),
     ],
 )
 def test_undefined_statistics_give_no_p_value_and_no_verdict_but_inconclusive(test, why: str) -> None:
@@ -114,7 +117,9 @@ def _suite_dataset(rng: np.random.Generator, gaps: np.ndarray, sds: list[float],
         values = rng.normal(0, 0.01, n) + gaps[:, w, None] + rng.normal(0, sd / math.sqrt(2), (families, n))
         reference = int(rng.integers(families))
         for f in range(families):
-            rows[f].append(None if f == reference else statistics.paired_t(values[f] - values[reference], 0.01))
+            rows[f].append(
+                None if f == reference else statistics.paired_t(values[f] - values[reference], 0.01)
+            )
     return rows
 
 
@@ -150,7 +155,9 @@ def test_a_family_within_the_margin_everywhere_is_placed_so_and_the_reference_co
     assert placement.words() == ["within the margin everywhere"] * 2
 
 
-def _crossed(rng: np.random.Generator, sds: tuple[float, float, float, float], shape=(12, 4, 8)) -> np.ndarray:
+def _crossed(
+    rng: np.random.Generator, sds: tuple[float, float, float, float], shape=(12, 4, 8)
+) -> np.ndarray:
     f, r, s = shape
     a, b, c, e = sds
     return (0.9 + rng.normal(0, a, (f, 1, 1)) + rng.normal(0, b, (f, r, 1)) + rng.normal(0, c, (1, 1, s))
@@ -163,7 +170,12 @@ def test_variance_components_equal_statsmodels_reml_on_balanced_data() -> None:
     y = _crossed(np.random.default_rng(2), (0.010, 0.006, 0.004, 0.005))
     f, r, s = y.shape
     frame = pd.DataFrame(
-        [{"y": y[i, j, k], "family": i, "run": f"{i}-{j}", "seed": k} for i in range(f) for j in range(r) for k in range(s)]
+        [
+            {"y": y[i, j, k], "family": i, "run": f"{i}-{j}", "seed": k}
+            for i in range(f)
+            for j in range(r)
+            for k in range(s)
+        ]
     )
     model = smf.mixedlm(
         "y ~ 1", frame, groups=np.ones(len(frame)), re_formula="0",
@@ -182,7 +194,9 @@ def test_variance_components_equal_statsmodels_reml_on_balanced_data() -> None:
 def test_variance_component_intervals_cover_the_truth_about_95_percent() -> None:
     rng, truth, covered, datasets = np.random.default_rng(3), (0.010, 0.006, 0.004, 0.005), 0, 100
     for _ in range(datasets):
-        result = statistics.variance_components(_crossed(rng, truth), draws=300, seed=int(rng.integers(1 << 30)))
+        result = statistics.variance_components(
+            _crossed(rng, truth), draws=300, seed=int(rng.integers(1 << 30))
+        )
         low, high = result["variance_ci"][1]  # the tuning run's
         covered += low <= truth[1] ** 2 <= high
     assert covered / datasets >= 0.88, covered / datasets

@@ -253,7 +253,9 @@ def test_a_read_with_nothing_appended_does_not_open_the_journal(tmp_path, monkey
     study.get_trials()
     study.get_trials()
     assert reads == []
-    optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "optuna.journal"))).set_user_attr("k", 1)
+    optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "optuna.journal"))).set_user_attr(
+        "k", 1
+    )
     assert study.user_attrs == {"k": 1} and len(reads) == 1  # a peer's append is read
 
 
@@ -443,7 +445,9 @@ def test_held_op_codes_are_the_ones_optuna_writes_for_params_reports_attributes_
              "intermediate": OpCode.SET_TRIAL_INTERMEDIATE_VALUE, "user_attr": OpCode.SET_TRIAL_USER_ATTR,
              "system_attr": OpCode.SET_TRIAL_SYSTEM_ATTR, "state": OpCode.SET_TRIAL_STATE_VALUES}  # fmt: skip
     assert {name: codes[name] for name in named} == {name: int(code) for name, code in named.items()}
-    assert journal_module.HELD_OP_CODES == set(named.values()) and journal_module.STATE_OP_CODE == codes["state"]
+    assert (
+        journal_module.HELD_OP_CODES == set(named.values()) and journal_module.STATE_OP_CODE == codes["state"]
+    )
 
 
 def test_no_private_name_of_optuna_is_imported_by_the_project() -> None:
@@ -455,8 +459,18 @@ def test_no_private_name_of_optuna_is_imported_by_the_project() -> None:
     private = []
     for path in [*REPO.glob("study/**/*.py"), *REPO.glob("objectives/**/*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in getattr(node, "names", [])] if isinstance(node, ast.Import) else []
-            private += [f"{path.name}: {n}" for n in names if n.startswith("optuna") and any(p.startswith("_") for p in n.split("."))]
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in getattr(node, "names", [])]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            private += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.startswith("optuna") and any(p.startswith("_") for p in n.split("."))
+            ]
     assert private == []
 
 
@@ -550,7 +564,9 @@ def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
     first_pass = sweep._top_up(storage, study, None, None, None, 1, 1, "cpu", False)
     assert list(first_pass) == [0], "without wait it leaves at once: the sweep goes on to other studies first"
     assert "waiting for" not in capsys.readouterr().err
-    rounds = sweep._top_up(storage, study, None, None, None, 1, 1, "cpu", True)  # room 0: a peer holds the last trial
+    rounds = sweep._top_up(
+        storage, study, None, None, None, 1, 1, "cpu", True
+    )  # room 0: a peer holds the last trial
     assert [next(rounds), next(rounds), next(rounds)] == [0, 0, 0]
     err = capsys.readouterr().err
     assert err.count("waiting for") == 1, "said once, not every half second"
@@ -598,26 +614,34 @@ def test_held_parameters_are_checked_as_optunas_replay_checks_them(tmp_path, mon
     first.suggest_float("momentum", 0.0, 1.0)
     appends = []
     real_write = JournalFile._write
-    monkeypatch.setattr(JournalFile, "_write", lambda self, logs: (appends.append(len(logs)), real_write(self, logs)))
+    monkeypatch.setattr(
+        JournalFile, "_write", lambda self, logs: (appends.append(len(logs)), real_write(self, logs))
+    )
     with held_writes(storage):
         second.suggest_float("lr", 0.1, 1.0)
         second.suggest_int("layers", 1, 3)
         second.set_user_attr("worker", "w")
         assert appends == [], "held back, not written"
         with pytest.raises(ValueError, match="Cannot set different distribution kind"):
-            second.suggest_int("momentum", 0, 1)  # a float in this study's first trial: refused at once, as unheld
+            second.suggest_int(
+                "momentum", 0, 1
+            )  # a float in this study's first trial: refused at once, as unheld
         study.tell(first, 1.0)
         with pytest.raises(UpdateFinishedTrialError):
             storage.set_trial_param(first._trial_id, "momentum", 0.5, FloatDistribution(0, 1))
     assert appends == [3, 1], "the parameters and the attribute in one append (before the tell's state)"
-    peer = optuna.load_study(study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal")))
+    peer = optuna.load_study(
+        study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal"))
+    )
     made_elsewhere = peer.ask()._trial_id  # a trial this storage did not make: its study is looked up
     with held_writes(storage):
         with pytest.raises(ValueError, match="Cannot set different distribution kind"):
             storage.set_trial_param(made_elsewhere, "momentum", 1, IntDistribution(0, 1))
         storage.set_trial_param(made_elsewhere, "momentum", 0.5, FloatDistribution(0, 1))
     assert peer.trials[2].params == {"momentum": 0.5}
-    reread = optuna.load_study(study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal")))
+    reread = optuna.load_study(
+        study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal"))
+    )
     assert set(reread.trials[1].params) == {"lr", "layers"} and reread.trials[1].user_attrs == {"worker": "w"}
 
 
@@ -629,16 +653,22 @@ def test_a_populations_tells_and_a_studys_attributes_go_in_one_append_each(tmp_p
         trial.report(0.5, step=0)
     appends = []
     real_write = JournalFile._write
-    monkeypatch.setattr(JournalFile, "_write", lambda self, logs: (appends.append(len(logs)), real_write(self, logs)))
+    monkeypatch.setattr(
+        JournalFile, "_write", lambda self, logs: (appends.append(len(logs)), real_write(self, logs))
+    )
     with held_tells(storage):
         study.tell(trials[0], 1.0)
         study.tell(trials[1], state=TrialState.PRUNED)  # reads its last report for its value
         study.tell(trials[2], state=TrialState.FAIL)
         assert appends == [], "held back, not written"
         with pytest.raises(UpdateFinishedTrialError):
-            storage.set_trial_state_values(trials[0]._trial_id, TrialState.FAIL)  # told already: refused at once
+            storage.set_trial_state_values(
+                trials[0]._trial_id, TrialState.FAIL
+            )  # told already: refused at once
     assert appends == [3]
-    reread = optuna.load_study(study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal")))
+    reread = optuna.load_study(
+        study_name=study.study_name, storage=open_storage(str(tmp_path / "held.journal"))
+    )
     assert [(t.state, t.value) for t in reread.trials] == [
         (TrialState.COMPLETE, 1.0), (TrialState.PRUNED, 0.5), (TrialState.FAIL, None)
     ]  # fmt: skip
@@ -646,7 +676,9 @@ def test_a_populations_tells_and_a_studys_attributes_go_in_one_append_each(tmp_p
         study.set_user_attr("a", 1)
         study.set_user_attr("b", 2)
         with pytest.raises(KeyError):
-            storage.set_study_user_attr(storage.get_study_id_from_name(study.study_name) + 1, "c", 3)  # no such study: refused at once
+            storage.set_study_user_attr(
+                storage.get_study_id_from_name(study.study_name) + 1, "c", 3
+            )  # no such study: refused at once
     assert appends == [3, 2] and reread.user_attrs == {"a": 1, "b": 2}
 
 
@@ -759,7 +791,19 @@ def test_a_worker_whose_trials_were_redone_while_it_was_stopped_drops_them_and_g
 def test_a_full_disk_while_writing_the_report_is_one_line(run_cli, tmp_path, monkeypatch) -> None:
     from study.reporting import output
 
-    args = [*TINY, "--repeats", "1", "--families", "constant", "--trials", "2", "--seeds", "2", "--out", str(tmp_path)]
+    args = [
+        *TINY,
+        "--repeats",
+        "1",
+        "--families",
+        "constant",
+        "--trials",
+        "2",
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
 
     def full(path, content):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -922,7 +966,9 @@ def test_train_from_a_read_only_journal_needs_no_lock(run_cli, tmp_path, monkeyp
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", read_only_file_system)
-    code, _stdout, err = run_cli("train", "--from-study", "moons-sgd-constant", "--trial", "0", "--out", str(out))
+    code, _stdout, err = run_cli(
+        "train", "--from-study", "moons-sgd-constant", "--trial", "0", "--out", str(out)
+    )
     assert code == 0, err
     monkeypatch.undo()
     assert journal.read_bytes() == before
@@ -955,7 +1001,9 @@ def test_a_journal_given_as_a_symbolic_link_is_refused_saying_why_and_read_throu
     code, _, err = run_cli("run", *SWEEP, "--families", "constant", "--trials", "2", "--storage", str(link),
                            "--out", str(out))  # fmt: skip
     assert code == 2 and "is a symbolic link: give its target" in err and err.count("\n") == 1, err
-    code, _, err = run_cli("train", "--from-study", "moons-sgd-constant", "--trial", "0", "--storage", str(link))
+    code, _, err = run_cli(
+        "train", "--from-study", "moons-sgd-constant", "--trial", "0", "--storage", str(link)
+    )
     assert code == 0, err
 
 
@@ -970,7 +1018,9 @@ def test_after_a_killed_writer_opening_the_journal_makes_a_stock_writer_safe(tmp
     open_storage(str(journal))  # what any of this project's commands does first
     assert "dropped a half-written last record" in capsys.readouterr().err
     stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    optuna.load_study(study_name="s", storage=stock).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    optuna.load_study(study_name="s", storage=stock).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
     fresh = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     assert len(optuna.load_study(study_name="s", storage=fresh).trials) == 4
 
@@ -982,7 +1032,12 @@ def test_a_directory_where_the_lock_goes_is_one_line_at_once_and_left_alone(run_
     (out / "optuna.journal.lock").mkdir()
     started = time.monotonic()
     code, _, err = run_cli("run", *SWEEP, "--families", "constant", "--trials", "1", "--out", str(out))
-    assert code == 2 and "a directory stands where the journal's lock file goes" in err and err.count("\n") == 1, err
+    assert (
+        code == 2 and "a directory stands where the journal's lock file goes" in err and err.count("\n") == 1
+    ), err
     assert time.monotonic() - started < 10
     left = {p.name for p in out.iterdir()}
-    assert left <= {"optuna.journal.lock", "optuna.journal.lr-study.flock"} and (out / "optuna.journal.lock").is_dir()
+    assert (
+        left <= {"optuna.journal.lock", "optuna.journal.lr-study.flock"}
+        and (out / "optuna.journal.lock").is_dir()
+    )

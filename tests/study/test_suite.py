@@ -39,7 +39,9 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("smoke")
     with pytest.raises(SystemExit) as done:
-        run_main(main, ["--suite", "smoke", "--families", ",".join(FAMILIES), "--jobs", "2", "--out", str(out)])
+        run_main(
+            main, ["--suite", "smoke", "--families", ",".join(FAMILIES), "--jobs", "2", "--out", str(out)]
+        )
     assert done.value.code == 0
     return out
 
@@ -69,7 +71,9 @@ def test_each_workload_is_swept_and_re_evaluated_with_its_own_budget(smoke: Path
         for study in grids:
             experiment = stored_experiment(study.user_attrs)
             assert experiment.selection_seeds == part.selection_seeds and experiment.epochs == part.epochs
-            assert sum(map(counts_as_finished, study.trials)) >= 13 * part.selection_seeds  # the window, maybe more
+            assert (
+                sum(map(counts_as_finished, study.trials)) >= 13 * part.selection_seeds
+            )  # the window, maybe more
             assert len(study.user_attrs["reevaluation"]["seeds"]) == part.grid_seeds
 
 
@@ -82,11 +86,15 @@ def test_the_suite_report_opens_with_the_cross_workload_answer(smoke: Path) -> N
     assert sorted(placement["family"]) == sorted(FAMILIES)
     assert "bootstrap draws" in page and "Made by `python -m study.run --suite smoke --families" in page
     across = pd.read_csv(smoke / "report" / "across_workloads.csv", comment="#")
-    assert len(across) == len(FAMILIES) and {f"{p.workload}-sgd verdict" for p in SMOKE.parts} <= set(across.columns)
+    assert len(across) == len(FAMILIES) and {f"{p.workload}-sgd verdict" for p in SMOKE.parts} <= set(
+        across.columns
+    )
     assert {"worst_gap_pct", "lr_band_decades", "picked_share", "profile_score"} <= set(across.columns)
 
 
-def test_study_report_rebuilds_the_same_page_from_the_suites_storage(smoke: Path, run_cli, tmp_path: Path) -> None:
+def test_study_report_rebuilds_the_same_page_from_the_suites_storage(
+    smoke: Path, run_cli, tmp_path: Path
+) -> None:
     code, _, err = run_cli("report", "--storage", str(smoke / "optuna.journal"), "--out", str(tmp_path))
     assert code == 0, err
     assert "re-evaluating" not in err, "each study's stored seeds are reused: nothing is re-trained"
@@ -114,7 +122,10 @@ def test_killed_in_its_second_workload_the_same_command_finishes_the_suite(run_c
     )  # fmt: skip
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     before = load_studies(str(tmp_path / "optuna.journal"))
-    assert {name.split("-sgd-")[0] for name in before} == {"digits", "mnist1d"}  # (attributes may be unwritten)
+    assert {name.split("-sgd-")[0] for name in before} == {
+        "digits",
+        "mnist1d",
+    }  # (attributes may be unwritten)
 
     code, _, err = run_cli("run", *[a for a in args if a != "--no-report"])
 

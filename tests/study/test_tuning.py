@@ -30,9 +30,33 @@ def test_an_edge_is_measured_on_the_scale_the_parameter_was_searched_on() -> Non
 def test_best_values_within_five_percent_of_an_edge_are_flagged_where_most_runs_put_them() -> None:
     edges = pd.DataFrame(
         [
-            {"family": "sf", "repeat": 0, "param": "lr", "value": 9.49, "low": 0.01, "high": 10.0, "side": "top"},
-            {"family": "sf", "repeat": 2, "param": "lr", "value": 9.8, "low": 0.01, "high": 10.0, "side": "top"},
-            {"family": "rex", "repeat": 1, "param": "lr", "value": 0.0011, "low": 0.001, "high": 1.0, "side": "bottom"},
+            {
+                "family": "sf",
+                "repeat": 0,
+                "param": "lr",
+                "value": 9.49,
+                "low": 0.01,
+                "high": 10.0,
+                "side": "top",
+            },
+            {
+                "family": "sf",
+                "repeat": 2,
+                "param": "lr",
+                "value": 9.8,
+                "low": 0.01,
+                "high": 10.0,
+                "side": "top",
+            },
+            {
+                "family": "rex",
+                "repeat": 1,
+                "param": "lr",
+                "value": 0.0011,
+                "low": 0.001,
+                "high": 1.0,
+                "side": "bottom",
+            },
         ]
     )
     notes = tuning.edge_notes(edges, runs=3)
@@ -49,7 +73,9 @@ def test_a_stored_best_at_the_top_of_its_lr_range_is_found(tmp_path) -> None:
     from objectives.workloads.registry import get_workload
 
     study = optuna.create_study(direction="maximize")
-    for key, value in study_attrs(Experiment("digits", "sgd", "constant", 3, 32, None, 0), get_workload("digits")).items():
+    for key, value in study_attrs(
+        Experiment("digits", "sgd", "constant", 3, 32, None, 0), get_workload("digits")
+    ).items():
         study.set_user_attr(key, value)
     for lr in (0.05, 0.97):
         study.add_trial(
@@ -64,17 +90,26 @@ def test_a_stored_best_at_the_top_of_its_lr_range_is_found(tmp_path) -> None:
     assert tuning.range_edges_frame([study]).empty
     warmup = {"warmup_fraction": FloatDistribution(0.0, 0.3)}
     for value in (0.001, 0.299):  # no warmup is a natural end, not a range too narrow
-        study.add_trial(optuna.trial.create_trial(params={"warmup_fraction": value}, distributions=warmup, value=0.5))
+        study.add_trial(
+            optuna.trial.create_trial(params={"warmup_fraction": value}, distributions=warmup, value=0.5)
+        )
     study.set_user_attr(REEVALUATION, {"trial": 2, "params": {"warmup_fraction": 0.001}, "runs": []})
     assert tuning.range_edges_frame([study]).empty
     study.set_user_attr(REEVALUATION, {"trial": 3, "params": {"warmup_fraction": 0.299}, "runs": []})
     assert tuning.range_edges_frame([study])["side"].tolist() == ["top"]
 
 
-def _trials(family: str, repeat: int, lrs: list[float], values: list[float], states: list[str] | None = None) -> pd.DataFrame:
+def _trials(
+    family: str, repeat: int, lrs: list[float], values: list[float], states: list[str] | None = None
+) -> pd.DataFrame:
     return pd.DataFrame(
-        {"family": family, "repeat": repeat, "param_lr": lrs, "final_metric": values,
-         "state": states or ["COMPLETE"] * len(lrs)}
+        {
+            "family": family,
+            "repeat": repeat,
+            "param_lr": lrs,
+            "final_metric": values,
+            "state": states or ["COMPLETE"] * len(lrs),
+        }
     )
 
 
@@ -83,8 +118,13 @@ def test_the_lr_band_spans_the_complete_trials_within_the_margin_of_the_run_best
         [
             # best 0.97 at 0.1; within 0.005: 0.01 (0.966) and 1.0 (0.965); 10 (0.90) is out,
             # and a pruned trial at 1e-4 does not count.
-            _trials("a", 0, [0.01, 0.1, 1.0, 10.0, 1e-4], [0.966, 0.97, 0.965, 0.90, 0.97],
-                    ["COMPLETE"] * 4 + ["PRUNED"]),
+            _trials(
+                "a",
+                0,
+                [0.01, 0.1, 1.0, 10.0, 1e-4],
+                [0.966, 0.97, 0.965, 0.90, 0.97],
+                ["COMPLETE"] * 4 + ["PRUNED"],
+            ),
             _trials("a", 1, [0.1, 0.3], [0.95, 0.96]),  # 0.3 alone is within 0.005 of 0.96
         ]
     )
@@ -106,24 +146,35 @@ def test_a_minimized_metrics_band_counts_values_below_its_best_plus_the_margin()
 
 def test_the_budget_table_averages_each_runs_expected_best_over_runs() -> None:
     rng = np.random.default_rng(3)
-    runs = [_trials("a", r, list(rng.uniform(0.01, 1, 40)), list(rng.uniform(0.9, 0.98, 40))) for r in range(3)]
+    runs = [
+        _trials("a", r, list(rng.uniform(0.01, 1, 40)), list(rng.uniform(0.9, 0.98, 40))) for r in range(3)
+    ]
     table = tuning.budget_table(pd.concat(runs), ACCURACY).set_index("trials")
     assert list(table.index) == [5, 10, 30, 40]
-    per_run = [expected_best_frame(run, ACCURACY).set_index("trials").loc[10, "expected_best"] for run in runs]
+    per_run = [
+        expected_best_frame(run, ACCURACY).set_index("trials").loc[10, "expected_best"] for run in runs
+    ]
     assert table.loc[10, "expected_best"] == pytest.approx(np.mean(per_run))
     from scipy import stats
 
     half = stats.t.ppf(0.975, 2) * stats.sem(per_run)
-    assert table.loc[10, ["ci_low", "ci_high"]].tolist() == pytest.approx([np.mean(per_run) - half, np.mean(per_run) + half])
+    assert table.loc[10, ["ci_low", "ci_high"]].tolist() == pytest.approx(
+        [np.mean(per_run) - half, np.mean(per_run) + half]
+    )
     at_all = [expected_best_frame(run, ACCURACY).set_index("trials").loc[40, "expected_best"] for run in runs]
-    assert table.loc[40, "expected_best"] == pytest.approx(np.mean(at_all))  # draws with replacement: below the max
+    assert table.loc[40, "expected_best"] == pytest.approx(
+        np.mean(at_all)
+    )  # draws with replacement: below the max
     assert table.loc[40, "expected_best"] < np.mean([max(run["final_metric"]) for run in runs])
 
 
 def test_families_within_the_margin_of_the_reference_at_a_small_budget() -> None:
     budget = pd.DataFrame(
-        {"family": ["ref", "a", "b", "ref", "a", "b"], "trials": [10, 10, 10, 40, 40, 40],
-         "expected_best": [0.970, 0.966, 0.960, 0.975, 0.974, 0.973]}
+        {
+            "family": ["ref", "a", "b", "ref", "a", "b"],
+            "trials": [10, 10, 10, 40, 40, 40],
+            "expected_best": [0.970, 0.966, 0.960, 0.975, 0.974, 0.973],
+        }
     )
     assert tuning.within_margin_at(budget, "ref", 10, ACCURACY, 0.005) == ["a"]
     assert tuning.within_margin_at(budget, "ref", 40, ACCURACY, 0.005) == ["a", "b"]

@@ -91,7 +91,9 @@ def test_a_dead_machines_trial_is_redone_after_its_heartbeat_stops(postgres_url:
         pytest.skip("unshare --uts needs root here")
     args = [*SLOW_SWEEP, "--trials", "16", "--heartbeat", "1", "--population", "2"]
     args += ["--out", str(tmp_path), "--storage", postgres_url]
-    watch = open_storage(postgres_url)  # one pool for all the polling: a storage per poll ran out of connections
+    watch = open_storage(
+        postgres_url
+    )  # one pool for all the polling: a storage per poll ran out of connections
     doomed = _worker(args, as_other_machine=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until it holds a trial after finishing two
@@ -106,9 +108,7 @@ def test_a_dead_machines_trial_is_redone_after_its_heartbeat_stops(postgres_url:
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     held = [
-        t.number
-        for t in load_studies(watch)["moons-sgd-constant"].trials
-        if t.state == TrialState.RUNNING
+        t.number for t in load_studies(watch)["moons-sgd-constant"].trials if t.state == TrialState.RUNNING
     ]
     assert held, "the killed worker held a trial"
 
@@ -146,7 +146,9 @@ def test_a_worker_paused_past_its_heartbeat_drops_the_trials_peers_redid(
         pytest.skip("unshare --uts needs root here")
     args = [*SLOW_SWEEP, "--trials", "12", "--heartbeat", "1", "--population", "2"]
     args += ["--out", str(tmp_path), "--storage", postgres_url]
-    watch = open_storage(postgres_url)  # one pool for all the polling: a storage per poll ran out of connections
+    watch = open_storage(
+        postgres_url
+    )  # one pool for all the polling: a storage per poll ran out of connections
     paused = _worker(args, as_other_machine=True)
     deadline = time.monotonic() + 120
     held: list[int] = []

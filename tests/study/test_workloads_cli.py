@@ -34,7 +34,9 @@ def test_the_readme_example_workload_sweeps_reports_and_trains(
     assert sorted(studies) == ["readme_workload:WORKLOAD-sgd-constant", "readme_workload:WORKLOAD-sgd-cosine"]
     assert studies["readme_workload:WORKLOAD-sgd-cosine"].user_attrs["target"] == 0.80
     assert (out / "report" / "index.html").exists()
-    assert not [f.name for f in (out / "report").iterdir() if ":" in f.name], "no colon in a file name (Windows)"
+    assert not [f.name for f in (out / "report").iterdir() if ":" in f.name], (
+        "no colon in a file name (Windows)"
+    )
     assert (out / "report" / "readme_workload_WORKLOAD-sgd-ranking.csv").is_file()
     summary = (out / "report" / "summary.md").read_text()
     assert "initialization, data order and the train/validation/test split" in summary  # its load draws them
