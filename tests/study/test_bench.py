@@ -14,3 +14,18 @@ def test_every_benchmark_command_imports_and_answers_help(command: str, run_cli)
     assert code == 0 and out.startswith(
         "usage: python -m study."
     )  # bench_bookkeeping takes study.run's flags
+
+
+def test_the_fairness_benchmark_counts_every_writers_appends(tmp_path) -> None:
+    """It measures; it asserts no time (the machine is shared): each writer appended and said so,
+    and every append is a whole record in the journal."""
+    import json
+
+    from study.bench_fairness import beside
+
+    results = beside("ours", 1.0, tmp_path)
+    assert sorted(kind for kind, _, _ in results) == ["ours", "ours", "stock"]
+    assert all(appends > 0 for _, appends, _ in results)
+    lines = (tmp_path / "ours.journal").read_text().splitlines()
+    assert len(lines) == sum(appends for _, appends, _ in results)
+    assert all(json.loads(line)["op_code"] == 2 for line in lines)
