@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 RECORD = {"op_code": 2, "study_id": 0, "user_attr": {"k": 1}}
@@ -49,10 +50,10 @@ def beside(rivals: str, seconds: float, folder: Path) -> list[tuple[str, int, fl
     return results
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m study.bench_fairness", description=__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="each contest's length (default 30)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # stock locks warn every 10 s of waiting
