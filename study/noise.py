@@ -54,22 +54,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     fixed = seeds[0]
     started, rows = time.process_time(), []
     for way in WAYS:
-        for seed in seeds:
-            member = member_from_params(experiment, params, seed if way != "data order" else fixed)
-            if way in ("initialization", "data order"):
-                member = dataclasses.replace(member, order_seed=fixed if way == "initialization" else seed)
-            data = load_splits(workload, seed if way == "both and the split" else args.seed, args.data_dir)
-            [result] = train_members(
-                workload, experiment, data, [member], evaluate_test=True, device=args.device
+        members = [
+            member_from_params(experiment, params, seed if way != "data order" else fixed) for seed in seeds
+        ]
+        if way in ("initialization", "data order"):
+            members = [
+                dataclasses.replace(m, order_seed=fixed if way == "initialization" else seed)
+                for m, seed in zip(members, seeds, strict=True)
+            ]
+        # One population per split: the runs of a way that keeps the split train together.
+        splits = seeds if way == "both and the split" else [args.seed]
+        for split in splits:
+            data = load_splits(workload, split, args.data_dir)
+            chosen = [m for m, seed in zip(members, seeds, strict=True) if len(splits) == 1 or seed == split]
+            results = train_members(
+                workload, experiment, data, chosen, evaluate_test=True, device=args.device
             )
-            rows.append(
-                {
-                    "way": way,
-                    "seed": seed,
-                    "test_metric": result.test_metric,
-                    "test_examples": len(data.y_test),
-                }
-            )
+            rows += [
+                {"way": way, "seed": r.config.data_order_seed if way == "data order" else r.config.seed,
+                 "test_metric": r.test_metric, "test_examples": len(data.y_test)}
+                for r in results
+            ]  # fmt: skip
         print(f"{workload.name}: {way} done", file=sys.stderr, flush=True)
     runs = pd.DataFrame(rows)
     table = spread_table(runs, workload.metric.label == "accuracy")
