@@ -48,7 +48,7 @@ def test_two_jobs_store_the_same_trials_as_one(run_cli, tmp_path: Path) -> None:
 def test_ctrl_c_stops_every_job_and_the_same_command_finishes_the_sweep(run_cli, tmp_path: Path) -> None:
     """Ctrl-C at a terminal reaches the whole process group: the parent and both children. Long
     enough trials that a busy machine still interrupts the jobs mid-sweep."""
-    args = ["--workload", "moons", "--epochs", "30", "--families", "constant,cosine", "--no-report", "--repeats", "1",
+    args = ["--workload", "moons", "--epochs", "30", "--families", "constant,cosine", "--no-report", "--repeats", "1", "--protocol", "budgeted",
             "--trials", "40", "--population", "4", "--out", str(tmp_path)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     parent = subprocess.Popen(

@@ -128,7 +128,7 @@ def test_killed_mid_trial_one_at_a_time_the_resumed_sweep_has_the_same_numbers(
     """SIGKILL during training, past TPE's 10 random start-up trials: the trial redone takes the
     killed one's place, so every counted trial is what an uninterrupted sweep gets."""
     args = ["--workload", "moons", "--epochs", "60", "--families", "constant", "--no-report"]
-    args += ["--trials", "16", "--population", "1"]
+    args += ["--trials", "16", "--population", "1", "--protocol", "budgeted"]
     assert run_cli("run", *args, "--out", str(tmp_path / "a"))[0] == 0
     journal = tmp_path / "b" / "optuna.journal"
     (tmp_path / "b").mkdir()
