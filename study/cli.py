@@ -354,28 +354,38 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show ± gets \xb1, not a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    code = _outcome(main, argv)
+    # The command has ended. What is left is Python's teardown (about 2 s after a report, freeing
+    # torch and the tables), during which CPython has put back the default action of SIGINT: a
+    # Ctrl-C then would kill the process with no message and an exit code that says it failed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _outcome(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None) -> int:
+    """Run ``main``: its exit code, with the one line that explains a failure printed."""
     try:
         main(argv)
     except (UsageError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     except RunStopped as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        return 1
     except BrokenPipeError:  # output piped into head or less, which closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        sys.exit(141)
+        return 141
     except OSError as error:  # after BrokenPipeError, which is one
         if (code := _os_error_exit(error)) is None:
             raise
-        sys.exit(code)
+        return code
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
         print(
             "interrupted; finished trials are stored, run the same command again to resume", file=sys.stderr
         )
-        sys.exit(130)
-    sys.exit(0)
+        return 130
+    return 0
 
 
 def add_margin_argument(parser: ArgumentParser) -> None:

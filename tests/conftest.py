@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -78,8 +79,12 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
 
     def run(module: str, *argv: str) -> tuple[int, str, str]:
         main = __import__(f"study.{module}", fromlist=["main"]).main
-        with pytest.raises(SystemExit) as exit_info:
-            run_main(main, list(argv))
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                run_main(main, list(argv))
+        finally:  # an ended command ignores Ctrl-C, as its process exits; this one does not
+            signal.signal(signal.SIGINT, handler)
         out, err = capsys.readouterr()
         return exit_info.value.code, out, err
 

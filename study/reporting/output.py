@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from study.errors import UsageError
+from study.errors import UsageError, interrupts_deferred
 
 STAGING_PREFIX, STAGING_SUFFIX = ".report-", ".lr-study"
 
@@ -79,15 +79,17 @@ def staged_report(out: Path) -> Iterator[Path]:
 
 def _locked_staging_directory(out: Path) -> tuple[Path, int]:
     """A new directory with the permissions the umask gives, locked before it takes the name
-    that other reports look for, so that none sees it unlocked."""
-    making = Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX, suffix=".making"))
-    umask = os.umask(0)
-    os.umask(umask)
-    making.chmod(0o777 & ~umask)
-    lock = os.open(making, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    staging = making.with_name(making.name.removesuffix(".making") + STAGING_SUFFIX)
-    making.rename(staging)
+    that other reports look for, so that none sees it unlocked. Ctrl-C waits until it has that
+    name: a ``.making`` directory left behind is one no later report can tell from a live one."""
+    with interrupts_deferred():
+        making = Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX, suffix=".making"))
+        umask = os.umask(0)
+        os.umask(umask)
+        making.chmod(0o777 & ~umask)
+        lock = os.open(making, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        staging = making.with_name(making.name.removesuffix(".making") + STAGING_SUFFIX)
+        making.rename(staging)
     return staging, lock
 
 

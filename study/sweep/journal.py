@@ -28,20 +28,20 @@ import fcntl
 import json
 import lzma
 import os
-import signal
 import stat
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from study.errors import interrupts_deferred
 
 OPTUNA_LOCK_SUFFIX = ".lock"
 """Where ``JournalFileOpenLock`` and ``JournalFileSymlinkLock`` (Optuna's default) lock a journal;
@@ -307,14 +307,14 @@ class JournalFile(JournalFileBackend):
     def _write(self, logs: list[dict[str, Any]]) -> None:
         """Append and fsync under the lock, as Optuna does. Readers read without the lock, and one
         may already have applied any whole record an append wrote, so none is ever taken back: a
-        Ctrl-C waits until the append is whole (``_interrupts_deferred``), and an append that fails
+        Ctrl-C waits until the append is whole (``interrupts_deferred``), and an append that fails
         (a full disk) loses only its last, half record."""
         records = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
         with _locked(self.lock):
             fd = _open_no_follow(self.path, os.O_RDWR | os.O_APPEND)
             try:
                 _cut_half_record(fd)
-                with _interrupts_deferred():
+                with interrupts_deferred():
                     try:
                         _write_all(fd, records)
                         os.fsync(fd)
@@ -323,25 +323,6 @@ class JournalFile(JournalFileBackend):
                         raise
             finally:
                 os.close(fd)
-
-
-@contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C (SIGINT) arriving inside is acted on when the block ends. Python raises
-    KeyboardInterrupt only in the main thread, so other threads need nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[FrameType | None] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught and callable(previous):
-            previous(signal.SIGINT, caught[0])
-        elif caught and previous == signal.SIG_DFL:
-            signal.raise_signal(signal.SIGINT)
 
 
 @contextlib.contextmanager

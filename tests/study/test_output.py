@@ -92,3 +92,72 @@ def test_two_report_commands_on_one_output_both_finish(run_cli, tmp_path) -> Non
         assert report.wait(timeout=300) == 0, report.stderr.read()
     page = (tmp_path / "report" / "index.html").read_text()
     assert page.rstrip().endswith("</html>") and (tmp_path / "report" / "summary.md").exists()
+
+
+CTRL_C_WHILE_MAKING = """
+import os, signal, sys, tempfile
+from study.cli import run_main
+from study.reporting import output
+
+make_directory = tempfile.mkdtemp
+
+def mkdtemp_then_ctrl_c(**kwargs):
+    made = make_directory(**kwargs)
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C before the directory is locked and named
+    return made
+
+output.tempfile.mkdtemp = mkdtemp_then_ctrl_c
+
+def main(argv):
+    with output.staged_report(output.Path(argv[0])):
+        raise AssertionError("never reached: Ctrl-C stops the report before it draws")
+
+run_main(main, sys.argv[1:])
+"""
+
+
+def test_ctrl_c_while_a_report_directory_is_made_leaves_nothing_a_later_report_keeps(tmp_path) -> None:
+    """Issue 38 (F11): a ``.making`` directory was left for good; now Ctrl-C waits until the
+    directory has the name, and the lock, by which the next report knows it ended."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_WHILE_MAKING, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 130 and done.stderr.startswith("interrupted;"), done.stderr
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(STAGING_PREFIX) and left.name.endswith(STAGING_SUFFIX)
+    with staged_report(tmp_path) as report:
+        write_file(report / "index.html", "page")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["report", report.name])
+
+
+CTRL_C_WHILE_PYTHON_TEARS_DOWN = """
+import os, signal, sys, time
+from study.cli import run_main
+
+class SendsCtrlCWhenFreed:
+    def __del__(self):  # module teardown, where CPython has put back SIGINT's default action
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+
+kept_until_teardown = SendsCtrlCWhenFreed()
+run_main(lambda argv: print("report: done"), [])
+"""
+
+
+def test_ctrl_c_after_a_command_has_ended_changes_nothing() -> None:
+    """Issue 38 (F11): Ctrl-C in the seconds Python takes to free a finished report's memory
+    ended the process by the signal, with no message and a failing exit code; the work was done."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_WHILE_PYTHON_TEARS_DOWN],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "report: done\n", "")
