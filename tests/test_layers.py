@@ -17,13 +17,13 @@ COMMANDS = {
     "study.replicate",
     "study.noise",
 }
-"""What people type (``python -m study.X``); benchmarks (``study.bench*``) are commands too."""
+"""What people type (``python -m study.X``); benchmarks (``study.bench.*``) are commands too."""
 CLI = "study.cli"
 """The commands' shared flags and one-line errors: for commands only."""
 
 
 def _is_command(module: str) -> bool:
-    return module in COMMANDS or module.startswith("study.bench")
+    return module in COMMANDS or module.startswith("study.bench.")
 
 
 def _module_name(path: Path) -> str:
@@ -141,6 +141,14 @@ def test_the_readme_layout_lists_every_module() -> None:
     for package in ("objectives", "study"):
         for path in sorted((REPO / package).rglob("*.py")):
             module = path.relative_to(REPO / package).as_posix()
-            if path.name == "__init__.py" or (module.startswith("bench") and "bench*.py" in layout):
+            if path.name == "__init__.py" or (module.startswith("bench/") and "bench/" in layout.split()):
                 continue
             assert module in layout.split(), f"{package}/{module} is missing from the README's layout"
+
+
+def test_the_top_of_study_shows_its_entry_points() -> None:
+    """At most 12 modules at ``study/``'s top (issue 36): the commands and what they share; the
+    benchmarks in ``study/bench/``, the stages' modules in their folders."""
+    top = sorted(p.stem for p in (REPO / "study").glob("*.py") if p.stem != "__init__")
+    assert len(top) <= 12, top
+    assert not [name for name in top if name.startswith("bench")], "benchmarks live in study/bench/"

@@ -6,14 +6,24 @@ import pytest
 
 from tests.conftest import REPO
 
+BENCHMARKS = sorted(
+    f"bench.{p.stem}"
+    for p in (REPO / "study" / "bench").glob("*.py")
+    if p.stem not in {"__init__", "counting"}
+)
 
-@pytest.mark.parametrize("command", sorted(p.stem for p in (REPO / "study").glob("bench*.py")))
+
+def test_the_benchmarks_are_found() -> None:
+    assert "bench.loop" in BENCHMARKS and len(BENCHMARKS) == 6
+
+
+@pytest.mark.parametrize("command", BENCHMARKS)
 def test_every_benchmark_command_imports_and_answers_help(command: str, run_cli) -> None:
-    """A benchmark no test runs can rot unseen (study.bench once imported a function that had moved)."""
+    """A benchmark no test runs can rot unseen (the engine benchmark once imported a function that had moved)."""
     code, out, _ = run_cli(command, "--help")
     assert code == 0 and out.startswith(
         "usage: python -m study."
-    )  # bench_bookkeeping takes study.run's flags
+    )  # the bookkeeping benchmark takes study.run's flags
 
 
 def test_the_fairness_benchmark_counts_every_writers_appends(tmp_path) -> None:
@@ -21,7 +31,7 @@ def test_the_fairness_benchmark_counts_every_writers_appends(tmp_path) -> None:
     and every append is a whole record in the journal."""
     import json
 
-    from study.bench_fairness import beside
+    from study.bench.fairness import beside
 
     results = beside("ours", 1.0, tmp_path)
     assert sorted(kind for kind, _, _ in results) == ["ours", "ours", "stock"]

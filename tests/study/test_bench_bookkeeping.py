@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from objectives.engine import training
-from study import bench_bookkeeping
+from study.bench import bookkeeping as bench_bookkeeping
 from tests.conftest import SWEEP
 
 

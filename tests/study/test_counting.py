@@ -1,4 +1,4 @@
-"""``study.counting``: FLOPs by the counter on the path a benchmark times, checked by hand, and the
+"""``study.bench.counting``: FLOPs by the counter on the path a benchmark times, checked by hand, and the
 counter's CPU attention formulas checked against their CUDA twins and attention as products."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from objectives.experiment import Experiment
 from objectives.workloads.registry import get_workload, load_splits
-from study import counting
-from study.bench import one_population_epoch
-from study.counting import Counted, count
+from study.bench import counting
+from study.bench.counting import Counted, count
+from study.bench.loop import one_population_epoch
 
 aten = torch.ops.aten
 

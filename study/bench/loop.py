@@ -1,4 +1,4 @@
-"""``python -m study.bench``: the population engine against the loop people write, side by side.
+"""``python -m study.bench.loop``: the population engine against the loop people write, side by side.
 
 Three ways to run the same sweep (same workload, family, trials, epochs, pruner), one after
 another in one process, so their ratios are comparable on a noisy machine:
@@ -10,7 +10,7 @@ another in one process, so their ratios are comparable on a noisy machine:
 3. this project with the population engine (``--population K``).
 
 It prints trials per minute and the ratios, wall and CPU seconds of each way, and the engine's
-achieved FLOP/s (``study.counting``: FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``
+achieved FLOP/s (``study.bench.counting``: FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``
 on the training path itself) as a share of this machine's fp32 matrix-product rate, measured in
 the same run on the same thread count: over the whole sweep, over its training epochs, and for
 the matrix products alone (profiled), which bounds what the training could reach.
@@ -36,8 +36,8 @@ from objectives.objective import member_from_params, train_members
 from objectives.optim.optimizers import get_optimizer
 from objectives.stored import stored_curve
 from objectives.workloads.registry import Splits, Workload, load_splits
+from study.bench.counting import count, matmul_flops_per_second
 from study.cli import ArgumentParser, one_workload, positive_int, run_main
-from study.counting import count, matmul_flops_per_second
 from study.sweep.storage import open_storage
 from study.sweep.top_up import run_sweep
 
@@ -136,7 +136,7 @@ def one_population_epoch(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = ArgumentParser(prog="python -m study.bench", description=__doc__)
+    parser = ArgumentParser(prog="python -m study.bench.loop", description=__doc__)
     parser.add_argument("--workload", type=one_workload, default="digits")
     parser.add_argument("--trials", type=positive_int, default=64, help="trials per way (default 64)")
     parser.add_argument("--population", type=positive_int, default=32)

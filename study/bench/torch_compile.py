@@ -1,4 +1,4 @@
-"""``python -m study.bench_compile``: does ``torch.compile`` pay for a population's training step?
+"""``python -m study.bench.torch_compile``: does ``torch.compile`` pay for a population's training step?
 
 Times one step's forward, loss and backward (the optimizer aside) of a workload's population of
 ``--population`` members eagerly and compiled (inductor), alternately in one process (the
@@ -58,7 +58,7 @@ def seconds_of_first_call(step: Step, inputs: tuple) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = ArgumentParser(prog="python -m study.bench_compile", description=__doc__)
+    parser = ArgumentParser(prog="python -m study.bench.torch_compile", description=__doc__)
     parser.add_argument("--workload", type=one_workload, default="digits")
     parser.add_argument("--population", type=positive_int, default=32)
     parser.add_argument("--repeats", type=positive_int, default=300, help="steps timed per way (default 300)")

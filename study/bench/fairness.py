@@ -1,4 +1,4 @@
-"""``python -m study.bench_fairness``: does a stock Optuna writer starve beside this project's?
+"""``python -m study.bench.fairness``: does a stock Optuna writer starve beside this project's?
 
 One stock writer (Optuna's own ``JournalFileBackend``, its symlink lock) appends in a tight loop
 beside two rival writers, first two of this project's (``JournalFile``, which queue on an OS lock
@@ -51,7 +51,7 @@ def beside(rivals: str, seconds: float, folder: Path) -> list[tuple[str, int, fl
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m study.bench_fairness", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m study.bench.fairness", description=__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="each contest's length (default 30)")
     args = parser.parse_args(argv)
     import optuna

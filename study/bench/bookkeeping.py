@@ -1,4 +1,4 @@
-"""``python -m study.bench_bookkeeping``: where a sweep's time goes besides training.
+"""``python -m study.bench.bookkeeping``: where a sweep's time goes besides training.
 
 Runs one sweep in this process (``study.run``'s arguments, ``--jobs 1`` and ``--no-report``
 implied) with a timer around each part of the work: training epochs, TPE's own sampling, the

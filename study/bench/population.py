@@ -1,4 +1,4 @@
-"""``python -m study.bench_population``: seconds per member-epoch at several population sizes,
+"""``python -m study.bench.population``: seconds per member-epoch at several population sizes,
 and in each precision.
 
 For one workload, trains populations of 1, 8, 32, ... members (its default optimizer, constant
@@ -8,7 +8,7 @@ time beside wall time says what the wall time lost to other work. An epoch inclu
 validation, as in a sweep. The gain is population 1's seconds per member-epoch over each size's
 (in the same precision); ``bf16_speedup`` is fp32's seconds over bf16's at the same size.
 
-What the machine counts (``study.counting``), per size: FLOPs per member-epoch by PyTorch's
+What the machine counts (``study.bench.counting``), per size: FLOPs per member-epoch by PyTorch's
 counter, the share of this machine's fp32 matrix-product rate (measured in the same run) that
 training reached, and, from the fastest of three profiled epochs, the share of the time the
 matrix products took and their own rate. ``gain_ceiling`` is population 1's seconds per
@@ -27,7 +27,8 @@ import torch
 
 from objectives.engine.training import MemberConfig, Precision, train
 from objectives.workloads.registry import Splits, Workload, load_splits
-from study.bench import timed
+from study.bench.counting import count, matmul_flops_per_second
+from study.bench.loop import timed
 from study.cli import (
     ArgumentParser,
     add_data_arguments,
@@ -37,7 +38,6 @@ from study.cli import (
     positive_int,
     run_main,
 )
-from study.counting import count, matmul_flops_per_second
 
 
 def population_training(
@@ -87,7 +87,7 @@ def _precisions(text: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = ArgumentParser(prog="python -m study.bench_population", description=__doc__)
+    parser = ArgumentParser(prog="python -m study.bench.population", description=__doc__)
     parser.add_argument("--workload", type=one_workload, default="digits")
     parser.add_argument("--populations", type=_sizes, default=[1, 8, 32], help="comma list (default 1,8,32)")
     parser.add_argument("--epochs", type=positive_int, default=2, help="epochs per population (default 2)")

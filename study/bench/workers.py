@@ -1,4 +1,4 @@
-"""``python -m study.bench_workers``: sweep throughput with 1, 2, ... workers on one storage.
+"""``python -m study.bench.workers``: sweep throughput with 1, 2, ... workers on one storage.
 
 Each worker count runs the same sweep (same workload, families, trials, no pruning, so every
 trial costs the same) from a fresh storage: a journal file, or a new database on the PostgreSQL
@@ -56,7 +56,7 @@ def _measure(workers: int, storage: str, scratch: Path, sweep: Sequence[str]) ->
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = ArgumentParser(prog="python -m study.bench_workers", description=__doc__)
+    parser = ArgumentParser(prog="python -m study.bench.workers", description=__doc__)
     parser.add_argument("--workers", type=_worker_counts, default=[1, 2], help="comma list (default 1,2)")
     parser.add_argument(
         "--postgres", metavar="URL", help="a PostgreSQL server URL (a role that may create databases)"
