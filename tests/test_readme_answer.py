@@ -1,0 +1,107 @@
+"""The README's answer is made from the published results it describes: every family it names,
+every count and share it quotes is checked here against ``results/standard``'s tables, so a stale
+number fails (issue 37). ``answer_lines`` is how the README writes them."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+PUBLISHED = REPO / "results" / "standard"
+PLACES = {
+    "within the margin everywhere": "Within the margin of each workload's best on every workload",
+    "worse somewhere": "Worse than the best on at least one workload",
+    "not placed": "Not placed by the data",
+}
+
+
+def _read(name: str) -> pd.DataFrame:
+    return pd.read_csv(PUBLISHED / name, comment="#")
+
+
+def _workloads() -> list[str]:
+    return sorted(p.name.removesuffix("-grid-verdicts.csv") for p in PUBLISHED.glob("*-grid-verdicts.csv"))
+
+
+def answer_lines() -> list[str]:
+    """The README's answer, line by line, from the published tables."""
+    placement = _read("placement.csv")
+    lines = []
+    for word, said in PLACES.items():
+        families = list(placement.loc[placement["placement"] == word, "family"])
+        shown = ", ".join(f"`{f}`" for f in families) if families else "none"
+        lines.append(f"- **{said}** ({len(families)} of {len(placement)}): {shown}.")
+    for section in _workloads():
+        verdicts = _read(f"{section}-grid-verdicts.csv")
+        counts = verdicts["verdict"].value_counts()
+        reference = verdicts.iloc[0]
+        workload = section.rsplit("-", 1)[0]
+        cells = " | ".join(
+            str(int(counts.get(v, 0))) for v in ("worse", "equivalent", "better", "inconclusive")
+        )
+        lines.append(
+            f"| `{workload}` | `{reference['family']}` at {reference['lr']:g} | {cells} | {int(reference['seeds'])} |"
+        )
+    for luck in sorted(PUBLISHED.glob("*-tuning_luck.csv")):
+        table = _read(luck.name).set_index("component")
+        workload = luck.name.removesuffix("-tuning_luck.csv").rsplit("-", 1)[0]
+        cells = " | ".join(
+            f"{row['share']:.0%} ({row['share_ci_low']:.0%} to {row['share_ci_high']:.0%})"
+            for _, row in table.iterrows()
+        )
+        lines.append(f"| `{workload}` | {cells} |")
+    return lines
+
+
+@pytest.mark.skipif(
+    not (PUBLISHED / "placement.csv").exists(), reason="no published grid study in results/standard"
+)
+def test_every_line_of_the_readmes_answer_is_the_published_tables() -> None:
+    readme = (REPO / "README.md").read_text()
+    answer = readme[readme.index("## The answer") : readme.index("## ", readme.index("## The answer") + 5)]
+    missing = [line for line in answer_lines() if line not in answer]
+    assert not missing, "\n".join(missing)
+
+
+@pytest.mark.skipif(
+    not (PUBLISHED / "placement.csv").exists(), reason="no published grid study in results/standard"
+)
+def test_the_readmes_count_of_conclusive_verdicts_is_the_tables() -> None:
+    readme = (REPO / "README.md").read_text()
+    verdicts = pd.concat([_read(f"{s}-grid-verdicts.csv") for s in _workloads()])
+    compared = verdicts[verdicts["verdict"] != "reference"]
+    conclusive = int((compared["verdict"] != "inconclusive").sum())
+    said = re.search(r"\*\*(\d+) of (\d+) verdicts are conclusive\*\*", readme)
+    assert said and (int(said.group(1)), int(said.group(2))) == (conclusive, len(compared))
+
+
+REPLICATIONS = REPO / "results" / "replications"
+CITED = {
+    "decay-to-zero": [("lead at 20 minus at 5 epochs", "shakespeare")],
+    "cooldown": [("wsd 1-sqrt 10% vs cosine", "shakespeare"), ("wsd 1-sqrt 20% vs cosine", "shakespeare")],
+    "warmup": [("top of the LR band, warmup tuned minus no warmup", "shakespeare")],
+}
+"""The rows of each replication's CSV that the README's table quotes."""
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2f}".replace("-", "\u2212")
+
+
+def test_the_readmes_replication_table_quotes_the_published_csvs() -> None:
+    """Issue 37: every lead, interval and verdict in the table is its CSV's, at two decimals."""
+    readme = (REPO / "README.md").read_text()
+    for name, rows in CITED.items():
+        (line,) = [
+            row for row in readme.splitlines() if f"`python -m study.replicate {name}`" in row and "|" in row
+        ]
+        table = pd.read_csv(REPLICATIONS / name / f"{name}.csv", comment="#")
+        assert set(table["verdict"]) == {"inconclusive"} and "**inconclusive**" in line, name
+        for comparison, workload in rows:
+            (row,) = table[(table["comparison"] == comparison) & (table["workload"] == workload)].itertuples()
+            quoted = f"{_signed(row.lead)} ({_signed(row.ci_low)} to {_signed(row.ci_high)})"
+            assert quoted in line, (name, quoted)
