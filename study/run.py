@@ -106,6 +106,28 @@ def usable_families(families: list[str] | None, experiment: Experiment) -> list[
     return usable
 
 
+def _add_protocol_arguments(parser: ArgumentParser) -> None:
+    """How each family is tuned: the protocol, and each protocol's own count."""
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOL_CHOICES,
+        help="budgeted: each family tuned --repeats times by TPE within --trials (what tuning buys, luck "
+        "included); grid: every family at its best base LR on a shared grid, other knobs at published defaults, "
+        "--selection-seeds seeds per grid point (objectives/grid.py); both (the default, and the suites')",
+    )
+    parser.add_argument(
+        "--selection-seeds",
+        type=positive_int,
+        help=f"grid protocol: the seeds every grid point trains with (default {DEFAULT_SELECTION_SEEDS})",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        help="independent tuning runs per family (their own sampler seeds, --trials each); each verdict "
+        f"takes a run as one sample, so it covers the tuning run (default {DEFAULT_REPEATS}; 1: seeds only)",
+    )
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.run", description=__doc__)
     parser.add_argument(
@@ -152,24 +174,7 @@ def build_parser() -> ArgumentParser:
     )
     add_margin_argument(parser)
     add_artifact_argument(parser)
-    parser.add_argument(
-        "--protocol",
-        choices=PROTOCOL_CHOICES,
-        help="budgeted: each family tuned --repeats times by TPE within --trials (what tuning buys, luck "
-        "included); grid: every family at its best base LR on a shared grid, other knobs at published defaults, "
-        "--selection-seeds seeds per grid point (objectives/grid.py); both (the default, and the suites')",
-    )
-    parser.add_argument(
-        "--selection-seeds",
-        type=positive_int,
-        help=f"grid protocol: the seeds every grid point trains with (default {DEFAULT_SELECTION_SEEDS})",
-    )
-    parser.add_argument(
-        "--repeats",
-        type=positive_int,
-        help="independent tuning runs per family (their own sampler seeds, --trials each); each verdict "
-        f"takes a run as one sample, so it covers the tuning run (default {DEFAULT_REPEATS}; 1: seeds only)",
-    )
+    _add_protocol_arguments(parser)
     add_jobs_argument(parser, "worker processes, each training whole studies, then re-evaluation seeds")
     parser.add_argument(
         "--no-report", action="store_true", help="skip the re-evaluation and the report at the end"

@@ -152,3 +152,16 @@ def test_the_top_of_study_shows_its_entry_points() -> None:
     top = sorted(p.stem for p in (REPO / "study").glob("*.py") if p.stem != "__init__")
     assert len(top) <= 12, top
     assert not [name for name in top if name.startswith("bench")], "benchmarks live in study/bench/"
+
+
+def test_no_function_is_longer_than_sixty_lines() -> None:
+    """Short enough to read at a glance (issue 36): a longer one is split where it changes subject."""
+    long = []
+    for path in [*REPO.glob("study/**/*.py"), *REPO.glob("objectives/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.end_lineno - node.lineno >= 60
+            ):
+                long.append(f"{_module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not long, long
