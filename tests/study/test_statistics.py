@@ -211,3 +211,18 @@ def test_an_interval_of_accuracies_stays_within_0_and_1() -> None:
     assert high > 1.0  # the plain t-interval leaves the range
     low, high = statistics.t_interval(values, ACCURACY.bounds)
     assert 0.0 <= low and high == 1.0
+
+
+@pytest.mark.parametrize("seeds", [12, 60])
+def test_identical_families_draw_a_false_worse_or_better_in_at_most_5_percent_of_datasets(seeds: int) -> None:
+    """The grid protocol's per-workload rule (paired t, Holm over 17) on 17 families identical to
+    the reference, at the fewest and the most evaluation seeds of the standard suite's workloads
+    (the SD scales out of the t-test): the family-wise rate of any *worse* or *better* stays
+    within 5%, plus two standard errors."""
+    rng, datasets, false, sd = np.random.default_rng(7), 400, 0, 0.01
+    for _ in range(datasets):
+        seed_effect = rng.normal(0, sd, seeds)  # shared by every family on a seed: what pairing removes
+        metrics = seed_effect + rng.normal(0, sd, (18, seeds))
+        differences = [statistics.paired_t(metrics[f] - metrics[0], sd) for f in range(1, 18)]
+        false += any(word in {"worse", "better"} for word in statistics.verdicts(differences, 1.0)[2])
+    assert false / datasets <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / datasets), false / datasets
