@@ -69,10 +69,25 @@ def _verdict_line(section: GridSection) -> str:
     others = len(section.verdicts) - 1
     parts = ", ".join(f"{n} {word}" for word, n in counts.items() if n)
     return (
-        f"Against it, of {_count(others, 'other family', 'other families')}: {parts} (family minus reference "
-        f"in test {section.metric.label}, {statistics.PAIRED_SEEDS}, every test Holm-corrected over the families at 5%; "
-        f"equivalent: within ±{section.margin:g} by two one-sided tests)."
+        f"Against it, of {_count(others, 'other family', 'other families')}: {parts}{_trivial_gaps(section)} (family "
+        f"minus reference in test {section.metric.label}, {statistics.PAIRED_SEEDS}, every test Holm-corrected over "
+        f"the families at 5%; equivalent: within ±{section.margin:g} by two one-sided tests)."
     )
+
+
+def trivial_gaps(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The *worse* and *better* rows whose gap is also shown within the margin: a difference the
+    seeds detect but one smaller than a practitioner would change schedule for. The verdict rule,
+    fixed before the study, calls them worse or better; this says how many are so small."""
+    shown = verdicts["verdict"].isin(["worse", "better"])
+    return verdicts[shown & (verdicts["p_equivalent_holm"] < statistics.SIGNIFICANCE)]
+
+
+def _trivial_gaps(section: GridSection) -> str:
+    small = trivial_gaps(section.verdicts)
+    if not len(small):
+        return ""
+    return f"; of the {'worse and better' if 'better' in set(small['verdict']) else 'worse'}, {len(small)} by less than the margin (shown within it too)"
 
 
 def _power_line(section: GridSection) -> str:
@@ -85,13 +100,18 @@ def _power_line(section: GridSection) -> str:
     if len(needed):
         minutes = open_["cpu_minutes_needed"].dropna()
         line += (
-            f": {len(needed)} would be settled at 80% power by {int(needed.min())} to {int(needed.max())} evaluation "
+            f": {len(needed)} would be settled at 80% power by {_span(needed)} evaluation "
             f"seeds (now {section.seeds}; about {minutes.sum():.0f} CPU minutes here for all of them)"
         )
     unsettled = len(open_) - len(needed)
     if unsettled:
         line += f"{';' if len(needed) else ':'} {unsettled} no affordable number of seeds would settle (a difference at the margin's edge)"
     return line + "."
+
+
+def _span(values: pd.Series) -> str:
+    low, high = int(values.min()), int(values.max())
+    return f"{low}" if low == high else f"{low} to {high}"
 
 
 def captions(section: GridSection) -> dict[str, str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
@@ -193,3 +195,16 @@ def test_the_report_opens_with_the_grids_answer_and_its_words_agree_with_its_tab
         ).all()
     assert (report / "answer.png").stat().st_size > 5_000
     assert "At 3 trials of TPE per tuning run, the schedule explains" in page
+
+
+def test_a_worse_verdict_shown_within_the_margin_too_is_counted_as_a_small_gap() -> None:
+    """The fixed rule calls a detected gap worse however small; the page says how many of them
+    are also shown within the margin (digits: 60 seeds detect gaps of 0.003 against a 0.0097 margin)."""
+    from study.reporting.grid_render import trivial_gaps
+
+    verdicts = pd.DataFrame({
+        "family": ["ref", "small", "large", "same"],
+        "verdict": ["reference", "worse", "worse", "equivalent"],
+        "p_equivalent_holm": [np.nan, 0.001, 0.6, 0.002],
+    })  # fmt: skip
+    assert list(trivial_gaps(verdicts)["family"]) == ["small"]
