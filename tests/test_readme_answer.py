@@ -105,3 +105,40 @@ def test_the_readmes_replication_table_quotes_the_published_csvs() -> None:
             (row,) = table[(table["comparison"] == comparison) & (table["workload"] == workload)].itertuples()
             quoted = f"{_signed(row.lead)} ({_signed(row.ci_low)} to {_signed(row.ci_high)})"
             assert quoted in line, (name, quoted)
+
+
+@pytest.mark.skipif(
+    not (PUBLISHED / "placement.csv").exists(), reason="no published grid study in results/standard"
+)
+def test_the_readmes_count_of_small_worse_gaps_is_the_tables() -> None:
+    """'K of the N worse verdicts are gaps also shown smaller than the margin, D of them on digits;
+    on the other three workloads O of the M are': each count from the verdict tables."""
+    from study.reporting.grid_render import trivial_gaps
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    tables = {s.rsplit("-", 1)[0]: _read(f"{s}-grid-verdicts.csv") for s in _workloads()}
+    worse = {w: int((t["verdict"] == "worse").sum()) for w, t in tables.items()}
+    small = {w: len(trivial_gaps(t)) for w, t in tables.items()}
+    others = [w for w in tables if w != "digits"]
+    said = (
+        f"{sum(small.values())} of the {sum(worse.values())} *worse* verdicts are gaps also shown smaller than the "
+        f"margin, {small['digits']} of them on `digits`"
+    )
+    assert said in readme
+    assert (
+        f"on the other three workloads {sum(small[w] for w in others)} of the {sum(worse[w] for w in others)} are"
+        in readme
+    )
+
+
+@pytest.mark.skipif(
+    not (PUBLISHED / "placement.csv").exists(), reason="no published grid study in results/standard"
+)
+def test_the_readmes_open_verdicts_and_the_seeds_that_would_settle_them_are_the_tables() -> None:
+    readme = " ".join((REPO / "README.md").read_text().split())
+    for section in _workloads():
+        table = _read(f"{section}-grid-verdicts.csv")
+        for _, row in table[table["verdict"] == "inconclusive"].iterrows():
+            workload = section.rsplit("-", 1)[0]
+            assert f"(`{row['family']}` on `{workload}`)" in readme
+            assert f"80% power by {int(row['seeds_needed'])} evaluation seeds" in readme
