@@ -1041,3 +1041,32 @@ def test_a_directory_where_the_lock_goes_is_one_line_at_once_and_left_alone(run_
         left <= {"optuna.journal.lock", "optuna.journal.lr-study.flock"}
         and (out / "optuna.journal.lock").is_dir()
     )
+
+
+def test_a_read_only_journal_reads_only_what_is_new_and_an_archive_once(tmp_path, monkeypatch) -> None:
+    """Optuna reads the logs on every access to a study: reading the whole file each time (and
+    decompressing a 70 MB archive) made the published page's rebuild take hours. Appends made
+    between reads are read, a half last line waits for its end, and an archive is read once."""
+    import lzma
+
+    from study.sweep import journal as journal_module
+    from study.sweep.journal import ReadOnlyJournalFile
+
+    record = b'{"op_code": 0, "worker_id": "w", "study_name": "s%d", "directions": [1]}\n'
+    plain = tmp_path / "plain.journal"
+    plain.write_bytes(record % 0 + (record % 1)[:10])
+    reader = ReadOnlyJournalFile(plain)
+    assert [r["study_name"] for r in reader.read_logs(0)] == ["s0"]
+    with plain.open("ab") as file:  # the writer finishes its line, then appends one more
+        file.write((record % 1)[10:] + record % 2)
+    assert [r["study_name"] for r in reader.read_logs(1)] == ["s1", "s2"]
+    assert [r["study_name"] for r in reader.read_logs(0)] == ["s0", "s1", "s2"]
+
+    archive = tmp_path / "archived.journal.xz"
+    archive.write_bytes(lzma.compress(record % 0 + record % 1))
+    calls, decompress = [], lzma.decompress
+    monkeypatch.setattr(journal_module.lzma, "decompress", lambda data: calls.append(1) or decompress(data))
+    reader = ReadOnlyJournalFile(archive)
+    for _ in range(5):
+        assert len(list(reader.read_logs(0))) == 2
+    assert len(calls) == 1
