@@ -17,6 +17,11 @@ from study.sweep.postgres import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]
 
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # Started in the background by a shell without job control (`cmd &`), this process and every
+    # command it starts would ignore Ctrl-C, and the tests of what Ctrl-C does could not send one.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

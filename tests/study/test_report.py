@@ -218,7 +218,7 @@ def _contents(report: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(report.iterdir())}
 
 
-@pytest.mark.parametrize("die_at", [1, 5, 12])
+@pytest.mark.parametrize("die_at", [1, 12])  # the first file, and one half-way
 @pytest.mark.slow
 def test_killed_while_writing_the_report_shows_the_previous_one_whole(
     die_at: int, run_cli, tmp_path: Path
