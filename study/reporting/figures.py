@@ -213,7 +213,8 @@ def tuning_budget(expected: pd.DataFrame, order: list[str], metric: Metric) -> F
             xlabel="tuning trials (n)",
             ylabel=f"expected best validation {metric.label} (+- 1 sd)",
         )
-        ax.set_xlim(expected["trials"].min(), expected["trials"].max())
+        if expected["trials"].max() > expected["trials"].min():  # one trial: matplotlib pads the axis itself
+            ax.set_xlim(expected["trials"].min(), expected["trials"].max())
         _plain_log_labels(ax.xaxis)
         good_edge = bounded(expected["expected_best"] + metric.sign * expected["sd"])
         worst_mean = metric.poorest(expected["expected_best"])
