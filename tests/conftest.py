@@ -17,10 +17,11 @@ from study.sweep.postgres import temporary_database
 
 REPO = Path(__file__).resolve().parents[1]
 
-if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-    # Started in the background by a shell without job control (`cmd &`), this process and every
-    # command it starts would ignore Ctrl-C, and the tests of what Ctrl-C does could not send one.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+CTRL_C = signal.default_int_handler
+"""What Ctrl-C does in every test, whatever ran before it: raise KeyboardInterrupt. Started in the
+background by a shell without job control (``cmd &``), this process would ignore Ctrl-C and so
+would every command it starts; and a command run in-process (``study.cli.run_main``) ignores
+Ctrl-C once it has ended, as its process would exit next, while a test's process goes on."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +78,14 @@ def one_job(monkeypatch: pytest.MonkeyPatch) -> None:
     )  # a grid too would triple them; tests ask for it
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_usual() -> Iterator[None]:
+    """``CTRL_C`` before each test and after it (a module's fixtures may have run a command)."""
+    signal.signal(signal.SIGINT, CTRL_C)
+    yield
+    signal.signal(signal.SIGINT, CTRL_C)
+
+
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """Run a command's real entry point in-process: (exit code, stdout, stderr)."""
@@ -84,12 +93,8 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
 
     def run(module: str, *argv: str) -> tuple[int, str, str]:
         main = __import__(f"study.{module}", fromlist=["main"]).main
-        handler = signal.getsignal(signal.SIGINT)
-        try:
-            with pytest.raises(SystemExit) as exit_info:
-                run_main(main, list(argv))
-        finally:  # an ended command ignores Ctrl-C, as its process exits; this one does not
-            signal.signal(signal.SIGINT, handler)
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(main, list(argv))
         out, err = capsys.readouterr()
         return exit_info.value.code, out, err
 
