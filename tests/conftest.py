@@ -93,8 +93,11 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
 
     def run(module: str, *argv: str) -> tuple[int, str, str]:
         main = __import__(f"study.{module}", fromlist=["main"]).main
-        with pytest.raises(SystemExit) as exit_info:
-            run_main(main, list(argv))
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                run_main(main, list(argv))
+        finally:  # an ended command ignores Ctrl-C, as its process exits next; the test goes on
+            signal.signal(signal.SIGINT, CTRL_C)
         out, err = capsys.readouterr()
         return exit_info.value.code, out, err
 
