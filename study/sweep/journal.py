@@ -472,27 +472,30 @@ class ReadOnlyJournalFile(BaseJournalBackend):
         self._lines: list[bytes] = []
         self._read_to = 0  # bytes of whole lines read so far (of the decompressed data, for .xz)
 
-    def data(self) -> bytes:
-        """All of the file's bytes, decompressed."""
-        return (
-            lzma.decompress(self.path.read_bytes()) if self.path.suffix == ".xz" else self.path.read_bytes()
-        )
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the file is a journal (``check_journal``), reading it once
+        for the check and for Optuna's first read both."""
+        data = self._unread()
+        check_journal(self.path, data)
+        self._keep(data)
 
     def _unread(self) -> bytes:
         """What is new since the last read: the whole archive once (it never grows), or what a
         writer appended to a plain file. Optuna reads the logs on every access to a study, so
         reading from the start each time (decompressing 70 MB) made a report take hours."""
         if self.path.suffix == ".xz":
-            return b"" if self._read_to else self.data()
+            return b"" if self._read_to else lzma.decompress(self.path.read_bytes())
         with open(self.path, "rb") as file:
             file.seek(self._read_to)
             return file.read()
 
-    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        data = self._unread()
+    def _keep(self, data: bytes) -> None:
         whole = data[: data.rfind(b"\n") + 1]
         self._lines += whole.splitlines()
         self._read_to += len(whole)
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        self._keep(self._unread())
         return (json.loads(line) for line in self._lines[log_number_from:])
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:

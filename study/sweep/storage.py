@@ -80,7 +80,7 @@ def _read_journal(path: Path) -> JournalStorage:
         raise UsageError(f"no journal at {path}: run a sweep there first, or point --out / --storage at one")
     with _journal_errors(path):
         file = ReadOnlyJournalFile(path)
-        check_journal(path, file.data())
+        file.check()
         storage = JournalStorage(file)
         storage.get_all_studies()
         return storage
