@@ -142,7 +142,9 @@ def verdict_lines(section: Section, family: str, repeat: int = 0) -> str:
         shown = lambda value: rounded(value, (row["ci_high"] - row["ci_low"]) / 2, signed=True)
         lines.append(
             f"- Verdict: **{row['verdict']}**; test {metric.label} minus the reference's {shown(row['difference'])} "
-            f"(95% CI {shown(row['ci_low'])} to {shown(row['ci_high'])}; equivalent means within ±{section.margin:g})."
+            f"(unadjusted 95% CI {shown(row['ci_low'])} to {shown(row['ci_high'])}; equivalent means within "
+            f"±{section.margin:g}; the verdict is Holm-corrected over the family's peers, so it can be inconclusive "
+            "where this interval misses 0)."
         )
     ranked = section.ranking.set_index("family")
     if family in ranked.index and "lr_band_decades" in ranked:
@@ -196,6 +198,7 @@ def grid_verdict_lines(section: GridSection, family: str) -> str:
         shown = lambda value: rounded(value, (row["ci_high"] - row["ci_low"]) / 2, signed=True)
         lines.append(
             f"- Verdict: **{row['verdict']}**; minus the reference's {shown(row['difference'])} (95% CI "
-            f"{shown(row['ci_low'])} to {shown(row['ci_high'])}, paired over seeds; equivalent means within ±{section.margin:g})."
+            f"{shown(row['ci_low'])} to {shown(row['ci_high'])}, paired over seeds, unadjusted; equivalent means within "
+            f"±{section.margin:g}; the verdict is Holm-corrected over the family's peers)."
         )
     return "\n".join(lines)

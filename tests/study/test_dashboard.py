@@ -117,6 +117,7 @@ def test_each_study_note_gains_its_verdict_once_however_many_reports(
         verdict = note.split(VERDICT_HEADING)[1]
         assert "- Reference on moons with sgd: **" in verdict and "decades of base LR" in verdict
         verdicts.append(re.search(r"Verdict: \*\*(\w+)\*\*|is the reference", verdict).group(0))
+        assert ("Verdict: **" in verdict) == ("unadjusted 95% CI" in verdict and "Holm-corrected" in verdict)
     assert verdicts.count("is the reference") == 1 and len(verdicts) == len(FAMILIES)
     for shown in verdicts:
         assert shown == "is the reference" or shown.split("**")[1] in (
@@ -159,6 +160,9 @@ def test_a_grid_study_gets_its_own_verdict_note_and_figures_name_the_grids_lr(ru
         note = get_note(study)
         assert "Grid protocol on moons with sgd" in note and "Chosen base LR" in note, name
         assert ("is the reference" in note) != ("Verdict: **" in note), name
+        assert ("Verdict: **" in note) == ("unadjusted; equivalent" in note and "Holm-corrected" in note), (
+            name
+        )
 
 
 def test_a_repeats_note_speaks_of_its_own_tuning_run(run_cli, tmp_path) -> None:
