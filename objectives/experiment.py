@@ -93,10 +93,11 @@ class Experiment:
     def study_name(self) -> str:
         """``<workload>-<optimizer>-<family>``, then the fixed knobs (``-[cooldown_fraction=0.1]``),
         then ``-repeat<k>`` for a repeat other than the first (its own name gives it its own
-        sampler seeds)."""
+        sampler seeds); a grid study, ``-grid``, after its knobs where they are not the defaults."""
         name = f"{self.workload}-{self.optimizer_label}-{self.family}"
-        if self.is_grid:  # its knobs are the protocol's defaults (objectives.grid), not in its name
-            return f"{name}-grid"
+        if self.is_grid:  # knobs at the protocol's defaults (objectives.grid) are not in its name
+            changed = dict(self.fixed) != dict(default_knobs(self.family, self.epochs))
+            return f"{name}-[{fixed_label(self.fixed)}]-grid" if changed else f"{name}-grid"
         if self.fixed:
             name += f"-[{fixed_label(self.fixed)}]"
         return f"{name}-repeat{self.repeat}" if self.repeat else name

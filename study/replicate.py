@@ -1,9 +1,11 @@
 """``python -m study.replicate NAME``: a published claim about LR schedules, tested at this scale.
 
-Tunes each arm of the claim (``study/replications.py``) with its own Optuna studies, several
-times independently and at each run length, re-trains every tuned configuration over seeds on
-the test split, and says whether the claim is reproduced, not reproduced or inconclusive, with
-intervals over tuning runs. Writes ``NAME.md``, ``NAME.csv`` and ``NAME.png`` into OUT (default
+Claims that train (cooldown, decay-to-zero, warmup) run each arm on the grid protocol: every grid
+point on the selection seeds, each arm at its own best LR, then re-trained on evaluation seeds
+that every arm shares. Claims that read (annealing-robustness, convex-bound, curve-prediction)
+take the standard suite's grids from ``--storage`` and train nothing. Each says *reproduced*,
+*contradicted* or *inconclusive* by its rule (``study.reporting.replication``) and writes
+``NAME.md``, ``NAME-runs.csv`` (one row per trained run) and ``NAME.png`` into OUT (default
 results/replications/NAME). Resumable: run the same command again.
 """
 
@@ -28,138 +30,166 @@ from study.cli import (
     out_directory,
     positive_int,
     run_main,
+    storage_argument,
     storage_spec,
     workload_list,
 )
 from study.errors import UsageError
-from study.replications import REPLICATIONS, Budget, Replication, replication_name
+from study.replications import REPLICATIONS, Arm, Replication, replication_name
 
 if TYPE_CHECKING:
     import optuna
 
 POPULATION = 32
-"""Trials trained together, as ``study.run``'s default: a budget's trials all at once."""
+"""Grid points trained together, as ``study.run``'s default."""
+
+SUITE_STORAGE = Path("results", "standard", "optuna.journal.xz")
+"""The published suite's storage, which the reading claims take by default (read-only)."""
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.replicate", description=__doc__)
     parser.add_argument("replication", type=replication_name, help=f"one of: {', '.join(REPLICATIONS)}")
     parser.add_argument(
-        "--workload", type=workload_list, help="only these of the replication's workloads (comma list)"
+        "--workload", type=workload_list,
+        help="the claim on other workloads (comma list; a claim that trains takes one): default the claim's",
+    )  # fmt: skip
+    parser.add_argument(
+        "--selection-seeds", type=positive_int, help="seeds per grid point (default: the claim's)"
     )
     parser.add_argument(
-        "--trials",
+        "--seeds",
         type=positive_int,
-        help="trials per arm, run length and tuning run (default: the replication's)",
+        help="evaluation seeds per arm, shared by the arms (default: the claim's)",
     )
     parser.add_argument(
-        "--repeats", type=positive_int, help="tuning runs per arm and run length (default: the replication's)"
+        "--epochs", type=_lengths, help="run lengths in epochs, a comma list (default: the claim's)"
     )
     parser.add_argument(
-        "--seeds", type=positive_int, help="re-evaluation seeds per tuning run (default: the replication's)"
-    )
-    parser.add_argument(
-        "--epochs", type=positive_int, help="epochs of the shortest run length (default: the replication's)"
-    )
+        "--storage", type=storage_argument,
+        help=f"claims that read: the suite's storage (default {SUITE_STORAGE}); claims that train: their own "
+        "(default OUT/optuna.journal)",
+    )  # fmt: skip
     parser.add_argument(
         "--out", type=out_directory, help="output directory (default results/replications/NAME)"
     )
     add_data_arguments(parser)
-    add_jobs_argument(parser, "worker processes, each training whole studies, then re-evaluation seeds")
+    add_jobs_argument(parser, "worker processes, each training whole studies, then evaluation seeds")
     add_device_arguments(parser)
     return parser
 
 
-def budgets(args: argparse.Namespace) -> list[Budget]:
-    """The replication's budgets, for the workloads asked, with the flags' overrides."""
+def _lengths(text: str) -> tuple[int, ...]:
+    return tuple(positive_int(part) for part in text.split(","))
+
+
+def settled(args: argparse.Namespace) -> Replication:
+    """The claim as asked: its own workloads and budget, with the flags' overrides."""
     replication: Replication = args.replication
-    chosen = replication.budgets
-    if args.workload is not None:
-        names = [workload.name for workload in args.workload]
-        if unknown := [name for name in names if name not in {b.workload for b in chosen}]:
-            offered = ", ".join(b.workload for b in chosen)
-            raise UsageError(f"{replication.name} runs on {offered}, not {', '.join(unknown)}")
-        chosen = tuple(b for b in chosen if b.workload in names)
-    overrides = {name: getattr(args, name) for name in ("trials", "seeds", "epochs") if getattr(args, name)}
-    return [dataclasses.replace(budget, **overrides) for budget in chosen]
+    workloads = tuple(w.name for w in args.workload) if args.workload else None
+    if workloads and replication.trains and len(workloads) > 1:
+        raise UsageError(f"{replication.name} trains on one workload; --workload names {len(workloads)}")
+    not_loss = [w.name for w in args.workload or () if not w.metric.from_loss]
+    if replication.test == "curves" and not_loss:
+        raise UsageError(f"{replication.name} fits a loss curve; {', '.join(not_loss)} is judged by accuracy")
+    overrides = {
+        "selection_seeds": args.selection_seeds, "seeds": args.seeds, "epochs": args.epochs, "workloads": workloads,
+    }  # fmt: skip
+    return dataclasses.replace(replication, **{k: v for k, v in overrides.items() if v})
 
 
-def experiments(args: argparse.Namespace, workload: Workload, epochs: int, repeats: int) -> list[Experiment]:
-    """The studies of one workload at one run length: each arm, ``repeats`` times."""
+def arm_experiment(arm: Arm, workload: Workload, epochs: int, seed: int, selection_seeds: int) -> Experiment:
+    """One arm's grid study: the family on the grid (its default knobs, its window or the arm's),
+    the arm's knobs in place of the defaults they change."""
     defaults = argparse.Namespace(
         optimizer=None, momentum=None, nesterov=False, weight_decay=None, epochs=epochs,
-        batch_size=None, early_stopping=None, seed=args.seed, precision="fp32",
+        batch_size=None, early_stopping=None, seed=seed, precision="fp32",
     )  # fmt: skip
-    return [
-        dataclasses.replace(
-            experiment_from_args(defaults, arm.family, workload),
-            repeat=repeat,
-            fixed=arm.fixed,
-            lr_range=arm.lr_range,
-        )
-        for arm in args.replication.arms
-        for repeat in range(repeats)
-    ]
+    base = dataclasses.replace(experiment_from_args(defaults, arm.family, workload), lr_range=arm.lr_range)
+    on_grid = base.on_grid(selection_seeds)
+    return dataclasses.replace(on_grid, fixed=tuple({**dict(on_grid.fixed), **dict(arm.fixed)}.items()))
 
 
-def storage_of(out: Path, replication: Replication, length: int) -> str:
-    """One journal per run length (a study's name does not say its epochs, and a study is trained
-    at one length): ``optuna-2x.journal``; ``optuna.journal`` where there is one length."""
-    return (
-        storage_spec(None, out) if len(replication.lengths) == 1 else str(out / f"optuna-{length}x.journal")
-    )
+def storage_of(args: argparse.Namespace, replication: Replication, epochs: int) -> str:
+    """One journal per run length where there are several (a study's name does not say its
+    epochs): ``optuna-16ep.journal``; else ``--storage`` or ``OUT/optuna.journal``."""
+    if len(replication.epochs) > 1:
+        return str(args.out / f"optuna-{epochs}ep.journal")
+    return args.storage or storage_spec(None, args.out)
 
 
-def _sweep(
-    args: argparse.Namespace, workload: Workload, data: Splits, budget: Budget, length: int, repeats: int
-) -> list[optuna.Study]:
-    """One workload's studies at one run length, topped up to the budget's trials."""
+def _train(args: argparse.Namespace, replication: Replication) -> list[optuna.Study]:
+    """The claim's grids swept, one run length after another, and their chosen LRs re-trained
+    on the evaluation seeds."""
     from study.sweep.jobs import SweepSettings, sweep
-    from study.sweep.storage import open_storage
+    from study.sweep.storage import open_storage, prepare_out_dir
 
-    spec = storage_of(args.out, args.replication, length)
-    settings = SweepSettings(spec, None, budget.trials, "none", POPULATION, args.device, args.threads)
-    studies = experiments(args, workload, budget.epochs * length, repeats)
-    return sweep(open_storage(spec), workload, studies, data, settings, jobs=args.jobs, run_command=run_main)
+    workload = args.workload[0] if args.workload else workload_list(replication.workloads[0])[0]
+    data: Splits = load_splits(workload, args.seed, args.data_dir)  # a missing file is said first
+    prepare_out_dir(args.out)
+    studies = []
+    for epochs in replication.epochs or (workload.epochs,):
+        spec = storage_of(args, replication, epochs)
+        settings = SweepSettings(spec, None, 0, "none", POPULATION, args.device, args.threads)
+        arms = [
+            arm_experiment(arm, workload, epochs, args.seed, replication.selection_seeds)
+            for arm in replication.arms
+        ]
+        studies += sweep(
+            open_storage(spec), workload, arms, data, settings, jobs=args.jobs, run_command=run_main
+        )
+    if replication.seeds:
+        from study.reporting.publish import refresh_reevaluations
+
+        refresh_reevaluations(
+            studies, seeds=lambda study: replication.seeds, data_dir=args.data_dir, device=args.device,
+            jobs=args.jobs, threads=args.threads,
+        )  # fmt: skip
+    return studies
+
+
+def _read(args: argparse.Namespace, replication: Replication) -> list[optuna.Study]:
+    """The suite's grid studies of the claim's workloads, from its storage (read-only)."""
+    from objectives import stored
+    from study.reporting.analysis import load_studies
+    from study.reporting.reevaluate import stored_reevaluation
+
+    spec = args.storage or str(SUITE_STORAGE)
+    if args.storage is None and not SUITE_STORAGE.exists():
+        raise UsageError(f"{replication.name} reads the standard suite's grids, and {SUITE_STORAGE} is missing: "
+                         "run from the project's folder, or give --storage")  # fmt: skip
+    studies = [
+        study
+        for study in load_studies(spec).values()
+        if stored.is_ours(study.user_attrs)
+        and (experiment := stored.stored_experiment(study.user_attrs)).is_grid
+        and experiment.workload in replication.workloads
+        and stored_reevaluation(study) is not None
+    ]
+    if not studies:
+        raise UsageError(
+            f"{spec} has no evaluated grid study of {', '.join(replication.workloads)}: run "
+            "`python -m study.run --protocol grid` on them first"
+        )
+    return studies
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     check_device(args.device)
-    replication: Replication = args.replication
-    chosen, repeats = budgets(args), args.repeats or replication.repeats
+    replication = settled(args)
     if args.out is None:  # the default's parent is the project's own folder: made if missing
         args.out = Path("results", "replications", replication.name)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-    workloads = [workload_list(budget.workload)[0] for budget in chosen]
-    # Loaded once per workload, and before anything is written: a missing or damaged file is said first.
-    data = [load_splits(workload, args.seed, args.data_dir) for workload in workloads]
     import torch
 
-    from study.reporting.publish import refresh_reevaluations
     from study.reporting.replication_report import write_replication
-    from study.sweep.storage import prepare_out_dir
 
-    prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)
-    studies: list[optuna.Study] = []
-    for budget, workload, splits in zip(chosen, workloads, data):
-        swept = [
-            s
-            for length in replication.lengths
-            for s in _sweep(args, workload, splits, budget, length, repeats)
-        ]
-        if budget.seeds:
-            refresh_reevaluations(
-                swept, seeds=lambda study, n=budget.seeds: n, data_dir=args.data_dir, device=args.device,
-                jobs=args.jobs, threads=args.threads,
-            )  # fmt: skip
-        studies += swept
-    summary = write_replication(
-        replication, studies, [b.workload for b in chosen], args.out, args.command, args.started
-    )
+    studies = _train(args, replication) if replication.trains else _read(args, replication)
+    summary = write_replication(replication, studies, args.out, args.command, args.started)
     print(summary.read_text(), end="")
-    print(f"\nWritten: {summary} and its .csv and .png beside it", file=sys.stderr)
+    print(f"\nWritten: {summary} and its -runs.csv and .png beside it", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,12 @@ def shakespeare_transformer() -> nn.Module:
     return CharTransformer(SHAKESPEARE_VOCABULARY, SHAKESPEARE_CONTEXT, width=64, layers=2, heads=4)
 
 
+def small_shakespeare_transformer() -> nn.Module:
+    """One pre-norm block of width 32 with 4 heads: about 19,000 parameters, so a short run on
+    a CPU sees tens of tokens per parameter (the decay-to-zero claim's regime)."""
+    return CharTransformer(SHAKESPEARE_VOCABULARY, SHAKESPEARE_CONTEXT, width=32, layers=1, heads=4)
+
+
 def keras_mnist_mlp() -> nn.Module:
     """The classic Keras MNIST example: flatten, dense 128 ReLU, dropout 0.2, dense 10."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -372,36 +372,45 @@ def lr_range(test: pd.DataFrame, suggested: tuple[float, float], title: str) -> 
 
 
 def replication(
-    panels: Sequence[tuple[str, pd.DataFrame, float, str]], trials: pd.DataFrame | None = None
+    leads: pd.DataFrame, margin: float, unit: str, title: str, points: pd.DataFrame | None = None
 ) -> Figure:
-    """A published claim at this scale (``study.reporting.replication``): per workload, each
-    comparison's lead (positive: ahead) with its 95% interval over tuning runs, the margin of
-    equivalence shaded; with ``trials`` (arm, param_lr, final_metric, a ``label`` per arm), a
-    last panel of every tuning trial's final validation metric against its base LR."""
+    """A published claim at this scale (``study.reporting.replication``): each comparison's lead
+    (positive: ahead) with its 95% interval, the margin shaded; with ``points`` (x, y, series and
+    the axes' names in ``points.attrs``: x_label, y_label, log_x), a second panel of the
+    measurements behind them, a line per series (with ``identity``: points, and the diagonal)."""
     with _style():
-        figure, axes = _grid(
-            len(panels) + (trials is not None), columns=1, size=(8.0, 2.8)
-        )  # long labels: one per row
-        for ax, (workload, table, margin, unit) in zip(axes, panels):
-            rows = np.arange(len(table))[::-1]
+        heights = [1.2 + 0.3 * len(leads)] + ([3.4] if points is not None else [])
+        figure = Figure(figsize=(8.0, sum(heights)), layout="constrained")
+        axes = figure.subplots(len(heights), 1, squeeze=False, height_ratios=heights).ravel()
+        ax = axes[0]
+        rows = np.arange(len(leads))[::-1]
+        if margin:
             ax.axvspan(-margin, margin, color="0.9", zorder=0, label=f"within ±{margin:g}")
-            ax.axvline(0, color="0.4", linewidth=0.8)
-            ax.errorbar(table["lead"], rows, xerr=[table["lead"] - table["ci_low"], table["ci_high"] - table["lead"]],
-                        fmt="o", color="C0", capsize=3)  # fmt: skip
-            ax.set_yticks(rows, table["comparison"])
-            ax.set_xlabel(f"lead ({unit}; > 0: ahead)")
-            ax.xaxis.set_major_locator(MaxNLocator(6))
-            ax.set_title(workload)
-            ax.grid(axis="y", visible=False)
-        if trials is not None:
-            ax = axes[-1]
-            sns.scatterplot(trials, x="param_lr", y="final_metric", hue="arm", ax=ax, s=18, alpha=0.8)
-            ax.set_xscale("log")
-            _plain_log_labels(ax.xaxis)
-            ax.set_xlabel("base LR")
-            ax.set_ylabel(trials["label"].iloc[0])
-            ax.set_title("every tuning trial")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
+        ax.axvline(0, color="0.4", linewidth=0.8)
+        defined = leads["ci_low"].notna()
+        ax.errorbar(leads["lead"][defined], rows[defined.to_numpy()],
+                    xerr=[(leads["lead"] - leads["ci_low"])[defined], (leads["ci_high"] - leads["lead"])[defined]],
+                    fmt="o", color="C0", capsize=3)  # fmt: skip
+        ax.plot(leads["lead"][~defined], rows[~defined.to_numpy()], "o", color="0.6")  # no interval: grey
+        ax.set_yticks(rows, leads["comparison"])
+        ax.set_xlabel(f"{unit} (> 0: as the claim says)")
+        ax.xaxis.set_major_locator(MaxNLocator(6))
+        ax.set_title(title)
+        ax.grid(axis="y", visible=False)
+        if points is not None:
+            ax = axes[1]
+            if points.attrs.get("identity"):  # predicted against measured: on the diagonal is right
+                sns.scatterplot(points, x="x", y="y", hue="series", ax=ax, s=40)
+                ends = [min(points["x"].min(), points["y"].min()), max(points["x"].max(), points["y"].max())]
+                ax.plot(ends, ends, color="0.4", linewidth=0.8, label="predicted = measured")
+            else:
+                sns.lineplot(points, x="x", y="y", hue="series", marker="o", ax=ax, errorbar=None)
+            if points.attrs.get("log_x"):
+                ax.set_xscale("log")
+                _plain_log_labels(ax.xaxis)
+            ax.set_xlabel(points.attrs["x_label"])
+            ax.set_ylabel(points.attrs["y_label"])
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3, frameon=False)
     return figure
 
 

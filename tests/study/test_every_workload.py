@@ -23,6 +23,7 @@ NEEDS = {
     "fashion-mnist": "fashion-mnist",
     "fashion-mnist-cnn": "fashion-mnist",
     "shakespeare": "tinyshakespeare",
+    "shakespeare-small": "tinyshakespeare",
     "cifar10": "cifar-10-batches-py",
 }
 """The folder of ``../shared/data`` a file-based workload reads; the others make their data."""

@@ -3,6 +3,7 @@ grid point on the same selection seeds; extended where its best lies on an edge;
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -48,6 +49,16 @@ def test_every_family_has_a_default_for_each_of_its_knobs_and_trains_with_it(fam
         member = member_from_params(experiment, {"lr": 0.1, SELECTION_SEED: 1, **knobs}, seed=5)
         assert member.seed == 5 and member.schedule_kwargs == get_family(family).kwargs(knobs)
     assert DEFAULTS[family].source
+
+
+def test_a_grid_study_names_its_knobs_only_where_they_are_not_the_defaults() -> None:
+    """The suite's grid studies keep their names (the published journal reads as before); a
+    claim's arm with other knobs gets a study of its own beside the default one."""
+    base = Experiment("shakespeare", "adamw", "wsd", 10, 16, None, 0).on_grid(2)
+    assert base.study_name == "shakespeare-adamw-wsd-grid"
+    other = {**dict(base.fixed), "cooldown_fraction": 0.1}
+    named = dataclasses.replace(base, fixed=tuple(other.items())).study_name
+    assert named == "shakespeare-adamw-wsd-[warmup_fraction=0.05,cooldown_fraction=0.1,cooldown_shape=1-sqrt]-grid"
 
 
 def test_exponential_decays_to_one_percent_whatever_the_run_length() -> None:

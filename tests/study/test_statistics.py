@@ -10,10 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from objectives.metrics import ACCURACY
-from study.replications import REPLICATIONS
 from study.reporting import statistics
-from study.reporting.replication import lead, lead_grows
+from study.reporting.replication import lead_grows
 
 
 def test_the_paired_comparison_is_statsmodels_paired_t_and_tost() -> None:
@@ -56,19 +54,43 @@ def test_holm_leaves_undefined_tests_out_of_the_count() -> None:
     np.testing.assert_allclose(adjusted[[0, 2]], [0.02, 0.04])
 
 
-def test_one_tuning_run_per_arm_is_inconclusive_not_a_verdict_from_p_zero() -> None:
-    """F3: ``study.replicate decay-to-zero --repeats 1`` published "not reproduced" from a p of 0."""
-    arms = REPLICATIONS["decay-to-zero"].arms
-    runs = pd.DataFrame(
-        [{"arm": arm.label, "epochs": epochs, "repeat": 0, "test_metric": value, "seeds": 1}
-         for epochs in (10, 20) for arm, value in zip(arms, (0.70, 0.60))]
-    )  # fmt: skip
+def test_one_seed_per_arm_is_inconclusive_not_a_verdict_from_p_zero() -> None:
+    """F3: ``study.replicate decay-to-zero`` with one seed published "not reproduced" from a p of 0."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        verdict, reason, table = lead_grows(runs, arms, ACCURACY, 0.005)
-    assert verdict == "inconclusive", reason
-    assert table["p"].isna().all()
-    assert math.isnan(lead([np.array([0.7]), np.array([0.6])], [1, -1], 1.0, 0.005).p_two_sided)
+        outcome = lead_grows({10: np.array([-0.1]), 20: np.array([-0.2])}, 0.005)
+    assert outcome.verdict == "inconclusive", outcome.reason
+    assert outcome.table["ci_low"].isna().all()
+
+
+def test_the_two_group_contrast_is_welchs_test_as_statsmodels_computes_it() -> None:
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.9, 0.01, 4), rng.normal(0.88, 0.03, 3)
+    estimate, se, df = statistics.welch_contrast([a, b], [1, -1])
+    compare = CompareMeans(DescrStatsW(a), DescrStatsW(b))
+    _, p, reference_df = compare.ttest_ind(usevar="unequal")
+    assert estimate == pytest.approx(a.mean() - b.mean())
+    assert df == pytest.approx(reference_df)
+    assert statistics.welch([a, b], [1, -1], 0.01).p_value == pytest.approx(p)
+    assert se == pytest.approx(compare.std_meandiff_separatevar)
+
+
+def test_a_difference_of_differences_interval_covers_the_truth_95_percent_of_the_time() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    true_growth, covered, datasets = 0.01, 0, 2000
+    for _ in range(datasets):  # four groups of 3 runs, each with its own spread
+        groups = [
+            rng.normal(mean, sd, 3)
+            for mean, sd in ((0.91, 0.004), (0.90, 0.002), (0.85, 0.006), (0.85, 0.003))
+        ]
+        estimate, se, df = statistics.welch_contrast(groups, [1, -1, -1, 1])
+        half = stats.t.ppf(0.975, df) * se
+        covered += estimate - half <= true_growth <= estimate + half
+    assert 0.93 <= covered / datasets <= 0.975  # Welch-Satterthwaite is approximate; it runs a little wide
 
 
 @pytest.mark.parametrize(
