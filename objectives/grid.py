@@ -88,8 +88,10 @@ DEFAULTS: dict[str, Default] = {
     "polynomial": Default(_fixed(power=1.0), "power 1, linear to 0: PyTorch PolynomialLR's default"),
     "cosine": Default(_fixed(final_fraction=0.0), "to 0: PyTorch CosineAnnealingLR's default eta_min=0"),
     "cosine_restarts": Default(
-        _fixed(cycle_fraction=1 / 7, cycle_mult=2),
-        "T_mult 2 (Loshchilov & Hutter 2017), the first cycle 1/7 of the run so the third ends with it",
+        _fixed(cycle_fraction=0.15, cycle_mult=2),
+        "T_mult 2 (Loshchilov & Hutter 2017), the first cycle 15% of the run, so the third ends just after "
+        "it, at about 2% of the peak (1/7, whose third cycle would end with the run, rounds to a restart in "
+        "the last steps)",
     ),
     "cyclic_triangular": Default(
         _fixed(max_ratio=4.0, cycle_fraction=0.25),
