@@ -393,7 +393,9 @@ def replication(
                     fmt="o", color="C0", capsize=3)  # fmt: skip
         ax.plot(leads["lead"][~defined], rows[~defined.to_numpy()], "o", color="0.6")  # no interval: grey
         ax.set_yticks(rows, leads["comparison"])
-        ax.set_xlabel(f"{unit} (> 0: as the claim says)")
+        ax.set_xlabel(unit)
+        if margin:
+            ax.legend(loc="best", fontsize="small")
         ax.xaxis.set_major_locator(MaxNLocator(6))
         ax.set_title(title)
         ax.grid(axis="y", visible=False)

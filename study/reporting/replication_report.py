@@ -48,7 +48,7 @@ def _sensitivity_points(runs: pd.DataFrame, label: str) -> pd.DataFrame:
     points = selection.assign(series=series).groupby(["series", "lr"], as_index=False)["val_metric"].mean()
     points = points.rename(columns={"lr": "x", "val_metric": "y"})
     points.attrs.update(
-        x_label="base LR (grid)", y_label=f"validation {label}, mean over selection seeds", log_x=True
+        x_label="base LR (grid)", y_label=f"validation {label}\n(mean of selection seeds)", log_x=True
     )
     return points
 
@@ -61,14 +61,21 @@ def _trained(chosen: Replication, studies: Sequence[optuna.Study]) -> Measured:
         selection = runs[runs["stage"] == "selection"].rename(columns={"val_metric": "value"})
         arms = (chosen.arms[0].label, chosen.arms[1].label)
         outcome = replication.band_reaches_higher(selection, arms, metric.sign, margin)
-        return Measured(outcome, runs, "decades of base LR", 0.0, points=points)
+        return Measured(outcome, runs, "decades of base LR (> 0: higher with warmup)", 0.0, points=points)
     outcome = replication.judge_leads(chosen, runs[runs["stage"] == "evaluation"], metric, margin)
     tables = [
         (f"Each arm at its grid LR (test {metric.label}, evaluation seeds)", claims.arm_table(runs, metric))
     ]
     if chosen.test == "lead_grows":
         tables.append(("Tokens per parameter", _tokens_per_parameter(chosen, studies)))
-    return Measured(outcome, runs, f"lead in test {metric.label}", margin, tables, points)
+    return Measured(
+        outcome,
+        runs,
+        f"lead in test {metric.label} (> 0: ahead of {chosen.arms[0].label})",
+        margin,
+        tables,
+        points,
+    )
 
 
 def _tokens_per_parameter(chosen: Replication, studies: Sequence[optuna.Study]) -> pd.DataFrame:
@@ -93,9 +100,16 @@ def _robustness(chosen: Replication, studies: Sequence[optuna.Study]) -> Measure
     points = points.assign(series=points["decays"].map({True: "decaying", False: "not decaying"}) + ", LR "
                            + points["direction"]).rename(columns={"rho": "x", "lost": "y"})  # fmt: skip
     points.attrs.update(x_label="rho (the LR off its best by this factor)",
-                        y_label="validation metric lost, median over families", log_x=False)  # fmt: skip
+                        y_label="validation metric lost\n(median of families)", log_x=False)  # fmt: skip
     tables = [("Per family: metric lost at the LR off by rho (mean over selection seeds)", per_family)]
-    return Measured(outcome, lost, "constant's loss minus decaying families'", 0.0, tables, points)
+    return Measured(
+        outcome,
+        lost,
+        "constant's loss minus decaying families' (> 0: decaying loses less)",
+        0.0,
+        tables,
+        points,
+    )
 
 
 def _convex_bound(chosen: Replication, studies: Sequence[optuna.Study]) -> Measured:
@@ -109,7 +123,8 @@ def _convex_bound(chosen: Replication, studies: Sequence[optuna.Study]) -> Measu
         lr=("lr", "first"),
         test_metric=("test_metric", "mean"),
     )
-    return Measured(outcome, frame, "Spearman correlation", 0.0, [("Per family", per_family)])
+    return Measured(outcome, frame, "Spearman correlation of bound and measurement (> 0: as the bound orders)", 0.0,
+                    [("Per family", per_family)])  # fmt: skip
 
 
 def _curves(chosen: Replication, studies: Sequence[optuna.Study]) -> Measured:
@@ -169,6 +184,7 @@ def write_replication(
     write_file(summary, "\n".join(lines))
     write_file(out / f"{chosen.name}.csv", f"# {made_by}\n" + outcome.table.to_csv(index=False))
     write_file(out / f"{chosen.name}-runs.csv", f"# {made_by}\n" + measured.runs.to_csv(index=False))
-    figure = figures.replication(outcome.table, measured.margin, measured.unit, chosen.name, measured.points)
+    title = f"{chosen.name}: {outcome.verdict}"
+    figure = figures.replication(outcome.table, measured.margin, measured.unit, title, measured.points)
     write_file(out / f"{chosen.name}.png", png_bytes(figure, made_by))
     return summary
