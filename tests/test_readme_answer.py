@@ -80,31 +80,38 @@ def test_the_readmes_count_of_conclusive_verdicts_is_the_tables() -> None:
 
 
 REPLICATIONS = REPO / "results" / "replications"
-CITED = {
-    "decay-to-zero": [("lead at 20 minus at 5 epochs", "shakespeare")],
-    "cooldown": [("wsd 1-sqrt 10% vs cosine", "shakespeare"), ("wsd 1-sqrt 20% vs cosine", "shakespeare")],
-    "warmup": [("top of the LR band, warmup tuned minus no warmup", "shakespeare")],
-}
-"""The rows of each replication's CSV that the README's table quotes."""
+QUOTED = re.compile(r"([+\u2212-]?\d+\.\d+) \(([+\u2212-]?\d+\.\d+) to ([+\u2212-]?\d+\.\d+)\)")
+"""A number with its interval as the README quotes them: +0.057 (+0.047 to +0.067)."""
 
 
-def _signed(value: float) -> str:
-    return f"{value:+.2f}".replace("-", "\u2212")
+def _as_float(text: str) -> float:
+    return float(text.replace("\u2212", "-"))
 
 
-def test_the_readmes_replication_table_quotes_the_published_csvs() -> None:
-    """Issue 37: every lead, interval and verdict in the table is its CSV's, at two decimals."""
+def _decimals(text: str) -> int:
+    return len(text.split(".")[1])
+
+
+def test_the_readmes_claims_table_quotes_the_published_pages() -> None:
+    """Issue 35/37: each claim's row says its page's outcome word, and every number it quotes with
+    an interval is a row of that claim's CSV (lead, low, high), at the decimals quoted."""
+    from study.replications import REPLICATIONS as CLAIMS
+
     readme = (REPO / "README.md").read_text()
-    for name, rows in CITED.items():
-        (line,) = [
-            row for row in readme.splitlines() if f"`python -m study.replicate {name}`" in row and "|" in row
-        ]
+    for name in CLAIMS:
+        (line,) = [row for row in readme.splitlines() if f"`python -m study.replicate {name}`" in row and "|" in row]
+        verdict = (REPLICATIONS / name / f"{name}.md").read_text().splitlines()[0].split(": ")[1]
+        assert f"**{verdict}**" in line, name
         table = pd.read_csv(REPLICATIONS / name / f"{name}.csv", comment="#")
-        assert set(table["verdict"]) == {"inconclusive"} and "**inconclusive**" in line, name
-        for comparison, workload in rows:
-            (row,) = table[(table["comparison"] == comparison) & (table["workload"] == workload)].itertuples()
-            quoted = f"{_signed(row.lead)} ({_signed(row.ci_low)} to {_signed(row.ci_high)})"
-            assert quoted in line, (name, quoted)
+        quoted = QUOTED.findall(line)
+        assert quoted, f"{name}: the row quotes no number with its interval"
+        for triple in quoted:
+            places = _decimals(triple[0])
+            wanted = tuple(round(_as_float(t), places) for t in triple)
+            rows = {
+                tuple(round(float(v), places) for v in (r.lead, r.ci_low, r.ci_high)) for r in table.itertuples()
+            }
+            assert wanted in rows, (name, triple)
 
 
 @pytest.mark.skipif(

@@ -365,11 +365,17 @@ def curve_prediction(curves: pd.DataFrame, draws: int = 2000, seed: int = 0) -> 
     observed = skill(np.arange(len(others)))
     table = pd.DataFrame({"comparison": others, "measured": finals.loc[others, "val_metric"].to_numpy(),
                           "predicted": predicted[others].to_numpy(), "error": error.to_numpy()})  # fmt: skip
+    skill_row = {
+        "comparison": "skill over the predicted families",
+        "lead": observed,
+        "ci_low": low,
+        "ci_high": high,
+    }
+    table = pd.concat([pd.DataFrame([skill_row]), table], ignore_index=True)
     fitted = ", ".join(f"{n} {v:.4g}" for n, v in zip(("L0", "A", "alpha", "C"), params))
     reason = (f"fitted on {' and '.join(FIT_ON)} ({fitted}): skill {observed:+.2f} ({low:+.2f} to {high:+.2f}) over "
               f"{len(others)} families; median absolute error {error.abs().median():.4f} against a spread "
               f"(SD of the measured finals) of {finals.loc[others, 'val_metric'].std():.4f}")  # fmt: skip
-    table.attrs["skill"] = (observed, low, high)
     if low > 0:
         return Outcome(REPRODUCED, reason, table)
     if high < 0:

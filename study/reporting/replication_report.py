@@ -31,6 +31,7 @@ class Measured:
     margin: float  # shaded in the figure; 0: none applies
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     points: pd.DataFrame | None = None  # the figure's second panel (figures.replication)
+    leads: pd.DataFrame | None = None  # the figure's first panel, where not the outcome's whole table
 
 
 def _by_workload(studies: Sequence[optuna.Study]) -> dict[str, list[optuna.Study]]:
@@ -130,16 +131,17 @@ def _convex_bound(chosen: Replication, studies: Sequence[optuna.Study]) -> Measu
 def _curves(chosen: Replication, studies: Sequence[optuna.Study]) -> Measured:
     curves = claims.curve_frame(studies)
     outcome = replication.curve_prediction(curves)
-    table = outcome.table
-    leads = table.assign(lead=-table["error"].abs(), ci_low=float("nan"), ci_high=float("nan"))
-    points = pd.DataFrame({"x": table["measured"], "y": table["predicted"], "series": "predicted families"})
+    families = outcome.table.dropna(subset=["error"])
+    points = pd.DataFrame(
+        {"x": families["measured"], "y": families["predicted"], "series": "predicted families"}
+    )
     points.attrs.update(
         x_label="measured final validation metric", y_label="predicted by the law", identity=True
     )
+    skill = outcome.table.dropna(subset=["lead"])
     return Measured(
-        replication.Outcome(outcome.verdict, outcome.reason, leads, outcome.settle), curves,
-        "minus the absolute prediction error", 0.0, [], points,
-    )  # fmt: skip
+        outcome, curves, "skill (> 0: the law beats the fitted runs' mean)", 0.0, [], points, skill
+    )
 
 
 MEASURE: dict[str, Callable[[Replication, Sequence[optuna.Study]], Measured]] = {
@@ -185,6 +187,7 @@ def write_replication(
     write_file(out / f"{chosen.name}.csv", f"# {made_by}\n" + outcome.table.to_csv(index=False))
     write_file(out / f"{chosen.name}-runs.csv", f"# {made_by}\n" + measured.runs.to_csv(index=False))
     title = f"{chosen.name}: {outcome.verdict}"
-    figure = figures.replication(outcome.table, measured.margin, measured.unit, title, measured.points)
+    leads = outcome.table if measured.leads is None else measured.leads
+    figure = figures.replication(leads, measured.margin, measured.unit, title, measured.points)
     write_file(out / f"{chosen.name}.png", png_bytes(figure, made_by))
     return summary
