@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import CategoricalDistribution
 
 from objectives.grid import default_knobs, extension_bounds, lattice
 from objectives.optim.optimizers import OptimizerSettings, get_optimizer
 from objectives.schedules import Space, get_family
+
+if TYPE_CHECKING:
+    from objectives.workloads.registry import Workload
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,32 @@ class Experiment:
         if self.fixed:
             name += f"-[{fixed_label(self.fixed)}]"
         return f"{name}-repeat{self.repeat}" if self.repeat else name
+
+
+def make_experiment(
+    workload: Workload, family: str, *, optimizer: str | None = None, settings: OptimizerSettings | None = None,
+    epochs: int | None = None, batch_size: int | None = None, early_stopping: int | None = None, seed: int = 0,
+    precision: str = "fp32",
+) -> Experiment:  # fmt: skip
+    """The experiment of ``family`` on ``workload``, each setting not given the workload's default.
+    The optimizer's settings are stored as the values in force, so a default given explicitly
+    names the same study. Raises ValueError for settings the optimizer does not take."""
+    optimizer = optimizer or workload.optimizer
+    spec, settings = get_optimizer(optimizer), settings or OptimizerSettings()
+    spec.check(settings)
+    return Experiment(
+        workload=workload.name,
+        optimizer=optimizer,
+        family=family,
+        epochs=epochs or workload.epochs,
+        batch_size=batch_size or workload.batch_size,
+        early_stopping=early_stopping,
+        seed=seed,
+        momentum=spec.momentum(settings) if spec.has_momentum_setting else None,
+        nesterov=settings.nesterov,
+        weight_decay=spec.weight_decay(settings),
+        precision=precision,
+    )
 
 
 PROTOCOLS = ("budgeted", "grid")

@@ -14,16 +14,19 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from objectives.experiment import Experiment
-from objectives.optim.optimizers import OPTIMIZERS, OptimizerSettings, get_optimizer
+from objectives.experiment import Experiment, make_experiment
+from objectives.optim.optimizers import OPTIMIZERS, OptimizerSettings
 from objectives.workloads.datasets import DataError
 from objectives.workloads.registry import WORKLOADS, Workload, get_workload
 from study.errors import RunStopped, UsageError
 from study.places import JOURNAL_SUFFIX, out_dir_problem, storage_problem
+
+if TYPE_CHECKING:
+    from study.reporting.publish import ReportSettings
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -97,6 +100,20 @@ def one_workload(text: str) -> Workload:
     if len(workloads) != 1:
         raise argparse.ArgumentTypeError(f"takes one workload here, got {len(workloads)}: {text!r}")
     return workloads[0]
+
+
+T = TypeVar("T")
+
+
+def one_of(registry: Mapping[str, T], what: str) -> Callable[[str], T]:
+    """An argparse type: one of ``registry``'s entries by name (a suite, a replication)."""
+
+    def named(text: str) -> T:
+        if text not in registry:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; choose from: {', '.join(registry)}")
+        return registry[text]
+
+    return named
 
 
 MAX_SEED = 2**32 - 1
@@ -296,32 +313,30 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloa
 def experiment_from_args(
     args: argparse.Namespace, family: str, chosen_workload: Workload | None = None
 ) -> Experiment:
-    """The experiment that ``add_experiment_arguments``' flags describe, with the workload's
-    defaults; ``chosen_workload`` picks one of several."""
-    workload = chosen_workload or args.workload
-    optimizer = args.optimizer or workload.optimizer
-    spec = get_optimizer(optimizer)
+    """The experiment that ``add_experiment_arguments``' flags describe (``make_experiment``);
+    ``chosen_workload`` picks one of several."""
     settings = OptimizerSettings(
         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay
     )
     try:
-        spec.check(settings)
+        return make_experiment(
+            chosen_workload or args.workload, family, optimizer=args.optimizer, settings=settings,
+            epochs=args.epochs, batch_size=args.batch_size, early_stopping=args.early_stopping, seed=args.seed,
+            precision=args.precision,
+        )  # fmt: skip
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return Experiment(
-        workload=workload.name,
-        optimizer=optimizer,
-        family=family,
-        epochs=args.epochs or workload.epochs,
-        batch_size=args.batch_size or workload.batch_size,
-        early_stopping=args.early_stopping,
-        seed=args.seed,
-        # Stored as the values in force, so a default given explicitly is the same study.
-        momentum=spec.momentum(settings) if spec.has_momentum_setting else None,
-        nesterov=settings.nesterov,
-        weight_decay=spec.weight_decay(settings),
-        precision=args.precision,
-    )
+
+
+def report_settings(args: argparse.Namespace) -> ReportSettings:
+    """The report stage's settings from a command's flags (``study.run``'s or ``study.report``'s)."""
+    from study.reporting.publish import ReportSettings
+
+    return ReportSettings(
+        out=args.out, command=args.command, started=args.started, margin=args.margin,
+        artifact_dir=args.artifact_dir, seeds=args.seeds, data_dir=args.data_dir, device=args.device,
+        jobs=args.jobs, threads=args.threads,
+    )  # fmt: skip
 
 
 REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from objectives.experiment import Experiment
+from objectives.experiment import Experiment, make_experiment
 from objectives.workloads.registry import Splits, Workload, load_splits
 from study.cli import (
     ArgumentParser,
@@ -26,7 +26,7 @@ from study.cli import (
     add_device_arguments,
     add_jobs_argument,
     check_device,
-    experiment_from_args,
+    one_of,
     out_directory,
     positive_int,
     run_main,
@@ -35,7 +35,7 @@ from study.cli import (
     workload_list,
 )
 from study.errors import UsageError
-from study.replications import REPLICATIONS, Arm, Replication, replication_name
+from study.replications import REPLICATIONS, Arm, Replication
 
 if TYPE_CHECKING:
     import optuna
@@ -49,7 +49,9 @@ SUITE_STORAGE = Path("results", "standard", "optuna.journal.xz")
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.replicate", description=__doc__)
-    parser.add_argument("replication", type=replication_name, help=f"one of: {', '.join(REPLICATIONS)}")
+    parser.add_argument(
+        "replication", type=one_of(REPLICATIONS, "replication"), help=f"one of: {', '.join(REPLICATIONS)}"
+    )
     parser.add_argument(
         "--workload", type=workload_list,
         help="the claim on other workloads (comma list; a claim that trains takes one): default the claim's",
@@ -101,11 +103,9 @@ def settled(args: argparse.Namespace) -> Replication:
 def arm_experiment(arm: Arm, workload: Workload, epochs: int, seed: int, selection_seeds: int) -> Experiment:
     """One arm's grid study: the family on the grid (its default knobs, its window or the arm's),
     the arm's knobs in place of the defaults they change."""
-    defaults = argparse.Namespace(
-        optimizer=None, momentum=None, nesterov=False, weight_decay=None, epochs=epochs,
-        batch_size=None, early_stopping=None, seed=seed, precision="fp32",
-    )  # fmt: skip
-    base = dataclasses.replace(experiment_from_args(defaults, arm.family, workload), lr_range=arm.lr_range)
+    base = dataclasses.replace(
+        make_experiment(workload, arm.family, epochs=epochs, seed=seed), lr_range=arm.lr_range
+    )
     on_grid = base.on_grid(selection_seeds)
     return dataclasses.replace(on_grid, fixed=tuple({**dict(on_grid.fixed), **dict(arm.fixed)}.items()))
 

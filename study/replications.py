@@ -11,7 +11,6 @@ train arms of their own; three read the grids the standard suite already trained
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -150,12 +149,3 @@ CURVES = Replication(
 )
 
 REPLICATIONS = {r.name: r for r in (COOLDOWN, DECAY_TO_ZERO, WARMUP, ROBUSTNESS, CONVEX_BOUND, CURVES)}
-
-
-def replication_name(text: str) -> Replication:
-    """An argparse type: a replication by name."""
-    if text not in REPLICATIONS:
-        raise argparse.ArgumentTypeError(
-            f"unknown replication {text!r}; choose from: {', '.join(REPLICATIONS)}"
-        )
-    return REPLICATIONS[text]

@@ -25,6 +25,7 @@ from study.cli import (
     add_output_arguments,
     check_device,
     positive_int,
+    report_settings,
     run_main,
     storage_spec,
 )
@@ -87,7 +88,9 @@ def _report(args: argparse.Namespace, spec: str, *, archived: bool) -> None:
     torch.set_num_threads(args.threads)
     from study.reporting.publish import reevaluate_and_publish
 
-    page, answers = reevaluate_and_publish([] if archived else studies, studies, args, notes=not archived)
+    page, answers = reevaluate_and_publish(
+        [] if archived else studies, studies, report_settings(args), notes=not archived
+    )
     print("\n".join(answers))
     print(f"report: {page}")
 

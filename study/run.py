@@ -30,14 +30,16 @@ from study.cli import (
     check_device,
     check_precision,
     experiment_from_args,
+    one_of,
     positive_int,
+    report_settings,
     run_main,
     storage_spec,
     workload_list,
 )
 from study.errors import RunStopped, UsageError
 from study.places import is_database_url
-from study.suites import SUITES, suite_name
+from study.suites import SUITES
 from study.sweep.pruners import PRUNERS
 
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
@@ -132,7 +134,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m study.run", description=__doc__)
     parser.add_argument(
         "--suite",
-        type=suite_name,
+        type=one_of(SUITES, "suite"),
         help=f"run a named cross-workload study ({', '.join(SUITES)}): its workloads, each with its own trials, "
         "epochs and seeds, and its tuning runs, into OUT (default results/SUITE); study/suites.py",
     )
@@ -395,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from study.reporting.analysis import load_studies
 
         seeds = {(plan.workload.name, protocol): n for plan in plans for protocol, n in plan.seeds.items()}
-        page, answers = reevaluate_and_publish(swept, list(load_studies(storage).values()), args, seeds)
+        page, answers = reevaluate_and_publish(
+            swept, list(load_studies(storage).values()), report_settings(args), seeds
+        )
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))
         print(f"\nReport: {page}")

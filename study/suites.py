@@ -14,7 +14,6 @@ downloaded data; the test suite runs it.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 
@@ -62,10 +61,3 @@ SUITES = {
         ),
     )
 }
-
-
-def suite_name(text: str) -> Suite:
-    """An argparse type: a suite by name."""
-    if text not in SUITES:
-        raise argparse.ArgumentTypeError(f"unknown suite {text!r}; choose from: {', '.join(SUITES)}")
-    return SUITES[text]

@@ -165,3 +165,15 @@ def test_no_function_is_longer_than_sixty_lines() -> None:
             ):
                 long.append(f"{_module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
     assert not long, long
+
+
+def test_nothing_below_the_commands_sees_the_command_line() -> None:
+    """Issue 36: commands turn their flags into typed settings (``make_experiment``,
+    ``ReportSettings``); no stage, no definition imports argparse or takes its namespace."""
+    below = [
+        path
+        for path in [*REPO.glob("study/**/*.py"), *REPO.glob("objectives/**/*.py")]
+        if not _is_command(_module_name(path)) and _module_name(path) != CLI
+    ]
+    seeing = sorted(str(p.relative_to(REPO)) for p in below if "argparse" in p.read_text())
+    assert seeing == []

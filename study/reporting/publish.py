@@ -4,9 +4,9 @@ out of date (progress per seed), then write the page, the dashboard figures and 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,25 +15,43 @@ if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known
     from tqdm import tqdm
 
 
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the report stage is asked to do, as a command's flags said it (``study.cli.report_settings``)."""
+
+    out: Path
+    command: str  # as typed, and when it started (``time.monotonic()``): the provenance line says both
+    started: float
+    margin: float | None = None  # None: each workload's own
+    artifact_dir: Path | None = None
+    seeds: int | None = None  # evaluation seeds for every study; None: as many as each has stored
+    data_dir: Path | None = None
+    device: str = "cpu"
+    jobs: int = 1
+    threads: int = 1
+
+
 def reevaluate_and_publish(
     refreshed: Sequence[optuna.Study],
     every: Sequence[optuna.Study],
-    args: argparse.Namespace,
+    settings: ReportSettings,
     seeds: Mapping[tuple[str, str], int] | None = None,
     *,
     notes: bool = True,
 ) -> tuple[Path, list[str]]:
-    """Re-evaluate ``refreshed`` where needed, then publish the report of ``every`` study, as the
-    command line (``run`` or ``report``) asks: ``seeds`` per (workload, protocol), else
-    ``args.seeds`` for every one, else (None) as many as each study's stored re-evaluation has."""
+    """Re-evaluate ``refreshed`` where needed, then publish the report of ``every`` study:
+    ``seeds`` per (workload, protocol), else ``settings.seeds`` for every one, else (None) as many
+    as each study's stored re-evaluation has."""
     refresh_reevaluations(
-        refreshed, seeds=_seed_counts(seeds, args.seeds), data_dir=args.data_dir, device=args.device,
-        jobs=args.jobs, threads=args.threads,
+        refreshed, seeds=_seed_counts(seeds, settings.seeds), data_dir=settings.data_dir, device=settings.device,
+        jobs=settings.jobs, threads=settings.threads,
     )  # fmt: skip
     from study.reporting.provenance import provenance_line
 
-    made_by = provenance_line(args.command, args.started)
-    return publish(refreshed, every, args.out, args.margin, args.artifact_dir, made_by, notes=notes)
+    made_by = provenance_line(settings.command, settings.started)  # once re-trained: its wall time so far
+    return publish(
+        refreshed, every, settings.out, settings.margin, settings.artifact_dir, made_by, notes=notes
+    )
 
 
 def publish(
