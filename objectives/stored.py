@@ -18,10 +18,16 @@ import math
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from optuna.trial import FrozenTrial, TrialState
+
+from objectives import grid
 from objectives.experiment import Experiment
+from objectives.grid import SELECTION_SEED
 from objectives.metrics import Metric
 
 if TYPE_CHECKING:
+    import optuna
+
     from objectives.engine.training import MemberResult
     from objectives.workloads.registry import Workload
 
@@ -136,3 +142,66 @@ def stored_curve(attrs: dict[str, Any]) -> dict[str, list[float | None]]:
     """A trial's curve from its user attributes: ``{quantity: per-epoch values}`` (empty when it
     stored none)."""
     return {key.removeprefix(CURVE_PREFIX): v for key, v in attrs.items() if key.startswith(CURVE_PREFIX)}
+
+
+def counts_as_finished(trial: FrozenTrial) -> bool:
+    """Complete, pruned, or failed with a recorded error. Trials failed because their worker died
+    (a killed process, Ctrl-C, a stopped heartbeat) carry no error: they are redone, not counted."""
+    if trial.state == TrialState.FAIL:
+        return ERROR in trial.user_attrs
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def finished_count(study: optuna.Study) -> int:
+    return sum(counts_as_finished(trial) for trial in study.get_trials(deepcopy=False))
+
+
+def stored_reevaluation(study: optuna.Study) -> dict[str, Any] | None:
+    """The study's stored evaluation over seeds (``REEVALUATION``), or None before there is one."""
+    return study.user_attrs.get(REEVALUATION)
+
+
+# --- grid studies as stored: their points, and the LR each has chosen ---------------------------
+
+Point = tuple[float, int]
+"""A grid point: (base LR, selection seed)."""
+
+
+def point_of(trial: FrozenTrial) -> Point:
+    return float(trial.params["lr"]), int(trial.params[SELECTION_SEED])
+
+
+def finished_values(study: optuna.Study, worst: float) -> list[tuple[float, int, float]]:
+    """(lr, selection seed, final validation metric) of every finished point; a trial that
+    failed for a reason of its own scores the metric's worst value, as a diverged one does."""
+    return [
+        (*point, worst if trial.value is None else trial.value)
+        for trial in study.get_trials(deepcopy=False)
+        if counts_as_finished(trial) and (point := claimed_point(trial))
+    ]
+
+
+def _points(study: optuna.Study) -> tuple[list[tuple[float, int, float]], float]:
+    metric = stored_metric(study.user_attrs)
+    return finished_values(study, metric.worst), metric.sign
+
+
+def wanted_lrs(study: optuna.Study, experiment: Experiment) -> list[float]:
+    """The LRs the study's grid is to have (``objectives.grid.wanted_lrs``)."""
+    points, sign = _points(study)
+    return grid.wanted_lrs(points, experiment.lr_range, experiment.selection_seeds, sign)
+
+
+def chosen_lr(study: optuna.Study, experiment: Experiment) -> float | None:
+    """The study's LR once its grid is complete (``objectives.grid.chosen_lr``), else None."""
+    points, sign = _points(study)
+    return grid.chosen_lr(points, experiment.lr_range, experiment.selection_seeds, sign)
+
+
+def claimed_point(trial: FrozenTrial) -> Point | None:
+    """The point a trial trains: its parameters once both are drawn (a peer may read it half
+    drawn), else those it was enqueued with (Optuna's ``fixed_params`` record), else None."""
+    if "lr" in trial.params and SELECTION_SEED in trial.params:
+        return point_of(trial)
+    fixed = trial.system_attrs.get("fixed_params")
+    return (float(fixed["lr"]), int(fixed[SELECTION_SEED])) if fixed else None  # None: being drawn

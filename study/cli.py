@@ -26,7 +26,7 @@ from study.errors import RunStopped, UsageError
 from study.places import JOURNAL_SUFFIX, out_dir_problem, storage_problem
 
 if TYPE_CHECKING:
-    from study.reporting.publish import ReportSettings
+    import optuna
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -328,15 +328,28 @@ def experiment_from_args(
         raise UsageError(str(error)) from None
 
 
-def report_settings(args: argparse.Namespace) -> ReportSettings:
-    """The report stage's settings from a command's flags (``study.run``'s or ``study.report``'s)."""
-    from study.reporting.publish import ReportSettings
+def evaluate_and_report(
+    refreshed: Sequence[optuna.Study],
+    every: Sequence[optuna.Study],
+    args: argparse.Namespace,
+    seeds: Mapping[tuple[str, str], int] | None = None,
+    *,
+    notes: bool = True,
+) -> tuple[Path, list[str]]:
+    """The stages after the sweep, as ``study.run`` and ``study.report`` run them: evaluate
+    ``refreshed`` where its stored evaluation is out of date (``seeds`` per (workload, protocol),
+    else ``--seeds`` for every one, else as many as each has stored), then publish the report of
+    ``every`` study. Returns the page and its headlines."""
+    from study.evaluation.stage import refresh_reevaluations, seed_counts
+    from study.reporting.provenance import provenance_line
+    from study.reporting.publish import publish
 
-    return ReportSettings(
-        out=args.out, command=args.command, started=args.started, margin=args.margin,
-        artifact_dir=args.artifact_dir, seeds=args.seeds, data_dir=args.data_dir, device=args.device,
+    refresh_reevaluations(
+        refreshed, seeds=seed_counts(seeds, args.seeds), data_dir=args.data_dir, device=args.device,
         jobs=args.jobs, threads=args.threads,
     )  # fmt: skip
+    made_by = provenance_line(args.command, args.started)  # once re-trained: its wall time so far
+    return publish(refreshed, every, args.out, args.margin, args.artifact_dir, made_by, notes=notes)
 
 
 REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG)

@@ -2,7 +2,7 @@
 the same command, one with the default median pruner and one with ``--pruner none``, side by
 side: each family's verdict in both, and how many of the unpruned sweep's five best
 configurations per tuning run the median pruner would have stopped (its stored curves replayed
-through the pruner, ``study.sweep.pruners.replay_median_pruner``).
+through the pruner, ``objectives.pruners.replay_median_pruner``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _compute_line(pruned: int, unpruned: int, pruned_studies) -> str:
     """Each sweep's compute, and the trials that would give the pruned sweep the unpruned one's."""
-    from study.sweep.workers import finished_count
+    from objectives.stored import finished_count
 
     said = f"compute: {pruned} member-epochs with the median pruner, {unpruned} without ({unpruned / pruned:.2f}x)"
     if abs(unpruned / pruned - 1) <= EQUAL_COMPUTE:

@@ -31,8 +31,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     load_splits(args.workload, args.seed, args.data_dir)  # cached; a bad file is said before torch loads
     import torch
 
-    from study.reporting.lr_range import find_range, save_plot
-    from study.sweep.storage import prepare_out_dir
+    from study.evaluation.lr_range import find_range, save_plot
+    from study.storage.backends import prepare_out_dir
 
     prepare_out_dir(args.out)
     torch.set_num_threads(args.threads)

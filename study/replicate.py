@@ -121,8 +121,8 @@ def storage_of(args: argparse.Namespace, replication: Replication, epochs: int) 
 def _train(args: argparse.Namespace, replication: Replication) -> list[optuna.Study]:
     """The claim's grids swept, one run length after another, and their chosen LRs re-trained
     on the evaluation seeds."""
+    from study.storage.backends import open_storage, prepare_out_dir
     from study.sweep.jobs import SweepSettings, sweep
-    from study.sweep.storage import open_storage, prepare_out_dir
 
     workload = args.workload[0] if args.workload else workload_list(replication.workloads[0])[0]
     data: Splits = load_splits(workload, args.seed, args.data_dir)  # a missing file is said first
@@ -139,7 +139,7 @@ def _train(args: argparse.Namespace, replication: Replication) -> list[optuna.St
             open_storage(spec), workload, arms, data, settings, jobs=args.jobs, run_command=run_main
         )
     if replication.seeds:
-        from study.reporting.publish import refresh_reevaluations
+        from study.evaluation.stage import refresh_reevaluations
 
         refresh_reevaluations(
             studies, seeds=lambda study: replication.seeds, data_dir=args.data_dir, device=args.device,
@@ -151,8 +151,8 @@ def _train(args: argparse.Namespace, replication: Replication) -> list[optuna.St
 def _read(args: argparse.Namespace, replication: Replication) -> list[optuna.Study]:
     """The suite's grid studies of the claim's workloads, from its storage (read-only)."""
     from objectives import stored
+    from objectives.stored import stored_reevaluation
     from study.reporting.analysis import load_studies
-    from study.reporting.reevaluate import stored_reevaluation
 
     spec = args.storage or str(SUITE_STORAGE)
     if args.storage is None and not SUITE_STORAGE.exists():

@@ -24,8 +24,8 @@ from study.cli import (
     add_margin_argument,
     add_output_arguments,
     check_device,
+    evaluate_and_report,
     positive_int,
-    report_settings,
     run_main,
     storage_spec,
 )
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _report(args: argparse.Namespace, spec: str, *, archived: bool) -> None:
     """The report of the sweep in ``spec``; from an archive (read only), as stored: nothing
     re-trained, no study's note or figure written."""
-    from study.sweep.storage import probe_storage
+    from study.storage.backends import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
     import torch
@@ -73,7 +73,7 @@ def _report(args: argparse.Namespace, spec: str, *, archived: bool) -> None:
     from study.reporting import analysis
     from study.reporting.output import check_report_place
     from study.reporting.sections import group_studies
-    from study.sweep.storage import prepare_out_dir
+    from study.storage.backends import prepare_out_dir
 
     check_device(args.device)
     prepare_out_dir(args.out)
@@ -86,11 +86,8 @@ def _report(args: argparse.Namespace, spec: str, *, archived: bool) -> None:
             f"no trial in {spec} has finished yet: resume the sweep (the same python -m study.run command), then report"
         )
     torch.set_num_threads(args.threads)
-    from study.reporting.publish import reevaluate_and_publish
 
-    page, answers = reevaluate_and_publish(
-        [] if archived else studies, studies, report_settings(args), notes=not archived
-    )
+    page, answers = evaluate_and_report([] if archived else studies, studies, args, notes=not archived)
     print("\n".join(answers))
     print(f"report: {page}")
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from objectives.experiment import PROTOCOLS
 from objectives.optim.optimizers import get_optimizer
+from objectives.pruners import PRUNERS
 from objectives.schedules import FAMILIES, get_family
 from objectives.seeds import DEFAULT_SEEDS
 from objectives.workloads.registry import Splits, Workload, load_splits
@@ -29,10 +30,10 @@ from study.cli import (
     add_output_arguments,
     check_device,
     check_precision,
+    evaluate_and_report,
     experiment_from_args,
     one_of,
     positive_int,
-    report_settings,
     run_main,
     storage_spec,
     workload_list,
@@ -40,7 +41,6 @@ from study.cli import (
 from study.errors import RunStopped, UsageError
 from study.places import is_database_url
 from study.suites import SUITES
-from study.sweep.pruners import PRUNERS
 
 if TYPE_CHECKING:  # the heavy modules are imported once the arguments are known to be good
     import optuna
@@ -255,7 +255,7 @@ def _checked_journal(spec: str, plans: list[Plan]) -> optuna.storages.BaseStorag
     (opening one creates its tables: that waits until the data has loaded)."""
     if is_database_url(spec) or not Path(spec).is_file():
         return None
-    from study.sweep.storage import open_storage
+    from study.storage.backends import open_storage
     from study.sweep.stored_settings import check_stored_settings
 
     storage = open_storage(spec, create=False)
@@ -269,7 +269,7 @@ def _with_lr_range_test(
     args: argparse.Namespace, workload: Workload, experiments: list[Experiment]
 ) -> list[Experiment]:
     """``--lr-range auto``: every family searches the range the LR range test suggests."""
-    from study.reporting.lr_range import find_range, save_plot
+    from study.evaluation.lr_range import find_range, save_plot
 
     optimizer = experiments[0].optimizer
     test = find_range(workload, optimizer, seed=args.seed, data_dir=args.data_dir)
@@ -325,8 +325,8 @@ def _print_budgeted_summary(
 def _disk_full(spec: str, wanted: int) -> str:
     """What to say when the disk fills mid-sweep: finished trials are kept, and about how much
     more space the rest needs (a journal's bytes per finished trial, times the trials left)."""
+    from objectives.stored import counts_as_finished
     from study.reporting.analysis import load_studies
-    from study.sweep.workers import counts_as_finished
 
     message = f"no space left on the device holding {spec}; every finished trial is kept"
     path = Path(spec)
@@ -366,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     check_precision(args.precision, args.device)
     plans = sweep_plans(args)
     spec = storage_spec(args.storage, args.out)
-    from study.sweep.storage import probe_storage
+    from study.storage.backends import probe_storage
 
     probe_storage(spec)  # a bad database is said at once, not after the data and torch have loaded
     journal = _checked_journal(spec, plans) if args.lr_range == "default" else None
@@ -375,8 +375,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     from study.reporting.output import check_report_place
-    from study.reporting.publish import reevaluate_and_publish
-    from study.sweep.storage import open_storage, prepare_out_dir
+    from study.storage.backends import open_storage, prepare_out_dir
 
     prepare_out_dir(args.out)
     if not args.no_report:
@@ -397,9 +396,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from study.reporting.analysis import load_studies
 
         seeds = {(plan.workload.name, protocol): n for plan in plans for protocol, n in plan.seeds.items()}
-        page, answers = reevaluate_and_publish(
-            swept, list(load_studies(storage).values()), report_settings(args), seeds
-        )
+        page, answers = evaluate_and_report(swept, list(load_studies(storage).values()), args, seeds)
         print("\nThe report's answer (best configurations re-trained over seeds, on the test split):")
         print("\n".join(answers))
         print(f"\nReport: {page}")

@@ -56,7 +56,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
 def _stored_trial(args: Any) -> tuple[Workload, Experiment, dict[str, Any], int]:
     import optuna
 
-    from study.sweep.storage import open_storage
+    from study.storage.backends import open_storage
 
     storage = open_storage(storage_spec(args.storage, args.out), create=False, read_only=True)
     names = optuna.get_all_study_names(storage)

@@ -49,7 +49,9 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_the_graph_sees_imports_inside_functions() -> None:
     graph = import_graph()
-    assert "study.reporting.publish" in graph["study.run"], "run imports the report stage inside main()"
+    assert "study.evaluation.lr_range" in graph["study.run"], (
+        "run imports the LR range test inside a function"
+    )
     assert "objectives.workloads.models" in graph["objectives.workloads.registry"]
 
 
@@ -168,8 +170,8 @@ def test_no_function_is_longer_than_sixty_lines() -> None:
 
 
 def test_nothing_below_the_commands_sees_the_command_line() -> None:
-    """Issue 36: commands turn their flags into typed settings (``make_experiment``,
-    ``ReportSettings``); no stage, no definition imports argparse or takes its namespace."""
+    """Issue 36: commands turn their flags into typed arguments (``make_experiment``, the
+    stages' keyword arguments); no stage, no definition imports argparse or takes its namespace."""
     below = [
         path
         for path in [*REPO.glob("study/**/*.py"), *REPO.glob("objectives/**/*.py")]
@@ -177,3 +179,38 @@ def test_nothing_below_the_commands_sees_the_command_line() -> None:
     ]
     seeing = sorted(str(p.relative_to(REPO)) for p in below if "argparse" in p.read_text())
     assert seeing == []
+
+
+STAGES = ["commands", "study.cli", "study.sweep", "study.evaluation", "study.reporting", "study.storage"]
+"""The stages in order, top first: each imports only those below it (then the shared definitions
+at ``study/``'s top and ``objectives``). The report reads what the evaluation stored; the
+evaluation re-trains what the sweep chose."""
+
+
+def _stage(module: str) -> str | None:
+    if _is_command(module):
+        return "commands"
+    return next((s for s in STAGES[1:] if module == s or module.startswith(f"{s}.")), None)
+
+
+def test_each_stage_imports_only_the_stages_below_it() -> None:
+    """Issue 36: the report trains nothing (it imports neither the sweep, the evaluation nor the
+    engine); the evaluation never reaches back into a command; storage knows no stage."""
+    graph = import_graph()
+    upward = sorted(
+        f"{module} -> {imported}"
+        for module, imports in graph.items()
+        for imported in imports
+        if (mine := _stage(module))
+        and (theirs := _stage(imported))
+        and STAGES.index(theirs) <= STAGES.index(mine)
+        and mine != theirs
+    )
+    assert upward == []
+    engine = sorted(
+        f"{m} -> {i}"
+        for m, imports in graph.items()
+        for i in imports
+        if _stage(m) in ("study.reporting", "study.storage") and i.startswith("objectives.engine")
+    )
+    assert engine == []

@@ -99,7 +99,9 @@ def test_the_readmes_claims_table_quotes_the_published_pages() -> None:
 
     readme = (REPO / "README.md").read_text()
     for name in CLAIMS:
-        (line,) = [row for row in readme.splitlines() if f"`python -m study.replicate {name}`" in row and "|" in row]
+        (line,) = [
+            row for row in readme.splitlines() if f"`python -m study.replicate {name}`" in row and "|" in row
+        ]
         verdict = (REPLICATIONS / name / f"{name}.md").read_text().splitlines()[0].split(": ")[1]
         assert f"**{verdict}**" in line, name
         table = pd.read_csv(REPLICATIONS / name / f"{name}.csv", comment="#")
@@ -109,7 +111,8 @@ def test_the_readmes_claims_table_quotes_the_published_pages() -> None:
             places = _decimals(triple[0])
             wanted = tuple(round(_as_float(t), places) for t in triple)
             rows = {
-                tuple(round(float(v), places) for v in (r.lead, r.ci_low, r.ci_high)) for r in table.itertuples()
+                tuple(round(float(v), places) for v in (r.lead, r.ci_low, r.ci_high))
+                for r in table.itertuples()
             }
             assert wanted in rows, (name, triple)
 

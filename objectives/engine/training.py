@@ -189,6 +189,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def fork_is_safe(threads: int, device: str) -> bool:
+    """Whether a worker that trains may be forked from this process rather than started afresh:
+    only on the CPU and on one thread. A forked copy of a process whose torch ran on several
+    threads deadlocks when it runs on several threads itself (OpenMP's pool does not survive a
+    fork; reproduced here), and CUDA cannot be used in a forked process."""
+    if threads != 1 or device == "cuda":
+        return False
+    return resolve_device(device).type == "cpu"  # "auto": the GPU where there is one
+
+
 @dataclass
 class _Progress:
     """One member's bookkeeping across epochs: its curve, its best epoch, when to stop it."""

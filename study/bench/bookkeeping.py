@@ -20,9 +20,10 @@ from typing import Any
 
 import optuna
 
+from objectives import pruners
 from objectives.engine import training
 from study.cli import run_main
-from study.sweep import jobs, population, pruners
+from study.sweep import jobs, population
 
 SWEEP, TRAINING = "the sweep", "training epochs (train + validate)"
 TIMED: list[tuple[str, Any, str]] = [

@@ -23,7 +23,7 @@ RECORD = {"op_code": 2, "study_id": 0, "user_attr": {"k": 1}}
 def _hammer(kind: str, path: str, stop_at: float, out: multiprocessing.Queue) -> None:
     from optuna.storages.journal import JournalFileBackend
 
-    from study.sweep.journal import JournalFile
+    from study.storage.journal import JournalFile
 
     backend = JournalFile(Path(path)) if kind == "ours" else JournalFileBackend(path)
     appends, longest = 0, 0.0

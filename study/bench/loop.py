@@ -38,7 +38,7 @@ from objectives.stored import stored_curve
 from objectives.workloads.registry import Splits, Workload, load_splits
 from study.bench.counting import count, matmul_flops_per_second
 from study.cli import ArgumentParser, one_workload, positive_int, run_main
-from study.sweep.storage import open_storage
+from study.storage.backends import open_storage
 from study.sweep.top_up import run_sweep
 
 

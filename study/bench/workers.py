@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from objectives.stored import counts_as_finished
 from study.cli import ArgumentParser, positive_int, run_main
 from study.reporting.analysis import load_studies
 from study.sweep.postgres import temporary_database
-from study.sweep.workers import counts_as_finished
 
 
 def _worker_counts(text: str) -> list[int]:

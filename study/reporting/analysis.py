@@ -18,11 +18,10 @@ from objectives import stored
 from objectives.grid import tied_best
 from objectives.metrics import Metric
 from objectives.schedules import Run, get_family
+from objectives.stored import counts_as_finished, stored_reevaluation
 from study.places import is_archive
 from study.reporting import statistics
-from study.reporting.reevaluate import stored_reevaluation
-from study.sweep.storage import allow_experimental, open_storage
-from study.sweep.workers import counts_as_finished
+from study.storage.backends import allow_experimental, open_storage
 
 
 def study_metric(study: optuna.Study) -> Metric:

@@ -21,7 +21,7 @@ from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upl
 from optuna.artifacts.exceptions import ArtifactNotFound
 
 from objectives.stored import stored_experiment
-from study.sweep.storage import allow_experimental
+from study.storage.backends import allow_experimental
 
 UPLOADED = ("png", "csv")
 """The report files a study's artifacts hold: figures and tables (the page embeds them all)."""

@@ -17,11 +17,11 @@ from objectives import stored
 from objectives.grid import lattice_index, lattice_point
 from objectives.metrics import Metric
 from objectives.schedules import get_family
+from objectives.stored import stored_reevaluation
 from study.replications import Arm
 from study.reporting import statistics, theory
 from study.reporting.analysis import reevaluation_frame
 from study.reporting.grid import points_frame
-from study.reporting.reevaluate import stored_reevaluation
 from study.reporting.replication import arm_of
 
 RUN_COLUMNS = [

@@ -21,10 +21,15 @@ from optuna_dashboard import get_note, save_note, save_plotly_graph_object
 
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
-from objectives.stored import stored_curve, stored_experiment, stored_metric, stored_workload_facts
+from objectives.stored import (
+    stored_curve,
+    stored_experiment,
+    stored_metric,
+    stored_reevaluation,
+    stored_workload_facts,
+)
 from study.reporting.analysis import schedule_shapes_frame
 from study.reporting.grid import GridSection
-from study.reporting.reevaluate import stored_reevaluation
 from study.reporting.render import rounded
 from study.reporting.sections import Section
 from study.reporting.statistics import t_interval

@@ -26,10 +26,9 @@ import pandas as pd
 from objectives import grid, stored
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
+from objectives.stored import finished_values, stored_reevaluation
 from study.reporting import statistics
 from study.reporting.analysis import paired_differences, reevaluation_frame
-from study.reporting.reevaluate import stored_reevaluation
-from study.sweep.grid import finished_values
 
 BAND_DRAWS = 1000
 """Bootstrap draws of the selection seeds behind an LR band's interval."""

@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 from objectives import stored
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
+from objectives.stored import stored_reevaluation
 from study.errors import UsageError
 from study.reporting import analysis, recommend, tuning
-from study.reporting.reevaluate import stored_reevaluation
 
 
 @dataclass

@@ -17,10 +17,10 @@ from optuna.trial import TrialState
 
 from objectives import stored
 from objectives.metrics import Metric
+from objectives.pruners import replay_median_pruner
+from objectives.stored import stored_reevaluation
 from study.reporting.analysis import expected_best_frame
-from study.reporting.reevaluate import stored_reevaluation
 from study.reporting.statistics import t_interval
-from study.sweep.pruners import replay_median_pruner
 
 EDGE = 0.05
 """A tuned value within this share of its search range from an end (on the log scale for a

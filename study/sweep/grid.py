@@ -15,19 +15,14 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from objectives import grid
 from objectives.experiment import Experiment
 from objectives.grid import SELECTION_SEED, lattice
 from objectives.seeds import sampler_seed
-from objectives.stored import stored_metric
-from study.sweep.workers import counts_as_finished, finished_count
+from objectives.stored import claimed_point, counts_as_finished, finished_count, wanted_lrs
 
 GRID_ID = "grid_id"
 """The system attribute ``GridSampler`` marks the trials it assigned with (Optuna 5; a test
 checks it): how the points it has yet to hand out are told from those it has."""
-
-Point = tuple[float, int]
-"""A grid point: (base LR, selection seed)."""
 
 
 def search_space(experiment: Experiment) -> dict[str, list]:
@@ -55,37 +50,6 @@ def grid_sampler(experiment: Experiment) -> optuna.samplers.GridSampler:
     )
 
 
-def point_of(trial: FrozenTrial) -> Point:
-    return float(trial.params["lr"]), int(trial.params[SELECTION_SEED])
-
-
-def finished_values(study: optuna.Study, worst: float) -> list[tuple[float, int, float]]:
-    """(lr, selection seed, final validation metric) of every finished point; a trial that
-    failed for a reason of its own scores the metric's worst value, as a diverged one does."""
-    return [
-        (*point, worst if trial.value is None else trial.value)
-        for trial in study.get_trials(deepcopy=False)
-        if counts_as_finished(trial) and (point := _claimed(trial))
-    ]
-
-
-def _points(study: optuna.Study) -> tuple[list[tuple[float, int, float]], float]:
-    metric = stored_metric(study.user_attrs)
-    return finished_values(study, metric.worst), metric.sign
-
-
-def wanted_lrs(study: optuna.Study, experiment: Experiment) -> list[float]:
-    """The LRs the study's grid is to have (``objectives.grid.wanted_lrs``)."""
-    points, sign = _points(study)
-    return grid.wanted_lrs(points, experiment.lr_range, experiment.selection_seeds, sign)
-
-
-def chosen_lr(study: optuna.Study, experiment: Experiment) -> float | None:
-    """The study's LR once its grid is complete (``objectives.grid.chosen_lr``), else None."""
-    points, sign = _points(study)
-    return grid.chosen_lr(points, experiment.lr_range, experiment.selection_seeds, sign)
-
-
 def grid_target(study: optuna.Study, experiment: Experiment, *, enqueue: bool = True) -> int:
     """Enqueue every wanted point that neither a trial holds (finished, running, waiting) nor the
     sampler has yet to hand out (only the study's own worker may: ``enqueue``); return the
@@ -93,23 +57,14 @@ def grid_target(study: optuna.Study, experiment: Experiment, *, enqueue: bool = 
     seeds = range(experiment.selection_seeds)
     wanted = {(lr, seed) for lr in wanted_lrs(study, experiment) for seed in seeds}
     trials = study.get_trials(deepcopy=False)
-    finished = {point for t in trials if counts_as_finished(t) and (point := _claimed(t))}
+    finished = {point for t in trials if counts_as_finished(t) and (point := claimed_point(t))}
     held = {
         point
         for t in trials
-        if t.state in (TrialState.RUNNING, TrialState.WAITING) and (point := _claimed(t))
+        if t.state in (TrialState.RUNNING, TrialState.WAITING) and (point := claimed_point(t))
     }
-    assigned = {point for t in trials if GRID_ID in t.system_attrs and (point := _claimed(t))}
+    assigned = {point for t in trials if GRID_ID in t.system_attrs and (point := claimed_point(t))}
     unassigned = {(lr, seed) for lr in lattice(*experiment.lr_range) for seed in seeds} - assigned
     for lr, seed in sorted(wanted - finished - held - unassigned) if enqueue else ():
         study.enqueue_trial({"lr": lr, SELECTION_SEED: seed, **dict(experiment.fixed)})
     return finished_count(study) + len(wanted - finished)
-
-
-def _claimed(trial: FrozenTrial) -> Point | None:
-    """The point a trial trains: its parameters once both are drawn (a peer may read it half
-    drawn), else those it was enqueued with (Optuna's ``fixed_params`` record), else None."""
-    if "lr" in trial.params and SELECTION_SEED in trial.params:
-        return point_of(trial)
-    fixed = trial.system_attrs.get("fixed_params")
-    return (float(fixed["lr"]), int(fixed[SELECTION_SEED])) if fixed else None  # None: being drawn

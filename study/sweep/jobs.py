@@ -35,11 +35,12 @@ from typing import NoReturn
 
 import optuna
 
+from objectives.engine.training import fork_is_safe
 from objectives.experiment import Experiment
+from objectives.stored import finished_count
 from objectives.workloads.registry import Splits, Workload
 from study.errors import RunStopped
 from study.sweep.top_up import Progress, open_studies, run_sweep, target
-from study.sweep.workers import finished_count, fork_is_safe
 
 POLL_S = 0.2
 """How often the parent looks whether a worker has ended."""
@@ -156,7 +157,7 @@ def _work(
     stderr goes to ``log`` (the parent shows the progress), stdout nowhere."""
     import torch
 
-    from study.sweep.storage import open_storage
+    from study.storage.backends import open_storage
 
     sys.stdout, sys.stderr = open(os.devnull, "w"), log.open("w", buffering=1)  # noqa: SIM115 -- until exit
     os.dup2(sys.stdout.fileno(), 1)  # what libraries write below Python too

@@ -26,14 +26,14 @@ from tqdm import tqdm
 from objectives.engine.training import MemberConfig
 from objectives.experiment import Experiment
 from objectives.objective import Judge, Outcome, each_on_its_own, member_from_trial, run_trials
+from objectives.pruners import PopulationMedianPruner
 from objectives.seeds import sampler_seed, trial_seed
-from objectives.stored import ERROR, INTERRUPTED, WORKER
+from objectives.stored import ERROR, INTERRUPTED, WORKER, counts_as_finished
 from objectives.workloads.registry import Splits, Workload
 from study.errors import RunStopped
+from study.storage.backends import held_tells, held_writes
 from study.sweep.grid import grid_sampler
-from study.sweep.pruners import PopulationMedianPruner
-from study.sweep.storage import held_tells, held_writes
-from study.sweep.workers import counts_as_finished, heartbeat, record_heartbeat, this_worker
+from study.sweep.workers import heartbeat, record_heartbeat, this_worker
 
 
 def sampler(experiment: Experiment, place: int) -> optuna.samplers.BaseSampler:

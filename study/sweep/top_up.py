@@ -22,15 +22,15 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from objectives.experiment import Experiment
+from objectives.pruners import make_pruner
 from objectives.schedules import get_family
-from objectives.stored import WORKER, stored_metric, study_attrs
+from objectives.stored import WORKER, finished_count, stored_metric, study_attrs
 from objectives.workloads.registry import Splits, Workload
+from study.storage.backends import allow_experimental, held_writes
 from study.sweep.grid import grid_target
 from study.sweep.population import room, run_population
-from study.sweep.pruners import make_pruner
-from study.sweep.storage import allow_experimental, held_writes
 from study.sweep.stored_settings import check_stored_settings
-from study.sweep.workers import fail_abandoned_trials, finished_count
+from study.sweep.workers import fail_abandoned_trials
 
 
 def _optimizer_settings(experiment: Experiment) -> str:

@@ -24,8 +24,8 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from objectives.stored import BEAT, ERROR, INTERRUPTED, WORKER
-from study.sweep.storage import allow_experimental
+from objectives.stored import BEAT, INTERRUPTED, WORKER
+from study.storage.backends import allow_experimental
 
 
 def process_start(pid: int) -> str | None:
@@ -49,30 +49,6 @@ def this_worker() -> dict[str, str | int | None]:
 @functools.cache
 def _worker(pid: int) -> dict[str, str | int | None]:
     return {"host": socket.gethostname(), "pid": pid, "started": process_start(pid)}
-
-
-def fork_is_safe(threads: int, device: str) -> bool:
-    """Whether a worker that trains may be forked from this process rather than started afresh:
-    only on the CPU and on one thread. A forked copy of a process whose torch ran on several
-    threads deadlocks when it runs on several threads itself (OpenMP's pool does not survive a
-    fork; reproduced here), and CUDA cannot be used in a forked process."""
-    if threads != 1 or device == "cuda":
-        return False
-    from objectives.engine.training import resolve_device  # "auto": the GPU where there is one
-
-    return resolve_device(device).type == "cpu"
-
-
-def counts_as_finished(trial: FrozenTrial) -> bool:
-    """Complete, pruned, or failed with a recorded error. Trials failed because their worker died
-    (a killed process, Ctrl-C, a stopped heartbeat) carry no error: they are redone, not counted."""
-    if trial.state == TrialState.FAIL:
-        return ERROR in trial.user_attrs
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def finished_count(study: optuna.Study) -> int:
-    return sum(counts_as_finished(trial) for trial in study.get_trials(deepcopy=False))
 
 
 JOURNAL_BEAT_S = 20

@@ -14,7 +14,7 @@ from typing import Any
 import optuna.storages.journal
 import optuna.testing.storages
 
-from study.sweep.journal import Journal, JournalFile
+from study.storage.journal import Journal, JournalFile
 
 
 class ProjectJournalFile(JournalFile):

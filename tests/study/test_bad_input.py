@@ -21,7 +21,7 @@ import torch
 from optuna.trial import TrialState
 
 from objectives.workloads.datasets import FASHION_MNIST
-from study.sweep.storage import open_storage
+from study.storage.backends import open_storage
 from tests.conftest import REPO, SWEEP, run_subprocess
 
 TRAIN_STEP = ["--family", "step", "--lr", "0.1"]

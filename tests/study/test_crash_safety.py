@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from objectives.stored import counts_as_finished
 from study.reporting.analysis import load_studies
-from study.sweep.workers import counts_as_finished
 from tests.conftest import REPO, SWEEP, comparable
 
 HARNESS = """
 import json, os, signal, sys
-from study.sweep.journal import JournalFile
+from study.storage.journal import JournalFile
 from study.cli import run_main
 from study.run import main
 

@@ -12,17 +12,17 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from objectives import grid
+from objectives import grid, stored
 from objectives.experiment import Experiment
 from objectives.grid import DEFAULTS, SELECTION_SEED, default_knobs
 from objectives.objective import member_from_params
 from objectives.schedules import FAMILIES, get_family
 from objectives.seeds import selection_seed
+from objectives.stored import finished_count
 from objectives.workloads.registry import get_workload, load_splits
+from study.storage.backends import open_storage
 from study.sweep import grid as sweep_grid
-from study.sweep.storage import open_storage
 from study.sweep.top_up import run_sweep
-from study.sweep.workers import finished_count
 
 MOONS = get_workload("moons")
 
@@ -122,10 +122,10 @@ def test_a_grid_study_trains_every_point_on_the_selection_seeds(tmp_path) -> Non
     for study, experiment in zip(studies, experiments):
         assert study.study_name == f"moons-sgd-{experiment.family}-grid"
         points = {(t.params["lr"], t.params[SELECTION_SEED]) for t in study.trials}
-        wanted = sweep_grid.wanted_lrs(study, experiment)
+        wanted = stored.wanted_lrs(study, experiment)
         assert points == {(lr, k) for lr in wanted for k in range(2)} and len(study.trials) == len(points)
         assert {t.user_attrs["seed"] for t in study.trials} == {selection_seed(0, 0), selection_seed(0, 1)}
-        assert sweep_grid.chosen_lr(study, experiment) in wanted
+        assert stored.chosen_lr(study, experiment) in wanted
     # The same selection seed and LR train the same run in every family with no knobs to differ.
     constant = {(t.params["lr"], t.params[SELECTION_SEED]): t.value for t in studies[0].trials}
     again = run_sweep(

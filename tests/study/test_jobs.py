@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from objectives.engine.training import fork_is_safe
+from objectives.stored import counts_as_finished
 from study.reporting.analysis import load_studies
 from study.sweep import population
 from study.sweep.jobs import deal
-from study.sweep.workers import counts_as_finished, fork_is_safe
 from tests.conftest import REPO, SWEEP, comparable, run_subprocess
 
 FAMILIES = ["--families", "constant,cosine,exponential,step"]

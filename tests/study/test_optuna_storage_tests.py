@@ -3,7 +3,7 @@
 They come from the sdist of the installed Optuna (its wheel ships no tests), fetched once with
 pip and kept in the user's cache; without the registry the test skips and says so. The journal
 cases of ``test_storages.py`` and every file case of ``journal_tests/test_journal.py`` run with
-``tests/optuna_suite/optuna_conftest.py`` substituting ``study.sweep.journal.JournalFile``, plainly
+``tests/optuna_suite/optuna_conftest.py`` substituting ``study.storage.journal.JournalFile``, plainly
 and holding records as a sweep does.
 """
 

@@ -14,8 +14,8 @@ import pytest
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from objectives.pruners import PopulationMedianPruner
 from study.reporting.analysis import load_studies
-from study.sweep.pruners import PopulationMedianPruner
 
 Decide = Callable[[optuna.Study, FrozenTrial], bool]
 
@@ -169,7 +169,7 @@ def test_replaying_stored_curves_stops_the_trials_the_live_pruner_stops() -> Non
     """The same curves reported live, population by population, to a study with the default
     median pruner, and replayed from a study that ran them all to the end: the same trials are
     stopped at the same epochs."""
-    from study.sweep.pruners import make_pruner, replay_median_pruner
+    from objectives.pruners import make_pruner, replay_median_pruner
 
     rng, epochs, population = np.random.default_rng(0), 8, 4
     curves = [list(np.cumsum(rng.uniform(0, 0.1, epochs)) + rng.normal(0, 0.1)) for _ in range(14)]
@@ -196,7 +196,7 @@ def test_replaying_stored_curves_stops_the_trials_the_live_pruner_stops() -> Non
 def test_a_schedule_that_decays_late_is_stopped_before_its_decay() -> None:
     """Trial 5 trails every other trial until its last two epochs, then ends best: the median
     pruner, judging from epoch 2, stops it."""
-    from study.sweep.pruners import replay_median_pruner
+    from objectives.pruners import replay_median_pruner
 
     steady = [[0.5 + 0.01 * k + 0.02 * e for e in range(8)] for k in range(5)]
     late = [[0.40] * 6 + [0.70, 0.80]]

@@ -26,7 +26,8 @@ from objectives.objective import member_from_params, train_members
 from objectives.seeds import trial_seed
 from objectives.stored import REEVALUATION, stored_experiment
 from objectives.workloads.registry import get_workload, load_splits
-from study.reporting import reevaluate, render
+from study.evaluation import reevaluate
+from study.reporting import render
 from study.reporting.analysis import load_studies
 from study.reporting.figures import draw_section
 from study.reporting.sections import Section, build_section, group_studies
@@ -171,7 +172,7 @@ def test_report_on_a_sweep_with_no_finished_trial_is_a_one_line_error(run_cli, t
     leave a staging directory behind; now one line, exit 2, and nothing made."""
     from objectives.experiment import Experiment
     from objectives.workloads.registry import get_workload
-    from study.sweep.storage import open_storage
+    from study.storage.backends import open_storage
     from study.sweep.top_up import open_studies
 
     workload = get_workload("moons")
@@ -600,7 +601,7 @@ def test_a_study_stored_by_an_earlier_version_is_refused_in_one_line(run_cli, tm
     """No reader of older formats: a study of ours without today's attributes is named, with
     what it lacks, and nothing is re-trained or written."""
     from objectives.stored import study_attrs
-    from study.sweep.storage import open_storage
+    from study.storage.backends import open_storage
 
     journal = tmp_path / "optuna.journal"
     study = optuna.create_study(

@@ -17,10 +17,9 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
 from objectives.optim.optimizers import OPTIMIZERS
-from objectives.stored import stored_curve
+from objectives.stored import counts_as_finished, stored_curve
 from study.reporting.analysis import load_studies
 from study.sweep import population
-from study.sweep.workers import counts_as_finished
 from tests.conftest import REPO, SLOW_SWEEP, SWEEP, comparable, run_subprocess
 
 FAMILIES = ["--families", "cosine,plateau"]

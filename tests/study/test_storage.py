@@ -19,19 +19,14 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import JournalFileOpenLock, JournalFileSymlinkLock
 from optuna.trial import TrialState
 
+from objectives.stored import counts_as_finished, finished_count
 from study.errors import UsageError
 from study.reporting.analysis import load_studies
-from study.sweep import journal as journal_module
+from study.storage import journal as journal_module
+from study.storage.backends import held_tells, held_writes, open_storage
+from study.storage.journal import JournalFile, JournalLock
 from study.sweep import workers as workers_module
-from study.sweep.journal import JournalFile, JournalLock
-from study.sweep.storage import held_tells, held_writes, open_storage
-from study.sweep.workers import (
-    UNCLAIMED_GRACE_S,
-    counts_as_finished,
-    fail_abandoned_trials,
-    finished_count,
-    this_worker,
-)
+from study.sweep.workers import UNCLAIMED_GRACE_S, fail_abandoned_trials, this_worker
 from tests.conftest import REPO, SWEEP, TINY
 
 
@@ -102,7 +97,7 @@ def test_finished_means_complete_pruned_or_failed_with_an_error() -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from study.sweep.journal import JournalLock
+from study.storage.journal import JournalLock
 JournalLock(Path(sys.argv[1])).acquire()
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -975,7 +970,7 @@ def test_train_from_a_read_only_journal_needs_no_lock(run_cli, tmp_path, monkeyp
 
 
 def test_the_read_only_backend_reads_what_optuna_reads_and_never_writes(tmp_path) -> None:
-    from study.sweep.journal import ReadOnlyJournalFile
+    from study.storage.journal import ReadOnlyJournalFile
 
     journal = tmp_path / "optuna.journal"
     stock = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
@@ -1049,8 +1044,8 @@ def test_a_read_only_journal_reads_only_what_is_new_and_an_archive_once(tmp_path
     between reads are read, a half last line waits for its end, and an archive is read once."""
     import lzma
 
-    from study.sweep import journal as journal_module
-    from study.sweep.journal import ReadOnlyJournalFile
+    from study.storage import journal as journal_module
+    from study.storage.journal import ReadOnlyJournalFile
 
     record = b'{"op_code": 0, "worker_id": "w", "study_name": "s%d", "directions": [1]}\n'
     plain = tmp_path / "plain.journal"

@@ -15,11 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from objectives.stored import stored_experiment
+from objectives.stored import counts_as_finished, stored_experiment
 from study.reporting.analysis import load_studies
 from study.reporting.artifacts import substance
 from study.suites import SUITES
-from study.sweep.workers import counts_as_finished
 from tests.conftest import REPO
 from tests.study.test_crash_safety import HARNESS
 

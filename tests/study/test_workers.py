@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from objectives.stored import counts_as_finished
 from study.reporting.analysis import load_studies
-from study.sweep.storage import open_storage
-from study.sweep.workers import counts_as_finished
+from study.storage.backends import open_storage
 from tests.conftest import REPO, SLOW_SWEEP, SWEEP
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "LR_STUDY_JOBS": "1"}  # each worker is one process

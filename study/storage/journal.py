@@ -13,7 +13,7 @@ returns, as Optuna's are. What this module adds to Optuna's ``JournalFileBackend
   append, under the lock, before it could glue its record onto it. A *stock* Optuna writer that
   appends first does glue its record onto the half one (as stock writers do among themselves):
   its call returns, its record is unreadable. The remedy is to open the journal with any of this
-  project's commands after a writer of ours was killed (``study.sweep.storage`` cuts a half
+  project's commands after a writer of ours was killed (``study.storage.backends`` cuts a half
   record on opening, and says so), before stock writers go on; a test shows they are then safe;
 - ``held_writes``: a trial's drawn parameters, a population's reports, attributes and results,
   a new study's attributes, in one append instead of one each.

@@ -25,28 +25,24 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from objectives.engine.training import MemberResult
+from objectives.engine.training import MemberResult, fork_is_safe
 from objectives.experiment import Experiment
 from objectives.objective import member_from_params, train_members
 from objectives.seeds import reevaluation_seeds
 from objectives.stored import (
     REEVALUATION,
+    chosen_lr,
     run_record,
     stored_experiment,
     stored_metric,
+    stored_reevaluation,
     stored_workload_facts,
 )
 from objectives.workloads.datasets import DataError
 from objectives.workloads.registry import Workload, get_workload, load_splits
-from study.sweep.grid import chosen_lr
-from study.sweep.workers import fork_is_safe
 
 SPLITS = "drawn per seed"
 """Recorded with every re-evaluation: its runs' data splits come from their own seeds."""
-
-
-def stored_reevaluation(study: optuna.Study) -> dict[str, Any] | None:
-    return study.user_attrs.get(REEVALUATION)
 
 
 def chosen(study: optuna.Study) -> tuple[int | None, dict[str, Any]] | None:

@@ -1,7 +1,7 @@
 """Where studies live: a journal file by default, or any Optuna database URL.
 
 Opening a storage (one line, exit 2, for anything unusable); the journal file itself is
-``study/sweep/journal.py``. Which workers are alive and which trials count is ``study/sweep/workers.py``.
+``study/storage/journal.py``. Which workers are alive and which trials count is ``study/sweep/workers.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from optuna.storages import JournalStorage
 
 from study.errors import UsageError
 from study.places import is_archive, is_database_url, out_dir_problem, regular_file_problem, storage_problem
-from study.sweep.journal import (
+from study.storage.journal import (
     Journal,
     JournalFile,
     JournalLock,
