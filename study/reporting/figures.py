@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import textwrap
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -392,7 +393,7 @@ def replication(
                     xerr=[(leads["lead"] - leads["ci_low"])[defined], (leads["ci_high"] - leads["lead"])[defined]],
                     fmt="o", color="C0", capsize=3)  # fmt: skip
         ax.plot(leads["lead"][~defined], rows[~defined.to_numpy()], "o", color="0.6")  # no interval: grey
-        ax.set_yticks(rows, leads["comparison"])
+        ax.set_yticks(rows, [textwrap.fill(text, 30) for text in leads["comparison"]])
         ax.set_xlabel(unit)
         if margin:
             ax.legend(loc="best", fontsize="small")
@@ -411,8 +412,10 @@ def replication(
                 ax.set_xscale("log")
                 _plain_log_labels(ax.xaxis)
             ax.set_xlabel(points.attrs["x_label"])
-            ax.set_ylabel(points.attrs["y_label"])
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3, frameon=False)
+            ax.set_ylabel(textwrap.fill(points.attrs["y_label"], 34))
+            handles, labels = ax.get_legend_handles_labels()
+            ax.get_legend().remove()  # below the figure, where constrained layout makes room for it
+            figure.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
     return figure
 
 

@@ -97,7 +97,8 @@ def test_a_warmup_that_lifts_the_band_two_steps_is_reproduced_and_one_that_lower
     assert replication.band_reaches_higher(lower, ARMS, -1.0, MARGIN, draws=200).verdict == CONTRADICTED
 
 
-def test_a_warmup_that_changes_nothing_is_never_reproduced() -> None:
+def test_a_warmup_that_changes_nothing_is_rarely_reproduced() -> None:
+    """Measured: 1 of 40 reproduced, 6 contradicted (rightly), 33 inconclusive (METHODS)."""
     outcomes = [
         replication.band_reaches_higher(_sensitivity({"warm": -7, "cold": -7}, 4, 0.02, seed), ARMS, -1.0, MARGIN, draws=200).verdict
         for seed in range(40)
