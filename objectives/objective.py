@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from objectives.engine.training import Curve, MemberConfig, MemberResult, train
 from objectives.experiment import Experiment
 from objectives.grid import SELECTION_SEED
-from objectives.schedules import get_family, suggest_space
+from objectives.schedules import BASE_LR, get_family, suggest_space
 from objectives.seeds import selection_seed
 from objectives.stored import run_record, trial_attrs
 from objectives.workloads.registry import Splits, Workload
@@ -28,24 +28,24 @@ def member_from_trial(trial: optuna.trial.BaseTrial, experiment: Experiment, see
     """Suggest the base LR (log scale, within the experiment's bounds) and the family's own knobs;
     train with ``seed`` (the trial's place's), or in the grid protocol with the selection seed
     the trial draws as its grid point (``objectives.grid.SELECTION_SEED``)."""
-    lr = trial.suggest_float("lr", *experiment.base_lr_bounds, log=True)
+    lr = trial.suggest_float(BASE_LR, *experiment.base_lr_bounds, log=True)
     if experiment.is_grid:
         seed = selection_seed(
             experiment.seed, trial.suggest_int(SELECTION_SEED, 0, experiment.selection_seeds - 1)
         )
-    return member_from_params(experiment, {"lr": lr, **suggest_space(trial, experiment.space)}, seed)
+    return member_from_params(experiment, {BASE_LR: lr, **suggest_space(trial, experiment.space)}, seed)
 
 
 def member_from_params(experiment: Experiment, params: dict[str, Any], seed: int) -> MemberConfig:
     """The member a trial with these parameters trains: a stored trial's, or typed ones.
 
     Raises ValueError naming a parameter that is unknown, missing or of the wrong kind."""
-    if "lr" not in params:
-        raise ValueError(f"{experiment.family} needs the base LR (lr)")
+    if BASE_LR not in params:
+        raise ValueError(f"{experiment.family} needs the base LR ({BASE_LR})")
     params = {name: value for name, value in params.items() if name != SELECTION_SEED}  # not a knob
     return MemberConfig(
         optimizer=experiment.optimizer,
-        lr=params["lr"],
+        lr=params[BASE_LR],
         family=experiment.family,
         schedule_kwargs=get_family(experiment.family).kwargs(params),
         seed=seed,

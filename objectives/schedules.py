@@ -38,6 +38,10 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+BASE_LR = "lr"
+"""The parameter every family takes beside its knobs: the base LR its multiplier scales (stored as
+a trial parameter under this name; ``objectives.stored`` names it too)."""
+
 Multiplier = Callable[[np.ndarray], np.ndarray]
 """A pure schedule: array of step indices -> array of LR multipliers."""
 
@@ -485,7 +489,7 @@ class Family:
         """``build``'s keyword arguments from parameter values (a stored trial's, or typed ones).
 
         Raises ValueError naming what is unknown, missing or of the wrong kind."""
-        values = {name: value for name, value in params.items() if name != "lr"}
+        values = {name: value for name, value in params.items() if name != BASE_LR}
         known = ", ".join(self.space) or "no knobs"
         if unknown := sorted(set(values) - set(self.space)):
             raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for {self.name}; it takes: {known}")

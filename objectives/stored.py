@@ -15,7 +15,7 @@ named by ``missing_attrs`` and refused, in one line, by whoever reads it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
@@ -24,8 +24,11 @@ from objectives import grid
 from objectives.experiment import Experiment
 from objectives.grid import SELECTION_SEED
 from objectives.metrics import Metric
+from objectives.schedules import BASE_LR
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
 
     from objectives.engine.training import MemberResult
@@ -34,8 +37,6 @@ if TYPE_CHECKING:
 # --- study user attributes: the Experiment's fields, and these ----------------------------------
 
 WORKLOAD = "workload"  # one of the Experiment's fields: the attribute that marks a study as ours
-FAMILY = "family"
-REPEAT = "repeat"
 METRIC = "metric"
 OPTIMIZER_LABEL = "optimizer_label"
 WORKLOAD_FACTS = ("target", "classes", "margin", "test_drawn_from_seed", "description")
@@ -44,7 +45,9 @@ the number of classes (what chance level is), the margin of equivalence, whether
 split is drawn per seed, and the workload in words."""
 REEVALUATION = "reevaluation"  # the report's re-training of the best trial over seeds
 
-# --- trial user attributes ------------------------------------------------------------------------
+# --- trial parameters and user attributes ---------------------------------------------------------
+
+# BASE_LR (from objectives.schedules): the parameter every study has, the base LR.
 
 CURVE_PREFIX = "curve_"
 """Each quantity of a trial's curve is its own attribute, ``curve_<quantity>``: the dashboard
@@ -156,9 +159,83 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counts_as_finished(trial) for trial in study.get_trials(deepcopy=False))
 
 
-def stored_reevaluation(study: optuna.Study) -> dict[str, Any] | None:
-    """The study's stored evaluation over seeds (``REEVALUATION``), or None before there is one."""
-    return study.user_attrs.get(REEVALUATION)
+TEST_METRIC = "test_metric"  # an evaluation run's score on the test split
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One evaluation run as stored: ``run_record`` with its test score."""
+
+    curve: dict[str, list[float | None]]
+    epochs_to_target: float | None
+    seconds_to_target: float | None
+    diverged: bool
+    seed: int
+    test_metric: float | None
+
+    @classmethod
+    def read(cls, record: dict[str, Any]) -> StoredRun:
+        return cls(
+            curve=record["curve"],
+            epochs_to_target=record[EPOCHS_TO_TARGET],
+            seconds_to_target=record[SECONDS_TO_TARGET],
+            diverged=record[DIVERGED],
+            seed=record[SEED],
+            test_metric=record[TEST_METRIC],
+        )
+
+
+@dataclass(frozen=True)
+class Reevaluation:
+    """A study's chosen configuration re-trained over evaluation seeds, as stored (``REEVALUATION``):
+    the trial it re-trained (None for a grid study's chosen LR), its parameters, and each seed's run."""
+
+    trial: int | None
+    params: dict[str, Any]
+    steps_per_epoch: int
+    seeds: list[int]
+    splits: str | None  # how the runs drew their data; a record of another way is redone
+    runs: list[StoredRun]
+
+    @property
+    def base_lr(self) -> float:
+        return float(self.params[BASE_LR])
+
+    @classmethod
+    def read(cls, record: dict[str, Any]) -> Reevaluation:
+        return cls(
+            trial=record["trial"],
+            params=record["params"],
+            steps_per_epoch=int(record["steps_per_epoch"]),
+            seeds=list(record["seeds"]),
+            splits=record.get("splits"),
+            runs=[StoredRun.read(run) for run in record["runs"]],
+        )
+
+
+def reevaluation_record(
+    trial: int | None, params: dict[str, Any], attrs: dict[str, Any], results: Sequence[MemberResult],
+    steps_per_epoch: int, splits: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The re-evaluation as stored (``Reevaluation.read`` reads it): runs judged by the study's
+    stored target and metric."""
+    target, metric = stored_workload_facts(attrs)["target"], stored_metric(attrs)
+    return {
+        "trial": trial,
+        "params": params,
+        "steps_per_epoch": steps_per_epoch,
+        "seeds": [result.config.seed for result in results],
+        "splits": splits,
+        "runs": [
+            {**run_record(result, target, metric), TEST_METRIC: result.test_metric} for result in results
+        ],
+    }
+
+
+def stored_reevaluation(study: optuna.Study) -> Reevaluation | None:
+    """The study's stored evaluation over seeds, or None before there is one."""
+    record = study.user_attrs.get(REEVALUATION)
+    return None if record is None else Reevaluation.read(record)
 
 
 # --- grid studies as stored: their points, and the LR each has chosen ---------------------------
@@ -168,7 +245,7 @@ Point = tuple[float, int]
 
 
 def point_of(trial: FrozenTrial) -> Point:
-    return float(trial.params["lr"]), int(trial.params[SELECTION_SEED])
+    return float(trial.params[BASE_LR]), int(trial.params[SELECTION_SEED])
 
 
 def finished_values(study: optuna.Study, worst: float) -> list[tuple[float, int, float]]:
@@ -201,7 +278,7 @@ def chosen_lr(study: optuna.Study, experiment: Experiment) -> float | None:
 def claimed_point(trial: FrozenTrial) -> Point | None:
     """The point a trial trains: its parameters once both are drawn (a peer may read it half
     drawn), else those it was enqueued with (Optuna's ``fixed_params`` record), else None."""
-    if "lr" in trial.params and SELECTION_SEED in trial.params:
+    if BASE_LR in trial.params and SELECTION_SEED in trial.params:
         return point_of(trial)
     fixed = trial.system_attrs.get("fixed_params")
-    return (float(fixed["lr"]), int(fixed[SELECTION_SEED])) if fixed else None  # None: being drawn
+    return (float(fixed[BASE_LR]), int(fixed[SELECTION_SEED])) if fixed else None  # None: being drawn

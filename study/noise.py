@@ -44,12 +44,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from objectives.objective import member_from_params, train_members
     from objectives.seeds import derive_seed
+    from objectives.stored import BASE_LR
     from objectives.workloads.registry import load_splits
 
     torch.set_num_threads(args.threads)
     workload = args.workload
     experiment = experiment_from_args(args, args.family).on_grid(1)
-    params = {"lr": args.lr, **dict(experiment.fixed)}
+    params = {BASE_LR: args.lr, **dict(experiment.fixed)}
     seeds = [derive_seed(args.seed, 3_000_000 + k) for k in range(args.runs)]  # none a sweep's own
     fixed = seeds[0]
     started, rows = time.process_time(), []

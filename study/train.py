@@ -47,8 +47,8 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise UsageError(f"--param expects NAME=VALUE, got {pair!r}")
-        if name == "lr":
-            raise UsageError("give the base LR with --lr, not --param lr=...")
+        if name == stored.BASE_LR:
+            raise UsageError(f"give the base LR with --lr, not --param {name}=...")
         params[name] = _parse_value(value)
     return params
 
@@ -113,7 +113,7 @@ COLUMNS = {
 
 def _check_names(family: str, params: dict[str, Any]) -> None:
     """Typed parameters name exactly the family's knobs, said in the command line's words."""
-    known = ["lr", *get_family(family).param_names]
+    known = [stored.BASE_LR, *get_family(family).param_names]
     if unknown := sorted(set(params) - set(known)):
         raise UsageError(
             f"unknown parameter(s) {', '.join(unknown)} for {family}; it takes: {', '.join(known)}"
@@ -130,7 +130,10 @@ def _configuration(args: Any) -> tuple[Workload, Experiment, dict[str, Any], int
         return _stored_trial(args)
     if args.lr is None:
         raise UsageError("give --lr (or --from-study NAME --trial N)")
-    experiment, params = experiment_from_args(args, args.family), {**parse_params(args.param), "lr": args.lr}
+    experiment, params = (
+        experiment_from_args(args, args.family),
+        {**parse_params(args.param), stored.BASE_LR: args.lr},
+    )
     _check_names(args.family, params)
     return args.workload, experiment, params, args.seed
 

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from objectives.experiment import Experiment
 from objectives.objective import member_from_params, train_members
 from objectives.optim.optimizers import get_optimizer
-from objectives.stored import stored_curve
+from objectives.stored import BASE_LR, stored_curve
 from objectives.workloads.registry import Splits, Workload, load_splits
 from study.bench.counting import count, matmul_flops_per_second
 from study.cli import ArgumentParser, one_workload, positive_int, run_main
@@ -50,7 +50,7 @@ def canonical(
     low, high = get_optimizer(experiment.optimizer).lr_range
 
     def objective(trial: optuna.Trial) -> float:
-        lr = trial.suggest_float("lr", low, high, log=True)
+        lr = trial.suggest_float(BASE_LR, low, high, log=True)
         final_fraction = trial.suggest_float("final_fraction", 1e-4, 0.3, log=True)
         model = workload.make_model()
         optimizer = get_optimizer(experiment.optimizer).make(model.parameters(), lr)
@@ -129,7 +129,7 @@ def one_population_epoch(
     validation), to count: ``counting.count`` runs it under the FLOP counter and the profiler."""
     one_epoch = dataclasses.replace(experiment, epochs=1)
     members = [
-        member_from_params(one_epoch, {"lr": 0.01, "final_fraction": 0.01}, seed)
+        member_from_params(one_epoch, {BASE_LR: 0.01, "final_fraction": 0.01}, seed)
         for seed in range(population)
     ]
     return lambda: train_members(workload, one_epoch, data, members)

@@ -30,13 +30,12 @@ from objectives.experiment import Experiment
 from objectives.objective import member_from_params, train_members
 from objectives.seeds import reevaluation_seeds
 from objectives.stored import (
+    BASE_LR,
     REEVALUATION,
     chosen_lr,
-    run_record,
+    reevaluation_record,
     stored_experiment,
-    stored_metric,
     stored_reevaluation,
-    stored_workload_facts,
 )
 from objectives.workloads.datasets import DataError
 from objectives.workloads.registry import Workload, get_workload, load_splits
@@ -53,7 +52,7 @@ def chosen(study: optuna.Study) -> tuple[int | None, dict[str, Any]] | None:
     experiment = stored_experiment(study.user_attrs)
     if experiment.is_grid:
         lr = chosen_lr(study, experiment)
-        return None if lr is None else (None, {"lr": lr, **dict(experiment.fixed)})
+        return None if lr is None else (None, {BASE_LR: lr, **dict(experiment.fixed)})
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
     best = study.best_trial
@@ -65,12 +64,12 @@ def is_current(study: optuna.Study, seeds: int) -> bool:
     stored, choice = stored_reevaluation(study), chosen(study)
     if stored is None or choice is None:
         return False
-    if stored.get("splits") != SPLITS:  # not how today's re-evaluation draws its data: redo it
+    if stored.splits != SPLITS:  # not how today's re-evaluation draws its data: redo it
         return False
     experiment = stored_experiment(study.user_attrs)
     trial, params = choice
-    same = stored["trial"] == trial and (trial is not None or stored["params"] == params)
-    return same and stored["seeds"] == reevaluation_seeds(experiment.seed, seeds)
+    same = stored.trial == trial and (trial is not None or stored.params == params)
+    return same and stored.seeds == reevaluation_seeds(experiment.seed, seeds)
 
 
 def reevaluate_together(
@@ -102,7 +101,8 @@ def reevaluate_together(
         on_seed(done, len(seed_list))
     for study, (trial, chosen_params), results in zip(studies, choices, runs):
         study.set_user_attr(
-            REEVALUATION, _record(trial, chosen_params, study.user_attrs, results, steps_per_epoch)
+            REEVALUATION,
+            reevaluation_record(trial, chosen_params, study.user_attrs, results, steps_per_epoch, SPLITS),
         )
 
 
@@ -161,21 +161,3 @@ def same_training(study: optuna.Study) -> tuple:
     """What studies re-evaluated together must share: the workload and how it is trained."""
     e = stored_experiment(study.user_attrs)
     return e.workload, e.seed, e.epochs, e.batch_size, e.early_stopping
-
-
-def _record(
-    trial: int | None, params: dict[str, Any], attrs: dict[str, Any], results: Sequence[MemberResult],
-    steps_per_epoch: int,
-) -> dict[str, Any]:  # fmt: skip
-    """The re-evaluation as stored: runs judged by the study's stored target and metric."""
-    target, metric = stored_workload_facts(attrs)["target"], stored_metric(attrs)
-    return {
-        "trial": trial,
-        "params": params,
-        "steps_per_epoch": steps_per_epoch,
-        "seeds": [result.config.seed for result in results],
-        "splits": SPLITS,
-        "runs": [
-            {**run_record(result, target, metric), "test_metric": result.test_metric} for result in results
-        ],
-    }

@@ -28,7 +28,7 @@ def seed_counts(
         if per_workload and key in per_workload:
             return per_workload[key]
         stored = stored_reevaluation(study)
-        return every or (len(stored["seeds"]) if stored else DEFAULT_SEEDS)
+        return every or (len(stored.seeds) if stored else DEFAULT_SEEDS)
 
     return seeds
 

@@ -220,9 +220,9 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             continue
         attrs = study.user_attrs  # a deep copy on every access: read it once
         experiment, metric = stored.stored_experiment(attrs), stored.stored_metric(attrs)
-        for run in record["runs"]:
-            values = np.array(run["curve"]["val_metric"], dtype=float)  # stored None (diverged) is NaN
-            diverged = run[stored.DIVERGED]
+        for run in record.runs:
+            values = np.array(run.curve["val_metric"], dtype=float)  # stored None (diverged) is NaN
+            diverged = run.diverged
             auc = full_budget_auc(values, experiment.epochs, metric, diverged=diverged)
             if diverged:
                 kept = metric.worst
@@ -234,12 +234,12 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
                     "optimizer": attrs[stored.OPTIMIZER_LABEL],
                     "family": experiment.family,
                     "repeat": experiment.repeat,
-                    "seed": run[stored.SEED],
-                    "test_metric": run["test_metric"],
+                    "seed": run.seed,
+                    "test_metric": run.test_metric,
                     "val_metric": float(kept),
-                    "epochs_to_target": run[stored.EPOCHS_TO_TARGET],
-                    "steps_to_target": _steps(run[stored.EPOCHS_TO_TARGET], record["steps_per_epoch"]),
-                    "seconds_to_target": run[stored.SECONDS_TO_TARGET],
+                    "epochs_to_target": run.epochs_to_target,
+                    "steps_to_target": _steps(run.epochs_to_target, record.steps_per_epoch),
+                    "seconds_to_target": run.seconds_to_target,
                     "auc": auc,
                     "diverged": diverged,
                 }
@@ -274,11 +274,11 @@ def curves_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         if (record := stored_reevaluation(study)) is None:
             continue
         family = stored.stored_experiment(study.user_attrs).family
-        for run in record["runs"]:
-            curve = run["curve"]
+        for run in record.runs:
+            curve = run.curve
             for i, epoch in enumerate(curve["epoch"]):
                 rows.append(
-                    {"family": family, "seed": run[stored.SEED], "epoch": epoch}
+                    {"family": family, "seed": run.seed, "epoch": epoch}
                     | {name: curve[name][i] for name in CURVE_QUANTITIES}
                 )
     return pd.DataFrame(rows, columns=["family", "seed", "epoch", *CURVE_QUANTITIES]).astype(
@@ -299,16 +299,16 @@ def schedule_shapes_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
-        experiment, params = stored.stored_experiment(study.user_attrs), dict(record["params"])
-        family, per_epoch = get_family(experiment.family), record["steps_per_epoch"]
+        experiment, params = stored.stored_experiment(study.user_attrs), dict(record.params)
+        family, per_epoch = get_family(experiment.family), record.steps_per_epoch
         total = experiment.epochs * per_epoch
         steps = np.unique(np.linspace(0, total - 1, min(total, MAX_SHAPE_POINTS)).astype(int))
         if family.reacts_to_val_loss:  # its LR follows the losses: the first run's LR, per epoch
-            per_epoch_lr = np.array(record["runs"][0]["curve"]["lr"], dtype=float)
+            per_epoch_lr = np.array(record.runs[0].curve["lr"], dtype=float)
             lr = per_epoch_lr[np.minimum(steps // per_epoch, len(per_epoch_lr) - 1)]
         else:
             kwargs = family.kwargs(params)
-            lr = params["lr"] * family.build(Run(total, per_epoch), **kwargs)(steps)
+            lr = params[stored.BASE_LR] * family.build(Run(total, per_epoch), **kwargs)(steps)
         frames.append(
             pd.DataFrame({"family": experiment.family, "step": steps, "epoch": steps / per_epoch, "lr": lr})
         )

@@ -59,7 +59,7 @@ def runs_frame(studies: Sequence[optuna.Study], arms: Sequence[Arm]) -> pd.DataF
         parts.append(points.assign(**label, stage="selection", test_metric=math.nan))
         if (record := stored_reevaluation(study)) is not None:
             evaluation = reevaluation_frame([study])
-            parts.append(evaluation.assign(**label, stage="evaluation", lr=float(record["params"]["lr"])))
+            parts.append(evaluation.assign(**label, stage="evaluation", lr=record.base_lr))
     return pd.concat(parts, ignore_index=True)[RUN_COLUMNS] if parts else pd.DataFrame(columns=RUN_COLUMNS)
 
 
@@ -92,7 +92,7 @@ def has_fixed_schedule(family: str) -> bool:
 def _run_shape(study: optuna.Study) -> tuple[int, int]:
     """(total steps, steps per epoch) of the study's runs."""
     record, epochs = stored_reevaluation(study), stored.stored_experiment(study.user_attrs).epochs
-    steps_per_epoch = int(record["steps_per_epoch"])
+    steps_per_epoch = record.steps_per_epoch
     return epochs * steps_per_epoch, steps_per_epoch
 
 
@@ -111,7 +111,7 @@ def robustness_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
         record = stored_reevaluation(study)
         if not has_fixed_schedule(experiment.family) or record is None:
             continue
-        best = float(record["params"]["lr"])  # the LR its grid chose, which its evaluation trained
+        best = record.base_lr  # the LR its grid chose, which its evaluation trained
         total, per_epoch = _run_shape(study)
         decaying = decays(experiment.family, dict(experiment.fixed), total, per_epoch)
         points = points_frame([study]).pivot_table(index="lr", columns="selection_seed", values="val_metric")
@@ -158,9 +158,9 @@ def bound_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
         bound = theory.convex_bound(
             theory.multipliers(experiment.family, dict(experiment.fixed), total, per_epoch)
         )
-        for seed, run in zip(record["seeds"], record["runs"]):
+        for seed, run in zip(record.seeds, record.runs):
             rows.append({"workload": experiment.workload, "family": experiment.family, "bound": bound.best,
-                         "bound_lr": bound.best_gamma, "lr": float(record["params"]["lr"]), "seed": seed,
+                         "bound_lr": bound.best_gamma, "lr": record.base_lr, "seed": seed,
                          "test_metric": run["test_metric"]})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -175,11 +175,9 @@ def curve_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
         if not has_fixed_schedule(experiment.family) or record is None:
             continue
         total, per_epoch = _run_shape(study)
-        lrs = float(record["params"]["lr"]) * theory.multipliers(
-            experiment.family, dict(experiment.fixed), total, per_epoch
-        )
+        lrs = record.base_lr * theory.multipliers(experiment.family, dict(experiment.fixed), total, per_epoch)
         s1, s2 = theory.loss_areas(lrs)
-        curves = np.array([run["curve"]["val_metric"] for run in record["runs"]], dtype=float)
+        curves = np.array([run.curve["val_metric"] for run in record.runs], dtype=float)
         for epoch, value in enumerate(np.nanmean(curves, axis=0), start=1):
             end = epoch * per_epoch - 1
             rows.append({"workload": experiment.workload, "family": experiment.family, "epoch": epoch,

@@ -76,11 +76,7 @@ def _tuned_schedule(study: optuna.Study, experiment: Experiment, record: dict) -
 
 def _chosen(record: dict) -> str:
     """Which configuration was re-evaluated: a tuning run's best trial, or the grid's LR."""
-    return (
-        f"trial {record['trial']}"
-        if record["trial"] is not None
-        else f"the grid's LR {record['params']['lr']:g}"
-    )
+    return f"trial {record.trial}" if record.trial is not None else f"the grid's LR {record.base_lr:g}"
 
 
 def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
@@ -105,7 +101,7 @@ def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
 
 
 def _reevaluation(record: dict, metric: Metric) -> go.Figure:
-    values = np.array([run["test_metric"] for run in record["runs"]], dtype=float)
+    values = np.array([run.test_metric for run in record.runs], dtype=float)
     mean = float(values.mean())
     seeds = list(range(1, len(values) + 1))  # plain lists: numpy arrays are stored as binary blobs
     figure = go.Figure(go.Scatter(x=seeds, y=values.tolist(), mode="markers", name="one seed"))

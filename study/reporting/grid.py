@@ -286,9 +286,9 @@ def build_grid_section(studies: Sequence[optuna.Study], margin: float | None = N
 def _with_run_seconds(evaluation: pd.DataFrame, studies: Sequence[optuna.Study]) -> pd.DataFrame:
     """The evaluation frame with each run's seconds (its curve's last, cumulative)."""
     seconds = [
-        run["curve"]["seconds"][-1] if run["curve"]["seconds"] else math.nan
+        run.curve["seconds"][-1] if run.curve["seconds"] else math.nan
         for study in studies
-        for run in stored_reevaluation(study)["runs"]
+        for run in stored_reevaluation(study).runs
     ]
     return evaluation.assign(seconds=seconds) if len(seconds) == len(evaluation) else evaluation
 

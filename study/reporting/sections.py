@@ -96,7 +96,7 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     trials = analysis.trials_frame(every)
     pairwise = analysis.pairwise_table(reevaluation, metric, margin)
     hyperparameters = {
-        stored.stored_experiment(study.user_attrs).family: record["params"]
+        stored.stored_experiment(study.user_attrs).family: record.params
         for study in studies
         if (record := stored_reevaluation(study))
     }

@@ -52,8 +52,8 @@ def range_edges_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
         if (record := stored_reevaluation(study)) is None:
             continue
         experiment = stored.stored_experiment(study.user_attrs)
-        best = study.get_trials(deepcopy=False)[record["trial"]]
-        for param, value in record["params"].items():
+        best = study.get_trials(deepcopy=False)[record.trial]
+        for param, value in record.params.items():
             distribution = best.distributions[param]
             position = edge_position(value, distribution)
             if (

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from objectives.experiment import Experiment
 from objectives.grid import SELECTION_SEED, lattice
 from objectives.seeds import sampler_seed
-from objectives.stored import claimed_point, counts_as_finished, finished_count, wanted_lrs
+from objectives.stored import BASE_LR, claimed_point, counts_as_finished, finished_count, wanted_lrs
 
 GRID_ID = "grid_id"
 """The system attribute ``GridSampler`` marks the trials it assigned with (Optuna 5; a test
@@ -28,7 +28,7 @@ checks it): how the points it has yet to hand out are told from those it has."""
 def search_space(experiment: Experiment) -> dict[str, list]:
     """The ``GridSampler`` space: the window's lattice, the selection seeds, each fixed knob."""
     return {
-        "lr": lattice(*experiment.lr_range),
+        BASE_LR: lattice(*experiment.lr_range),
         SELECTION_SEED: list(range(experiment.selection_seeds)),
         **{name: [value] for name, value in experiment.fixed},
     }
@@ -66,5 +66,5 @@ def grid_target(study: optuna.Study, experiment: Experiment, *, enqueue: bool = 
     assigned = {point for t in trials if GRID_ID in t.system_attrs and (point := claimed_point(t))}
     unassigned = {(lr, seed) for lr in lattice(*experiment.lr_range) for seed in seeds} - assigned
     for lr, seed in sorted(wanted - finished - held - unassigned) if enqueue else ():
-        study.enqueue_trial({"lr": lr, SELECTION_SEED: seed, **dict(experiment.fixed)})
+        study.enqueue_trial({BASE_LR: lr, SELECTION_SEED: seed, **dict(experiment.fixed)})
     return finished_count(study) + len(wanted - finished)

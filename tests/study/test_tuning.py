@@ -83,19 +83,29 @@ def test_a_stored_best_at_the_top_of_its_lr_range_is_found(tmp_path) -> None:
                 params={"lr": lr}, distributions={"lr": FloatDistribution(1e-3, 1.0, log=True)}, value=lr
             )
         )
-    study.set_user_attr(REEVALUATION, {"trial": 1, "params": {"lr": 0.97}, "runs": []})
+    study.set_user_attr(
+        REEVALUATION, {"trial": 1, "params": {"lr": 0.97}, "steps_per_epoch": 1, "seeds": [], "runs": []}
+    )
     [row] = tuning.range_edges_frame([study]).to_dict("records")
     assert (row["family"], row["param"], row["side"], row["value"]) == ("constant", "lr", "top", 0.97)
-    study.set_user_attr(REEVALUATION, {"trial": 0, "params": {"lr": 0.05}, "runs": []})
+    study.set_user_attr(
+        REEVALUATION, {"trial": 0, "params": {"lr": 0.05}, "steps_per_epoch": 1, "seeds": [], "runs": []}
+    )
     assert tuning.range_edges_frame([study]).empty
     warmup = {"warmup_fraction": FloatDistribution(0.0, 0.3)}
     for value in (0.001, 0.299):  # no warmup is a natural end, not a range too narrow
         study.add_trial(
             optuna.trial.create_trial(params={"warmup_fraction": value}, distributions=warmup, value=0.5)
         )
-    study.set_user_attr(REEVALUATION, {"trial": 2, "params": {"warmup_fraction": 0.001}, "runs": []})
+    study.set_user_attr(
+        REEVALUATION,
+        {"trial": 2, "params": {"warmup_fraction": 0.001}, "steps_per_epoch": 1, "seeds": [], "runs": []},
+    )
     assert tuning.range_edges_frame([study]).empty
-    study.set_user_attr(REEVALUATION, {"trial": 3, "params": {"warmup_fraction": 0.299}, "runs": []})
+    study.set_user_attr(
+        REEVALUATION,
+        {"trial": 3, "params": {"warmup_fraction": 0.299}, "steps_per_epoch": 1, "seeds": [], "runs": []},
+    )
     assert tuning.range_edges_frame([study])["side"].tolist() == ["top"]
 
 
