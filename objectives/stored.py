@@ -56,7 +56,7 @@ EPOCHS_TO_TARGET = "epochs_to_target"
 SECONDS_TO_TARGET = "seconds_to_target"
 DIVERGED = "diverged"
 SEED = "seed"  # the trial's training seed; a trial without it stored no run
-WORKER = "worker"  # {"host", "pid"} of the process training it
+WORKER = "worker"  # the process training it: a Worker's record
 INTERRUPTED = "interrupted"  # stopped by Ctrl-C or a peer's death: redone, not counted
 ERROR = "error"  # training raised: the one-line reason
 
@@ -145,6 +145,25 @@ def stored_curve(attrs: dict[str, Any]) -> dict[str, list[float | None]]:
     """A trial's curve from its user attributes: ``{quantity: per-epoch values}`` (empty when it
     stored none)."""
     return {key.removeprefix(CURVE_PREFIX): v for key, v in attrs.items() if key.startswith(CURVE_PREFIX)}
+
+
+@dataclass(frozen=True)
+class Worker:
+    """The process that trains a trial, stored with it (``WORKER``) so a later run can tell
+    whether it still lives: its machine, process id and start time (a reused id has another)."""
+
+    host: str
+    pid: int
+    started: str | None  # None where the machine has no /proc
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def read(cls, attrs: dict[str, Any]) -> Worker | None:
+        """A trial's worker from its user attributes; None when none was recorded yet."""
+        record = attrs.get(WORKER)
+        return None if record is None else cls(record["host"], int(record["pid"]), record.get("started"))
 
 
 def counts_as_finished(trial: FrozenTrial) -> bool:

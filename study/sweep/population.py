@@ -159,7 +159,7 @@ class Population:
         place = trial.number - _interrupted(self.study.get_trials(deepcopy=False)[: trial.number])
         record_heartbeat(self.storage, self.study, trial)  # before the worker: a claimed trial has one
         with held_writes(self.storage):
-            trial.set_user_attr(WORKER, this_worker())
+            trial.set_user_attr(WORKER, this_worker().record())
             return member_from_trial(trial, self.experiment, trial_seed(self.experiment.seed, place))
 
     def _fail(self, trial: optuna.Trial, message: str) -> None:

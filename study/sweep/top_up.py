@@ -24,7 +24,7 @@ from tqdm import tqdm
 from objectives.experiment import Experiment
 from objectives.pruners import make_pruner
 from objectives.schedules import get_family
-from objectives.stored import WORKER, finished_count, stored_metric, study_attrs
+from objectives.stored import Worker, finished_count, stored_metric, study_attrs
 from objectives.workloads.registry import Splits, Workload
 from study.storage.backends import allow_experimental, held_writes
 from study.sweep.grid import grid_target
@@ -150,7 +150,7 @@ def _top_up(
 def _held_by_peers(study: optuna.Study) -> str:
     """What a worker waits for near a study's end: the trials other workers are training."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    workers = sorted({f"{w['host']}:{w['pid']}" for t in running if (w := t.user_attrs.get(WORKER))})
+    workers = sorted({f"{w.host}:{w.pid}" for t in running if (w := Worker.read(t.user_attrs))})
     return (
         f"waiting for {len(running)} trial(s) other workers hold ({', '.join(workers) or 'not yet claimed'}); "
         "a worker that stops has its trials redone here"

@@ -24,7 +24,7 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from objectives.stored import BEAT, INTERRUPTED, WORKER
+from objectives.stored import BEAT, INTERRUPTED, Worker
 from study.storage.backends import allow_experimental
 
 
@@ -39,7 +39,7 @@ def process_start(pid: int) -> str | None:
     return None if state in ("Z", "X") else rest[18]  # field 22 of proc(5): starttime
 
 
-def this_worker() -> dict[str, str | int | None]:
+def this_worker() -> Worker:
     """Stored on each trial this process runs, so a later run can tell whether it is still alive:
     the same process id with the same start time (a reused process id has another). Looked up
     per call, not at import: a forked ``--jobs`` worker is a process of its own."""
@@ -47,8 +47,8 @@ def this_worker() -> dict[str, str | int | None]:
 
 
 @functools.cache
-def _worker(pid: int) -> dict[str, str | int | None]:
-    return {"host": socket.gethostname(), "pid": pid, "started": process_start(pid)}
+def _worker(pid: int) -> Worker:
+    return Worker(socket.gethostname(), pid, process_start(pid))
 
 
 JOURNAL_BEAT_S = 20
@@ -64,16 +64,16 @@ A live peer records its worker milliseconds after asking; this bounds the wait o
 
 
 def _abandoned(trial: FrozenTrial, beats: bool) -> bool:
-    worker = trial.user_attrs.get(WORKER)
+    worker = Worker.read(trial.user_attrs)
     if worker is None:  # killed between ask() and recording its worker, or just asked by a peer
         started = trial.datetime_start
         return started is not None and (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
     this = this_worker()
-    if worker.get("host") != this["host"]:
+    if worker.host != this.host:
         return beats and _beat_stopped(trial)  # another machine's (or this one, renamed): its beat tells
     if worker == this:  # this process looks only between its batches: a trial of its own is left over
         return True
-    return not _alive(int(worker["pid"]), worker.get("started"))
+    return not _alive(worker.pid, worker.started)
 
 
 def _beat_stopped(trial: FrozenTrial) -> bool:
@@ -88,7 +88,7 @@ def _beat_stopped(trial: FrozenTrial) -> bool:
 def _alive(pid: int, started: str | None) -> bool:
     """Whether the worker process still runs: with /proc, the same process id started at the same
     time and not a zombie; without, a process with that id exists."""
-    if this_worker()["started"] is not None:  # /proc is here
+    if this_worker().started is not None:  # /proc is here
         now = process_start(pid)
         return now is not None and (started is None or now == started)
     try:

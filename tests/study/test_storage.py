@@ -41,8 +41,12 @@ def test_only_trials_of_dead_local_processes_are_failed(monkeypatch) -> None:
     study = optuna.create_study(storage=storage, study_name="s")
     peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     workers = {
-        "dead": {**this_worker(), "pid": _dead_pid()},
-        "alive": {**this_worker(), "pid": peer.pid, "started": workers_module.process_start(peer.pid)},
+        "dead": {**this_worker().record(), "pid": _dead_pid()},
+        "alive": {
+            **this_worker().record(),
+            "pid": peer.pid,
+            "started": workers_module.process_start(peer.pid),
+        },
         "other machine": {"host": "elsewhere", "pid": _dead_pid()},
     }
     trials = {}
@@ -75,7 +79,7 @@ def test_this_process_own_running_trials_are_left_over_between_batches() -> None
     it looks only between its batches, so those are redone, not waited for."""
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
-    study.ask().set_user_attr("worker", this_worker())
+    study.ask().set_user_attr("worker", this_worker().record())
     assert fail_abandoned_trials(storage, study) == 1
 
 
@@ -366,7 +370,7 @@ def test_a_peer_failing_the_same_dead_trial_first_is_no_error(monkeypatch) -> No
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
     dead = study.ask()
-    dead.set_user_attr("worker", {**this_worker(), "pid": _dead_pid()})
+    dead.set_user_attr("worker", {**this_worker().record(), "pid": _dead_pid()})
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))  # what this worker saw
     study.tell(dead, state=TrialState.FAIL)  # the peer won the race
     monkeypatch.setattr(study, "get_trials", lambda **kwargs: stale)
@@ -397,13 +401,13 @@ def test_zombie_and_reused_process_ids_count_as_stopped() -> None:
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
     workers = {
-        "zombie": {**this_worker(), "pid": zombie.pid, "started": "1"},
+        "zombie": {**this_worker().record(), "pid": zombie.pid, "started": "1"},
         "reused pid": {
-            **this_worker(),
+            **this_worker().record(),
             "pid": peer.pid,
             "started": str(int(peer_started) - 1),
         },  # another start
-        "alive": {**this_worker(), "pid": peer.pid, "started": peer_started},
+        "alive": {**this_worker().record(), "pid": peer.pid, "started": peer_started},
     }
     for worker in workers.values():
         study.ask().set_user_attr("worker", worker)
@@ -554,7 +558,7 @@ def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
     peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
-    held = {**this_worker(), "pid": peer.pid, "started": workers_module.process_start(peer.pid)}
+    held = {**this_worker().record(), "pid": peer.pid, "started": workers_module.process_start(peer.pid)}
     study.ask().set_user_attr("worker", held)
     first_pass = sweep._top_up(storage, study, None, None, None, 1, 1, "cpu", False)
     assert list(first_pass) == [0], "without wait it leaves at once: the sweep goes on to other studies first"
@@ -565,7 +569,7 @@ def test_a_waiting_worker_says_what_it_waits_for(capsys) -> None:
     assert [next(rounds), next(rounds), next(rounds)] == [0, 0, 0]
     err = capsys.readouterr().err
     assert err.count("waiting for") == 1, "said once, not every half second"
-    assert f"waiting for 1 trial(s) other workers hold ({this_worker()['host']}:{peer.pid})" in err
+    assert f"waiting for 1 trial(s) other workers hold ({this_worker().host}:{peer.pid})" in err
     peer.kill()
     peer.wait()
 
