@@ -26,7 +26,7 @@ from study.storage.backends import allow_experimental, open_storage
 
 def study_metric(study: optuna.Study) -> Metric:
     """The metric the study's trials are judged by, as stored with it."""
-    return stored.stored_metric(study.user_attrs)
+    return stored.stored_metric(stored.attrs_of(study))
 
 
 def load_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna.Study]:
@@ -89,7 +89,7 @@ def trials_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     """
     rows = []
     for study in studies:
-        study_attrs = study.user_attrs  # a deep copy on every access: read it once
+        study_attrs = stored.attrs_of(study)
         experiment, metric = stored.stored_experiment(study_attrs), stored.stored_metric(study_attrs)
         classes = stored.stored_workload_facts(study_attrs)["classes"]
         for trial in finished_trials(study):
@@ -186,7 +186,7 @@ def importance_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
             importances = optuna.importance.get_param_importances(
                 study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
             )
-        family = stored.stored_experiment(study.user_attrs).family
+        family = stored.stored_experiment(stored.attrs_of(study)).family
         rows += [
             {"family": family, "param": name, "importance": value} for name, value in importances.items()
         ]
@@ -218,7 +218,7 @@ def reevaluation_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
-        attrs = study.user_attrs  # a deep copy on every access: read it once
+        attrs = stored.attrs_of(study)
         experiment, metric = stored.stored_experiment(attrs), stored.stored_metric(attrs)
         for run in record.runs:
             values = np.array(run.curve["val_metric"], dtype=float)  # stored None (diverged) is NaN
@@ -273,7 +273,7 @@ def curves_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
-        family = stored.stored_experiment(study.user_attrs).family
+        family = stored.stored_experiment(stored.attrs_of(study)).family
         for run in record.runs:
             curve = run.curve
             for i, epoch in enumerate(curve["epoch"]):
@@ -299,7 +299,7 @@ def schedule_shapes_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
-        experiment, params = stored.stored_experiment(study.user_attrs), dict(record.params)
+        experiment, params = stored.stored_experiment(stored.attrs_of(study)), dict(record.params)
         family, per_epoch = get_family(experiment.family), record.steps_per_epoch
         total = experiment.epochs * per_epoch
         steps = np.unique(np.linspace(0, total - 1, min(total, MAX_SHAPE_POINTS)).astype(int))

@@ -20,6 +20,7 @@ import PIL.Image
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 
+from objectives import stored
 from objectives.stored import stored_experiment
 from study.storage.backends import allow_experimental
 
@@ -33,7 +34,7 @@ def upload_report_files(studies: Sequence[optuna.Study], report: Path, artifact_
     store = FileSystemArtifactStore(str(artifact_dir))
     uploads = 0
     for study in studies:
-        experiment = stored_experiment(study.user_attrs)
+        experiment = stored_experiment(stored.attrs_of(study))
         prefix = f"{experiment.workload}-{experiment.optimizer_label}-"
         files = sorted(p for ext in UPLOADED for p in report.glob(f"{prefix}*.{ext}"))
         uploads += sum(_upload_if_changed(study, store, path) for path in files)

@@ -41,7 +41,7 @@ RUN_COLUMNS = [
 
 def metric_of(studies: Sequence[optuna.Study]) -> tuple[Metric, float]:
     """The studies' metric and margin (one workload's)."""
-    attrs = studies[0].user_attrs
+    attrs = stored.attrs_of(studies[0])
     return stored.stored_metric(attrs), float(stored.stored_workload_facts(attrs)["margin"])
 
 
@@ -50,7 +50,7 @@ def runs_frame(studies: Sequence[optuna.Study], arms: Sequence[Arm]) -> pd.DataF
     seeds, then its chosen LR on the evaluation seeds."""
     parts = []
     for study in studies:
-        experiment = stored.stored_experiment(study.user_attrs)
+        experiment = stored.stored_experiment(stored.attrs_of(study))
         if (arm := arm_of(experiment, arms)) is None:
             continue
         label = {"workload": experiment.workload, "arm": arm.label, "family": experiment.family,
@@ -91,7 +91,7 @@ def has_fixed_schedule(family: str) -> bool:
 
 def _run_shape(study: optuna.Study) -> tuple[int, int]:
     """(total steps, steps per epoch) of the study's runs."""
-    record, epochs = stored_reevaluation(study), stored.stored_experiment(study.user_attrs).epochs
+    record, epochs = stored_reevaluation(study), stored.stored_experiment(stored.attrs_of(study)).epochs
     steps_per_epoch = record.steps_per_epoch
     return epochs * steps_per_epoch, steps_per_epoch
 
@@ -106,8 +106,8 @@ def robustness_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
     that LR; with whether the family's schedule decays."""
     rows = []
     for study in studies:
-        experiment = stored.stored_experiment(study.user_attrs)
-        metric = stored.stored_metric(study.user_attrs)
+        experiment = stored.stored_experiment(stored.attrs_of(study))
+        metric = stored.stored_metric(stored.attrs_of(study))
         record = stored_reevaluation(study)
         if not has_fixed_schedule(experiment.family) or record is None:
             continue
@@ -150,7 +150,7 @@ def bound_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
     that LR (unit D and G), the chosen grid LR, and the test metric per evaluation seed."""
     rows = []
     for study in studies:
-        experiment = stored.stored_experiment(study.user_attrs)
+        experiment = stored.stored_experiment(stored.attrs_of(study))
         record = stored_reevaluation(study)
         if not has_fixed_schedule(experiment.family) or record is None:
             continue
@@ -170,7 +170,7 @@ def curve_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
     over the evaluation seeds) with the loss law's areas S1 and S2 at that epoch's last step."""
     rows = []
     for study in studies:
-        experiment = stored.stored_experiment(study.user_attrs)
+        experiment = stored.stored_experiment(stored.attrs_of(study))
         record = stored_reevaluation(study)
         if not has_fixed_schedule(experiment.family) or record is None:
             continue

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 from optuna_dashboard import get_note, save_note, save_plotly_graph_object
 
+from objectives import stored
 from objectives.experiment import Experiment
 from objectives.metrics import Metric
 from objectives.stored import (
@@ -47,7 +48,7 @@ def publish_figures(study: optuna.Study) -> list[str]:
     record = stored_reevaluation(study)
     if record is None:
         return []
-    attrs = study.user_attrs
+    attrs = stored.attrs_of(study)
     experiment, metric = stored_experiment(attrs), stored_metric(attrs)
     figures = {
         "tuned-schedule": _tuned_schedule(study, experiment, record),
@@ -89,7 +90,7 @@ def _best_curves(study: optuna.Study, metric: Metric) -> go.Figure:
         figure.add_trace(
             go.Scatter(x=curve["epoch"], y=values, mode="lines+markers", name=f"trial {trial.number}")
         )
-    target = stored_workload_facts(study.user_attrs)["target"]  # as stored: no workload definition read
+    target = stored_workload_facts(stored.attrs_of(study))["target"]  # as stored: no workload definition read
     figure.add_hline(
         y=target, line_dash="dash", annotation_text=f"target {target}", annotation_position="bottom left"
     )
@@ -124,7 +125,7 @@ def save_verdict_note(study: optuna.Study, section: Section, page: Path) -> None
     """Put the family's verdict from ``section`` in the study's note, replacing the one an
     earlier report put there; the rest of the note is kept as it is."""
     kept = get_note(study).split(VERDICT_HEADING)[0].rstrip()
-    experiment = stored_experiment(study.user_attrs)
+    experiment = stored_experiment(stored.attrs_of(study))
     lines = verdict_lines(section, experiment.family, experiment.repeat)
     save_note(study, f"{kept}\n\n{VERDICT_HEADING}\n\n{lines}\n- Report: `{page}`\n")
 
@@ -176,7 +177,7 @@ def _this_run(section: Section, family: str, repeat: int) -> list[str]:
 def save_grid_note(study: optuna.Study, section: GridSection, page: Path) -> None:
     """Put the family's grid-protocol verdict in its grid study's note (as ``save_verdict_note``)."""
     kept = get_note(study).split(VERDICT_HEADING)[0].rstrip()
-    family = stored_experiment(study.user_attrs).family
+    family = stored_experiment(stored.attrs_of(study)).family
     save_note(
         study, f"{kept}\n\n{VERDICT_HEADING}\n\n{grid_verdict_lines(section, family)}\n- Report: `{page}`\n"
     )

@@ -78,7 +78,7 @@ def points_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
     worst where it diverged or failed), diverged."""
     rows = []
     for study in studies:
-        attrs = study.user_attrs
+        attrs = stored.attrs_of(study)
         family, metric = stored.stored_experiment(attrs).family, stored.stored_metric(attrs)
         for lr, seed, value in finished_values(study, metric.worst):
             rows.append({"family": family, "lr": lr, "selection_seed": seed, "val_metric": value,
@@ -145,7 +145,7 @@ def choices_frame(studies: Sequence[optuna.Study], points: pd.DataFrame, margin:
     interval. Columns: ``CHOICE_COLUMNS``."""
     rows = []
     for study in studies:
-        attrs = study.user_attrs
+        attrs = stored.attrs_of(study)
         experiment, metric = stored.stored_experiment(attrs), stored.stored_metric(attrs)
         mine = points[points["family"] == experiment.family]
         values = list(mine[["lr", "selection_seed", "val_metric"]].itertuples(index=False, name=None))
@@ -260,7 +260,7 @@ def _mean_run_seconds(evaluation: pd.DataFrame) -> float:
 
 def build_grid_section(studies: Sequence[optuna.Study], margin: float | None = None) -> GridSection:
     """The frames of one (workload, optimizer) group of grid studies (reads the stored evaluations)."""
-    attrs = studies[0].user_attrs
+    attrs = stored.attrs_of(studies[0])
     first, metric, facts = (
         stored.stored_experiment(attrs),
         stored.stored_metric(attrs),

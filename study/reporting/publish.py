@@ -31,21 +31,23 @@ def publish(
     from study.reporting.dashboard import publish_figures, save_grid_note, save_verdict_note
     from study.reporting.render import write_report
 
-    for study in refreshed:
-        publish_figures(study)
-    page, answers, sections, grids = write_report(every, out, margin, made_by)
-    by_group = {(s.workload, s.optimizer): s for s in sections} if notes else {}  # the budgeted protocol's
-    by_grid = {(g.workload, g.optimizer): g for g in grids}
-    for study in every:
-        attrs = study.user_attrs  # a deep copy on every access: read it once
-        group = (attrs.get(stored.WORKLOAD), attrs.get(stored.OPTIMIZER_LABEL))
-        is_grid = stored.is_ours(attrs) and stored.stored_experiment(attrs).is_grid
-        if notes and is_grid and group in by_grid:
-            save_grid_note(study, by_grid[group], page.absolute())
-        elif stored.is_ours(attrs) and group in by_group and not is_grid:
-            save_verdict_note(
-                study, by_group[group], page.absolute()
-            )  # not resolved: report/ is a link to each new copy
+    with stored.decoded_once():  # the report reads the studies' attributes, never writes them
+        for study in refreshed:
+            publish_figures(study)
+        page, answers, sections, grids = write_report(every, out, margin, made_by)
+        # the budgeted protocol's sections, by workload and optimizer
+        by_group = {(s.workload, s.optimizer): s for s in sections} if notes else {}
+        by_grid = {(g.workload, g.optimizer): g for g in grids}
+        for study in every:
+            attrs = stored.attrs_of(study)
+            group = (attrs.get(stored.WORKLOAD), attrs.get(stored.OPTIMIZER_LABEL))
+            is_grid = stored.is_ours(attrs) and stored.stored_experiment(attrs).is_grid
+            if notes and is_grid and group in by_grid:
+                save_grid_note(study, by_grid[group], page.absolute())
+            elif stored.is_ours(attrs) and group in by_group and not is_grid:
+                save_verdict_note(
+                    study, by_group[group], page.absolute()
+                )  # not resolved: report/ is a link to each new copy
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         upload_report_files(every, page.parent, artifact_dir)

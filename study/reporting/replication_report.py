@@ -37,7 +37,7 @@ class Measured:
 def _by_workload(studies: Sequence[optuna.Study]) -> dict[str, list[optuna.Study]]:
     groups: dict[str, list[optuna.Study]] = {}
     for study in studies:
-        groups.setdefault(study.user_attrs[stored.WORKLOAD], []).append(study)
+        groups.setdefault(stored.attrs_of(study)[stored.WORKLOAD], []).append(study)
     return groups
 
 
@@ -169,7 +169,8 @@ def write_replication(
 ) -> Path:
     """Judge the claim, write its four files into ``out``; return the .md."""
     made_by = provenance_line(command, started)
-    measured = (_trained if chosen.trains else MEASURE[chosen.test])(chosen, studies)
+    with stored.decoded_once():
+        measured = (_trained if chosen.trains else MEASURE[chosen.test])(chosen, studies)
     outcome = measured.outcome
     lines = [
         f"# {chosen.name}: {outcome.verdict}", "", f"**Claim** ({chosen.paper}): {chosen.claim}.", "",

@@ -83,8 +83,8 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     ``margin`` of equivalence, by default the workload's. Every tuning run (``--repeats``) of
     every family makes the tables and verdicts; the first run's configuration, its curves."""
     every = studies
-    studies = [study for study in every if not stored.stored_experiment(study.user_attrs).repeat]
-    attrs = studies[0].user_attrs
+    studies = [study for study in every if not stored.stored_experiment(stored.attrs_of(study)).repeat]
+    attrs = stored.attrs_of(studies[0])
     first, metric, facts = (
         stored.stored_experiment(attrs),
         stored.stored_metric(attrs),
@@ -96,7 +96,7 @@ def build_section(studies: Sequence[optuna.Study], margin: float | None = None) 
     trials = analysis.trials_frame(every)
     pairwise = analysis.pairwise_table(reevaluation, metric, margin)
     hyperparameters = {
-        stored.stored_experiment(study.user_attrs).family: record.params
+        stored.stored_experiment(stored.attrs_of(study)).family: record.params
         for study in studies
         if (record := stored_reevaluation(study))
     }
@@ -151,7 +151,7 @@ def group_studies(studies: Sequence[optuna.Study]) -> dict[tuple[str, str, str],
     writers' studies are left out. One stored by an earlier version of the project is a ``UsageError``."""
     groups: dict[tuple[str, str, str], list[optuna.Study]] = {}
     for study in sorted(studies, key=lambda s: s.study_name):
-        attrs = study.user_attrs
+        attrs = stored.attrs_of(study)
         if not stored.is_ours(attrs):
             continue
         if missing := stored.missing_attrs(attrs):

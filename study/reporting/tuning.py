@@ -51,7 +51,7 @@ def range_edges_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     for study in studies:
         if (record := stored_reevaluation(study)) is None:
             continue
-        experiment = stored.stored_experiment(study.user_attrs)
+        experiment = stored.stored_experiment(stored.attrs_of(study))
         best = study.get_trials(deepcopy=False)[record.trial]
         for param, value in record.params.items():
             distribution = best.distributions[param]
@@ -183,7 +183,7 @@ def pruning_replay_frame(studies: Iterable[optuna.Study], population: int, top: 
     top_stopped, stopped_share."""
     rows = []
     for study in studies:
-        attrs = study.user_attrs  # a deep copy on every access: read it once
+        attrs = stored.attrs_of(study)
         experiment, metric = stored.stored_experiment(attrs), stored.stored_metric(attrs)
         trials = study.get_trials(deepcopy=False)
         stopped = replay_median_pruner(trials, study.direction, experiment.epochs, population)

@@ -699,3 +699,31 @@ def test_a_trial_no_sweep_could_have_stored_is_one_line_not_a_crash(
     journal.write_text("".join(json.dumps(r) + "\n" for r in records))
     code, _, err = run_cli("report", "--out", str(out), "--seeds", "2")
     assert code == 2 and err.count("\n") == 1 and "holds a trial this project did not write" in err, err
+
+
+def test_the_report_decodes_each_studys_attributes_once(swept: Path, run_cli, monkeypatch) -> None:
+    """Optuna deep-copies a study's user attributes on every read; the report stage reads each
+    study's once (``stored.decoded_once``), however many tables and figures use them."""
+    import optuna
+
+    from study.reporting import publish as publish_module
+
+    reads: list[str] = []
+    plain = optuna.Study.user_attrs
+
+    def counted(study: optuna.Study) -> dict:
+        reads.append(study.study_name)
+        return plain.fget(study)
+
+    publish = publish_module.publish
+
+    def counting_publish(*args, **kwargs):
+        reads.clear()  # the evaluation stage before it reads on its own
+        with monkeypatch.context() as patch:
+            patch.setattr(optuna.Study, "user_attrs", property(counted))
+            return publish(*args, **kwargs)
+
+    monkeypatch.setattr(publish_module, "publish", counting_publish)
+    code, _, err = run_cli("report", "--out", str(swept), "--seeds", "3")
+    assert code == 0, err
+    assert reads and max(reads.count(name) for name in set(reads)) == 1, sorted(reads)
