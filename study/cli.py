@@ -225,6 +225,11 @@ def data_directory(text: str) -> Path:
     return Path(text)
 
 
+DEFAULT_POPULATION = 32
+"""Trials trained together in one batched pass, unless ``--population`` says otherwise (measured
+in results/PERFORMANCE.md)."""
+
+
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--threads``, as every command that trains takes them."""
     parser.add_argument(
@@ -233,11 +238,43 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="where to train (default auto: a CUDA GPU if there is one, else the CPU)",
     )
+    add_threads_argument(parser)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=thread_count,
         default=1,
         help="PyTorch threads (default 1; numbers are identical only for the same count)",
+    )
+
+
+def add_population_argument(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    parser.add_argument(
+        "--population",
+        type=positive_int,
+        default=DEFAULT_POPULATION,
+        help=help_text
+        or f"trials trained together in one batched pass (default {DEFAULT_POPULATION}; 1 = one at a time)",
+    )
+
+
+def add_workload_argument(
+    parser: argparse.ArgumentParser,
+    *,
+    several: bool = False,
+    default: str | None = "digits",
+    help_text: str = "",
+) -> None:
+    """``--workload``: one (``one_workload``) or a comma list (``workload_list``), by name."""
+    parser.add_argument(
+        "--workload",
+        type=workload_list if several else one_workload,
+        default=default,  # a string: argparse passes it through the type
+        help=help_text
+        or f"data + model (default {default}): {', '.join(WORKLOADS)}, or package.module:NAME for your own"
+        + ("; a comma list sweeps each in turn into one storage" if several else ""),
     )
 
 
@@ -269,13 +306,7 @@ def check_precision(precision: str, device: str) -> None:
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, *, several_workloads: bool = False) -> None:
     """The settings shared by every command that trains: what, how long, which seed."""
-    parser.add_argument(
-        "--workload",
-        type=workload_list if several_workloads else one_workload,
-        default="digits",  # a string: argparse passes it through the type
-        help=f"data + model (default digits): {', '.join(WORKLOADS)}, or package.module:NAME for your own"
-        + ("; a comma list sweeps each in turn into one storage" if several_workloads else ""),
-    )
+    add_workload_argument(parser, several=several_workloads)
     parser.add_argument(
         "--optimizer",
         choices=list(OPTIMIZERS),

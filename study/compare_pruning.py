@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from study.cli import ArgumentParser, positive_int, run_main
+from study.cli import DEFAULT_POPULATION, ArgumentParser, add_population_argument, run_main
 from study.errors import UsageError
 
 EQUAL_COMPUTE = 0.05
@@ -36,9 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--unpruned", type=Path, required=True, help="OUT of the same sweep with --pruner none"
     )
-    parser.add_argument(
-        "--population", type=positive_int, default=32, help="the sweeps' --population (default 32)"
-    )
+    add_population_argument(parser, f"the sweeps' --population (default {DEFAULT_POPULATION})")
     args = parser.parse_args(argv)
     from study.reporting.tuning import epochs_trained, pruning_replay_frame
 

@@ -11,14 +11,19 @@ from pathlib import Path
 
 from objectives.optim.optimizers import OPTIMIZERS
 from objectives.workloads.registry import load_splits
-from study.cli import ArgumentParser, add_data_arguments, one_workload, out_directory, run_main, thread_count
+from study.cli import (
+    ArgumentParser,
+    add_data_arguments,
+    add_threads_argument,
+    add_workload_argument,
+    out_directory,
+    run_main,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.lr_find", description=__doc__)
-    parser.add_argument(
-        "--workload", type=one_workload, default="digits", help="a built-in workload, or package.module:NAME"
-    )
+    add_workload_argument(parser)
     parser.add_argument(
         "--optimizer", choices=list(OPTIMIZERS), help="default: the workload's (sgd; adamw for shakespeare)"
     )
@@ -26,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out", type=out_directory, default=Path("results"), help="the plot goes to OUT/lr_find/"
     )
     add_data_arguments(parser)
-    parser.add_argument("--threads", type=thread_count, default=1, help="PyTorch threads (default 1)")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     load_splits(args.workload, args.seed, args.data_dir)  # cached; a bad file is said before torch loads
     import torch

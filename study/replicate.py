@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING
 from objectives.experiment import Experiment, make_experiment
 from objectives.workloads.registry import Splits, Workload, load_splits
 from study.cli import (
+    DEFAULT_POPULATION,
     ArgumentParser,
     add_data_arguments,
     add_device_arguments,
     add_jobs_argument,
+    add_workload_argument,
     check_device,
     one_of,
     out_directory,
@@ -40,9 +42,6 @@ from study.replications import REPLICATIONS, Arm, Replication
 if TYPE_CHECKING:
     import optuna
 
-POPULATION = 32
-"""Grid points trained together, as ``study.run``'s default."""
-
 SUITE_STORAGE = Path("results", "standard", "optuna.journal.xz")
 """The published suite's storage, which the reading claims take by default (read-only)."""
 
@@ -52,9 +51,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "replication", type=one_of(REPLICATIONS, "replication"), help=f"one of: {', '.join(REPLICATIONS)}"
     )
-    parser.add_argument(
-        "--workload", type=workload_list,
-        help="the claim on other workloads (comma list; a claim that trains takes one): default the claim's",
+    add_workload_argument(
+        parser, several=True, default=None,
+        help_text="the claim on other workloads (comma list; a claim that trains takes one): default the claim's",
     )  # fmt: skip
     parser.add_argument(
         "--selection-seeds", type=positive_int, help="seeds per grid point (default: the claim's)"
@@ -130,7 +129,7 @@ def _train(args: argparse.Namespace, replication: Replication) -> list[optuna.St
     studies = []
     for epochs in replication.epochs or (workload.epochs,):
         spec = storage_of(args, replication, epochs)
-        settings = SweepSettings(spec, None, 0, "none", POPULATION, args.device, args.threads)
+        settings = SweepSettings(spec, None, 0, "none", DEFAULT_POPULATION, args.device, args.threads)
         arms = [
             arm_experiment(arm, workload, epochs, args.seed, replication.selection_seeds)
             for arm in replication.arms

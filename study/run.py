@@ -28,6 +28,7 @@ from study.cli import (
     add_jobs_argument,
     add_margin_argument,
     add_output_arguments,
+    add_population_argument,
     check_device,
     check_precision,
     evaluate_and_report,
@@ -60,9 +61,6 @@ DEFAULT_PROTOCOL = "both"
 """The grid's answer, and beside it what a tuning budget buys and how much of it is luck."""
 DEFAULT_SELECTION_SEEDS = 3
 """Grid protocol: each grid point's mean over 3 seeds chooses the family's LR."""
-
-DEFAULT_POPULATION = 32
-"""Trials trained together by default; measured in results/PERFORMANCE.md."""
 
 
 def family_list(text: str) -> list[str]:
@@ -157,12 +155,7 @@ def build_parser() -> ArgumentParser:
         help="stop trials early (default none: the median pruner stopped 15%% of the unpruned sweeps' five best "
         "configurations per family, unevenly, and changed 2 of 17 mnist1d verdicts; README, How a verdict is reached)",
     )
-    parser.add_argument(
-        "--population",
-        type=positive_int,
-        default=DEFAULT_POPULATION,
-        help=f"trials trained together in one batched pass (default {DEFAULT_POPULATION}; 1 = one at a time)",
-    )
+    add_population_argument(parser)
     parser.add_argument(
         "--lr-range",
         choices=["default", "auto"],

@@ -37,7 +37,14 @@ from objectives.optim.optimizers import get_optimizer
 from objectives.stored import BASE_LR, stored_curve
 from objectives.workloads.registry import Splits, Workload, load_splits
 from study.bench.counting import count, matmul_flops_per_second
-from study.cli import ArgumentParser, one_workload, positive_int, run_main
+from study.cli import (
+    ArgumentParser,
+    add_population_argument,
+    add_threads_argument,
+    add_workload_argument,
+    positive_int,
+    run_main,
+)
 from study.storage.backends import open_storage
 from study.sweep.top_up import run_sweep
 
@@ -137,10 +144,10 @@ def one_population_epoch(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.bench.loop", description=__doc__)
-    parser.add_argument("--workload", type=one_workload, default="digits")
+    add_workload_argument(parser)
     parser.add_argument("--trials", type=positive_int, default=64, help="trials per way (default 64)")
-    parser.add_argument("--population", type=positive_int, default=32)
-    parser.add_argument("--threads", type=positive_int, default=1)
+    add_population_argument(parser)
+    add_threads_argument(parser)
     parser.add_argument(
         "--pruner", choices=["median", "none"], default="median", help="every way alike (default median)"
     )

@@ -32,9 +32,10 @@ from study.bench.loop import timed
 from study.cli import (
     ArgumentParser,
     add_data_arguments,
+    add_threads_argument,
+    add_workload_argument,
     check_device,
     check_precision,
-    one_workload,
     positive_int,
     run_main,
 )
@@ -88,14 +89,14 @@ def _precisions(text: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.bench.population", description=__doc__)
-    parser.add_argument("--workload", type=one_workload, default="digits")
+    add_workload_argument(parser)
     parser.add_argument("--populations", type=_sizes, default=[1, 8, 32], help="comma list (default 1,8,32)")
     parser.add_argument("--epochs", type=positive_int, default=2, help="epochs per population (default 2)")
     parser.add_argument(
         "--precision", type=_precisions, default=["fp32"], help="comma list of fp32, bf16 (default fp32)"
     )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--threads", type=positive_int, default=1)
+    add_threads_argument(parser)
     add_data_arguments(parser)
     args = parser.parse_args(argv)
     check_device(args.device)

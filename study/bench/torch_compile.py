@@ -20,7 +20,13 @@ from torch.func import stack_module_state
 from objectives.engine.stacked_forward import stacked_forwards
 from objectives.engine.training import member_losses
 from objectives.workloads.registry import Workload
-from study.cli import ArgumentParser, one_workload, positive_int, run_main
+from study.cli import (
+    ArgumentParser,
+    add_population_argument,
+    add_workload_argument,
+    positive_int,
+    run_main,
+)
 
 Step = Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
@@ -59,8 +65,8 @@ def seconds_of_first_call(step: Step, inputs: tuple) -> float:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m study.bench.torch_compile", description=__doc__)
-    parser.add_argument("--workload", type=one_workload, default="digits")
-    parser.add_argument("--population", type=positive_int, default=32)
+    add_workload_argument(parser)
+    add_population_argument(parser)
     parser.add_argument("--repeats", type=positive_int, default=300, help="steps timed per way (default 300)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
