@@ -161,7 +161,7 @@ def bound_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
         for seed, run in zip(record.seeds, record.runs):
             rows.append({"workload": experiment.workload, "family": experiment.family, "bound": bound.best,
                          "bound_lr": bound.best_gamma, "lr": record.base_lr, "seed": seed,
-                         "test_metric": run["test_metric"]})  # fmt: skip
+                         "test_metric": run.test_metric})  # fmt: skip
     return pd.DataFrame(rows)
 
 
