@@ -4,6 +4,7 @@ stays within 5%), and the command end to end on built-in data."""
 
 from __future__ import annotations
 
+import lzma
 import re
 from pathlib import Path
 
@@ -262,3 +263,28 @@ def test_decay_to_zero_runs_at_the_tokens_per_parameter_its_setting_says() -> No
     claim = REPLICATIONS["decay-to-zero"]
     counted = _tokens_per_parameter(claim, [])["tokens_per_parameter"].round().astype(int).tolist()
     assert f"about {counted[0]}, {counted[1]} and {counted[2]} tokens per parameter" in claim.setting
+
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+PUBLISHED_CLAIMS = Path(__file__).resolve().parents[2] / "results" / "replications"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name, claim in REPLICATIONS.items() if claim.trains])
+def test_a_published_claim_rebuilds_from_its_archived_journals_without_training(
+    name: str, tmp_path: Path, run_cli
+) -> None:
+    """The committed ``optuna*.journal.xz`` beside each trained claim's page, decompressed, give
+    the same command nothing to train and the published tables again (all but the provenance line)."""
+    if not (SHARED_DATA / "tinyshakespeare").is_dir():
+        pytest.skip(f"{SHARED_DATA / 'tinyshakespeare'} is absent (CI has it)")
+    archives = sorted((PUBLISHED_CLAIMS / name).glob("optuna*.journal.xz"))
+    assert archives, f"{name}: no archived journal committed beside its page"
+    for archive in archives:
+        (tmp_path / archive.name.removesuffix(".xz")).write_bytes(lzma.decompress(archive.read_bytes()))
+    code, _, err = run_cli("replicate", name, "--data-dir", str(SHARED_DATA), "--out", str(tmp_path))
+    assert code == 0, err
+    assert "re-evaluating" not in err
+    for table in (f"{name}.csv", f"{name}-runs.csv"):
+        published = (PUBLISHED_CLAIMS / name / table).read_text().split("\n", 1)[1]
+        assert (tmp_path / table).read_text().split("\n", 1)[1] == published, table
