@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages import JournalStorage
 
@@ -123,6 +124,28 @@ def _database_errors(url: str) -> Iterator[None]:
         raise UsageError(f"cannot open storage {url!r}: {reason}") from None
 
 
+FROZEN_TRANSACTION_S = 30
+"""A worker inside a PostgreSQL transaction this long is frozen (stopped, its machine paused):
+the server ends its session, so the rows it locked do not hold its peers (Optuna's transactions
+take milliseconds). Without it a peer that fails the frozen worker's trial waits on its lock for
+as long as the worker stays stopped."""
+
+
+def _engine_kwargs(url: str) -> dict[str, object]:
+    """What every connection of a worker sets: on PostgreSQL, the end of a frozen transaction."""
+    if sqlalchemy.engine.make_url(url).get_backend_name() != "postgresql":
+        return {}
+    timeout_ms = FROZEN_TRANSACTION_S * 1000
+    return {"connect_args": {"options": f"-c idle_in_transaction_session_timeout={timeout_ms}"}}
+
+
+def session_lost(error: BaseException) -> bool:
+    """Whether a storage error is this worker's database session having ended under it (the
+    server ended a frozen transaction, or the connection dropped): the next call reconnects."""
+    cause = error.__cause__
+    return isinstance(cause, sqlalchemy.exc.DBAPIError) and bool(cause.connection_invalidated)
+
+
 SCHEMA_ATTEMPTS = 5
 
 
@@ -134,7 +157,9 @@ def _create_schema_once(url: str, heartbeat: int | None) -> optuna.storages.RDBS
     while True:
         try:
             with allow_experimental():
-                return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace)
+                return optuna.storages.RDBStorage(
+                    url, _engine_kwargs(url), heartbeat_interval=heartbeat, grace_period=grace
+                )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             if attempt == SCHEMA_ATTEMPTS:
                 raise

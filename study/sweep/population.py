@@ -31,7 +31,7 @@ from objectives.seeds import sampler_seed, trial_seed
 from objectives.stored import ERROR, INTERRUPTED, WORKER, counts_as_finished
 from objectives.workloads.registry import Splits, Workload
 from study.errors import RunStopped
-from study.storage.backends import held_tells, held_writes
+from study.storage.backends import held_tells, held_writes, session_lost
 from study.sweep.grid import grid_sampler
 from study.sweep.workers import heartbeat, record_heartbeat, this_worker
 
@@ -188,6 +188,14 @@ class Population:
             yield judge
 
 
+def taken_over(error: Exception) -> bool:
+    """Whether a storage error says peers took this worker's trials while it was stopped: a trial
+    already finished, or the session the server ended inside a frozen transaction."""
+    if isinstance(error, UpdateFinishedTrialError):
+        return True
+    return isinstance(error, optuna.exceptions.StorageInternalError) and session_lost(error)
+
+
 def run_population(
     storage: optuna.storages.BaseStorage, study: optuna.Study, experiment: Experiment,
     workload: Workload, data: Splits, *, size: int, trials_wanted: int, device: str,
@@ -202,10 +210,10 @@ def run_population(
     except KeyboardInterrupt:
         population.interrupt()
         raise
-    except UpdateFinishedTrialError:
-        population.give_up()
-        return
     except Exception as error:  # training broke for the whole batch: stop, and redo it later
+        if taken_over(error):
+            population.give_up()
+            return
         if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             raise  # the storage's disk is full: not the batch's fault (the command says so)
         raise population.stop_run(error) from error
@@ -214,5 +222,7 @@ def run_population(
     except KeyboardInterrupt:
         population.interrupt()
         raise
-    except UpdateFinishedTrialError:
+    except Exception as error:
+        if not taken_over(error):
+            raise
         population.give_up()

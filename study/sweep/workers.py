@@ -25,7 +25,7 @@ from optuna.storages import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from objectives.stored import BEAT, INTERRUPTED, Worker
-from study.storage.backends import allow_experimental
+from study.storage.backends import allow_experimental, session_lost
 
 
 def process_start(pid: int) -> str | None:
@@ -169,8 +169,14 @@ def heartbeat(
     def beat() -> None:
         while not stop.wait(interval):
             for trial_id in trial_ids:
-                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                try:
                     _beat(storage, trial_id)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    pass  # told, or failed by a peer: it beats no more
+                except optuna.exceptions.StorageInternalError as error:
+                    if not session_lost(error):
+                        raise
+                    # a beat lost with the session (stopped inside it): the next one reconnects
 
     thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
     thread.start()

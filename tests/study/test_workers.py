@@ -167,7 +167,9 @@ def test_a_worker_paused_past_its_heartbeat_drops_the_trials_peers_redid(
         if all(trials[n].state == TrialState.FAIL for n in held):
             break
         time.sleep(0.1)
+    taken = all(trials[n].state == TrialState.FAIL for n in held)  # not waited out: stopped mid-commit too
     paused.send_signal(signal.SIGCONT)
+    assert taken, "the peer never took over the stopped worker's trials"
     _finish([peer])
     _, err = paused.communicate(timeout=300)
     assert paused.returncode == 0 and "Traceback" not in err, err
@@ -176,3 +178,43 @@ def test_a_worker_paused_past_its_heartbeat_drops_the_trials_peers_redid(
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert 12 <= sum(map(counts_as_finished, trials)) <= 13
     assert all(trials[n].state == TrialState.FAIL and not counts_as_finished(trials[n]) for n in held)
+
+
+def test_a_worker_frozen_inside_a_transaction_holds_its_peers_only_until_the_server_ends_it(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stopped between a statement and its commit (seen in the test above, 1 run in 5)
+    holds its trial's row lock. PostgreSQL ends that session after ``FROZEN_TRANSACTION_S``, so a
+    peer failing the trial waits that long, not for as long as the worker stays stopped."""
+    import threading
+
+    import optuna
+    import sqlalchemy
+
+    from study.storage import backends
+
+    monkeypatch.setattr(backends, "FROZEN_TRANSACTION_S", 2)
+    frozen = open_storage(postgres_url)
+    study = optuna.create_study(storage=frozen, study_name="frozen")
+    number = study.ask().number
+    trial_id = frozen.get_trial_id_from_study_id_trial_number(frozen.get_study_id_from_name("frozen"), number)
+    held = frozen.engine.connect()  # a statement run, its commit never sent: as SIGSTOP leaves it
+    held.execute(
+        sqlalchemy.text("SELECT trial_id FROM trials WHERE trial_id = :id FOR UPDATE"), {"id": trial_id}
+    )
+    peer = open_storage(postgres_url)
+    failing = threading.Thread(
+        target=peer.set_trial_state_values, args=(trial_id, TrialState.FAIL), daemon=True
+    )
+    started = time.monotonic()
+    failing.start()
+    failing.join(timeout=30)
+    waited = time.monotonic() - started
+    assert not failing.is_alive(), "the peer still waits on the frozen worker's lock"
+    assert 1 < waited < 15 and peer.get_trial(trial_id).state == TrialState.FAIL
+    with pytest.raises(sqlalchemy.exc.DBAPIError) as ended:  # resumed, its session is gone
+        held.execute(sqlalchemy.text("SELECT 1"))
+    lost = optuna.exceptions.StorageInternalError("as Optuna wraps it")
+    lost.__cause__ = ended.value
+    assert backends.session_lost(lost), "the resumed worker would stop instead of dropping its trials"
+    assert frozen.get_trial(trial_id).state == TrialState.FAIL  # and its storage works again
