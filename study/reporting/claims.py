@@ -106,8 +106,8 @@ def robustness_frame(studies: Sequence[optuna.Study]) -> pd.DataFrame:
     that LR; with whether the family's schedule decays."""
     rows = []
     for study in studies:
-        experiment = stored.stored_experiment(stored.attrs_of(study))
-        metric = stored.stored_metric(stored.attrs_of(study))
+        attrs = stored.attrs_of(study)
+        experiment, metric = stored.stored_experiment(attrs), stored.stored_metric(attrs)
         record = stored_reevaluation(study)
         if not has_fixed_schedule(experiment.family) or record is None:
             continue

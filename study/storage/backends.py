@@ -139,11 +139,17 @@ def _engine_kwargs(url: str) -> dict[str, object]:
     return {"connect_args": {"options": f"-c idle_in_transaction_session_timeout={timeout_ms}"}}
 
 
+IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
+"""PostgreSQL's SQLSTATE for a session it ended after ``FROZEN_TRANSACTION_S`` in a transaction."""
+
+
 def session_lost(error: BaseException) -> bool:
-    """Whether a storage error is this worker's database session having ended under it (the
-    server ended a frozen transaction, or the connection dropped): the next call reconnects."""
+    """Whether a storage error is this worker's session having been ended by the server inside
+    a frozen transaction (the next call reconnects). A database that is down is not this."""
     cause = error.__cause__
-    return isinstance(cause, sqlalchemy.exc.DBAPIError) and bool(cause.connection_invalidated)
+    return isinstance(cause, sqlalchemy.exc.DBAPIError) and (
+        getattr(cause.orig, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT
+    )
 
 
 SCHEMA_ATTEMPTS = 5

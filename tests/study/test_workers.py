@@ -217,4 +217,9 @@ def test_a_worker_frozen_inside_a_transaction_holds_its_peers_only_until_the_ser
     lost = optuna.exceptions.StorageInternalError("as Optuna wraps it")
     lost.__cause__ = ended.value
     assert backends.session_lost(lost), "the resumed worker would stop instead of dropping its trials"
+    down = optuna.exceptions.StorageInternalError("a database that went away")
+    down.__cause__ = sqlalchemy.exc.OperationalError(
+        "SELECT 1", {}, OSError("refused"), connection_invalidated=True
+    )
+    assert not backends.session_lost(down), "an outage is not a peer taking over"
     assert frozen.get_trial(trial_id).state == TrialState.FAIL  # and its storage works again
